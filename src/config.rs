@@ -1,0 +1,86 @@
+//! [`RegistryConfig`]: the limits and grace periods of one registry.
+
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// The settings of one registry. Start from [`RegistryConfig::default`] and
+/// change what you need:
+///
+/// ```
+/// use std::time::Duration;
+/// use procward::RegistryConfig;
+///
+/// let config = RegistryConfig::default()
+///     .max_handles(256)
+///     .drain_grace(Duration::from_millis(250));
+/// assert_eq!(config.max_handles, 256);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RegistryConfig {
+    /// How many handles (running or finished) the registry keeps before a
+    /// spawn evicts one. Default 64; at least 1.
+    pub max_handles: usize,
+    /// How long, after the spawned process exits, to keep reading output
+    /// that its descendants still write before killing what is left of its
+    /// process group. Default 1 s.
+    pub drain_grace: Duration,
+    /// The per-stream capture cap in bytes, unless a spawn sets its own.
+    /// Default 16 MiB; at least 1.
+    pub output_cap: usize,
+    /// For a kill with a signal other than `SIGKILL` and no grace of its
+    /// own: how long to wait before `SIGKILL`. Default 5 s.
+    pub kill_grace: Duration,
+}
+
+/// The default capture cap per stream: 16 MiB.
+pub const DEFAULT_OUTPUT_CAP: usize = 16 * 1024 * 1024;
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            max_handles: 64,
+            drain_grace: Duration::from_secs(1),
+            output_cap: DEFAULT_OUTPUT_CAP,
+            kill_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RegistryConfig {
+    /// Sets [`max_handles`](Self::max_handles).
+    pub fn max_handles(mut self, max: usize) -> Self {
+        self.max_handles = max;
+        self
+    }
+
+    /// Sets [`drain_grace`](Self::drain_grace).
+    pub fn drain_grace(mut self, grace: Duration) -> Self {
+        self.drain_grace = grace;
+        self
+    }
+
+    /// Sets [`output_cap`](Self::output_cap).
+    pub fn output_cap(mut self, bytes: usize) -> Self {
+        self.output_cap = bytes;
+        self
+    }
+
+    /// Sets [`kill_grace`](Self::kill_grace).
+    pub fn kill_grace(mut self, grace: Duration) -> Self {
+        self.kill_grace = grace;
+        self
+    }
+
+    /// Checks the settings: `max_handles` and `output_cap` above zero.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.max_handles == 0 {
+            return Err(Error::invalid("max_handles must be at least 1"));
+        }
+        if self.output_cap == 0 {
+            return Err(Error::invalid("output_cap must be at least 1"));
+        }
+        Ok(())
+    }
+}

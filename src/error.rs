@@ -1,0 +1,98 @@
+//! The one error type of procward: what went wrong, and with what.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::messages::HandleId;
+
+/// Everything that can go wrong when asking procward to do something.
+///
+/// Per-request failures (a bad request, a program that does not exist, an
+/// unknown handle) come back to the caller as this error; they never stop the
+/// registry. OS errors are kept as the [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request was rejected before anything was started: an empty argv,
+    /// a NUL byte in an argument, a zero timeout, an unknown signal, ...
+    #[error("invalid request: {reason}")]
+    InvalidRequest {
+        /// What is wrong with the request, naming the field.
+        reason: String,
+    },
+
+    /// The OS refused to start the program (it does not exist, is not
+    /// executable, the working directory is missing, ...).
+    #[error("failed to start `{program}`{}: {source}", cwd_suffix(.cwd))]
+    Spawn {
+        /// The program that was to be started (`/bin/sh` for shell commands).
+        program: String,
+        /// The working directory that was asked for, if any.
+        cwd: Option<PathBuf>,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// No handle with this id is known to the registry: it never existed, it
+    /// was released, or it was evicted to keep the registry under its cap.
+    #[error("unknown handle `{0}`")]
+    UnknownHandle(HandleId),
+
+    /// A string that is not a procward handle id (`psh-<pid hex>-<n>`).
+    #[error("malformed handle id `{0}`: expected psh-<pid hex>-<n>")]
+    MalformedHandle(String),
+
+    /// The registry actor is not running (it was stopped, or its supervisor
+    /// stopped it), so the request could not be delivered.
+    #[error("the registry is not running: {reason}")]
+    RegistryUnavailable {
+        /// Why the request could not be delivered.
+        reason: String,
+    },
+
+    /// The actor holding the request stopped before it answered. The
+    /// process it owned has been killed.
+    #[error("the actor handling `{operation}` stopped before answering")]
+    NoReply {
+        /// The operation that went unanswered (`spawn`, `poll`, ...).
+        operation: &'static str,
+    },
+
+    /// An OS call that procward needs failed.
+    #[error("{operation} failed: {source}")]
+    Os {
+        /// What procward was doing.
+        operation: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A ractor actor could not be started.
+    #[error("could not start the {actor} actor: {reason}")]
+    ActorStart {
+        /// Which actor (`registry` or `process`).
+        actor: &'static str,
+        /// The reason ractor gave.
+        reason: String,
+    },
+}
+
+fn cwd_suffix(cwd: &Option<PathBuf>) -> String {
+    match cwd {
+        Some(dir) => format!(" in `{}`", dir.display()),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    pub(crate) fn invalid(reason: impl Into<String>) -> Self {
+        Error::InvalidRequest {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// `Result` with procward's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

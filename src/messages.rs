@@ -1,0 +1,20 @@
+//! The typed messages of procward's actors and the plain data they carry.
+//!
+//! [`RegistryMsg`] is what a ractor user sends to the registry (with
+//! `call!`/`call_t!`); [`ProcessMsg`] is what the registry forwards to the
+//! actor that owns one process. Every payload here except the reply ports
+//! and the crate-private event types is plain data that derives `serde`'s
+//! `Serialize` and `Deserialize`.
+
+mod handle_id;
+mod process;
+mod registry;
+mod snapshot;
+mod spawn;
+
+pub use handle_id::HandleId;
+pub(crate) use process::{Event, Stream};
+pub use process::{ProcessEvent, ProcessMsg};
+pub use registry::{ProcessFinished, RegistryMsg};
+pub use snapshot::{HandleSummary, Snapshot, Status, StreamOutput, WaitOutcome};
+pub use spawn::{Command, KillRequest, SHELL, SIGKILL, SIGTERM, SpawnRequest};

@@ -1,0 +1,80 @@
+//! [`ProcessMsg`]: what one process actor answers, and the events its own
+//! tasks send it.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ractor::RpcReplyPort;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::{KillRequest, Snapshot, WaitOutcome};
+use crate::error::Result;
+
+/// A message to the actor that owns one OS process.
+///
+/// The registry forwards requests here with the caller's reply port, so the
+/// reply types match [`RegistryMsg`](super::RegistryMsg)'s.
+#[derive(Debug)]
+pub enum ProcessMsg {
+    /// A snapshot now; never waits.
+    Poll(RpcReplyPort<Result<Snapshot>>),
+    /// Answers when terminal, or when the timeout passes first.
+    Wait(Option<Duration>, RpcReplyPort<Result<WaitOutcome>>),
+    /// Kills the process tree; answers once the handle is terminal.
+    Kill(KillRequest, RpcReplyPort<Result<Snapshot>>),
+    /// Sent by the actor's own reader, watcher and timer tasks. It cannot be
+    /// built outside procward.
+    Event(ProcessEvent),
+}
+
+/// An event from one of a process actor's own tasks.
+#[derive(Debug)]
+pub struct ProcessEvent(pub(crate) Event);
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// Bytes read from a pipe. The permit bounds how many chunks a reader
+    /// may have in flight; it is released when the actor has stored them.
+    Output {
+        stream: Stream,
+        chunk: Bytes,
+        _permit: OwnedSemaphorePermit,
+    },
+    /// The pipe reached end of file (or failed, which ends capture too).
+    StreamClosed(Stream),
+    /// The direct child has exited; it is still unreaped (a zombie).
+    LeaderExited,
+    /// Watching for the child's exit failed; the actor cannot go on.
+    WatchFailed(io::Error),
+    /// The drain grace after the child's exit has passed.
+    DrainExpired,
+    /// The spawn-time timeout has passed.
+    TimeoutExpired,
+    /// The grace of a kill with a gentler signal has passed.
+    EscalateKill,
+    /// The timeout of the wait with this number has passed.
+    WaitExpired(u64),
+}
+
+impl From<Event> for ProcessMsg {
+    fn from(event: Event) -> Self {
+        ProcessMsg::Event(ProcessEvent(event))
+    }
+}

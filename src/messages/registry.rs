@@ -1,0 +1,63 @@
+//! [`RegistryMsg`]: what the registry actor answers.
+
+use std::time::Duration;
+
+use ractor::RpcReplyPort;
+
+use super::{HandleId, HandleSummary, KillRequest, Snapshot, SpawnRequest, WaitOutcome};
+use crate::error::Result;
+
+/// A message to the registry actor.
+///
+/// Every request carries its reply port last, so `call!` and `call_t!` work:
+///
+/// ```no_run
+/// # async fn demo(registry: ractor::ActorRef<procward::RegistryMsg>) -> Result<(), Box<dyn std::error::Error>> {
+/// use procward::{RegistryMsg, SpawnRequest};
+///
+/// let snap = ractor::call!(registry, RegistryMsg::Spawn, SpawnRequest::argv(["true"]))??;
+/// let done = ractor::call!(registry, RegistryMsg::Wait, snap.handle_id, None)??;
+/// assert_eq!(done.snapshot.exit_code, Some(0));
+/// # Ok(()) }
+/// ```
+///
+/// The registry never waits inside a handler: requests about a running
+/// process are forwarded, reply port and all, to that process's actor, so a
+/// pending `Wait` never delays a `Poll` or `Kill` sent after it. Requests
+/// about one handle are answered in the order they were sent.
+#[derive(Debug)]
+pub enum RegistryMsg {
+    /// Starts a process. Answers at once with its first snapshot (status
+    /// `running`). At the cap, the oldest terminal handle is evicted first;
+    /// when every handle is running, the oldest running one is killed and
+    /// evicted.
+    Spawn(SpawnRequest, RpcReplyPort<Result<Snapshot>>),
+    /// A snapshot of the handle now; never waits.
+    Poll(HandleId, RpcReplyPort<Result<Snapshot>>),
+    /// Answers when the handle is terminal, or when the optional timeout
+    /// passes first (then `timed_out` is set and the process keeps running).
+    Wait(
+        HandleId,
+        Option<Duration>,
+        RpcReplyPort<Result<WaitOutcome>>,
+    ),
+    /// Kills the process tree; answers with the terminal snapshot once the
+    /// handle is terminal. On a terminal handle it is a no-op that answers
+    /// with the real status.
+    Kill(HandleId, KillRequest, RpcReplyPort<Result<Snapshot>>),
+    /// Forgets the handle and frees its output, killing the tree first if it
+    /// is running (the answer comes after the tree is reaped). Answers
+    /// whether the handle was known.
+    Release(HandleId, RpcReplyPort<bool>),
+    /// Lists every handle, oldest first.
+    List(RpcReplyPort<Vec<HandleSummary>>),
+    /// Sent by a process actor when its handle turns terminal. It cannot be
+    /// built outside procward.
+    Finished(ProcessFinished),
+}
+
+/// A process actor's report that its handle is terminal.
+#[derive(Debug)]
+pub struct ProcessFinished {
+    pub(crate) snapshot: Snapshot,
+}

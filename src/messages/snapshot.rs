@@ -1,0 +1,143 @@
+//! What a caller sees of a process: [`Snapshot`], [`Status`] and captured output.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::HandleId;
+
+/// Where a process is in its life.
+///
+/// A handle starts `Running` and moves to exactly one terminal status, which
+/// never changes after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Status {
+    /// The process (or the output it left behind) is still live.
+    Running,
+    /// The process ended on its own: with an exit code, or by a signal that
+    /// procward did not send (see [`Snapshot::signal`]).
+    Exited,
+    /// procward killed the process tree: a kill request, a release, an
+    /// eviction, the registry stopping, or a failure of its process actor.
+    Killed,
+    /// The spawn-time timeout passed and procward killed the process tree.
+    TimedOut,
+}
+
+impl Status {
+    /// `true` for every status but `Running`.
+    pub fn is_terminal(self) -> bool {
+        self != Status::Running
+    }
+
+    /// The status as it is written in snapshots and logs (`timed_out`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Exited => "exited",
+            Status::Killed => "killed",
+            Status::TimedOut => "timed_out",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What was captured of one output stream (stdout or stderr).
+///
+/// When the child wrote more than the cap, the first half of the cap and the
+/// most recent half are kept and the middle is dropped: `bytes` is then the
+/// head followed directly by the tail, `truncated` is `true`, and
+/// `total_bytes - bytes.len()` bytes are missing between the two.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamOutput {
+    /// The bytes kept, exactly as the child wrote them. Cloning is cheap
+    /// (reference counted) whatever the size.
+    pub bytes: Bytes,
+    /// How many bytes the child wrote to the stream in all.
+    pub total_bytes: u64,
+    /// Whether bytes were dropped because the stream passed its cap.
+    pub truncated: bool,
+}
+
+impl StreamOutput {
+    /// The bytes as text; invalid UTF-8 becomes U+FFFD. Never fails.
+    pub fn text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.bytes)
+    }
+}
+
+/// A point-in-time view of one handle. Cheap to clone: the output is shared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The handle's id.
+    pub handle_id: HandleId,
+    /// The pid the process was given. After the handle is terminal the OS
+    /// may reuse it for an unrelated process.
+    pub pid: u32,
+    /// The command as displayed: the argv joined with spaces, or the shell
+    /// string.
+    pub command: Arc<str>,
+    /// Where the process is in its life.
+    pub status: Status,
+    /// When the process was started (UTC).
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// When the handle became terminal (UTC); `None` while running.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
+    /// The exit code, when the process exited normally; `None` while running
+    /// and when it was ended by a signal.
+    pub exit_code: Option<i32>,
+    /// The signal that ended the process, when one did (whoever sent it).
+    pub signal: Option<i32>,
+    /// Captured stdout, so far.
+    pub stdout: StreamOutput,
+    /// Captured stderr, so far.
+    pub stderr: StreamOutput,
+    /// Set when procward itself failed while supervising the process (its
+    /// process actor died); the process tree was killed. A caller should
+    /// treat the output as possibly incomplete.
+    pub failure: Option<String>,
+}
+
+impl Snapshot {
+    /// Whether the process is still live (status `running`).
+    pub fn running(&self) -> bool {
+        self.status == Status::Running
+    }
+}
+
+/// The answer to a wait.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitOutcome {
+    /// The terminal snapshot or, when `timed_out`, a running one.
+    pub snapshot: Snapshot,
+    /// The wait's own timeout passed first. The process was left running.
+    pub timed_out: bool,
+}
+
+/// One line of a registry listing: a handle without its output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandleSummary {
+    /// The handle's id.
+    pub handle_id: HandleId,
+    /// The pid the process was given.
+    pub pid: u32,
+    /// The command as displayed.
+    pub command: Arc<str>,
+    /// `running`, or the terminal status.
+    pub status: Status,
+    /// When the process was started (UTC).
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+}

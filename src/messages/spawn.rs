@@ -1,0 +1,299 @@
+//! What to start: [`SpawnRequest`] and its validation.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// The shell that runs [`Command::Shell`] commands.
+pub const SHELL: &str = "/bin/sh";
+
+/// The program to run: an argv, or a shell command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    /// Run `argv[0]` (looked up in `PATH` if it has no `/`) with the rest as
+    /// its arguments. No shell is involved, so nothing is expanded.
+    Argv(Vec<String>),
+    /// Run the string with `/bin/sh -c`.
+    Shell(String),
+}
+
+impl Command {
+    /// The command as displayed in snapshots: the argv joined with spaces,
+    /// or the shell string.
+    pub fn display(&self) -> String {
+        match self {
+            Command::Argv(argv) => argv.join(" "),
+            Command::Shell(line) => line.clone(),
+        }
+    }
+
+    /// The program the OS is asked to execute.
+    pub fn program(&self) -> &str {
+        match self {
+            Command::Argv(argv) => argv.first().map(String::as_str).unwrap_or(""),
+            Command::Shell(_) => SHELL,
+        }
+    }
+}
+
+/// A request to start one process.
+///
+/// Build it with [`SpawnRequest::argv`] or [`SpawnRequest::shell`] and the
+/// builder methods. stdin is always `/dev/null`; stdout and stderr are
+/// captured. The process is started in a new process group of its own, so
+/// that a kill reaches its whole tree.
+///
+/// ```
+/// use std::time::Duration;
+/// use procward::SpawnRequest;
+///
+/// let req = SpawnRequest::shell("echo $GREETING")
+///     .env("GREETING", "hi")
+///     .timeout(Duration::from_secs(5));
+/// assert!(req.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpawnRequest {
+    /// What to run.
+    pub command: Command,
+    /// Working directory; the registry's own when `None`.
+    pub cwd: Option<PathBuf>,
+    /// Variables to set, in order (a later one wins).
+    pub env: Vec<(String, String)>,
+    /// Start from an empty environment instead of inheriting ours.
+    pub clear_env: bool,
+    /// Kill the process tree if it is not terminal after this long; its
+    /// status is then `timed_out`. The time covers the output drain.
+    pub timeout: Option<Duration>,
+    /// Per-stream capture cap in bytes; the registry's default when `None`.
+    pub output_cap: Option<usize>,
+}
+
+impl SpawnRequest {
+    /// Runs `argv[0]` with `argv[1..]` as arguments, without a shell.
+    pub fn argv<I, S>(argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::new(Command::Argv(argv.into_iter().map(Into::into).collect()))
+    }
+
+    /// Runs `line` with `/bin/sh -c`.
+    pub fn shell(line: impl Into<String>) -> Self {
+        Self::new(Command::Shell(line.into()))
+    }
+
+    fn new(command: Command) -> Self {
+        SpawnRequest {
+            command,
+            cwd: None,
+            env: Vec::new(),
+            clear_env: false,
+            timeout: None,
+            output_cap: None,
+        }
+    }
+
+    /// Sets the working directory.
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Sets one environment variable (added to the inherited environment
+    /// unless [`clear_env`](Self::clear_env) is used).
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Starts from an empty environment: only the variables set with
+    /// [`env`](Self::env) are passed.
+    pub fn clear_env(mut self) -> Self {
+        self.clear_env = true;
+        self
+    }
+
+    /// Kills the process tree when it runs longer than `timeout` (must be
+    /// more than zero).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Caps each captured stream at `bytes` (see the crate docs on capture).
+    pub fn output_cap(mut self, bytes: usize) -> Self {
+        self.output_cap = Some(bytes);
+        self
+    }
+
+    /// The command as displayed in snapshots.
+    pub fn display(&self) -> String {
+        self.command.display()
+    }
+
+    /// Checks the request without starting anything: a non-empty argv and
+    /// program, no NUL byte anywhere, environment names that are non-empty
+    /// and have no `=`, and a timeout above zero.
+    ///
+    /// The registry calls this before every spawn; it is public so that a
+    /// caller can reject input early.
+    pub fn validate(&self) -> Result<(), Error> {
+        match &self.command {
+            Command::Argv(argv) => {
+                let Some(program) = argv.first() else {
+                    return Err(Error::invalid("argv is empty"));
+                };
+                if program.is_empty() {
+                    return Err(Error::invalid("argv[0] (the program) is empty"));
+                }
+                for (i, arg) in argv.iter().enumerate() {
+                    no_nul(arg, || format!("argv[{i}]"))?;
+                }
+            }
+            Command::Shell(line) => {
+                if line.trim().is_empty() {
+                    return Err(Error::invalid("the shell command is empty"));
+                }
+                no_nul(line, || "the shell command".to_owned())?;
+            }
+        }
+        if let Some(cwd) = &self.cwd {
+            if cwd.as_os_str().is_empty() {
+                return Err(Error::invalid("cwd is empty"));
+            }
+            if cwd.as_os_str().as_encoded_bytes().contains(&0) {
+                return Err(Error::invalid("cwd contains a NUL byte"));
+            }
+        }
+        for (key, value) in &self.env {
+            if key.is_empty() {
+                return Err(Error::invalid("an environment variable has an empty name"));
+            }
+            if key.contains('=') {
+                return Err(Error::invalid(format!(
+                    "environment variable name {key:?} contains `=`"
+                )));
+            }
+            no_nul(key, || format!("environment variable name {key:?}"))?;
+            no_nul(value, || {
+                format!("the value of environment variable {key:?}")
+            })?;
+        }
+        if self.timeout == Some(Duration::ZERO) {
+            return Err(Error::invalid("timeout must be more than zero"));
+        }
+        if self.output_cap == Some(0) {
+            return Err(Error::invalid("output_cap must be more than zero"));
+        }
+        Ok(())
+    }
+}
+
+fn no_nul(text: &str, what: impl FnOnce() -> String) -> Result<(), Error> {
+    if text.contains('\0') {
+        return Err(Error::invalid(format!("{} contains a NUL byte", what())));
+    }
+    Ok(())
+}
+
+/// How to kill a process tree.
+///
+/// The signal goes to the process group of the spawned process, so it
+/// reaches every descendant that stayed in that group. With a `grace`, the
+/// group gets `signal` first and `SIGKILL` when the process has not ended
+/// after `grace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KillRequest {
+    /// The signal number to send first (`SIGKILL`, 9, by default).
+    pub signal: i32,
+    /// How long to wait after `signal` before sending `SIGKILL`. Ignored
+    /// when `signal` is `SIGKILL`.
+    pub grace: Option<Duration>,
+}
+
+/// `SIGKILL`'s number on Linux.
+pub const SIGKILL: i32 = 9;
+/// `SIGTERM`'s number on Linux.
+pub const SIGTERM: i32 = 15;
+
+impl Default for KillRequest {
+    fn default() -> Self {
+        KillRequest {
+            signal: SIGKILL,
+            grace: None,
+        }
+    }
+}
+
+impl KillRequest {
+    /// `SIGTERM` first, then `SIGKILL` after `grace` if the process is
+    /// still running.
+    pub fn terminate(grace: Duration) -> Self {
+        KillRequest {
+            signal: SIGTERM,
+            grace: Some(grace),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(req: &SpawnRequest) -> String {
+        match req.validate() {
+            Err(Error::InvalidRequest { reason }) => reason,
+            other => panic!("expected InvalidRequest, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_plain_requests() {
+        assert!(SpawnRequest::argv(["true"]).validate().is_ok());
+        assert!(
+            SpawnRequest::shell("echo hi")
+                .env("A", "b")
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn rejects_empty_commands() {
+        assert!(reason(&SpawnRequest::argv(Vec::<String>::new())).contains("argv is empty"));
+        assert!(reason(&SpawnRequest::argv([""])).contains("argv[0]"));
+        assert!(reason(&SpawnRequest::shell("  ")).contains("shell command is empty"));
+    }
+
+    #[test]
+    fn rejects_nul_bytes_naming_the_field() {
+        assert!(reason(&SpawnRequest::argv(["echo", "a\0b"])).contains("argv[1]"));
+        assert!(reason(&SpawnRequest::shell("echo \0")).contains("shell command"));
+        assert!(reason(&SpawnRequest::argv(["true"]).env("K", "v\0")).contains("\"K\""));
+        assert!(reason(&SpawnRequest::argv(["true"]).cwd("/tm\0p")).contains("cwd"));
+    }
+
+    #[test]
+    fn rejects_bad_env_names_and_zero_limits() {
+        assert!(reason(&SpawnRequest::argv(["true"]).env("A=B", "v")).contains("`=`"));
+        assert!(reason(&SpawnRequest::argv(["true"]).env("", "v")).contains("empty name"));
+        let zero = SpawnRequest::argv(["true"]).timeout(Duration::ZERO);
+        assert!(reason(&zero).contains("timeout"));
+        assert!(reason(&SpawnRequest::argv(["true"]).output_cap(0)).contains("output_cap"));
+    }
+
+    #[test]
+    fn displays_the_command() {
+        assert_eq!(SpawnRequest::argv(["echo", "a", "b"]).display(), "echo a b");
+        assert_eq!(
+            SpawnRequest::shell("sleep 1; echo x").display(),
+            "sleep 1; echo x"
+        );
+    }
+}
