@@ -1,0 +1,11 @@
+//! The actors: the registry, one process actor per OS process, and the
+//! helpers they own (the handle table, output capture, the OS child).
+
+mod capture;
+mod child;
+mod handle_table;
+mod output_reader;
+mod process;
+mod registry;
+
+pub use registry::{RegistryActor, RegistryState};

@@ -1,0 +1,180 @@
+//! Bounded capture of one output stream: keeps the head and the tail of what
+//! a child writes, and hands out cheap `Bytes` views.
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::messages::StreamOutput;
+
+/// One stream's captured bytes, never more than `cap` of them.
+///
+/// While the child has written at most `cap` bytes, everything is kept. Past
+/// that, the first `cap / 2` bytes (the head) and the most recent
+/// `cap - cap / 2` bytes (the tail) are kept and the middle is dropped.
+#[derive(Debug)]
+pub(crate) struct Capture {
+    cap: usize,
+    /// The first `cap / 2` bytes written, copied in as they come.
+    head: BytesMut,
+    /// Everything after the head that is still kept, as received.
+    tail: VecDeque<Bytes>,
+    tail_len: usize,
+    total: u64,
+    /// The last view handed out; `None` once more bytes arrived.
+    view: Option<Bytes>,
+}
+
+impl Capture {
+    pub(crate) fn new(cap: usize) -> Self {
+        Capture {
+            cap,
+            head: BytesMut::new(),
+            tail: VecDeque::new(),
+            tail_len: 0,
+            total: 0,
+            view: None,
+        }
+    }
+
+    fn head_cap(&self) -> usize {
+        self.cap / 2
+    }
+
+    fn tail_cap(&self) -> usize {
+        self.cap - self.head_cap()
+    }
+
+    /// Appends a chunk as the child wrote it.
+    pub(crate) fn push(&mut self, mut chunk: Bytes) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.total += chunk.len() as u64;
+        self.view = None;
+        let head_room = self.head_cap() - self.head.len();
+        if head_room > 0 {
+            let take = head_room.min(chunk.len());
+            self.head.extend_from_slice(&chunk.split_to(take));
+        }
+        if chunk.is_empty() {
+            return;
+        }
+        self.tail_len += chunk.len();
+        self.tail.push_back(chunk);
+        let limit = self.tail_cap();
+        while self.tail_len > limit {
+            let excess = self.tail_len - limit;
+            let Some(front) = self.tail.front_mut() else {
+                break;
+            };
+            if front.len() <= excess {
+                self.tail_len -= front.len();
+                self.tail.pop_front();
+            } else {
+                // Zero-copy: only the slice's start moves.
+                let _ = front.split_to(excess);
+                self.tail_len -= excess;
+            }
+        }
+    }
+
+    /// Whether bytes were dropped.
+    pub(crate) fn truncated(&self) -> bool {
+        self.total > (self.head.len() + self.tail_len) as u64
+    }
+
+    /// The kept bytes, head then tail. Joining them copies once; the result
+    /// is reused until more bytes arrive, so repeated views are free.
+    pub(crate) fn view(&mut self) -> StreamOutput {
+        let bytes = match &self.view {
+            Some(bytes) => bytes.clone(),
+            None => {
+                let mut joined = BytesMut::with_capacity(self.head.len() + self.tail_len);
+                joined.extend_from_slice(&self.head);
+                for chunk in &self.tail {
+                    joined.extend_from_slice(chunk);
+                }
+                let bytes = joined.freeze();
+                self.view = Some(bytes.clone());
+                bytes
+            }
+        };
+        StreamOutput {
+            bytes,
+            total_bytes: self.total,
+            truncated: self.truncated(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
+    }
+
+    fn feed(cap: usize, data: &[u8], chunk: usize) -> StreamOutput {
+        let mut capture = Capture::new(cap);
+        for piece in data.chunks(chunk) {
+            capture.push(Bytes::copy_from_slice(piece));
+        }
+        capture.view()
+    }
+
+    #[test]
+    fn keeps_everything_up_to_the_cap() {
+        let data = pattern(100);
+        for chunk in [1, 7, 100] {
+            let out = feed(100, &data, chunk);
+            assert_eq!(&out.bytes[..], &data[..]);
+            assert!(!out.truncated);
+            assert_eq!(out.total_bytes, 100);
+        }
+    }
+
+    #[test]
+    fn keeps_head_and_tail_past_the_cap() {
+        let data = pattern(1000);
+        for chunk in [1, 3, 64, 999, 1000] {
+            for cap in [10, 11, 100, 101] {
+                let out = feed(cap, &data, chunk);
+                let head = cap / 2;
+                let tail = cap - head;
+                let mut expected = data[..head].to_vec();
+                expected.extend_from_slice(&data[data.len() - tail..]);
+                assert_eq!(&out.bytes[..], &expected[..], "cap {cap} chunk {chunk}");
+                assert!(out.truncated);
+                assert_eq!(out.total_bytes, 1000);
+            }
+        }
+    }
+
+    #[test]
+    fn one_byte_over_the_cap_truncates() {
+        let out = feed(10, &pattern(11), 4);
+        assert!(out.truncated);
+        assert_eq!(out.bytes.len(), 10);
+    }
+
+    #[test]
+    fn views_are_shared_until_new_bytes_arrive() {
+        let mut capture = Capture::new(64);
+        capture.push(Bytes::from_static(b"abc"));
+        let first = capture.view().bytes;
+        let second = capture.view().bytes;
+        assert_eq!(first.as_ptr(), second.as_ptr());
+        capture.push(Bytes::from_static(b"def"));
+        assert_eq!(&capture.view().bytes[..], b"abcdef");
+        assert_eq!(&first[..], b"abc");
+    }
+
+    #[test]
+    fn cap_of_one_keeps_only_the_last_byte() {
+        let out = feed(1, b"xyz", 1);
+        assert_eq!(&out.bytes[..], b"z");
+        assert!(out.truncated);
+    }
+}

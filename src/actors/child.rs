@@ -1,0 +1,255 @@
+//! The OS side of one child: starting it in a process group of its own,
+//! watching for its exit, signalling its group, and reaping it.
+//!
+//! Every signal procward sends goes through [`ChildProcess::signal_group`],
+//! and that refuses once the child is reaped. The child's pid is also its
+//! process-group id; while the child is unreaped (running, or a zombie), the
+//! kernel cannot give that number to another process or group, so a signal
+//! to the group can only reach processes of this tree. procward reaps the
+//! child in one place, [`ChildProcess::reap`], called by the process actor
+//! after its last signal. All OS calls go through `rustix`; the one
+//! `unsafe` block registers the pidfd with tokio's reactor, and says why
+//! that is sound.
+
+use std::future::Future;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+
+use rustix::process::{
+    Pid, PidfdFlags, Signal, WaitId, WaitIdOptions, WaitIdStatus, kill_process_group, pidfd_open,
+    waitid,
+};
+use tokio::io::unix::AsyncFd;
+use tokio::net::unix::pipe;
+
+use crate::error::Error;
+use crate::messages::{Command, SpawnRequest};
+
+/// How a process ended, as the kernel reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ExitInfo {
+    /// The exit code, for a normal exit.
+    pub(crate) code: Option<i32>,
+    /// The signal that ended it, otherwise.
+    pub(crate) signal: Option<i32>,
+}
+
+impl ExitInfo {
+    fn from_status(status: &WaitIdStatus) -> Self {
+        ExitInfo {
+            code: status.exit_status(),
+            signal: status.terminating_signal(),
+        }
+    }
+}
+
+/// A started child with the read ends of its stdout and stderr pipes.
+pub(crate) struct Spawned {
+    pub(crate) child: ChildProcess,
+    pub(crate) stdout: pipe::Receiver,
+    pub(crate) stderr: pipe::Receiver,
+}
+
+/// Starts `req` in a new process group whose id is the child's pid, with
+/// stdin from `/dev/null` and stdout/stderr piped. Must run inside a tokio
+/// runtime (the pipes are registered with its reactor).
+pub(crate) fn spawn(req: &SpawnRequest) -> Result<Spawned, Error> {
+    let mut cmd = match &req.command {
+        Command::Argv(argv) => {
+            let (program, args) = argv
+                .split_first()
+                .ok_or_else(|| Error::invalid("argv is empty"))?;
+            let mut cmd = std::process::Command::new(program);
+            cmd.args(args);
+            cmd
+        }
+        Command::Shell(line) => {
+            let mut cmd = std::process::Command::new(crate::messages::SHELL);
+            cmd.arg("-c").arg(line);
+            cmd
+        }
+    };
+    if req.clear_env {
+        cmd.env_clear();
+    }
+    cmd.envs(req.env.iter().map(|(k, v)| (k, v)));
+    if let Some(dir) = &req.cwd {
+        cmd.current_dir(dir);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // setpgid(0, 0) in the child, before exec: the group exists before
+        // the program can start children of its own.
+        .process_group(0);
+
+    let mut std_child = cmd.spawn().map_err(|source| Error::Spawn {
+        program: req.command.program().to_owned(),
+        cwd: req.cwd.clone(),
+        source,
+    })?;
+    // From here on the child must not escape: every early return goes
+    // through `ChildProcess`'s drop, which kills the group and reaps.
+    let pid = Pid::from_raw(std_child.id() as i32).ok_or_else(|| Error::Os {
+        operation: "reading the child's pid",
+        source: io::Error::other("the OS returned pid 0"),
+    })?;
+    // The child cannot have been reaped yet (only we wait for it), so the
+    // pidfd refers to it and not to a reused pid.
+    let pidfd = pidfd_open(pid, PidfdFlags::empty()).map_err(|errno| {
+        // No pidfd: we cannot watch it; end it before it runs unwatched.
+        let _ = kill_process_group(pid, Signal::KILL);
+        let _ = std_child.wait();
+        Error::Os {
+            operation: "pidfd_open",
+            source: errno.into(),
+        }
+    })?;
+    let child = ChildProcess {
+        pid,
+        pidfd: Some(pidfd),
+    };
+    let stdout = std_child.stdout.take().map(OwnedFd::from);
+    let stderr = std_child.stderr.take().map(OwnedFd::from);
+    // `std::process::Child` neither kills nor reaps on drop: dropping it
+    // leaves the child to `ChildProcess`.
+    drop(std_child);
+    let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
+        return Err(Error::Os {
+            operation: "taking the child's pipes",
+            source: io::Error::other("stdout or stderr was not piped"),
+        });
+    };
+    let receiver = |fd| {
+        pipe::Receiver::from_owned_fd(fd).map_err(|source| Error::Os {
+            operation: "registering the child's pipes",
+            source,
+        })
+    };
+    Ok(Spawned {
+        stdout: receiver(stdout)?,
+        stderr: receiver(stderr)?,
+        child,
+    })
+}
+
+/// The one owner of a child's pid: it signals the child's group while the
+/// child is unreaped and reaps it exactly once.
+///
+/// Dropping an unreaped `ChildProcess` (its actor failed, or its runtime
+/// shut down) kills the group and reaps the child on a short-lived thread,
+/// so no child and no zombie outlive procward's bookkeeping.
+#[derive(Debug)]
+pub(crate) struct ChildProcess {
+    pid: Pid,
+    /// `None` once the child is reaped.
+    pidfd: Option<OwnedFd>,
+}
+
+impl ChildProcess {
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid.as_raw_nonzero().get() as u32
+    }
+
+    /// Sends `signal` to every process in the child's group.
+    ///
+    /// Refuses after the child is reaped: the pid could then belong to
+    /// anyone. A group with no live member (only the zombie leader left, or
+    /// nobody) is not an error.
+    pub(crate) fn signal_group(&self, signal: Signal) -> io::Result<()> {
+        if self.pidfd.is_none() {
+            return Err(io::Error::other(
+                "the child is reaped; its group is no longer ours",
+            ));
+        }
+        match kill_process_group(self.pid, signal) {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+            Err(errno) => Err(errno.into()),
+        }
+    }
+
+    /// Resolves once the child has exited; it stays unreaped. The future
+    /// owns a duplicate of the pidfd, so it can run on its own task.
+    pub(crate) fn exited(&self) -> io::Result<impl Future<Output = io::Result<()>> + use<>> {
+        let fd = self
+            .pidfd
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the child is already reaped"))?
+            .try_clone()?;
+        // SAFETY: `register_with_interest` needs the fd to stay open and the
+        // same for the AsyncFd's whole life. `fd` is an `OwnedFd` moved into
+        // the AsyncFd: nothing else can close or replace it, and its
+        // `as_raw_fd` always returns the fd it owns.
+        #[allow(unsafe_code)]
+        let watch = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+            .map_err(io::Error::from)?;
+        Ok(async move {
+            // A pidfd turns readable when the process exits, and stays so.
+            watch.readable().await?.retain_ready();
+            Ok(())
+        })
+    }
+
+    /// How the child ended, without reaping it; `None` while it runs.
+    pub(crate) fn peek_exit(&self) -> io::Result<Option<ExitInfo>> {
+        self.wait_with(WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT)
+    }
+
+    /// Reaps the child if it has exited, and returns how it ended. After a
+    /// successful reap no signal can be sent to its group any more.
+    pub(crate) fn reap(&mut self) -> io::Result<Option<ExitInfo>> {
+        let exit = self.wait_with(WaitIdOptions::EXITED | WaitIdOptions::NOHANG)?;
+        if exit.is_some() {
+            self.pidfd = None;
+        }
+        Ok(exit)
+    }
+
+    fn wait_with(&self, options: WaitIdOptions) -> io::Result<Option<ExitInfo>> {
+        let pidfd = self
+            .pidfd
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the child is already reaped"))?;
+        loop {
+            match waitid(WaitId::PidFd(std::os::fd::AsFd::as_fd(pidfd)), options) {
+                Ok(status) => return Ok(status.as_ref().map(ExitInfo::from_status)),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(errno) => return Err(errno.into()),
+            }
+        }
+    }
+
+    pub(crate) fn is_reaped(&self) -> bool {
+        self.pidfd.is_none()
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        let Some(pidfd) = self.pidfd.take() else {
+            return;
+        };
+        let pid = self.pid;
+        // Still unreaped, so the group id is still ours.
+        let _ = kill_process_group(pid, Signal::KILL);
+        tracing::warn!(
+            pid = pid.as_raw_nonzero().get(),
+            "child dropped unreaped: killed its group"
+        );
+        // SIGKILL cannot be caught, so this wait is short; it runs on its own
+        // thread because a drop may happen outside any runtime.
+        let reaper = std::thread::Builder::new()
+            .name("procward-reaper".into())
+            .spawn(move || {
+                let _ = waitid(
+                    WaitId::PidFd(std::os::fd::AsFd::as_fd(&pidfd)),
+                    WaitIdOptions::EXITED,
+                );
+            });
+        if let Err(err) = reaper {
+            tracing::error!(%err, "could not start a reaper thread; the child stays a zombie");
+        }
+    }
+}

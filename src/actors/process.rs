@@ -1,0 +1,435 @@
+//! The process actor: one per OS process. It owns the child, its captured
+//! output and its lifecycle, and answers Poll / Wait / Kill with snapshots.
+//!
+//! The actor never awaits inside a message handler. Its own tasks (one
+//! reader per pipe, one exit watcher, timers) report to it as
+//! [`ProcessMsg::Event`]s, so a pending wait never delays a kill or a poll.
+//!
+//! Lifecycle: `Running` until the first of these is handled, which settles
+//! the terminal status (first writer wins):
+//! - a kill → `killed`; the spawn timeout → `timed_out`;
+//! - the child's exit → `exited` (with the code, or the signal someone
+//!   else sent).
+//!
+//! After the child exits, output is drained until both pipes close or the
+//! drain grace passes; then the rest of the process group is killed, the
+//! child is reaped, and the handle turns terminal: waiters and killers get
+//! the terminal snapshot and the registry is told.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::concurrency::JoinHandle;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use rustix::process::Signal;
+use time::OffsetDateTime;
+
+use super::capture::Capture;
+use super::child::{ChildProcess, ExitInfo, Spawned};
+use super::output_reader::read_stream;
+use crate::error::{Error, Result};
+use crate::messages::{
+    Event, HandleId, KillRequest, ProcessEvent, ProcessFinished, ProcessMsg, RegistryMsg, SIGKILL,
+    Snapshot, Status, Stream, WaitOutcome,
+};
+
+/// How long the actor's stop waits for a killed child to exit before it
+/// leaves the reaping to [`ChildProcess`]'s drop.
+const STOP_REAP_WAIT: Duration = Duration::from_secs(5);
+
+/// The actor owning one OS process. Only the registry starts it.
+pub(crate) struct ProcessActor;
+
+/// What the registry hands a new process actor.
+pub(crate) struct ProcessArgs {
+    pub(crate) handle_id: HandleId,
+    pub(crate) spawned: Spawned,
+    pub(crate) command: Arc<str>,
+    pub(crate) started_at: OffsetDateTime,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) drain_grace: Duration,
+    pub(crate) kill_grace: Duration,
+    pub(crate) output_cap: usize,
+    pub(crate) registry: ActorRef<RegistryMsg>,
+}
+
+struct Waiter {
+    id: u64,
+    port: RpcReplyPort<Result<WaitOutcome>>,
+    timer: Option<JoinHandle<()>>,
+}
+
+/// Everything that changes about one process; owned by its actor alone.
+pub(crate) struct ProcessState {
+    id: HandleId,
+    command: Arc<str>,
+    started_at: OffsetDateTime,
+    child: ChildProcess,
+    stdout: Capture,
+    stderr: Capture,
+    open_streams: u8,
+    leader_exited: bool,
+    /// The terminal status to be, once a kill, the timeout or the exit has
+    /// been handled. Never overwritten.
+    settled: Option<Status>,
+    terminal: Option<Snapshot>,
+    waiters: Vec<Waiter>,
+    next_waiter: u64,
+    killers: Vec<RpcReplyPort<Result<Snapshot>>>,
+    /// Readers, the exit watcher and timers: aborted when terminal.
+    tasks: Vec<JoinHandle<()>>,
+    escalation_armed: bool,
+    drain_grace: Duration,
+    kill_grace: Duration,
+    registry: ActorRef<RegistryMsg>,
+}
+
+impl Actor for ProcessActor {
+    type Msg = ProcessMsg;
+    type State = ProcessState;
+    type Arguments = ProcessArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ProcessMsg>,
+        args: ProcessArgs,
+    ) -> Result<ProcessState, ActorProcessingErr> {
+        let Spawned {
+            child,
+            stdout,
+            stderr,
+        } = args.spawned;
+        // On any error below, `child` is dropped: its group is killed and it
+        // is reaped, so a failed start leaks nothing.
+        let exited = child.exited()?;
+        let mut tasks = Vec::with_capacity(4);
+        let watcher = myself.clone();
+        tasks.push(tokio::spawn(async move {
+            let event = match exited.await {
+                Ok(()) => Event::LeaderExited,
+                Err(err) => Event::WatchFailed(err),
+            };
+            let _ = watcher.cast(event.into());
+        }));
+        tasks.push(tokio::spawn(read_stream(
+            stdout,
+            Stream::Stdout,
+            myself.clone(),
+        )));
+        tasks.push(tokio::spawn(read_stream(
+            stderr,
+            Stream::Stderr,
+            myself.clone(),
+        )));
+        if let Some(timeout) = args.timeout {
+            tasks.push(timer(&myself, timeout, Event::TimeoutExpired));
+        }
+        tracing::debug!(handle = %args.handle_id, pid = child.pid(), command = %args.command, "process started");
+        Ok(ProcessState {
+            id: args.handle_id,
+            command: args.command,
+            started_at: args.started_at,
+            child,
+            stdout: Capture::new(args.output_cap),
+            stderr: Capture::new(args.output_cap),
+            open_streams: 2,
+            leader_exited: false,
+            settled: None,
+            terminal: None,
+            waiters: Vec::new(),
+            next_waiter: 0,
+            killers: Vec::new(),
+            tasks,
+            escalation_armed: false,
+            drain_grace: args.drain_grace,
+            kill_grace: args.kill_grace,
+            registry: args.registry,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ProcessMsg>,
+        message: ProcessMsg,
+        state: &mut ProcessState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            ProcessMsg::Poll(reply) => {
+                let _ = reply.send(Ok(state.snapshot()));
+            }
+            ProcessMsg::Wait(timeout, reply) => state.wait(&myself, timeout, reply),
+            ProcessMsg::Kill(request, reply) => state.kill(&myself, request, reply),
+            ProcessMsg::Event(ProcessEvent(event)) => state.on_event(&myself, event)?,
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<ProcessMsg>,
+        state: &mut ProcessState,
+    ) -> Result<(), ActorProcessingErr> {
+        if state.terminal.is_none() {
+            state.stop_now().await;
+        }
+        Ok(())
+    }
+}
+
+/// Sends `event` to `actor` after `delay`, unless aborted first.
+fn timer(actor: &ActorRef<ProcessMsg>, delay: Duration, event: Event) -> JoinHandle<()> {
+    let actor = actor.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let _ = actor.cast(event.into());
+    })
+}
+
+impl ProcessState {
+    fn snapshot(&mut self) -> Snapshot {
+        if let Some(terminal) = &self.terminal {
+            return terminal.clone();
+        }
+        Snapshot {
+            handle_id: self.id,
+            pid: self.child.pid(),
+            command: self.command.clone(),
+            status: Status::Running,
+            started_at: self.started_at,
+            ended_at: None,
+            exit_code: None,
+            signal: None,
+            stdout: self.stdout.view(),
+            stderr: self.stderr.view(),
+            failure: None,
+        }
+    }
+
+    fn wait(
+        &mut self,
+        myself: &ActorRef<ProcessMsg>,
+        timeout: Option<Duration>,
+        reply: RpcReplyPort<Result<WaitOutcome>>,
+    ) {
+        if let Some(terminal) = &self.terminal {
+            let _ = reply.send(Ok(WaitOutcome {
+                snapshot: terminal.clone(),
+                timed_out: false,
+            }));
+            return;
+        }
+        // Callers that gave up (their future was dropped) leave closed ports
+        // behind; drop them here so waits on a long process stay bounded.
+        self.waiters.retain(|w| {
+            let open = !w.port.is_closed();
+            if !open && let Some(timer) = &w.timer {
+                timer.abort();
+            }
+            open
+        });
+        let id = self.next_waiter;
+        self.next_waiter += 1;
+        let timer = timeout.map(|t| timer(myself, t, Event::WaitExpired(id)));
+        self.waiters.push(Waiter {
+            id,
+            port: reply,
+            timer,
+        });
+    }
+
+    fn kill(
+        &mut self,
+        myself: &ActorRef<ProcessMsg>,
+        request: KillRequest,
+        reply: RpcReplyPort<Result<Snapshot>>,
+    ) {
+        if let Some(terminal) = &self.terminal {
+            let _ = reply.send(Ok(terminal.clone()));
+            return;
+        }
+        let Some(signal) = Signal::from_named_raw(request.signal) else {
+            let _ = reply.send(Err(Error::invalid(format!(
+                "unknown signal number {}",
+                request.signal
+            ))));
+            return;
+        };
+        self.killers.retain(|port| !port.is_closed());
+        self.killers.push(reply);
+        self.settle(Status::Killed);
+        if self.leader_exited {
+            // Only the drain is left: end it now.
+            self.finish();
+            return;
+        }
+        self.signal(signal);
+        if request.signal != SIGKILL && !self.escalation_armed {
+            self.escalation_armed = true;
+            let grace = request.grace.unwrap_or(self.kill_grace);
+            self.tasks.push(timer(myself, grace, Event::EscalateKill));
+        }
+    }
+
+    fn on_event(
+        &mut self,
+        myself: &ActorRef<ProcessMsg>,
+        event: Event,
+    ) -> Result<(), ActorProcessingErr> {
+        if self.terminal.is_some() {
+            // Late output, timers and closes after the end change nothing.
+            return Ok(());
+        }
+        match event {
+            Event::Output { stream, chunk, .. } => match stream {
+                Stream::Stdout => self.stdout.push(chunk),
+                Stream::Stderr => self.stderr.push(chunk),
+            },
+            Event::StreamClosed(stream) => {
+                tracing::trace!(handle = %self.id, stream = stream.name(), "stream closed");
+                self.open_streams = self.open_streams.saturating_sub(1);
+                if self.open_streams == 0 && self.leader_exited {
+                    self.finish();
+                }
+            }
+            Event::LeaderExited => {
+                self.leader_exited = true;
+                let exit = self.child.peek_exit()?;
+                tracing::debug!(handle = %self.id, ?exit, "process exited");
+                self.settle(Status::Exited);
+                if self.open_streams == 0 {
+                    self.finish();
+                } else {
+                    let grace = self.drain_grace;
+                    self.tasks.push(timer(myself, grace, Event::DrainExpired));
+                }
+            }
+            Event::WatchFailed(err) => {
+                return Err(format!("watching process {} failed: {err}", self.id).into());
+            }
+            Event::DrainExpired => {
+                tracing::debug!(handle = %self.id, "drain grace passed; killing what is left of the group");
+                self.finish();
+            }
+            Event::TimeoutExpired => {
+                tracing::info!(handle = %self.id, "spawn timeout passed; killing the process tree");
+                self.settle(Status::TimedOut);
+                if self.leader_exited {
+                    self.finish();
+                } else {
+                    self.signal(Signal::KILL);
+                }
+            }
+            Event::EscalateKill => {
+                if self.leader_exited {
+                    self.finish();
+                } else {
+                    tracing::debug!(handle = %self.id, "kill grace passed; sending SIGKILL");
+                    self.signal(Signal::KILL);
+                }
+            }
+            Event::WaitExpired(id) => {
+                if let Some(pos) = self.waiters.iter().position(|w| w.id == id) {
+                    let waiter = self.waiters.swap_remove(pos);
+                    let _ = waiter.port.send(Ok(WaitOutcome {
+                        snapshot: self.snapshot(),
+                        timed_out: true,
+                    }));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the terminal status to be, unless one is already settled.
+    fn settle(&mut self, status: Status) {
+        if self.settled.is_none() {
+            tracing::debug!(handle = %self.id, %status, "terminal status settled");
+            self.settled = Some(status);
+        }
+    }
+
+    fn signal(&self, signal: Signal) {
+        if let Err(err) = self.child.signal_group(signal) {
+            tracing::warn!(handle = %self.id, ?signal, %err, "signalling the process group failed");
+        }
+    }
+
+    /// Ends the handle after the child has exited: kills what is left of
+    /// its group while the child is still unreaped (so the group id is still
+    /// ours), reaps the child, and answers everyone waiting.
+    fn finish(&mut self) {
+        self.signal(Signal::KILL);
+        let exit = match self.child.reap() {
+            Ok(Some(exit)) => Some(exit),
+            Ok(None) => {
+                // Not exited after all: cannot happen once LeaderExited was
+                // seen. Leave the child to its drop, which kills and reaps.
+                tracing::error!(handle = %self.id, "child not reapable at finish");
+                None
+            }
+            Err(err) => {
+                tracing::error!(handle = %self.id, %err, "reaping the child failed");
+                None
+            }
+        };
+        self.become_terminal(exit);
+    }
+
+    /// Stops supervising at once (the actor is stopping: release, eviction
+    /// or registry shutdown): kills the tree, waits briefly for the child to
+    /// exit, reaps it, and answers everyone waiting.
+    async fn stop_now(&mut self) {
+        self.settle(Status::Killed);
+        let mut exit = None;
+        if !self.child.is_reaped() {
+            self.signal(Signal::KILL);
+            if !self.leader_exited {
+                match self.child.exited() {
+                    Ok(exited) => {
+                        if tokio::time::timeout(STOP_REAP_WAIT, exited).await.is_err() {
+                            tracing::error!(handle = %self.id, "killed child did not exit in time");
+                        }
+                    }
+                    Err(err) => tracing::error!(handle = %self.id, %err, "cannot watch the child"),
+                }
+            }
+            exit = self.child.reap().ok().flatten();
+        }
+        self.become_terminal(exit);
+    }
+
+    fn become_terminal(&mut self, exit: Option<ExitInfo>) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        let status = self.settled.unwrap_or(Status::Exited);
+        let mut snapshot = self.snapshot();
+        snapshot.status = status;
+        snapshot.ended_at = Some(OffsetDateTime::now_utc());
+        snapshot.exit_code = exit.and_then(|e| e.code);
+        snapshot.signal = exit.and_then(|e| e.signal);
+        tracing::info!(
+            handle = %self.id,
+            %status,
+            exit_code = ?snapshot.exit_code,
+            signal = ?snapshot.signal,
+            "process terminal"
+        );
+        self.terminal = Some(snapshot.clone());
+        for waiter in self.waiters.drain(..) {
+            if let Some(timer) = waiter.timer {
+                timer.abort();
+            }
+            let _ = waiter.port.send(Ok(WaitOutcome {
+                snapshot: snapshot.clone(),
+                timed_out: false,
+            }));
+        }
+        for killer in self.killers.drain(..) {
+            let _ = killer.send(Ok(snapshot.clone()));
+        }
+        let _ = self
+            .registry
+            .cast(RegistryMsg::Finished(ProcessFinished { snapshot }));
+    }
+}

@@ -1,0 +1,63 @@
+//! procward supervises OS child processes with [ractor] actors.
+//!
+//! A [`RegistryActor`] owns the table of handles and starts one process
+//! actor per OS process; that actor owns the process's state and answers
+//! poll, wait and kill with [`Snapshot`]s. Callers use the cheap, cloneable
+//! [`Registry`] handle, or send [`RegistryMsg`]s to the actor directly with
+//! `call!` / `call_t!`.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use procward::{KillRequest, Registry, RegistryConfig, SpawnRequest, Status};
+//!
+//! # #[tokio::main] async fn main() -> Result<(), procward::Error> {
+//! let registry = Registry::start(RegistryConfig::default()).await?;
+//!
+//! let echo = registry.spawn(SpawnRequest::argv(["echo", "hello"])).await?;
+//! let done = registry.wait(echo.handle_id, None).await?;
+//! assert_eq!(done.snapshot.stdout.text(), "hello\n");
+//!
+//! let tree = registry.spawn(SpawnRequest::shell("sleep 30; echo never")).await?;
+//! let killed = registry.kill(tree.handle_id, KillRequest::default()).await?;
+//! assert_eq!(killed.status, Status::Killed);
+//!
+//! registry.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Caveats
+//!
+//! - Linux only: procward watches children with pidfds (Linux 5.3+).
+//! - Every child starts in a process group of its own, and a kill signals
+//!   that group. A descendant that leaves the group (`setsid`, `setpgid`)
+//!   is not reached.
+//! - procward must be the only one reaping its children. A program that sets
+//!   `SIGCHLD` to `SIG_IGN` or calls `waitpid(-1, ..)` takes the exit status
+//!   away, and with it the guarantee that no signal reaches a reused pid.
+//! - Pids are reused by the OS once a process is reaped: the `pid` of a
+//!   terminal snapshot may name an unrelated process.
+//!
+//! # Cancel safety
+//!
+//! Dropping a future returned by a [`Registry`] method abandons the answer
+//! only. A spawn that reached the registry still starts, a kill still
+//! kills; a dropped wait leaves the process alone.
+
+#![warn(clippy::mod_module_files)]
+
+mod actors;
+mod config;
+mod error;
+pub mod messages;
+mod registry;
+
+pub use actors::{RegistryActor, RegistryState};
+pub use config::{DEFAULT_OUTPUT_CAP, RegistryConfig};
+pub use error::{Error, Result};
+pub use messages::{
+    Command, HandleId, HandleSummary, KillRequest, ProcessMsg, RegistryMsg, Snapshot, SpawnRequest,
+    Status, StreamOutput, WaitOutcome,
+};
+pub use registry::Registry;
