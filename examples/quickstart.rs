@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use procward::{KillRequest, Registry, RegistryConfig, SpawnRequest};
+use time::format_description::well_known::Rfc3339;
 
 #[tokio::main]
 async fn main() -> Result<(), procward::Error> {
@@ -17,7 +18,9 @@ async fn main() -> Result<(), procward::Error> {
         .with_writer(std::io::stderr)
         .init();
 
-    let registry = Registry::start(RegistryConfig::default()).await?;
+    // Orphan reaping: grandchildren orphaned inside a killed tree are handed
+    // to us and reaped, so nothing is left even where pid 1 does not reap.
+    let registry = Registry::start(RegistryConfig::default().reap_orphans(true)).await?;
 
     // 1. A short command: spawn returns at once, wait gives the result.
     let hello = registry.spawn(SpawnRequest::argv(["uname", "-sr"])).await?;
@@ -64,7 +67,7 @@ async fn main() -> Result<(), procward::Error> {
         ticker.handle_id,
         killed.status,
         killed.signal,
-        killed.ended_at.map(|t| t.to_string())
+        killed.ended_at.and_then(|t| t.format(&Rfc3339).ok())
     );
 
     // 4. A spawn-time timeout ends a process that runs too long.

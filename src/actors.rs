@@ -4,6 +4,7 @@
 mod capture;
 mod child;
 mod handle_table;
+mod orphans;
 mod output_reader;
 mod process;
 mod registry;

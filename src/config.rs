@@ -32,6 +32,18 @@ pub struct RegistryConfig {
     /// For a kill with a signal other than `SIGKILL` and no grace of its
     /// own: how long to wait before `SIGKILL`. Default 5 s.
     pub kill_grace: Duration,
+    /// Orphan-reaping mode. When on, the registry makes this OS process a
+    /// child subreaper (`PR_SET_CHILD_SUBREAPER`, process-wide and
+    /// permanent), so processes orphaned inside a spawned tree are handed to
+    /// us instead of pid 1, and a handle turns terminal only after every
+    /// member of its process group has died and been reaped.
+    ///
+    /// Turn it on where pid 1 does not reap orphans (some containers and
+    /// VMs), or to be sure that when a kill returns, nothing of the tree is
+    /// left. The cost: a scan of `/proc` per finished process, and orphans of
+    /// *other* children of this OS process (not started by procward) also
+    /// come here and are not reaped by procward. Default off.
+    pub reap_orphans: bool,
 }
 
 /// The default capture cap per stream: 16 MiB.
@@ -44,6 +56,7 @@ impl Default for RegistryConfig {
             drain_grace: Duration::from_secs(1),
             output_cap: DEFAULT_OUTPUT_CAP,
             kill_grace: Duration::from_secs(5),
+            reap_orphans: false,
         }
     }
 }
@@ -70,6 +83,12 @@ impl RegistryConfig {
     /// Sets [`kill_grace`](Self::kill_grace).
     pub fn kill_grace(mut self, grace: Duration) -> Self {
         self.kill_grace = grace;
+        self
+    }
+
+    /// Sets [`reap_orphans`](Self::reap_orphans).
+    pub fn reap_orphans(mut self, on: bool) -> Self {
+        self.reap_orphans = on;
         self
     }
 

@@ -26,6 +26,7 @@ use time::OffsetDateTime;
 
 use super::capture::Capture;
 use super::child::{ChildProcess, ExitInfo, Spawned};
+use super::orphans::sweep_group;
 use super::output_reader::read_stream;
 use crate::error::{Error, Result};
 use crate::messages::{
@@ -36,6 +37,8 @@ use crate::messages::{
 /// How long the actor's stop waits for a killed child to exit before it
 /// leaves the reaping to [`ChildProcess`]'s drop.
 const STOP_REAP_WAIT: Duration = Duration::from_secs(5);
+/// How long a sweep of a killed group waits for its last members.
+const SWEEP_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The actor owning one OS process. Only the registry starts it.
 pub(crate) struct ProcessActor;
@@ -50,6 +53,7 @@ pub(crate) struct ProcessArgs {
     pub(crate) drain_grace: Duration,
     pub(crate) kill_grace: Duration,
     pub(crate) output_cap: usize,
+    pub(crate) reap_orphans: bool,
     pub(crate) registry: ActorRef<RegistryMsg>,
 }
 
@@ -79,6 +83,9 @@ pub(crate) struct ProcessState {
     /// Readers, the exit watcher and timers: aborted when terminal.
     tasks: Vec<JoinHandle<()>>,
     escalation_armed: bool,
+    /// Waiting for the group sweep before reaping the child.
+    sweeping: bool,
+    reap_orphans: bool,
     drain_grace: Duration,
     kill_grace: Duration,
     registry: ActorRef<RegistryMsg>,
@@ -141,6 +148,8 @@ impl Actor for ProcessActor {
             killers: Vec::new(),
             tasks,
             escalation_armed: false,
+            sweeping: false,
+            reap_orphans: args.reap_orphans,
             drain_grace: args.drain_grace,
             kill_grace: args.kill_grace,
             registry: args.registry,
@@ -259,7 +268,7 @@ impl ProcessState {
         self.settle(Status::Killed);
         if self.leader_exited {
             // Only the drain is left: end it now.
-            self.finish();
+            self.finish(myself);
             return;
         }
         self.signal(signal);
@@ -288,7 +297,7 @@ impl ProcessState {
                 tracing::trace!(handle = %self.id, stream = stream.name(), "stream closed");
                 self.open_streams = self.open_streams.saturating_sub(1);
                 if self.open_streams == 0 && self.leader_exited {
-                    self.finish();
+                    self.finish(myself);
                 }
             }
             Event::LeaderExited => {
@@ -297,7 +306,7 @@ impl ProcessState {
                 tracing::debug!(handle = %self.id, ?exit, "process exited");
                 self.settle(Status::Exited);
                 if self.open_streams == 0 {
-                    self.finish();
+                    self.finish(myself);
                 } else {
                     let grace = self.drain_grace;
                     self.tasks.push(timer(myself, grace, Event::DrainExpired));
@@ -308,25 +317,26 @@ impl ProcessState {
             }
             Event::DrainExpired => {
                 tracing::debug!(handle = %self.id, "drain grace passed; killing what is left of the group");
-                self.finish();
+                self.finish(myself);
             }
             Event::TimeoutExpired => {
                 tracing::info!(handle = %self.id, "spawn timeout passed; killing the process tree");
                 self.settle(Status::TimedOut);
                 if self.leader_exited {
-                    self.finish();
+                    self.finish(myself);
                 } else {
                     self.signal(Signal::KILL);
                 }
             }
             Event::EscalateKill => {
                 if self.leader_exited {
-                    self.finish();
+                    self.finish(myself);
                 } else {
                     tracing::debug!(handle = %self.id, "kill grace passed; sending SIGKILL");
                     self.signal(Signal::KILL);
                 }
             }
+            Event::SweepDone => self.reap_and_end(),
             Event::WaitExpired(id) => {
                 if let Some(pos) = self.waiters.iter().position(|w| w.id == id) {
                     let waiter = self.waiters.swap_remove(pos);
@@ -356,9 +366,27 @@ impl ProcessState {
 
     /// Ends the handle after the child has exited: kills what is left of
     /// its group while the child is still unreaped (so the group id is still
-    /// ours), reaps the child, and answers everyone waiting.
-    fn finish(&mut self) {
+    /// ours), sweeps the group's orphans in orphan-reaping mode, then reaps
+    /// the child and answers everyone waiting.
+    fn finish(&mut self, myself: &ActorRef<ProcessMsg>) {
+        if self.sweeping {
+            return;
+        }
         self.signal(Signal::KILL);
+        if self.reap_orphans {
+            self.sweeping = true;
+            let pid = self.child.pid();
+            let actor = myself.clone();
+            self.tasks.push(tokio::spawn(async move {
+                sweep_group(pid, SWEEP_DEADLINE).await;
+                let _ = actor.cast(Event::SweepDone.into());
+            }));
+            return;
+        }
+        self.reap_and_end();
+    }
+
+    fn reap_and_end(&mut self) {
         let exit = match self.child.reap() {
             Ok(Some(exit)) => Some(exit),
             Ok(None) => {
@@ -392,6 +420,9 @@ impl ProcessState {
                     }
                     Err(err) => tracing::error!(handle = %self.id, %err, "cannot watch the child"),
                 }
+            }
+            if self.reap_orphans {
+                sweep_group(self.child.pid(), SWEEP_DEADLINE).await;
             }
             exit = self.child.reap().ok().flatten();
         }

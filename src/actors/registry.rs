@@ -65,6 +65,9 @@ impl Actor for RegistryActor {
         config: RegistryConfig,
     ) -> Result<RegistryState, ActorProcessingErr> {
         config.validate()?;
+        if config.reap_orphans {
+            super::orphans::become_subreaper()?;
+        }
         Ok(RegistryState {
             config,
             table: HandleTable::default(),
@@ -201,6 +204,7 @@ impl RegistryState {
             drain_grace: self.config.drain_grace,
             kill_grace: self.config.kill_grace,
             output_cap: request.output_cap.unwrap_or(self.config.output_cap),
+            reap_orphans: self.config.reap_orphans,
             registry: myself.clone(),
         };
         // If the actor fails to start, `args` (and the child in it) is

@@ -67,6 +67,8 @@ pub(crate) enum Event {
     DrainExpired,
     /// The spawn-time timeout has passed.
     TimeoutExpired,
+    /// The killed group has no member left but the unreaped child.
+    SweepDone,
     /// The grace of a kill with a gentler signal has passed.
     EscalateKill,
     /// The timeout of the wait with this number has passed.
