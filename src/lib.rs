@@ -61,3 +61,8 @@ pub use messages::{
     Status, StreamOutput, WaitOutcome,
 };
 pub use registry::Registry;
+
+/// The README's examples, compiled as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
