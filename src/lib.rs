@@ -50,6 +50,7 @@
 mod actors;
 mod config;
 mod error;
+pub mod json;
 pub mod messages;
 mod registry;
 

@@ -1,0 +1,176 @@
+//! [`Dispatcher`]: runs one JSON request against a registry.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::task::JoinSet;
+
+use super::error::JsonError;
+use super::ops;
+use super::owned::OwnedHandles;
+use super::params::Params;
+use crate::error::Error;
+use crate::messages::{HandleId, KillRequest, Status};
+use crate::registry::Registry;
+
+/// Runs JSON requests (`op` name + parameters object) against a
+/// [`Registry`] and answers with a JSON result or a typed [`JsonError`].
+///
+/// Cloning is cheap. Requests may run concurrently: each is independent,
+/// and a pending `wait` never delays another request.
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use procward::json::Dispatcher;
+/// use procward::{Registry, RegistryConfig};
+/// use serde_json::json;
+///
+/// let dispatcher = Dispatcher::new(Registry::start(RegistryConfig::default()).await?);
+/// let params = json!({"argv": ["echo", "hi"]});
+/// let spawned = dispatcher.dispatch("spawn", params.as_object().unwrap()).await?;
+/// let wait = json!({"handle_id": spawned["handle_id"]});
+/// let done = dispatcher.dispatch("wait", wait.as_object().unwrap()).await?;
+/// assert_eq!(done["stdout"], "hi\n");
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    registry: Registry,
+    owner: Option<Arc<Owner>>,
+}
+
+/// A connection's own bookkeeping of what it spawned.
+#[derive(Debug)]
+struct Owner {
+    tag: String,
+    handles: Mutex<OwnedHandles>,
+}
+
+impl Dispatcher {
+    /// A dispatcher for `registry` that tracks nobody's handles.
+    pub fn new(registry: Registry) -> Self {
+        Dispatcher {
+            registry,
+            owner: None,
+        }
+    }
+
+    /// A dispatcher on the same registry for one connection, tagged `tag`
+    /// (for logs). It remembers the handles it spawns, except those spawned
+    /// with `outlive_connection`, so that
+    /// [`kill_owned`](Self::kill_owned) can kill them when the connection
+    /// closes.
+    pub fn for_connection(&self, tag: impl Into<String>) -> Self {
+        Dispatcher {
+            registry: self.registry.clone(),
+            owner: Some(Arc::new(Owner {
+                tag: tag.into(),
+                handles: Mutex::new(OwnedHandles::default()),
+            })),
+        }
+    }
+
+    /// The registry requests run against.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Runs `op` with `params` (the request object without `id` and `op`).
+    ///
+    /// Unknown parameters are ignored, as the original protocol did; a
+    /// parameter that is `null` counts as absent.
+    ///
+    /// Cancel safety: as for the [`Registry`] method behind the op. A
+    /// dropped `spawn` may still start its process, and then that process
+    /// is not remembered for [`kill_owned`](Self::kill_owned).
+    pub async fn dispatch(
+        &self,
+        op: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Value, JsonError> {
+        let params = Params(params);
+        match op {
+            "spawn" => ops::spawn::run(self, params).await,
+            "poll" => ops::poll::run(self, params).await,
+            "wait" => ops::wait::run(self, params).await,
+            "kill" => ops::kill::run(self, params).await,
+            "release" => ops::release::run(self, params).await,
+            "list" => ops::list::run(self, params).await,
+            _ => match ops::PLANNED.iter().find(|planned| **planned == op) {
+                Some(planned) => Err(JsonError::Unsupported(planned)),
+                None => Err(JsonError::UnknownOp(op.to_owned())),
+            },
+        }
+    }
+
+    /// Kills every running process this connection spawned (those asked to
+    /// outlive it excepted), all at once, and waits until each is terminal
+    /// or `deadline` passes. Returns how many kills were sent. A dispatcher
+    /// made with [`new`](Self::new) owns nothing and returns 0.
+    pub async fn kill_owned(&self, request: KillRequest, deadline: Duration) -> usize {
+        let Some(owner) = &self.owner else {
+            return 0;
+        };
+        let ids = lock(&owner.handles).take();
+        tracing::debug!(connection = %owner.tag, handles = ids.len(), "killing the connection's processes");
+        kill_all(&self.registry, ids, request, deadline).await
+    }
+
+    pub(crate) async fn track(&self, id: HandleId) {
+        let Some(owner) = &self.owner else {
+            return;
+        };
+        if !lock(&owner.handles).insert(id) {
+            return;
+        }
+        let checked = lock(&owner.handles).ids();
+        let Ok(summaries) = self.registry.list().await else {
+            return;
+        };
+        let running: HashSet<HandleId> = summaries
+            .iter()
+            .filter(|summary| summary.status == Status::Running)
+            .map(|summary| summary.handle_id)
+            .collect();
+        lock(&owner.handles).prune(&checked, &running);
+    }
+
+    pub(crate) fn untrack(&self, id: HandleId) {
+        if let Some(owner) = &self.owner {
+            lock(&owner.handles).remove(&id);
+        }
+    }
+}
+
+/// Kills `ids` concurrently and waits for every answer, or until
+/// `deadline`. Handles that are unknown or already terminal are fine.
+pub(crate) async fn kill_all(
+    registry: &Registry,
+    ids: Vec<HandleId>,
+    request: KillRequest,
+    deadline: Duration,
+) -> usize {
+    let count = ids.len();
+    let mut kills = JoinSet::new();
+    for id in ids {
+        let registry = registry.clone();
+        kills.spawn(async move {
+            match registry.kill(id, request).await {
+                Ok(_) | Err(Error::UnknownHandle(_)) => {}
+                Err(err) => tracing::warn!(handle = %id, %err, "kill failed"),
+            }
+        });
+    }
+    let all_done = async { while kills.join_next().await.is_some() {} };
+    if tokio::time::timeout(deadline, all_done).await.is_err() {
+        tracing::warn!(?deadline, "some kills did not finish in time");
+    }
+    count
+}
+
+/// The lock, even if a panicking thread poisoned it: the set stays usable.
+fn lock(handles: &Mutex<OwnedHandles>) -> MutexGuard<'_, OwnedHandles> {
+    handles.lock().unwrap_or_else(PoisonError::into_inner)
+}

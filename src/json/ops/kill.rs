@@ -1,0 +1,90 @@
+//! `kill`: kill a handle's process tree, with an optional first signal and
+//! grace before `SIGKILL`. Answers once the handle is terminal.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::json::dispatcher::Dispatcher;
+use crate::json::error::JsonError;
+use crate::json::params::Params;
+use crate::json::{render, signal};
+use crate::messages::KillRequest;
+
+pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Value, JsonError> {
+    let id = params.handle_id()?;
+    let request = parse(params)?;
+    let snapshot = dispatcher.registry().kill(id, request).await?;
+    Ok(json!({
+        "success": true,
+        "status": snapshot.status.as_str(),
+        "handle_id": snapshot.handle_id.to_string(),
+        "exit_code": render::compat_exit_code(snapshot.status, snapshot.exit_code),
+        "signal": snapshot.signal,
+    }))
+}
+
+fn parse(params: Params<'_>) -> Result<KillRequest, JsonError> {
+    let defaults = KillRequest::default();
+    let signal = match params.get("signal") {
+        None => defaults.signal,
+        Some(value) => signal::parse("signal", value)?,
+    };
+    let grace = params.count("grace_ms")?.map(Duration::from_millis);
+    Ok(kill_request(signal, grace.or(defaults.grace)))
+}
+
+// KillRequest may gain fields; fill them from the default.
+#[allow(clippy::needless_update)]
+fn kill_request(signal: i32, grace: Option<Duration>) -> KillRequest {
+    KillRequest {
+        signal,
+        grace,
+        ..KillRequest::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Map;
+
+    use super::*;
+    use crate::messages::{SIGKILL, SIGTERM};
+
+    fn parse_json(value: Value) -> Result<KillRequest, JsonError> {
+        let Value::Object(map) = value else {
+            return parse(Params(&Map::new()));
+        };
+        parse(Params(&map))
+    }
+
+    #[test]
+    fn defaults_to_sigkill() {
+        let req = parse_json(json!({})).unwrap();
+        assert_eq!(req.signal, SIGKILL);
+        assert_eq!(req.grace, None);
+    }
+
+    #[test]
+    fn takes_a_named_signal_and_a_grace() {
+        let req = parse_json(json!({"signal": "TERM", "grace_ms": 200})).unwrap();
+        assert_eq!(req.signal, SIGTERM);
+        assert_eq!(req.grace, Some(Duration::from_millis(200)));
+    }
+
+    #[test]
+    fn rejects_negative_grace_and_bad_signals() {
+        assert!(
+            parse_json(json!({"grace_ms": -1}))
+                .unwrap_err()
+                .to_string()
+                .contains("negative")
+        );
+        assert!(
+            parse_json(json!({"signal": true}))
+                .unwrap_err()
+                .to_string()
+                .contains("`signal`")
+        );
+    }
+}

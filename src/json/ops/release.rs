@@ -1,0 +1,14 @@
+//! `release`: forget a handle, killing its tree first if it is running.
+
+use serde_json::{Value, json};
+
+use crate::json::dispatcher::Dispatcher;
+use crate::json::error::JsonError;
+use crate::json::params::Params;
+
+pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Value, JsonError> {
+    let id = params.handle_id()?;
+    let released = dispatcher.registry().release(id).await?;
+    dispatcher.untrack(id);
+    Ok(json!({"released": released}))
+}

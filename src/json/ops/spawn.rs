@@ -1,0 +1,217 @@
+//! `spawn`: start a process from `argv` or a shell `command`.
+
+use serde_json::Value;
+
+use crate::json::dispatcher::Dispatcher;
+use crate::json::error::{JsonError, quoted};
+use crate::json::params::Params;
+use crate::json::render;
+use crate::messages::SpawnRequest;
+
+/// A parsed `spawn` request.
+#[derive(Debug)]
+pub(crate) struct SpawnParams {
+    pub(crate) request: SpawnRequest,
+    /// Keep the process running when the connection that spawned it closes
+    /// (socket mode only).
+    pub(crate) outlive_connection: bool,
+}
+
+/// Parameters of the protocol that this version cannot honour yet. They
+/// are refused rather than ignored: a caller relying on them would
+/// otherwise get a silently different process.
+const PLANNED: &[&str] = &["owner", "stdin"];
+
+pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Value, JsonError> {
+    let SpawnParams {
+        request,
+        outlive_connection,
+    } = parse(params)?;
+    let snapshot = dispatcher.registry().spawn(request).await?;
+    if !outlive_connection {
+        dispatcher.track(snapshot.handle_id).await;
+    }
+    Ok(render::spawned(&snapshot))
+}
+
+pub(crate) fn parse(params: Params<'_>) -> Result<SpawnParams, JsonError> {
+    for name in PLANNED {
+        if params.get(name).is_some() {
+            return Err(JsonError::invalid(format!(
+                "`{name}` is not supported by this version of procward yet"
+            )));
+        }
+    }
+    let argv = params.strings("argv")?;
+    let command = params.str("command")?;
+    let mut request = match (params.str("mode")?, argv, command) {
+        (Some("argv") | None, Some(argv), None) => SpawnRequest::argv(argv),
+        (Some("shell") | None, None, Some(line)) => SpawnRequest::shell(line),
+        (_, Some(_), Some(_)) => {
+            return Err(JsonError::invalid("give `argv` or `command`, not both"));
+        }
+        (None, None, None) => {
+            return Err(JsonError::invalid(
+                "missing `argv` (an array of strings) or `command` (a shell command line)",
+            ));
+        }
+        (Some("argv"), None, _) => {
+            return Err(JsonError::invalid(
+                "`mode` \"argv\" needs `argv` (an array of strings)",
+            ));
+        }
+        (Some("shell"), _, None) => {
+            return Err(JsonError::invalid(
+                "`mode` \"shell\" needs `command` (a shell command line)",
+            ));
+        }
+        (Some(other), _, _) => {
+            return Err(JsonError::invalid(format!(
+                "`mode` must be \"argv\" or \"shell\", got {}",
+                quoted(other)
+            )));
+        }
+    };
+    if let Some(cwd) = params.str("cwd")? {
+        request = request.cwd(cwd);
+    }
+    for (key, value) in params.string_map("env")?.unwrap_or_default() {
+        request = request.env(key, value);
+    }
+    if params.bool("clear_env")?.unwrap_or(false) {
+        request = request.clear_env();
+    }
+    if let Some(timeout) = params.millis_either("timeout", "timeout_ms")? {
+        request = request.timeout(timeout);
+    }
+    if let Some(cap) = params.count("output_cap")? {
+        let cap = usize::try_from(cap)
+            .map_err(|_| JsonError::invalid(format!("`output_cap` is too large, got {cap}")))?;
+        request = request.output_cap(cap);
+    }
+    let outlive_connection = params.bool("outlive_connection")?.unwrap_or(false);
+    // Reject what the registry would reject (empty argv, NUL bytes, ...)
+    // before asking it.
+    request.validate()?;
+    Ok(SpawnParams {
+        request,
+        outlive_connection,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+    use serde_json::{Map, json};
+
+    use super::*;
+    use crate::json::ErrorKind;
+    use crate::messages::Command;
+
+    fn parse_json(value: Value) -> Result<SpawnParams, JsonError> {
+        let Value::Object(map) = value else {
+            panic!("not an object")
+        };
+        parse(Params(&map))
+    }
+
+    fn invalid(value: Value) -> String {
+        let err = parse_json(value).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{err}");
+        err.to_string()
+    }
+
+    #[test]
+    fn argv_and_command_pick_the_mode() {
+        let argv = parse_json(json!({"argv": ["echo", "hi"]})).unwrap();
+        assert_eq!(
+            argv.request.command,
+            Command::Argv(vec!["echo".into(), "hi".into()])
+        );
+        let shell = parse_json(json!({"command": "echo $HOME", "mode": "shell"})).unwrap();
+        assert_eq!(shell.request.command, Command::Shell("echo $HOME".into()));
+        assert!(!shell.outlive_connection);
+    }
+
+    #[test]
+    fn options_reach_the_request() {
+        let parsed = parse_json(json!({
+            "argv": ["true"], "cwd": "/tmp", "env": {"A": "1"}, "clear_env": true,
+            "timeout": 1500, "output_cap": 4096, "outlive_connection": true,
+        }))
+        .unwrap();
+        let req = parsed.request;
+        assert_eq!(req.cwd.as_deref(), Some(std::path::Path::new("/tmp")));
+        assert_eq!(req.env, vec![("A".to_owned(), "1".to_owned())]);
+        assert!(req.clear_env);
+        assert_eq!(req.timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(req.output_cap, Some(4096));
+        assert!(parsed.outlive_connection);
+    }
+
+    #[test]
+    fn a_zero_timeout_means_none() {
+        let parsed = parse_json(json!({"argv": ["true"], "timeout_ms": 0})).unwrap();
+        assert_eq!(parsed.request.timeout, None);
+    }
+
+    #[test]
+    fn bad_requests_name_the_problem() {
+        assert!(invalid(json!({})).contains("missing `argv`"));
+        assert!(invalid(json!({"argv": []})).contains("argv is empty"));
+        assert!(invalid(json!({"argv": "echo hi"})).contains("`argv` must be an array of strings"));
+        assert!(invalid(json!({"argv": ["a"], "command": "b"})).contains("not both"));
+        assert!(invalid(json!({"mode": "argv", "command": "b"})).contains("needs `argv`"));
+        assert!(invalid(json!({"mode": "shell", "argv": ["b"]})).contains("needs `command`"));
+        assert!(invalid(json!({"mode": "exec", "argv": ["b"]})).contains("\"exec\""));
+        assert!(invalid(json!({"argv": ["a\u{0}b"]})).contains("NUL"));
+        assert!(invalid(json!({"command": "x", "timeout": -1})).contains("negative"));
+        assert!(invalid(json!({"command": "x", "timeout": "5"})).contains("`timeout`"));
+        assert!(invalid(json!({"command": "x", "env": {"A": 1}})).contains("`env.A`"));
+        assert!(invalid(json!({"command": "x", "owner": "me"})).contains("`owner`"));
+        assert!(invalid(json!({"command": "x", "output_cap": 0})).contains("output_cap"));
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(".{0,4}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Whatever the parameters, parsing answers (never panics), and
+        /// whatever it accepts the registry would accept.
+        #[test]
+        fn parsing_never_panics(
+            entries in prop::collection::btree_map(
+                prop_oneof![
+                    Just("argv".to_owned()), Just("command".to_owned()),
+                    Just("mode".to_owned()), Just("cwd".to_owned()),
+                    Just("env".to_owned()), Just("timeout".to_owned()),
+                    Just("timeout_ms".to_owned()), Just("output_cap".to_owned()),
+                    Just("clear_env".to_owned()), ".{0,6}",
+                ],
+                json_value(),
+                0..6,
+            )
+        ) {
+            let map: Map<String, Value> = entries.into_iter().collect();
+            if let Ok(parsed) = parse(Params(&map)) {
+                prop_assert!(parsed.request.validate().is_ok());
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The line protocol over one byte stream: read request lines, run each as
+//! its own task, write each response whole as one line.
+//!
+//! # Ordering
+//!
+//! Requests run concurrently, so responses come in the order requests
+//! finish, not the order they were sent: match them by `id`. Every line
+//! read gets exactly one response line. One writer task owns the output;
+//! request tasks hand it finished lines through a channel, so lines are
+//! never interleaved.
+//!
+//! # Closing
+//!
+//! When the input ends (or the `stop` future resolves), no more lines are
+//! read; the processes that the close concerns are killed (every process,
+//! for [`serve`]; the connection's own, for a socket connection); requests
+//! still running get their answers, which are written and flushed; then the
+//! function returns.
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::dispatcher::{Dispatcher, kill_all};
+use super::error::JsonError;
+use super::lines::{Line, LineReader};
+use super::request::{Request, response_line, too_long};
+use crate::messages::{KillRequest, Status};
+use crate::registry::Registry;
+
+/// The default cap on a request line: 1 MiB.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// The default grace between `SIGTERM` and `SIGKILL` when the server
+/// shuts down: 500 ms.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+
+/// How long a closing server waits past the shutdown grace for kills and
+/// requests still running before it gives up on them.
+const CLOSE_MARGIN: Duration = Duration::from_secs(5);
+
+/// The settings of the line protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServeOptions {
+    /// Longest request line accepted, in bytes (without its `\n`). A longer
+    /// line is skipped without being buffered and answered with an
+    /// `invalid_request` error. Default [`DEFAULT_MAX_LINE_BYTES`].
+    pub max_line_bytes: usize,
+    /// When closing: how long processes get between `SIGTERM` and
+    /// `SIGKILL`. Zero sends `SIGKILL` at once. Default
+    /// [`DEFAULT_SHUTDOWN_GRACE`].
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+impl ServeOptions {
+    /// Sets [`max_line_bytes`](Self::max_line_bytes).
+    pub fn max_line_bytes(mut self, bytes: usize) -> Self {
+        self.max_line_bytes = bytes;
+        self
+    }
+
+    /// Sets [`shutdown_grace`](Self::shutdown_grace).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// The kill sent to processes when closing.
+    pub(crate) fn close_kill(&self) -> KillRequest {
+        if self.shutdown_grace.is_zero() {
+            KillRequest::default()
+        } else {
+            KillRequest::terminate(self.shutdown_grace)
+        }
+    }
+
+    /// How long closing waits for kills and for requests still running.
+    pub(crate) fn close_deadline(&self) -> Duration {
+        self.shutdown_grace.saturating_add(CLOSE_MARGIN)
+    }
+}
+
+/// Serves the protocol on `input`/`output` (for example stdin/stdout)
+/// until the input ends or `stop` resolves. Then it kills every running
+/// process of the registry (`SIGTERM`, then `SIGKILL` after the shutdown
+/// grace), stops the registry (which reaps them), writes the answers of the
+/// requests still running, and flushes `output`.
+///
+/// An error is returned only when reading the input fails; bad requests
+/// are answered, never returned.
+pub async fn serve<R, W>(
+    registry: Registry,
+    input: R,
+    output: W,
+    options: &ServeOptions,
+    stop: impl Future<Output = ()>,
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let dispatcher = Dispatcher::new(registry.clone());
+    serve_lines(dispatcher, input, output, options, stop, async |options| {
+        shut_down(&registry, options).await;
+    })
+    .await
+}
+
+/// Kills every running process of `registry` (with the shutdown grace)
+/// and stops it, which reaps them all.
+pub(crate) async fn shut_down(registry: &Registry, options: &ServeOptions) {
+    let running = match registry.list().await {
+        Ok(handles) => handles
+            .into_iter()
+            .filter(|summary| summary.status == Status::Running)
+            .map(|summary| summary.handle_id)
+            .collect(),
+        Err(err) => {
+            tracing::warn!(%err, "could not list the running processes");
+            Vec::new()
+        }
+    };
+    let killed = kill_all(
+        registry,
+        running,
+        options.close_kill(),
+        options.close_deadline(),
+    )
+    .await;
+    tracing::info!(
+        killed,
+        "killed every running process; stopping the registry"
+    );
+    if let Err(err) = registry.shutdown().await {
+        tracing::warn!(%err, "the registry did not stop cleanly");
+    }
+}
+
+/// The loop shared by [`serve`] and socket connections: `on_close` runs
+/// once no more lines will be read, before the requests still running are
+/// awaited.
+pub(crate) async fn serve_lines<R, W>(
+    dispatcher: Dispatcher,
+    input: R,
+    output: W,
+    options: &ServeOptions,
+    stop: impl Future<Output = ()>,
+    on_close: impl AsyncFnOnce(&ServeOptions),
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (lines_tx, lines_rx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_lines(output, lines_rx));
+    let mut requests = JoinSet::new();
+    let mut reader = LineReader::new(BufReader::new(input), options.max_line_bytes);
+    let mut stop = std::pin::pin!(stop);
+    let read_result = loop {
+        let line = tokio::select! {
+            biased;
+            () = &mut stop => break Ok(()),
+            line = reader.next_line() => line,
+        };
+        let bytes = match line {
+            Ok(Some(Line::Complete(bytes))) => bytes,
+            Ok(Some(Line::TooLong { length })) => {
+                let _ = lines_tx.send(too_long(length, options.max_line_bytes).response_line());
+                continue;
+            }
+            Ok(None) => break Ok(()),
+            Err(err) => break Err(err),
+        };
+        match Request::parse(&bytes) {
+            Err(rejected) => {
+                let _ = lines_tx.send(rejected.response_line());
+            }
+            Ok(request) => {
+                requests.spawn(answer(dispatcher.clone(), request, lines_tx.clone()));
+            }
+        }
+        // Forget the requests already answered.
+        while requests.try_join_next().is_some() {}
+    };
+    drop(reader);
+    on_close(options).await;
+    let all_answered = async { while requests.join_next().await.is_some() {} };
+    if tokio::time::timeout(options.close_deadline(), all_answered)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            pending = requests.len(),
+            "requests still running at close are dropped unanswered"
+        );
+        requests.shutdown().await;
+    }
+    drop(lines_tx);
+    if writer.await.is_err() {
+        tracing::error!("the response writer panicked");
+    }
+    read_result
+}
+
+/// Runs one request and queues its response line. A handler that panics
+/// is still answered, with an `internal` error.
+async fn answer(dispatcher: Dispatcher, request: Request, lines: mpsc::UnboundedSender<Vec<u8>>) {
+    let Request { id, op, params } = request;
+    let handler = tokio::spawn(async move { dispatcher.dispatch(&op, &params).await });
+    let result = match handler.await {
+        Ok(result) => result,
+        Err(err) => {
+            tracing::error!(%err, "a request handler failed");
+            Err(JsonError::Internal("the request handler failed".to_owned()))
+        }
+    };
+    let _ = lines.send(response_line(&id, result.as_ref()));
+}
+
+/// Writes each line whole, flushing whenever no more lines are queued.
+/// Once the output fails (the reader went away), lines are dropped so that
+/// requests never block on it.
+async fn write_lines<W: AsyncWrite + Unpin>(
+    mut output: W,
+    mut lines: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    let mut broken = false;
+    while let Some(line) = lines.recv().await {
+        if broken {
+            continue;
+        }
+        let mut result = output.write_all(&line).await;
+        if result.is_ok() && lines.is_empty() {
+            result = output.flush().await;
+        }
+        if let Err(err) = result {
+            tracing::warn!(%err, "cannot write responses; dropping them from now on");
+            broken = true;
+        }
+    }
+    if !broken {
+        let _ = output.flush().await;
+        let _ = output.shutdown().await;
+    }
+}

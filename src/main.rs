@@ -1,0 +1,176 @@
+//! `procward`: a JSON-lines process host for programs in any language.
+//!
+//! `procward serve` reads one JSON request per line on stdin and writes one
+//! JSON response per line on stdout (or serves the same protocol on a Unix
+//! socket with `--socket`). Logs go to stderr, filtered by `RUST_LOG`.
+//! See docs/protocol.md.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use procward::json::{self, DEFAULT_MAX_LINE_BYTES, DEFAULT_SHUTDOWN_GRACE, ServeOptions};
+use procward::{Registry, RegistryConfig};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+/// How long the runtime may take to stop after serving. The blocking read
+/// of stdin cannot be cancelled, so waiting for it could hang forever.
+const RUNTIME_STOP_WAIT: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "procward",
+    version,
+    about = "Supervise OS processes for programs in any language"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the JSON-lines protocol on stdin/stdout (or a Unix socket).
+    ///
+    /// One JSON request per line in, one JSON response per line out,
+    /// matched by `id`; requests run concurrently. On end of stdin, SIGTERM
+    /// or SIGINT, every running process tree is killed and reaped, pending
+    /// responses are flushed and the server exits 0. See docs/protocol.md.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Handles (running or finished) kept before a spawn evicts the oldest.
+    #[arg(long, value_name = "N", default_value_t = RegistryConfig::default().max_handles,
+          value_parser = at_least_one)]
+    max_handles: usize,
+
+    /// Per-stream capture cap in bytes (head and tail kept past it), unless
+    /// a spawn sets its own `output_cap`.
+    #[arg(long, value_name = "BYTES", default_value_t = RegistryConfig::default().output_cap,
+          value_parser = at_least_one)]
+    output_cap: usize,
+
+    /// After a process exits, how long to keep reading output its
+    /// descendants still write before killing what is left of its group.
+    #[arg(long, value_name = "MS", default_value_t = millis(RegistryConfig::default().drain_grace))]
+    drain_grace_ms: u64,
+
+    /// For a kill with a signal other than KILL and no `grace_ms`: how long
+    /// to wait before SIGKILL.
+    #[arg(long, value_name = "MS", default_value_t = millis(RegistryConfig::default().kill_grace))]
+    kill_grace_ms: u64,
+
+    /// At shutdown (or when a socket connection closes): time between
+    /// SIGTERM and SIGKILL for each running process tree. 0 sends SIGKILL
+    /// at once.
+    #[arg(long, value_name = "MS", default_value_t = millis(DEFAULT_SHUTDOWN_GRACE))]
+    shutdown_grace_ms: u64,
+
+    /// Longest request line accepted, in bytes; a longer one is answered
+    /// with an error and skipped.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE_BYTES,
+          value_parser = at_least_one)]
+    max_line_bytes: usize,
+
+    /// Serve on a Unix socket at PATH (created with mode 0600) instead of
+    /// stdin/stdout. All connections share one registry; a connection's
+    /// processes are killed when it closes, unless spawned with
+    /// `outlive_connection`. Stops on SIGTERM or SIGINT only.
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+
+    /// Do not become a child subreaper. By default the server adopts the
+    /// orphans of the trees it spawns and reaps them, so that no zombie
+    /// outlives a kill.
+    #[arg(long)]
+    no_reap_orphans: bool,
+}
+
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let Command::Serve(args) = cli.command;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(%err, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let served = runtime.block_on(serve(args));
+    runtime.shutdown_timeout(RUNTIME_STOP_WAIT);
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            eprintln!("procward: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr only: stdout carries the protocol.
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    // Listen for the signals before anything can be spawned, so that an
+    // early SIGTERM still shuts down cleanly.
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let stop = async move {
+        let name = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutting down");
+    };
+    let config = RegistryConfig::default()
+        .max_handles(args.max_handles)
+        .output_cap(args.output_cap)
+        .drain_grace(Duration::from_millis(args.drain_grace_ms))
+        .kill_grace(Duration::from_millis(args.kill_grace_ms))
+        .reap_orphans(!args.no_reap_orphans);
+    let registry = Registry::start(config).await?;
+    let options = ServeOptions::default()
+        .max_line_bytes(args.max_line_bytes)
+        .shutdown_grace(Duration::from_millis(args.shutdown_grace_ms));
+    match &args.socket {
+        Some(path) => json::serve_socket(registry, path, &options, stop).await?,
+        None => {
+            json::serve(
+                registry,
+                tokio::io::stdin(),
+                tokio::io::stdout(),
+                &options,
+                stop,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
