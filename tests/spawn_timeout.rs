@@ -111,3 +111,29 @@ async fn a_zero_timeout_is_rejected() {
     assert!(registry.list().await.unwrap().is_empty());
     registry.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: src/actors/process.rs on_event(TimeoutExpired) settles `timed_out` without checking whether the child already exited, so a timeout that fires after a natural exit (before the exit event is handled) reports timed_out with exit_code Some(0) and signal None"]
+async fn a_timed_out_snapshot_always_names_the_signal() {
+    let registry = Registry::start(RegistryConfig::default()).await.unwrap();
+
+    // A timeout so short that it races the exit of `true`: whichever wins,
+    // the snapshot must tell one consistent story.
+    for _ in 0..300 {
+        let snap = registry
+            .spawn(SpawnRequest::argv(["true"]).timeout(Duration::from_micros(500)))
+            .await
+            .unwrap();
+        let end = registry.wait(snap.handle_id, None).await.unwrap().snapshot;
+        match end.status {
+            Status::TimedOut => {
+                assert_eq!((end.exit_code, end.signal), (None, Some(9)), "{end:?}")
+            }
+            Status::Exited => assert_eq!((end.exit_code, end.signal), (Some(0), None), "{end:?}"),
+            other => panic!("unexpected status {other}: {end:?}"),
+        }
+        assert!(registry.release(snap.handle_id).await.unwrap());
+        support::wait_group_gone(snap.pid).await;
+    }
+    registry.shutdown().await.unwrap();
+}
