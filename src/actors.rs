@@ -8,5 +8,7 @@ mod orphans;
 mod output_reader;
 mod process;
 mod registry;
+mod stdin_writer;
+mod subscribers;
 
 pub use registry::{RegistryActor, RegistryState};

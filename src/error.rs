@@ -59,6 +59,30 @@ pub enum Error {
         operation: &'static str,
     },
 
+    /// The stdin of this process is closed: the process exited or closed
+    /// it, or `close_stdin` was called; or stdin was given as bytes at spawn.
+    #[error("the stdin of `{0}` is closed")]
+    StdinClosed(HandleId),
+
+    /// The process was not spawned with a piped stdin
+    /// ([`Stdin::Pipe`](crate::messages::Stdin::Pipe)), so nothing can be
+    /// written to it.
+    #[error("the stdin of `{0}` is not a pipe: spawn it with Stdin::Pipe to write to it")]
+    StdinNotPiped(HandleId),
+
+    /// A read asked for an offset beyond what the stream has seen.
+    #[error("offset {offset} is past the {total} bytes written to {stream} of `{handle}`")]
+    OffsetOutOfRange {
+        /// The handle.
+        handle: HandleId,
+        /// `"stdout"` or `"stderr"`.
+        stream: &'static str,
+        /// The offset asked for.
+        offset: u64,
+        /// Bytes written so far.
+        total: u64,
+    },
+
     /// An OS call that procward needs failed.
     #[error("{operation} failed: {source}")]
     Os {

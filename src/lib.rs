@@ -58,10 +58,11 @@ pub use actors::{RegistryActor, RegistryState};
 pub use config::{DEFAULT_OUTPUT_CAP, RegistryConfig};
 pub use error::{Error, Result};
 pub use messages::{
-    Command, HandleId, HandleSummary, KillRequest, ProcessMsg, RegistryMsg, Snapshot, SpawnRequest,
-    Status, StreamOutput, WaitOutcome,
+    Command, HandleId, HandleSummary, KillRequest, OutputEvent, OutputStream, ProcessMsg,
+    ReadChunk, ReadRequest, RegistryMsg, Snapshot, SpawnRequest, Status, Stdin, StreamOutput,
+    Subscribed, Subscriber, WaitOutcome,
 };
-pub use registry::Registry;
+pub use registry::{Registry, Subscription};
 
 /// The README's examples, compiled as doc tests so they stay true.
 #[cfg(doctest)]

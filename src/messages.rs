@@ -7,13 +7,18 @@
 //! `Serialize` and `Deserialize`.
 
 mod handle_id;
+mod output;
 mod process;
 mod registry;
 mod snapshot;
 mod spawn;
 
 pub use handle_id::HandleId;
-pub(crate) use process::{Event, Stream};
+pub(crate) use output::Kept;
+pub use output::{
+    Credit, OutputEvent, OutputStream, ReadChunk, ReadRequest, Stdin, Subscribed, Subscriber,
+};
+pub(crate) use process::Event;
 pub use process::{ProcessEvent, ProcessMsg};
 pub use registry::{ProcessFinished, RegistryMsg};
 pub use snapshot::{HandleSummary, Snapshot, Status, StreamOutput, WaitOutcome};

@@ -10,8 +10,12 @@ use ractor::{Actor, ActorRef, RpcReplyPort};
 use crate::actors::RegistryActor;
 use crate::config::RegistryConfig;
 use crate::error::{Error, Result};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
 use crate::messages::{
-    HandleId, HandleSummary, KillRequest, RegistryMsg, Snapshot, SpawnRequest, WaitOutcome,
+    HandleId, HandleSummary, KillRequest, OutputEvent, ReadChunk, ReadRequest, RegistryMsg,
+    Snapshot, SpawnRequest, Subscribed, Subscriber, WaitOutcome,
 };
 
 /// A handle to a registry actor. Cloning it is cheap; every clone talks to
@@ -109,6 +113,44 @@ impl Registry {
             .await
     }
 
+    /// Reads one stream from an offset on; see [`ReadRequest`]. Never waits
+    /// for the process; costs what it returns, not what is captured.
+    pub async fn read(&self, id: HandleId, request: ReadRequest) -> Result<ReadChunk> {
+        self.call("read", |tx| RegistryMsg::Read(id, request, tx))
+            .await?
+    }
+
+    /// Writes bytes to the stdin of a process spawned with
+    /// [`Stdin::Pipe`](crate::messages::Stdin::Pipe); returns once they are
+    /// in the pipe. Writes apply in order.
+    pub async fn write(&self, id: HandleId, bytes: impl Into<Bytes>) -> Result<()> {
+        let bytes = bytes.into();
+        self.call("write", |tx| RegistryMsg::Write(id, bytes, tx))
+            .await?
+    }
+
+    /// Closes a piped stdin (the child reads end of file) after the writes
+    /// sent before.
+    pub async fn close_stdin(&self, id: HandleId) -> Result<()> {
+        self.call("close_stdin", |tx| RegistryMsg::CloseStdin(id, tx))
+            .await?
+    }
+
+    /// Subscribes to the handle's live output and its exit event, through
+    /// a channel. See [`Subscription`].
+    pub async fn subscribe(&self, id: HandleId) -> Result<Subscription> {
+        let (tx, events) = mpsc::unbounded_channel();
+        let subscribed = self.subscribe_with(id, Subscriber::Channel(tx)).await?;
+        Ok(Subscription { subscribed, events })
+    }
+
+    /// Subscribes any [`Subscriber`], for example an actor:
+    /// `Subscriber::Actor(my_actor.get_derived())`.
+    pub async fn subscribe_with(&self, id: HandleId, subscriber: Subscriber) -> Result<Subscribed> {
+        self.call("subscribe", |tx| RegistryMsg::Subscribe(id, subscriber, tx))
+            .await?
+    }
+
     /// Every handle the registry holds, oldest first.
     pub async fn list(&self) -> Result<Vec<HandleSummary>> {
         self.call("list", RegistryMsg::List).await
@@ -138,5 +180,30 @@ impl Registry {
                 reason: err.to_string(),
             }),
         }
+    }
+}
+
+/// A live feed of one process's output chunks, ending with its exit event.
+///
+/// Chunks come in order per stream, each with its stream offset. The feed
+/// never grows without bound: a subscriber holds at most a fixed window of
+/// chunks (16) that it has received but not yet dropped; while the window is
+/// full, chunks are not queued but counted, and the subscriber gets an
+/// [`OutputEvent::Missed`] with the count before its next chunk of that
+/// stream (the bytes can still be read with [`Registry::read`] unless the
+/// capture cap dropped them). The child is never slowed down by a
+/// subscriber. [`OutputEvent::Exit`] comes exactly once and last; after it,
+/// [`recv`](Self::recv) returns `None`.
+#[derive(Debug)]
+pub struct Subscription {
+    /// Where the live chunks start in each stream.
+    pub subscribed: Subscribed,
+    events: mpsc::UnboundedReceiver<OutputEvent>,
+}
+
+impl Subscription {
+    /// The next event; `None` after the exit event.
+    pub async fn recv(&mut self) -> Option<OutputEvent> {
+        self.events.recv().await
     }
 }

@@ -268,7 +268,6 @@ async fn a_kill_racing_the_exit_settles_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: src/actors/process.rs ProcessState::kill settles `killed` without checking whether the child already exited, so a kill that lands after a natural exit (before the exit event is handled) reports status killed with exit_code Some(0) and signal None"]
 async fn a_killed_snapshot_always_names_the_signal() {
     let registry = Registry::start(RegistryConfig::default()).await.unwrap();
 

@@ -152,7 +152,6 @@ async fn a_finished_handle_is_evicted_before_any_running_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: src/actors/process.rs become_terminal answers waiters before it sends Finished to the registry, so a spawn right after a wait may find the waited handle still running and kill the oldest running process instead of evicting the finished one"]
 async fn a_handle_whose_wait_returned_is_evicted_before_a_running_one() {
     let registry = Registry::start(RegistryConfig::default().max_handles(2))
         .await

@@ -104,7 +104,6 @@ async fn a_wait_pending_on_a_released_handle_does_not_hang() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: src/actors/registry.rs RegistryState::release stops the process actor with ractor's stop, which overtakes requests already forwarded to its mailbox; a wait sent before the release is dropped unanswered (NoReply) instead of getting the killed snapshot"]
 async fn a_wait_sent_before_a_release_gets_the_killed_snapshot() {
     let registry = Registry::start(RegistryConfig::default()).await.unwrap();
 

@@ -147,7 +147,6 @@ async fn invalid_requests_are_rejected_before_anything_runs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: src/actors/registry.rs RegistryState::spawn evicts (and may kill) a handle before child::spawn, so a spawn that then fails still costs an entry"]
 async fn a_failed_spawn_at_the_cap_evicts_nothing() {
     let registry = Registry::start(RegistryConfig::default().max_handles(1))
         .await

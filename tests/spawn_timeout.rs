@@ -113,7 +113,6 @@ async fn a_zero_timeout_is_rejected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: src/actors/process.rs on_event(TimeoutExpired) settles `timed_out` without checking whether the child already exited, so a timeout that fires after a natural exit (before the exit event is handled) reports timed_out with exit_code Some(0) and signal None"]
 async fn a_timed_out_snapshot_always_names_the_signal() {
     let registry = Registry::start(RegistryConfig::default()).await.unwrap();
 

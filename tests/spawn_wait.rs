@@ -269,7 +269,6 @@ async fn poll_shows_running_then_exited() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: src/actors/process.rs become_terminal answers waiters before it tells the registry, so a list sent after the wait returned can still say running"]
 async fn list_agrees_with_a_wait_that_returned() {
     let registry = Registry::start(RegistryConfig::default()).await.unwrap();
 

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::messages::StreamOutput;
+use crate::messages::{Kept, ReadChunk, ReadRequest, StreamOutput};
 
 /// One stream's captured bytes, never more than `cap` of them.
 ///
@@ -79,6 +79,11 @@ impl Capture {
         }
     }
 
+    /// Bytes written in all.
+    pub(crate) fn total(&self) -> u64 {
+        self.total
+    }
+
     /// Whether bytes were dropped.
     pub(crate) fn truncated(&self) -> bool {
         self.total > (self.head.len() + self.tail_len) as u64
@@ -100,11 +105,72 @@ impl Capture {
                 bytes
             }
         };
+        let truncated = self.truncated();
         StreamOutput {
             bytes,
             total_bytes: self.total,
-            truncated: self.truncated(),
+            truncated,
+            dropped_at: truncated.then_some(self.head.len()),
         }
+    }
+
+    fn kept(&self) -> Kept {
+        Kept {
+            head_end: self.head.len() as u64,
+            tail_start: self.total - self.tail_len as u64,
+            total: self.total,
+        }
+    }
+
+    /// Reads from a stream offset on; see [`ReadRequest`]. Copies only what
+    /// it returns, and nothing when the range lies in one received chunk.
+    /// `None` when `offset` is past what was written.
+    pub(crate) fn read(&self, request: &ReadRequest, complete: bool) -> Option<ReadChunk> {
+        let kept = self.kept();
+        let (start, end, dropped) = kept.plan(request.offset, request.max_bytes)?;
+        Some(ReadChunk {
+            stream: request.stream,
+            offset: start,
+            bytes: self.slice(kept, start, end),
+            next_offset: end,
+            dropped,
+            total_bytes: self.total,
+            complete,
+        })
+    }
+
+    /// The kept bytes of stream range `[start, end)`, which `Kept::plan`
+    /// guarantees lies in the head or in the tail, not across the gap.
+    fn slice(&self, kept: Kept, start: u64, end: u64) -> Bytes {
+        let len = (end - start) as usize;
+        if len == 0 {
+            return Bytes::new();
+        }
+        let mut at = kept.index(start);
+        let mut out = BytesMut::new();
+        if at < self.head.len() {
+            let take = len.min(self.head.len() - at);
+            out.extend_from_slice(&self.head[at..at + take]);
+            at = 0;
+        } else {
+            at -= self.head.len();
+        }
+        for chunk in &self.tail {
+            if out.len() == len {
+                break;
+            }
+            if at >= chunk.len() {
+                at -= chunk.len();
+                continue;
+            }
+            let take = (len - out.len()).min(chunk.len() - at);
+            if out.is_empty() && take == len {
+                return chunk.slice(at..at + take);
+            }
+            out.extend_from_slice(&chunk[at..at + take]);
+            at = 0;
+        }
+        out.freeze()
     }
 }
 
@@ -169,6 +235,81 @@ mod tests {
         capture.push(Bytes::from_static(b"def"));
         assert_eq!(&capture.view().bytes[..], b"abcdef");
         assert_eq!(&first[..], b"abc");
+    }
+
+    /// Reads the whole stream back through `read` in steps of `max`.
+    fn read_all(capture: &Capture, max: Option<usize>) -> (Vec<u8>, bool) {
+        let mut offset = 0;
+        let mut out = Vec::new();
+        let mut any_dropped = false;
+        loop {
+            let request = ReadRequest {
+                stream: crate::messages::OutputStream::Stdout,
+                offset,
+                max_bytes: max,
+            };
+            let chunk = capture.read(&request, false).unwrap();
+            assert_eq!(chunk.next_offset, chunk.offset + chunk.bytes.len() as u64);
+            any_dropped |= chunk.dropped;
+            out.extend_from_slice(&chunk.bytes);
+            if chunk.next_offset == capture.total {
+                return (out, any_dropped);
+            }
+            assert!(chunk.next_offset > offset || chunk.dropped);
+            offset = chunk.next_offset;
+        }
+    }
+
+    #[test]
+    fn reads_every_byte_once_when_nothing_dropped() {
+        let data = pattern(300);
+        let mut capture = Capture::new(1000);
+        for piece in data.chunks(7) {
+            capture.push(Bytes::copy_from_slice(piece));
+        }
+        for max in [None, Some(1), Some(10), Some(64), Some(1000)] {
+            let (read, dropped) = read_all(&capture, max);
+            assert_eq!(read, data, "max {max:?}");
+            assert!(!dropped);
+        }
+    }
+
+    #[test]
+    fn reads_head_then_skips_to_tail_when_truncated() {
+        let data = pattern(1000);
+        let mut capture = Capture::new(100);
+        for piece in data.chunks(33) {
+            capture.push(Bytes::copy_from_slice(piece));
+        }
+        let (read, dropped) = read_all(&capture, Some(17));
+        assert!(dropped);
+        assert_eq!(&read[..], &capture.view().bytes[..]);
+        // The view's own reader agrees with the capture's.
+        let view = capture.view();
+        let request = ReadRequest {
+            stream: crate::messages::OutputStream::Stdout,
+            offset: 60,
+            max_bytes: Some(5),
+        };
+        assert_eq!(
+            view.read(&request, true),
+            capture.read(&request, true).map(|mut c| {
+                c.complete = true;
+                c
+            })
+        );
+    }
+
+    #[test]
+    fn reading_past_the_end_is_refused() {
+        let mut capture = Capture::new(10);
+        capture.push(Bytes::from_static(b"abc"));
+        let request = ReadRequest {
+            stream: crate::messages::OutputStream::Stdout,
+            offset: 4,
+            max_bytes: None,
+        };
+        assert!(capture.read(&request, false).is_none());
     }
 
     #[test]

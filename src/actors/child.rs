@@ -25,7 +25,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 
 use crate::error::Error;
-use crate::messages::{Command, SpawnRequest};
+use crate::messages::{Command, SpawnRequest, Stdin};
 
 /// How a process ended, as the kernel reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,15 +45,17 @@ impl ExitInfo {
     }
 }
 
-/// A started child with the read ends of its stdout and stderr pipes.
+/// A started child with the read ends of its stdout and stderr pipes, and
+/// the write end of its stdin unless that is `/dev/null`.
 pub(crate) struct Spawned {
     pub(crate) child: ChildProcess,
+    pub(crate) stdin: Option<pipe::Sender>,
     pub(crate) stdout: pipe::Receiver,
     pub(crate) stderr: pipe::Receiver,
 }
 
 /// Starts `req` in a new process group whose id is the child's pid, with
-/// stdin from `/dev/null` and stdout/stderr piped. Must run inside a tokio
+/// stdout/stderr piped and stdin as the request says. Must run inside a tokio
 /// runtime (the pipes are registered with its reactor).
 pub(crate) fn spawn(req: &SpawnRequest) -> Result<Spawned, Error> {
     let mut cmd = match &req.command {
@@ -78,7 +80,11 @@ pub(crate) fn spawn(req: &SpawnRequest) -> Result<Spawned, Error> {
     if let Some(dir) = &req.cwd {
         cmd.current_dir(dir);
     }
-    cmd.stdin(Stdio::null())
+    let stdin = match req.stdin {
+        Stdin::Null => Stdio::null(),
+        Stdin::Bytes(_) | Stdin::Pipe => Stdio::piped(),
+    };
+    cmd.stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // setpgid(0, 0) in the child, before exec: the group exists before
@@ -111,6 +117,7 @@ pub(crate) fn spawn(req: &SpawnRequest) -> Result<Spawned, Error> {
         pid,
         pidfd: Some(pidfd),
     };
+    let stdin = std_child.stdin.take().map(OwnedFd::from);
     let stdout = std_child.stdout.take().map(OwnedFd::from);
     let stderr = std_child.stderr.take().map(OwnedFd::from);
     // `std::process::Child` neither kills nor reaps on drop: dropping it
@@ -128,9 +135,17 @@ pub(crate) fn spawn(req: &SpawnRequest) -> Result<Spawned, Error> {
             source,
         })
     };
+    let stdin = match stdin {
+        None => None,
+        Some(fd) => Some(pipe::Sender::from_owned_fd(fd).map_err(|source| Error::Os {
+            operation: "registering the child's stdin pipe",
+            source,
+        })?),
+    };
     Ok(Spawned {
         stdout: receiver(stdout)?,
         stderr: receiver(stderr)?,
+        stdin,
         child,
     })
 }

@@ -8,7 +8,7 @@ use ractor::ActorRef;
 use tokio::net::unix::pipe;
 use tokio::sync::Semaphore;
 
-use crate::messages::{Event, ProcessMsg, Stream};
+use crate::messages::{Event, OutputStream, ProcessMsg};
 
 /// Bytes asked for per read: a whole default pipe buffer.
 const READ_SIZE: usize = 64 * 1024;
@@ -19,14 +19,18 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// Reads `pipe` until end of file, sending each chunk to `actor` in order,
 /// then [`Event::StreamClosed`]. No buffer is held while the pipe is idle.
-pub(crate) async fn read_stream(pipe: pipe::Receiver, stream: Stream, actor: ActorRef<ProcessMsg>) {
+pub(crate) async fn read_stream(
+    pipe: pipe::Receiver,
+    stream: OutputStream,
+    actor: ActorRef<ProcessMsg>,
+) {
     let permits = Arc::new(Semaphore::new(CHUNKS_IN_FLIGHT));
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
         if let Err(err) = pipe.readable().await {
-            tracing::warn!(stream = stream.name(), %err, "waiting on the pipe failed; capture ends");
+            tracing::warn!(stream = stream.as_str(), %err, "waiting on the pipe failed; capture ends");
             break;
         }
         let mut buf = BytesMut::with_capacity(READ_SIZE);
@@ -42,7 +46,7 @@ pub(crate) async fn read_stream(pipe: pipe::Receiver, stream: Stream, actor: Act
                 continue;
             }
             Err(err) => {
-                tracing::warn!(stream = stream.name(), %err, "reading the pipe failed; capture ends");
+                tracing::warn!(stream = stream.as_str(), %err, "reading the pipe failed; capture ends");
                 break;
             }
         };

@@ -23,15 +23,19 @@ use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rustix::process::Signal;
 use time::OffsetDateTime;
+use tokio::sync::mpsc;
 
 use super::capture::Capture;
 use super::child::{ChildProcess, ExitInfo, Spawned};
 use super::orphans::sweep_group;
 use super::output_reader::read_stream;
+use super::stdin_writer::{StdinCommand, write_stdin};
+use super::subscribers::{Subscribers, exit_only};
 use crate::error::{Error, Result};
 use crate::messages::{
-    Event, HandleId, KillRequest, ProcessEvent, ProcessFinished, ProcessMsg, RegistryMsg, SIGKILL,
-    Snapshot, Status, Stream, WaitOutcome,
+    Event, HandleId, KillRequest, OutputStream, ProcessEvent, ProcessFinished, ProcessMsg,
+    ReadChunk, ReadRequest, RegistryMsg, SIGKILL, Snapshot, Status, Stdin, Subscribed, Subscriber,
+    WaitOutcome,
 };
 
 /// How long the actor's stop waits for a killed child to exit before it
@@ -54,6 +58,7 @@ pub(crate) struct ProcessArgs {
     pub(crate) kill_grace: Duration,
     pub(crate) output_cap: usize,
     pub(crate) reap_orphans: bool,
+    pub(crate) stdin: Stdin,
     pub(crate) registry: ActorRef<RegistryMsg>,
 }
 
@@ -72,6 +77,9 @@ pub(crate) struct ProcessState {
     stdout: Capture,
     stderr: Capture,
     open_streams: u8,
+    /// Commands to the stdin writer; `None` when stdin is `/dev/null`.
+    stdin: Option<mpsc::UnboundedSender<StdinCommand>>,
+    subscribers: Subscribers,
     leader_exited: bool,
     /// The terminal status to be, once a kill, the timeout or the exit has
     /// been handled. Never overwritten.
@@ -83,6 +91,8 @@ pub(crate) struct ProcessState {
     /// Readers, the exit watcher and timers: aborted when terminal.
     tasks: Vec<JoinHandle<()>>,
     escalation_armed: bool,
+    /// A signal the child can catch was sent (a kill with SIGTERM, ...).
+    sent_catchable: bool,
     /// Waiting for the group sweep before reaping the child.
     sweeping: bool,
     reap_orphans: bool,
@@ -105,6 +115,7 @@ impl Actor for ProcessActor {
             child,
             stdout,
             stderr,
+            stdin: stdin_pipe,
         } = args.spawned;
         // On any error below, `child` is dropped: its group is killed and it
         // is reaped, so a failed start leaks nothing.
@@ -120,17 +131,26 @@ impl Actor for ProcessActor {
         }));
         tasks.push(tokio::spawn(read_stream(
             stdout,
-            Stream::Stdout,
+            OutputStream::Stdout,
             myself.clone(),
         )));
         tasks.push(tokio::spawn(read_stream(
             stderr,
-            Stream::Stderr,
+            OutputStream::Stderr,
             myself.clone(),
         )));
         if let Some(timeout) = args.timeout {
             tasks.push(timer(&myself, timeout, Event::TimeoutExpired));
         }
+        let stdin = stdin_pipe.map(|pipe| {
+            let initial = match args.stdin {
+                Stdin::Bytes(bytes) => Some(bytes),
+                Stdin::Null | Stdin::Pipe => None,
+            };
+            let (tx, rx) = mpsc::unbounded_channel();
+            tasks.push(tokio::spawn(write_stdin(args.handle_id, pipe, initial, rx)));
+            tx
+        });
         tracing::debug!(handle = %args.handle_id, pid = child.pid(), command = %args.command, "process started");
         Ok(ProcessState {
             id: args.handle_id,
@@ -140,6 +160,8 @@ impl Actor for ProcessActor {
             stdout: Capture::new(args.output_cap),
             stderr: Capture::new(args.output_cap),
             open_streams: 2,
+            stdin,
+            subscribers: Subscribers::default(),
             leader_exited: false,
             settled: None,
             terminal: None,
@@ -148,6 +170,7 @@ impl Actor for ProcessActor {
             killers: Vec::new(),
             tasks,
             escalation_armed: false,
+            sent_catchable: false,
             sweeping: false,
             reap_orphans: args.reap_orphans,
             drain_grace: args.drain_grace,
@@ -168,6 +191,16 @@ impl Actor for ProcessActor {
             }
             ProcessMsg::Wait(timeout, reply) => state.wait(&myself, timeout, reply),
             ProcessMsg::Kill(request, reply) => state.kill(&myself, request, reply),
+            ProcessMsg::Read(request, reply) => {
+                let _ = reply.send(state.read(&request));
+            }
+            ProcessMsg::Write(bytes, reply) => {
+                state.stdin_command(StdinCommand::Write(bytes, reply))
+            }
+            ProcessMsg::CloseStdin(reply) => state.stdin_command(StdinCommand::Close(reply)),
+            ProcessMsg::Subscribe(subscriber, reply) => {
+                let _ = reply.send(Ok(state.subscribe(subscriber)));
+            }
             ProcessMsg::Event(ProcessEvent(event)) => state.on_event(&myself, event)?,
         }
         Ok(())
@@ -212,6 +245,65 @@ impl ProcessState {
             stderr: self.stderr.view(),
             failure: None,
         }
+    }
+
+    fn capture_mut(&mut self, stream: OutputStream) -> &mut Capture {
+        match stream {
+            OutputStream::Stdout => &mut self.stdout,
+            OutputStream::Stderr => &mut self.stderr,
+        }
+    }
+
+    fn read(&self, request: &ReadRequest) -> Result<ReadChunk> {
+        let capture = match request.stream {
+            OutputStream::Stdout => &self.stdout,
+            OutputStream::Stderr => &self.stderr,
+        };
+        capture
+            .read(request, self.terminal.is_some())
+            .ok_or(Error::OffsetOutOfRange {
+                handle: self.id,
+                stream: request.stream.as_str(),
+                offset: request.offset,
+                total: capture.total(),
+            })
+    }
+
+    /// Hands a write or close to the stdin writer, which answers it.
+    fn stdin_command(&self, command: StdinCommand) {
+        let refuse = |command: StdinCommand, error: Error| match command {
+            StdinCommand::Write(_, reply) => {
+                let _ = reply.send(Err(error));
+            }
+            // Closing what is already closed is a no-op.
+            StdinCommand::Close(reply) => {
+                let _ = reply.send(match error {
+                    Error::StdinClosed(_) => Ok(()),
+                    other => Err(other),
+                });
+            }
+        };
+        match &self.stdin {
+            None => refuse(command, Error::StdinNotPiped(self.id)),
+            Some(_) if self.terminal.is_some() => refuse(command, Error::StdinClosed(self.id)),
+            Some(tx) => {
+                if let Err(mpsc::error::SendError(command)) = tx.send(command) {
+                    refuse(command, Error::StdinClosed(self.id));
+                }
+            }
+        }
+    }
+
+    fn subscribe(&mut self, subscriber: Subscriber) -> Subscribed {
+        let subscribed = Subscribed {
+            stdout_offset: self.stdout.total(),
+            stderr_offset: self.stderr.total(),
+        };
+        match &self.terminal {
+            Some(terminal) => exit_only(&subscriber, terminal.clone()),
+            None => self.subscribers.add(subscriber),
+        }
+        subscribed
     }
 
     fn wait(
@@ -265,6 +357,12 @@ impl ProcessState {
         };
         self.killers.retain(|port| !port.is_closed());
         self.killers.push(reply);
+        // The child may have exited before this kill, with the exit event
+        // still queued: the exit came first, so it settles the status.
+        self.notice_exit(myself);
+        if self.terminal.is_some() {
+            return;
+        }
         self.settle(Status::Killed);
         if self.leader_exited {
             // Only the drain is left: end it now.
@@ -272,6 +370,9 @@ impl ProcessState {
             return;
         }
         self.signal(signal);
+        if request.signal != SIGKILL {
+            self.sent_catchable = true;
+        }
         if request.signal != SIGKILL && !self.escalation_armed {
             self.escalation_armed = true;
             let grace = request.grace.unwrap_or(self.kill_grace);
@@ -289,27 +390,22 @@ impl ProcessState {
             return Ok(());
         }
         match event {
-            Event::Output { stream, chunk, .. } => match stream {
-                Stream::Stdout => self.stdout.push(chunk),
-                Stream::Stderr => self.stderr.push(chunk),
-            },
+            Event::Output { stream, chunk, .. } => {
+                let capture = self.capture_mut(stream);
+                let offset = capture.total();
+                capture.push(chunk.clone());
+                self.subscribers.chunk(self.id, stream, offset, &chunk);
+            }
             Event::StreamClosed(stream) => {
-                tracing::trace!(handle = %self.id, stream = stream.name(), "stream closed");
+                tracing::trace!(handle = %self.id, stream = stream.as_str(), "stream closed");
                 self.open_streams = self.open_streams.saturating_sub(1);
                 if self.open_streams == 0 && self.leader_exited {
                     self.finish(myself);
                 }
             }
             Event::LeaderExited => {
-                self.leader_exited = true;
-                let exit = self.child.peek_exit()?;
-                tracing::debug!(handle = %self.id, ?exit, "process exited");
-                self.settle(Status::Exited);
-                if self.open_streams == 0 {
-                    self.finish(myself);
-                } else {
-                    let grace = self.drain_grace;
-                    self.tasks.push(timer(myself, grace, Event::DrainExpired));
+                if !self.leader_exited {
+                    self.leader_exit(myself);
                 }
             }
             Event::WatchFailed(err) => {
@@ -320,6 +416,10 @@ impl ProcessState {
                 self.finish(myself);
             }
             Event::TimeoutExpired => {
+                self.notice_exit(myself);
+                if self.terminal.is_some() {
+                    return Ok(());
+                }
                 tracing::info!(handle = %self.id, "spawn timeout passed; killing the process tree");
                 self.settle(Status::TimedOut);
                 if self.leader_exited {
@@ -348,6 +448,36 @@ impl ProcessState {
             }
         }
         Ok(())
+    }
+
+    /// Handles the child's exit as soon as it is seen: settles `exited`
+    /// unless a kill or the timeout came first, then ends the handle or
+    /// starts the drain.
+    fn leader_exit(&mut self, myself: &ActorRef<ProcessMsg>) {
+        self.leader_exited = true;
+        tracing::debug!(handle = %self.id, "process exited");
+        self.settle(Status::Exited);
+        if self.open_streams == 0 {
+            self.finish(myself);
+        } else {
+            let grace = self.drain_grace;
+            self.tasks.push(timer(myself, grace, Event::DrainExpired));
+        }
+    }
+
+    /// Checks, without waiting, whether the child exited before its exit
+    /// event arrived, and handles the exit now if so.
+    fn notice_exit(&mut self, myself: &ActorRef<ProcessMsg>) {
+        if self.leader_exited {
+            return;
+        }
+        match self.child.peek_exit() {
+            Ok(Some(_)) => self.leader_exit(myself),
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(handle = %self.id, %err, "checking for the child's exit failed")
+            }
+        }
     }
 
     /// Records the terminal status to be, unless one is already settled.
@@ -433,7 +563,15 @@ impl ProcessState {
         for task in self.tasks.drain(..) {
             task.abort();
         }
-        let status = self.settled.unwrap_or(Status::Exited);
+        let mut status = self.settled.unwrap_or(Status::Exited);
+        if matches!(status, Status::Killed | Status::TimedOut)
+            && exit.is_some_and(|e| e.code.is_some())
+            && !self.sent_catchable
+        {
+            // Only SIGKILL was sent, and it cannot be caught: a child that
+            // still exited with a code had exited before it arrived.
+            status = Status::Exited;
+        }
         let mut snapshot = self.snapshot();
         snapshot.status = status;
         snapshot.ended_at = Some(OffsetDateTime::now_utc());
@@ -447,6 +585,11 @@ impl ProcessState {
             "process terminal"
         );
         self.terminal = Some(snapshot.clone());
+        // Tell the registry first: a caller whose wait returns and who then
+        // asks the registry must find the handle terminal there too.
+        let _ = self.registry.cast(RegistryMsg::Finished(ProcessFinished {
+            snapshot: snapshot.clone(),
+        }));
         for waiter in self.waiters.drain(..) {
             if let Some(timer) = waiter.timer {
                 timer.abort();
@@ -459,8 +602,6 @@ impl ProcessState {
         for killer in self.killers.drain(..) {
             let _ = killer.send(Ok(snapshot.clone()));
         }
-        let _ = self
-            .registry
-            .cast(RegistryMsg::Finished(ProcessFinished { snapshot }));
+        self.subscribers.exit(&snapshot);
     }
 }

@@ -18,11 +18,12 @@ use time::OffsetDateTime;
 use super::child;
 use super::handle_table::{EntryState, HandleTable, RunningActor, running_summary};
 use super::process::{ProcessActor, ProcessArgs};
+use super::subscribers::exit_only;
 use crate::config::RegistryConfig;
 use crate::error::{Error, Result};
 use crate::messages::{
-    HandleId, KillRequest, ProcessFinished, ProcessMsg, RegistryMsg, Snapshot, SpawnRequest,
-    Status, StreamOutput, WaitOutcome,
+    HandleId, KillRequest, OutputStream, ProcessFinished, ProcessMsg, ReadChunk, ReadRequest,
+    RegistryMsg, Snapshot, SpawnRequest, Status, StreamOutput, Subscribed, WaitOutcome,
 };
 
 /// How long stopping the registry waits for its process actors to kill and
@@ -104,6 +105,41 @@ impl Actor for RegistryActor {
                 }
             },
             RegistryMsg::Kill(id, request, reply) => state.kill(id, request, reply),
+            RegistryMsg::Read(id, request, reply) => match state.table.get(&id).map(|e| &e.state) {
+                None => send(reply, Err(Error::UnknownHandle(id))),
+                Some(EntryState::Finished(snapshot)) => {
+                    send(reply, read_terminal(snapshot, &request))
+                }
+                Some(EntryState::Running(actor)) => {
+                    forward(actor, ProcessMsg::Read(request, reply))
+                }
+            },
+            RegistryMsg::Write(id, bytes, reply) => match state.table.get(&id).map(|e| &e.state) {
+                None => send(reply, Err(Error::UnknownHandle(id))),
+                Some(EntryState::Finished(_)) => send(reply, Err(Error::StdinClosed(id))),
+                Some(EntryState::Running(actor)) => forward(actor, ProcessMsg::Write(bytes, reply)),
+            },
+            RegistryMsg::CloseStdin(id, reply) => match state.table.get(&id).map(|e| &e.state) {
+                None => send(reply, Err(Error::UnknownHandle(id))),
+                Some(EntryState::Finished(_)) => send(reply, Ok(())),
+                Some(EntryState::Running(actor)) => forward(actor, ProcessMsg::CloseStdin(reply)),
+            },
+            RegistryMsg::Subscribe(id, subscriber, reply) => {
+                match state.table.get(&id).map(|e| &e.state) {
+                    None => send(reply, Err(Error::UnknownHandle(id))),
+                    Some(EntryState::Finished(snapshot)) => {
+                        let subscribed = Subscribed {
+                            stdout_offset: snapshot.stdout.total_bytes,
+                            stderr_offset: snapshot.stderr.total_bytes,
+                        };
+                        exit_only(&subscriber, (**snapshot).clone());
+                        send(reply, Ok(subscribed));
+                    }
+                    Some(EntryState::Running(actor)) => {
+                        forward(actor, ProcessMsg::Subscribe(subscriber, reply))
+                    }
+                }
+            }
             RegistryMsg::Release(id, reply) => state.release(id, reply),
             RegistryMsg::List(reply) => {
                 let _ = reply.send(state.table.summaries());
@@ -151,11 +187,9 @@ impl Actor for RegistryActor {
     ) -> Result<(), ActorProcessingErr> {
         let running = state.table.running_actors().count();
         tracing::debug!(running, "registry stopping; killing every running process");
+        // Drain, not stop: requests already forwarded are answered first.
         myself
-            .stop_children_and_wait(
-                Some("registry stopped".to_owned()),
-                Some(STOP_CHILDREN_WAIT),
-            )
+            .drain_children_and_wait(Some(STOP_CHILDREN_WAIT))
             .await;
         Ok(())
     }
@@ -176,8 +210,36 @@ fn forward(actor: &ActorRef<ProcessMsg>, message: ProcessMsg) {
         ProcessMsg::Poll(reply) => send(reply, Err(Error::NoReply { operation: "poll" })),
         ProcessMsg::Wait(_, reply) => send(reply, Err(Error::NoReply { operation: "wait" })),
         ProcessMsg::Kill(_, reply) => send(reply, Err(Error::NoReply { operation: "kill" })),
+        ProcessMsg::Read(_, reply) => send(reply, Err(Error::NoReply { operation: "read" })),
+        ProcessMsg::Write(_, reply) => send(reply, Err(Error::NoReply { operation: "write" })),
+        ProcessMsg::CloseStdin(reply) => send(
+            reply,
+            Err(Error::NoReply {
+                operation: "close_stdin",
+            }),
+        ),
+        ProcessMsg::Subscribe(_, reply) => send(
+            reply,
+            Err(Error::NoReply {
+                operation: "subscribe",
+            }),
+        ),
         ProcessMsg::Event(_) => {}
     }
+}
+
+/// Reads from a terminal snapshot's output.
+fn read_terminal(snapshot: &Snapshot, request: &ReadRequest) -> Result<ReadChunk> {
+    let output = match request.stream {
+        OutputStream::Stdout => &snapshot.stdout,
+        OutputStream::Stderr => &snapshot.stderr,
+    };
+    output.read(request, true).ok_or(Error::OffsetOutOfRange {
+        handle: snapshot.handle_id,
+        stream: request.stream.as_str(),
+        offset: request.offset,
+        total: output.total_bytes,
+    })
 }
 
 impl RegistryState {
@@ -187,9 +249,6 @@ impl RegistryState {
         request: SpawnRequest,
     ) -> Result<Snapshot> {
         request.validate()?;
-        while self.table.len() >= self.config.max_handles {
-            self.evict_one();
-        }
         let spawned = child::spawn(&request)?;
         let pid = spawned.child.pid();
         let handle_id = HandleId::next(pid);
@@ -205,6 +264,7 @@ impl RegistryState {
             kill_grace: self.config.kill_grace,
             output_cap: request.output_cap.unwrap_or(self.config.output_cap),
             reap_orphans: self.config.reap_orphans,
+            stdin: request.stdin,
             registry: myself.clone(),
         };
         // If the actor fails to start, `args` (and the child in it) is
@@ -215,6 +275,11 @@ impl RegistryState {
                 actor: "process",
                 reason: err.to_string(),
             })?;
+        // Make room only now: a spawn that fails must not cost another
+        // handle its place.
+        while self.table.len() >= self.config.max_handles {
+            self.evict_one();
+        }
         let snapshot = Snapshot {
             handle_id,
             pid,
@@ -250,8 +315,9 @@ impl RegistryState {
                     max_handles = self.config.max_handles,
                     "registry full of running processes: killing and evicting the oldest"
                 );
-                // Its post_stop kills and reaps the tree and answers waiters.
-                actor.stop(Some("evicted".to_owned()));
+                // It answers what is queued for it first, then its post_stop
+                // kills and reaps the tree and answers the waiters.
+                let _ = actor.drain();
             }
         }
     }
@@ -281,8 +347,10 @@ impl RegistryState {
                 tracing::debug!(handle = %id, "released while running; killing its tree");
                 // Answer once the tree is killed and reaped, without making
                 // the registry wait for it.
+                // Requests sent before the release are answered first (drain
+                // keeps their order); the tree dies in the actor's post_stop.
                 tokio::spawn(async move {
-                    let _ = actor.stop_and_wait(Some("released".to_owned()), None).await;
+                    let _ = actor.drain_and_wait(None).await;
                     send(reply, true);
                 });
             }

@@ -8,7 +8,10 @@ use bytes::Bytes;
 use ractor::RpcReplyPort;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::{KillRequest, Snapshot, WaitOutcome};
+use super::{
+    KillRequest, OutputStream, ReadChunk, ReadRequest, Snapshot, Subscribed, Subscriber,
+    WaitOutcome,
+};
 use crate::error::Result;
 
 /// A message to the actor that owns one OS process.
@@ -23,6 +26,15 @@ pub enum ProcessMsg {
     Wait(Option<Duration>, RpcReplyPort<Result<WaitOutcome>>),
     /// Kills the process tree; answers once the handle is terminal.
     Kill(KillRequest, RpcReplyPort<Result<Snapshot>>),
+    /// Reads captured output from an offset on; never waits.
+    Read(ReadRequest, RpcReplyPort<Result<ReadChunk>>),
+    /// Appends bytes to the child's stdin; answers once they are written
+    /// to the pipe.
+    Write(Bytes, RpcReplyPort<Result<()>>),
+    /// Closes the child's stdin (end of file), after earlier writes.
+    CloseStdin(RpcReplyPort<Result<()>>),
+    /// Adds a subscriber to the live output and the exit event.
+    Subscribe(Subscriber, RpcReplyPort<Result<Subscribed>>),
     /// Sent by the actor's own reader, watcher and timer tasks. It cannot be
     /// built outside procward.
     Event(ProcessEvent),
@@ -32,33 +44,17 @@ pub enum ProcessMsg {
 #[derive(Debug)]
 pub struct ProcessEvent(pub(crate) Event);
 
-/// Which output stream a chunk came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stream {
-    Stdout,
-    Stderr,
-}
-
-impl Stream {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        }
-    }
-}
-
 #[derive(Debug)]
 pub(crate) enum Event {
     /// Bytes read from a pipe. The permit bounds how many chunks a reader
     /// may have in flight; it is released when the actor has stored them.
     Output {
-        stream: Stream,
+        stream: OutputStream,
         chunk: Bytes,
         _permit: OwnedSemaphorePermit,
     },
     /// The pipe reached end of file (or failed, which ends capture too).
-    StreamClosed(Stream),
+    StreamClosed(OutputStream),
     /// The direct child has exited; it is still unreaped (a zombie).
     LeaderExited,
     /// Watching for the child's exit failed; the actor cannot go on.

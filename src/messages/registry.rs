@@ -4,7 +4,12 @@ use std::time::Duration;
 
 use ractor::RpcReplyPort;
 
-use super::{HandleId, HandleSummary, KillRequest, Snapshot, SpawnRequest, WaitOutcome};
+use bytes::Bytes;
+
+use super::{
+    HandleId, HandleSummary, KillRequest, ReadChunk, ReadRequest, Snapshot, SpawnRequest,
+    Subscribed, Subscriber, WaitOutcome,
+};
 use crate::error::Result;
 
 /// A message to the registry actor.
@@ -49,6 +54,20 @@ pub enum RegistryMsg {
     /// is running (the answer comes after the tree is reaped). Answers
     /// whether the handle was known.
     Release(HandleId, RpcReplyPort<bool>),
+    /// Reads one stream's captured bytes from an offset on, without waiting
+    /// and without copying more than it returns. See [`ReadRequest`].
+    Read(HandleId, ReadRequest, RpcReplyPort<Result<ReadChunk>>),
+    /// Appends bytes to the stdin of a process spawned with
+    /// [`Stdin::Pipe`](super::Stdin::Pipe). Writes are applied in the order
+    /// they reach the registry; each answers once its bytes are in the pipe
+    /// (a child that does not read keeps the answer waiting).
+    Write(HandleId, Bytes, RpcReplyPort<Result<()>>),
+    /// Closes a piped stdin after the writes sent before it. Closing twice,
+    /// or after the end of the process, is a no-op.
+    CloseStdin(HandleId, RpcReplyPort<Result<()>>),
+    /// Subscribes to the handle's live output chunks and its exit event. On
+    /// a terminal handle only the exit event is sent.
+    Subscribe(HandleId, Subscriber, RpcReplyPort<Result<Subscribed>>),
     /// Lists every handle, oldest first.
     List(RpcReplyPort<Vec<HandleSummary>>),
     /// Sent by a process actor when its handle turns terminal. It cannot be

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::HandleId;
+use super::output::{Kept, ReadChunk, ReadRequest};
 
 /// Where a process is in its life.
 ///
@@ -56,8 +57,9 @@ impl std::fmt::Display for Status {
 ///
 /// When the child wrote more than the cap, the first half of the cap and the
 /// most recent half are kept and the middle is dropped: `bytes` is then the
-/// head followed directly by the tail, `truncated` is `true`, and
-/// `total_bytes - bytes.len()` bytes are missing between the two.
+/// head followed directly by the tail, `truncated` is `true`, `dropped_at`
+/// is the index in `bytes` where the tail starts, and
+/// `total_bytes - bytes.len()` bytes are missing there.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamOutput {
     /// The bytes kept, exactly as the child wrote them. Cloning is cheap
@@ -67,12 +69,42 @@ pub struct StreamOutput {
     pub total_bytes: u64,
     /// Whether bytes were dropped because the stream passed its cap.
     pub truncated: bool,
+    /// Where in `bytes` the dropped middle was, when `truncated`.
+    pub dropped_at: Option<usize>,
 }
 
 impl StreamOutput {
     /// The bytes as text; invalid UTF-8 becomes U+FFFD. Never fails.
     pub fn text(&self) -> Cow<'_, str> {
         String::from_utf8_lossy(&self.bytes)
+    }
+
+    fn kept(&self) -> Kept {
+        let head_end = self.dropped_at.unwrap_or(self.bytes.len());
+        let tail_len = (self.bytes.len() - head_end) as u64;
+        Kept {
+            head_end: head_end as u64,
+            tail_start: self.total_bytes - tail_len,
+            total: self.total_bytes,
+        }
+    }
+
+    /// Reads from a stream offset on, without copying; see [`ReadRequest`].
+    /// `None` when `offset` is past `total_bytes`.
+    pub(crate) fn read(&self, request: &ReadRequest, complete: bool) -> Option<ReadChunk> {
+        let kept = self.kept();
+        let (start, end, dropped) = kept.plan(request.offset, request.max_bytes)?;
+        let from = kept.index(start);
+        let bytes = self.bytes.slice(from..from + (end - start) as usize);
+        Some(ReadChunk {
+            stream: request.stream,
+            offset: start,
+            bytes,
+            next_offset: end,
+            dropped,
+            total_bytes: self.total_bytes,
+            complete,
+        })
     }
 }
 

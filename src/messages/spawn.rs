@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::Stdin;
 use crate::error::Error;
 
 /// The shell that runs [`Command::Shell`] commands.
@@ -43,8 +44,8 @@ impl Command {
 /// A request to start one process.
 ///
 /// Build it with [`SpawnRequest::argv`] or [`SpawnRequest::shell`] and the
-/// builder methods. stdin is always `/dev/null`; stdout and stderr are
-/// captured. The process is started in a new process group of its own, so
+/// builder methods. stdin is `/dev/null` unless [`stdin`](Self::stdin) says
+/// otherwise; stdout and stderr are captured. The process is started in a new process group of its own, so
 /// that a kill reaches its whole tree.
 ///
 /// ```
@@ -71,6 +72,8 @@ pub struct SpawnRequest {
     pub timeout: Option<Duration>,
     /// Per-stream capture cap in bytes; the registry's default when `None`.
     pub output_cap: Option<usize>,
+    /// What the child reads on stdin.
+    pub stdin: Stdin,
 }
 
 impl SpawnRequest {
@@ -96,6 +99,7 @@ impl SpawnRequest {
             clear_env: false,
             timeout: None,
             output_cap: None,
+            stdin: Stdin::Null,
         }
     }
 
@@ -129,6 +133,12 @@ impl SpawnRequest {
     /// Caps each captured stream at `bytes` (see the crate docs on capture).
     pub fn output_cap(mut self, bytes: usize) -> Self {
         self.output_cap = Some(bytes);
+        self
+    }
+
+    /// Sets what the child reads on stdin.
+    pub fn stdin(mut self, stdin: Stdin) -> Self {
+        self.stdin = stdin;
         self
     }
 

@@ -1,0 +1,70 @@
+//! The task that writes to a child's stdin, in order, without ever making
+//! the process actor wait.
+
+use bytes::Bytes;
+use ractor::RpcReplyPort;
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::pipe;
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Result};
+use crate::messages::HandleId;
+
+/// What the process actor asks of the writer.
+pub(crate) enum StdinCommand {
+    Write(Bytes, RpcReplyPort<Result<()>>),
+    Close(RpcReplyPort<Result<()>>),
+}
+
+/// Writes `initial` (if any) and then the commands it receives, in order.
+/// After a close, an error or the end of the channel, the pipe is closed
+/// (the child sees end of file) and later writes answer
+/// [`Error::StdinClosed`].
+///
+/// A child that exited gives `EPIPE`, not `SIGPIPE`: the Rust runtime
+/// ignores `SIGPIPE` in every Rust program, and procward relies on that.
+pub(crate) async fn write_stdin(
+    id: HandleId,
+    pipe: pipe::Sender,
+    initial: Option<Bytes>,
+    mut commands: mpsc::UnboundedReceiver<StdinCommand>,
+) {
+    let mut pipe = Some(pipe);
+    if let Some(bytes) = initial {
+        if let Some(open) = pipe.as_mut()
+            && let Err(err) = open.write_all(&bytes).await
+        {
+            tracing::debug!(handle = %id, %err, "writing the initial stdin failed");
+        }
+        // Bytes given at spawn are followed by end of file.
+        pipe = None;
+    }
+    while let Some(command) = commands.recv().await {
+        match command {
+            StdinCommand::Write(bytes, reply) => {
+                let result = match pipe.as_mut() {
+                    None => Err(Error::StdinClosed(id)),
+                    Some(open) => match open.write_all(&bytes).await {
+                        Ok(()) => Ok(()),
+                        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+                            pipe = None;
+                            Err(Error::StdinClosed(id))
+                        }
+                        Err(source) => {
+                            pipe = None;
+                            Err(Error::Os {
+                                operation: "writing to the child's stdin",
+                                source,
+                            })
+                        }
+                    },
+                };
+                let _ = reply.send(result);
+            }
+            StdinCommand::Close(reply) => {
+                pipe = None;
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+}

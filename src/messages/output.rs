@@ -1,0 +1,241 @@
+//! Output and stdin types: which stream, incremental reads, subscriptions
+//! and their events, and how stdin is given to a child.
+
+use bytes::Bytes;
+use ractor::DerivedActorRef;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+
+use super::{HandleId, Snapshot};
+
+/// One of a child's output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputStream {
+    /// The child's standard output.
+    Stdout,
+    /// The child's standard error.
+    Stderr,
+}
+
+impl OutputStream {
+    /// `"stdout"` or `"stderr"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputStream::Stdout => "stdout",
+            OutputStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// How a child's stdin is set up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stdin {
+    /// `/dev/null` (the default).
+    #[default]
+    Null,
+    /// These bytes, then end of file.
+    Bytes(Bytes),
+    /// A pipe kept open for [`RegistryMsg::Write`](super::RegistryMsg::Write)
+    /// until [`RegistryMsg::CloseStdin`](super::RegistryMsg::CloseStdin) or
+    /// the end of the process.
+    Pipe,
+}
+
+/// A request for one stream's bytes from an offset on.
+///
+/// Offsets count every byte the child wrote to the stream, kept or dropped,
+/// so `next_offset` of one read is the `offset` of the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadRequest {
+    /// Which stream.
+    pub stream: OutputStream,
+    /// Where to start, as a count of bytes written before it.
+    pub offset: u64,
+    /// The most bytes to return; everything available when `None`.
+    pub max_bytes: Option<usize>,
+}
+
+/// The answer to a [`ReadRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadChunk {
+    /// Which stream.
+    pub stream: OutputStream,
+    /// The stream offset of `bytes[0]`. Larger than the requested offset
+    /// exactly when `dropped` is set.
+    pub offset: u64,
+    /// The bytes, contiguous in the stream: a read never spans the dropped
+    /// middle of a truncated stream.
+    pub bytes: Bytes,
+    /// Where the next read should start (`offset + bytes.len()`).
+    pub next_offset: u64,
+    /// Bytes between the requested offset and `offset` were dropped by the
+    /// capture cap and are gone.
+    pub dropped: bool,
+    /// Bytes written to the stream so far.
+    pub total_bytes: u64,
+    /// The handle is terminal: nothing more will be written.
+    pub complete: bool,
+}
+
+/// Where the kept bytes of a stream sit among all bytes written: the head
+/// `[0, head_end)` and the tail `[tail_start, total)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Kept {
+    pub(crate) head_end: u64,
+    pub(crate) tail_start: u64,
+    pub(crate) total: u64,
+}
+
+impl Kept {
+    /// The stream range `[start, end)` a read from `offset` returns, and
+    /// whether it skipped dropped bytes; `None` when `offset` is past the
+    /// end of what was written.
+    pub(crate) fn plan(self, offset: u64, max_bytes: Option<usize>) -> Option<(u64, u64, bool)> {
+        if offset > self.total {
+            return None;
+        }
+        let (start, dropped) = if offset < self.head_end || offset >= self.tail_start {
+            (offset, false)
+        } else {
+            (self.tail_start, true)
+        };
+        let segment_end = if start < self.head_end && self.tail_start > self.head_end {
+            self.head_end
+        } else {
+            self.total
+        };
+        let end = match max_bytes {
+            Some(max) => segment_end.min(start.saturating_add(max as u64)),
+            None => segment_end,
+        };
+        Some((start, end, dropped))
+    }
+
+    /// Index into the joined head + tail bytes of stream offset `offset`,
+    /// which must be kept.
+    pub(crate) fn index(self, offset: u64) -> usize {
+        if offset < self.head_end {
+            offset as usize
+        } else {
+            (offset - self.tail_start + self.head_end) as usize
+        }
+    }
+}
+
+/// A live event of one process, for a subscriber.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputEvent {
+    /// Bytes the child wrote, in order per stream.
+    Chunk {
+        /// The handle.
+        handle_id: HandleId,
+        /// Which stream.
+        stream: OutputStream,
+        /// The stream offset of `bytes[0]`.
+        offset: u64,
+        /// The bytes.
+        bytes: Bytes,
+        /// Holds one of the subscriber's places in flight until this event
+        /// is dropped. Not serialized.
+        #[serde(skip)]
+        credit: Credit,
+    },
+    /// The subscriber fell behind and missed `bytes` bytes of `stream`
+    /// (they are still in the capture, unless the cap dropped them). Sent
+    /// before the next chunk of that stream, or before `Exit`.
+    Missed {
+        /// The handle.
+        handle_id: HandleId,
+        /// Which stream.
+        stream: OutputStream,
+        /// How many bytes were not delivered.
+        bytes: u64,
+    },
+    /// The handle is terminal. Always the last event, sent exactly once.
+    Exit(Snapshot),
+}
+
+/// A place in a subscriber's window of chunks in flight. It returns to the
+/// window when the [`OutputEvent::Chunk`] holding it is dropped: a
+/// subscriber that keeps events keeps its window closed and misses chunks.
+#[derive(Debug, Default)]
+pub struct Credit {
+    /// Held only for its drop, which reopens the place.
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Credit {
+    pub(crate) fn new(permit: OwnedSemaphorePermit) -> Self {
+        Credit {
+            _permit: Some(permit),
+        }
+    }
+}
+
+/// Where a subscription's events go.
+#[derive(Debug, Clone)]
+pub enum Subscriber {
+    /// A channel, for callers that are not actors.
+    Channel(mpsc::UnboundedSender<OutputEvent>),
+    /// An actor whose message type converts from [`OutputEvent`]: use
+    /// `actor_ref.get_derived()`.
+    Actor(DerivedActorRef<OutputEvent>),
+}
+
+/// The answer to a subscription: where the live chunks start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscribed {
+    /// The stdout offset of the first chunk the subscriber will get;
+    /// earlier bytes can be fetched with a read.
+    pub stdout_offset: u64,
+    /// The same for stderr.
+    pub stderr_offset: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WHOLE: Kept = Kept {
+        head_end: 5,
+        tail_start: 5,
+        total: 12,
+    };
+    const GAPPED: Kept = Kept {
+        head_end: 5,
+        tail_start: 20,
+        total: 25,
+    };
+
+    #[test]
+    fn reads_across_head_and_tail_when_nothing_dropped() {
+        assert_eq!(WHOLE.plan(0, None), Some((0, 12, false)));
+        assert_eq!(WHOLE.plan(3, Some(4)), Some((3, 7, false)));
+        assert_eq!(WHOLE.plan(12, None), Some((12, 12, false)));
+        assert_eq!(WHOLE.plan(13, None), None);
+    }
+
+    #[test]
+    fn never_spans_the_dropped_middle() {
+        assert_eq!(GAPPED.plan(0, None), Some((0, 5, false)));
+        assert_eq!(GAPPED.plan(5, None), Some((20, 25, true)));
+        assert_eq!(GAPPED.plan(9, Some(2)), Some((20, 22, true)));
+        assert_eq!(GAPPED.plan(21, None), Some((21, 25, false)));
+    }
+
+    #[test]
+    fn maps_offsets_to_joined_indexes() {
+        assert_eq!(GAPPED.index(4), 4);
+        assert_eq!(GAPPED.index(20), 5);
+        assert_eq!(GAPPED.index(24), 9);
+        assert_eq!(WHOLE.index(7), 7);
+    }
+
+    #[test]
+    fn zero_max_reads_nothing() {
+        assert_eq!(WHOLE.plan(2, Some(0)), Some((2, 2, false)));
+    }
+}
