@@ -255,18 +255,19 @@ impl ProcessState {
     }
 
     fn read(&self, request: &ReadRequest) -> Result<ReadChunk> {
+        if let Some(terminal) = &self.terminal {
+            return terminal.read(request);
+        }
         let capture = match request.stream {
             OutputStream::Stdout => &self.stdout,
             OutputStream::Stderr => &self.stderr,
         };
-        capture
-            .read(request, self.terminal.is_some())
-            .ok_or(Error::OffsetOutOfRange {
-                handle: self.id,
-                stream: request.stream.as_str(),
-                offset: request.offset,
-                total: capture.total(),
-            })
+        capture.read(request, false).ok_or(Error::OffsetOutOfRange {
+            handle: self.id,
+            stream: request.stream.as_str(),
+            offset: request.offset,
+            total: capture.total(),
+        })
     }
 
     /// Hands a write or close to the stdin writer, which answers it.
@@ -295,15 +296,14 @@ impl ProcessState {
     }
 
     fn subscribe(&mut self, subscriber: Subscriber) -> Subscribed {
-        let subscribed = Subscribed {
+        if let Some(terminal) = &self.terminal {
+            return exit_only(&subscriber, terminal.clone());
+        }
+        self.subscribers.add(subscriber);
+        Subscribed {
             stdout_offset: self.stdout.total(),
             stderr_offset: self.stderr.total(),
-        };
-        match &self.terminal {
-            Some(terminal) => exit_only(&subscriber, terminal.clone()),
-            None => self.subscribers.add(subscriber),
         }
-        subscribed
     }
 
     fn wait(
@@ -584,6 +584,9 @@ impl ProcessState {
             signal = ?snapshot.signal,
             "process terminal"
         );
+        // The snapshot now holds the kept output; the capture buffers go.
+        self.stdout = Capture::new(1);
+        self.stderr = Capture::new(1);
         self.terminal = Some(snapshot.clone());
         // Tell the registry first: a caller whose wait returns and who then
         // asks the registry must find the handle terminal there too.

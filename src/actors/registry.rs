@@ -22,8 +22,8 @@ use super::subscribers::exit_only;
 use crate::config::RegistryConfig;
 use crate::error::{Error, Result};
 use crate::messages::{
-    HandleId, KillRequest, OutputStream, ProcessFinished, ProcessMsg, ReadChunk, ReadRequest,
-    RegistryMsg, Snapshot, SpawnRequest, Status, StreamOutput, Subscribed, WaitOutcome,
+    HandleId, KillRequest, ProcessFinished, ProcessMsg, RegistryMsg, Snapshot, SpawnRequest,
+    Status, StreamOutput, WaitOutcome,
 };
 
 /// How long stopping the registry waits for its process actors to kill and
@@ -34,8 +34,13 @@ const STOP_CHILDREN_WAIT: Duration = Duration::from_secs(10);
 /// or with ractor's `Actor::spawn_linked` under a supervisor of your own,
 /// passing a [`RegistryConfig`] as its arguments.
 ///
-/// Stopping it (or its supervisor stopping it) kills and reaps every child
-/// it owns before it is reported stopped.
+/// Stopping it kills and reaps every child it owns before it is reported
+/// stopped, and answers pending requests first. A ractor supervisor that
+/// stops *kills* its children instead (no `post_stop` runs): the children
+/// are then SIGKILLed at once and reaped in the background, and pending
+/// requests get [`Error::NoReply`](crate::Error::NoReply). For an orderly
+/// shutdown, stop the registry in your supervisor's `post_stop`
+/// (`myself.stop_children_and_wait(None, None).await`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RegistryActor;
 
@@ -107,9 +112,7 @@ impl Actor for RegistryActor {
             RegistryMsg::Kill(id, request, reply) => state.kill(id, request, reply),
             RegistryMsg::Read(id, request, reply) => match state.table.get(&id).map(|e| &e.state) {
                 None => send(reply, Err(Error::UnknownHandle(id))),
-                Some(EntryState::Finished(snapshot)) => {
-                    send(reply, read_terminal(snapshot, &request))
-                }
+                Some(EntryState::Finished(snapshot)) => send(reply, snapshot.read(&request)),
                 Some(EntryState::Running(actor)) => {
                     forward(actor, ProcessMsg::Read(request, reply))
                 }
@@ -128,12 +131,7 @@ impl Actor for RegistryActor {
                 match state.table.get(&id).map(|e| &e.state) {
                     None => send(reply, Err(Error::UnknownHandle(id))),
                     Some(EntryState::Finished(snapshot)) => {
-                        let subscribed = Subscribed {
-                            stdout_offset: snapshot.stdout.total_bytes,
-                            stderr_offset: snapshot.stderr.total_bytes,
-                        };
-                        exit_only(&subscriber, (**snapshot).clone());
-                        send(reply, Ok(subscribed));
+                        send(reply, Ok(exit_only(&subscriber, (**snapshot).clone())))
                     }
                     Some(EntryState::Running(actor)) => {
                         forward(actor, ProcessMsg::Subscribe(subscriber, reply))
@@ -226,20 +224,6 @@ fn forward(actor: &ActorRef<ProcessMsg>, message: ProcessMsg) {
         ),
         ProcessMsg::Event(_) => {}
     }
-}
-
-/// Reads from a terminal snapshot's output.
-fn read_terminal(snapshot: &Snapshot, request: &ReadRequest) -> Result<ReadChunk> {
-    let output = match request.stream {
-        OutputStream::Stdout => &snapshot.stdout,
-        OutputStream::Stderr => &snapshot.stderr,
-    };
-    output.read(request, true).ok_or(Error::OffsetOutOfRange {
-        handle: snapshot.handle_id,
-        stream: request.stream.as_str(),
-        offset: request.offset,
-        total: output.total_bytes,
-    })
 }
 
 impl RegistryState {

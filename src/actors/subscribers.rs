@@ -7,7 +7,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
-use crate::messages::{Credit, HandleId, OutputEvent, OutputStream, Snapshot, Subscriber};
+use crate::messages::{
+    Credit, HandleId, OutputEvent, OutputStream, Snapshot, Subscribed, Subscriber,
+};
 
 /// Chunks one subscriber may hold (delivered but not yet dropped) before
 /// further chunks are counted as missed instead of sent: with 64 KiB reads,
@@ -107,7 +109,13 @@ impl Subscribers {
     }
 }
 
-/// Sends the exit event alone, to a subscriber of a terminal handle.
-pub(crate) fn exit_only(target: &Subscriber, snapshot: Snapshot) {
+/// Sends the exit event alone, to a subscriber of a terminal handle, and
+/// says where its streams ended.
+pub(crate) fn exit_only(target: &Subscriber, snapshot: Snapshot) -> Subscribed {
+    let subscribed = Subscribed {
+        stdout_offset: snapshot.stdout.total_bytes,
+        stderr_offset: snapshot.stderr.total_bytes,
+    };
     deliver(target, OutputEvent::Exit(snapshot));
+    subscribed
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::HandleId;
-use super::output::{Kept, ReadChunk, ReadRequest};
+use super::output::{Kept, OutputStream, ReadChunk, ReadRequest};
 
 /// Where a process is in its life.
 ///
@@ -146,6 +146,23 @@ impl Snapshot {
     /// Whether the process is still live (status `running`).
     pub fn running(&self) -> bool {
         self.status == Status::Running
+    }
+
+    /// Reads one stream of this snapshot from an offset on, without
+    /// copying; `complete` says whether the snapshot is terminal.
+    pub fn read(&self, request: &ReadRequest) -> crate::Result<ReadChunk> {
+        let output = match request.stream {
+            OutputStream::Stdout => &self.stdout,
+            OutputStream::Stderr => &self.stderr,
+        };
+        output
+            .read(request, self.status.is_terminal())
+            .ok_or(crate::Error::OffsetOutOfRange {
+                handle: self.handle_id,
+                stream: request.stream.as_str(),
+                offset: request.offset,
+                total: output.total_bytes,
+            })
     }
 }
 
