@@ -33,11 +33,13 @@ pub struct Rejected {
 impl Request {
     /// Parses one line (without its `\n`; a trailing `\r` is ignored).
     /// Never panics, whatever the bytes.
-    pub fn parse(line: &[u8]) -> Result<Request, Rejected> {
+    pub fn parse(line: &[u8]) -> Result<Request, Box<Rejected>> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let anonymous = |error| Rejected {
-            id: Value::Null,
-            error,
+        let anonymous = |error| {
+            Box::new(Rejected {
+                id: Value::Null,
+                error,
+            })
         };
         if line.iter().all(u8::is_ascii_whitespace) {
             return Err(anonymous(JsonError::Parse(
@@ -56,19 +58,19 @@ impl Request {
         let op = match params.remove("op") {
             Some(Value::String(op)) => op,
             None | Some(Value::Null) => {
-                return Err(Rejected {
+                return Err(Box::new(Rejected {
                     id,
                     error: JsonError::invalid("missing `op`: the operation to run"),
-                });
+                }));
             }
             Some(other) => {
-                return Err(Rejected {
+                return Err(Box::new(Rejected {
                     id,
                     error: JsonError::invalid(format!(
                         "`op` must be a string, got {}",
                         type_name(&other)
                     )),
-                });
+                }));
             }
         };
         Ok(Request { id, op, params })
@@ -121,7 +123,7 @@ mod tests {
 
     fn reject(line: &[u8]) -> Rejected {
         match Request::parse(line) {
-            Err(rejected) => rejected,
+            Err(rejected) => *rejected,
             Ok(req) => panic!("parsed: {req:?}"),
         }
     }

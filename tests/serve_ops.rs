@@ -1,0 +1,321 @@
+//! Every op of `procward serve`, through the real binary's stdin/stdout.
+
+#[path = "serve_support/harness.rs"]
+mod harness;
+
+use harness::{Server, assert_all_gone, assert_no_children, pid_of};
+use serde_json::json;
+
+#[test]
+fn spawn_returns_the_original_keys() {
+    let mut server = Server::start(&[]);
+    let spawned = server.spawn_argv(&["sleep", "300"]);
+    let handle = spawned["handle_id"].as_str().unwrap().to_owned();
+    assert!(handle.starts_with("psh-"), "{spawned}");
+    assert_eq!(spawned["status"], "running");
+    assert_eq!(spawned["command"], "sleep 300");
+    assert!(spawned["pid"].as_u64().unwrap() > 0);
+    assert!(spawned["started_at"].as_str().unwrap().ends_with('Z'));
+    server.io.call("kill", json!({"handle_id": handle}));
+    assert_no_children(server.pid());
+}
+
+#[test]
+fn poll_and_wait_report_exit_and_output() {
+    let mut server = Server::start(&[]);
+    let spawned = server.io.call(
+        "spawn",
+        json!({"command": "echo out; echo err >&2; exit 3", "mode": "shell"}),
+    );
+    let handle = &spawned["handle_id"];
+    let done = server.io.call("wait", json!({"handle_id": handle}));
+    assert_eq!(done["status"], "exited");
+    assert_eq!(done["running"], false);
+    assert_eq!(done["timed_out"], false);
+    assert_eq!(done["exit_code"], 3);
+    assert_eq!(done["signal"], json!(null));
+    assert_eq!(done["stdout"], "out\n");
+    assert_eq!(done["stderr"], "err\n");
+    assert_eq!(done["stdout_truncated"], false);
+    assert_eq!(done["stdout_total_bytes"], 4);
+    assert_eq!(done["stderr_total_bytes"], 4);
+    assert!(done["ended_at"].is_string());
+
+    let polled = server.io.call("poll", json!({"handle_id": handle}));
+    for key in [
+        "handle_id",
+        "status",
+        "running",
+        "command",
+        "started_at",
+        "pid",
+        "exit_code",
+        "stdout",
+        "stderr",
+        "ended_at",
+        "signal",
+        "stdout_truncated",
+        "stderr_truncated",
+        "stdout_total_bytes",
+        "stderr_total_bytes",
+    ] {
+        assert_eq!(polled[key], done[key], "{key}");
+    }
+    assert_no_children(server.pid());
+}
+
+#[test]
+fn poll_of_a_running_process_has_null_exit_code() {
+    let mut server = Server::start(&[]);
+    let spawned = server.spawn_argv(&["sleep", "300"]);
+    let polled = server
+        .io
+        .call("poll", json!({"handle_id": spawned["handle_id"]}));
+    assert_eq!(polled["status"], "running");
+    assert_eq!(polled["running"], true);
+    assert_eq!(polled["exit_code"], json!(null));
+    assert_eq!(polled["ended_at"], json!(null));
+    server
+        .io
+        .call("kill", json!({"handle_id": spawned["handle_id"]}));
+    assert_no_children(server.pid());
+}
+
+#[test]
+fn spawn_takes_cwd_env_and_an_argv_without_a_shell() {
+    let mut server = Server::start(&[]);
+    let spawned = server.io.call(
+        "spawn",
+        json!({"argv": ["sh", "-c", "pwd; echo \"$GREETING\"", "$HOME"], "cwd": "/",
+               "env": {"GREETING": "hi there"}, "mode": "argv"}),
+    );
+    let done = server
+        .io
+        .call("wait", json!({"handle_id": spawned["handle_id"]}));
+    assert_eq!(done["stdout"], "/\nhi there\n");
+    assert_eq!(done["exit_code"], 0);
+}
+
+#[test]
+fn a_spawn_timeout_kills_with_exit_code_minus_one() {
+    let mut server = Server::start(&[]);
+    let spawned = server.io.call(
+        "spawn",
+        json!({"argv": ["sleep", "300"], "timeout_ms": 200}),
+    );
+    let done = server
+        .io
+        .call("wait", json!({"handle_id": spawned["handle_id"]}));
+    assert_eq!(done["status"], "timed_out");
+    assert_eq!(done["exit_code"], -1);
+    assert_eq!(done["signal"], 9);
+    assert_eq!(done["timed_out"], false, "the wait itself did not time out");
+    assert_no_children(server.pid());
+}
+
+#[test]
+fn a_zero_timeout_does_not_apply() {
+    let mut server = Server::start(&[]);
+    let spawned = server
+        .io
+        .call("spawn", json!({"argv": ["true"], "timeout": 0}));
+    let done = server.io.call(
+        "wait",
+        json!({"handle_id": spawned["handle_id"], "timeout": 0}),
+    );
+    assert_eq!(done["status"], "exited");
+    assert_eq!(done["exit_code"], 0);
+}
+
+#[test]
+fn a_wait_timeout_leaves_the_process_running() {
+    let mut server = Server::start(&[]);
+    let spawned = server.spawn_argv(&["sleep", "300"]);
+    let handle = &spawned["handle_id"];
+    let waited = server
+        .io
+        .call("wait", json!({"handle_id": handle, "timeout_ms": 100}));
+    assert_eq!(waited["timed_out"], true);
+    assert_eq!(waited["running"], true);
+    assert_eq!(waited["status"], "running");
+    assert_eq!(waited["exit_code"], json!(null));
+    let polled = server.io.call("poll", json!({"handle_id": handle}));
+    assert_eq!(polled["status"], "running");
+    server.io.call("kill", json!({"handle_id": handle}));
+    assert_no_children(server.pid());
+}
+
+#[test]
+fn kill_defaults_to_sigkill() {
+    let mut server = Server::start(&[]);
+    let spawned = server.spawn_argv(&["sleep", "300"]);
+    let killed = server
+        .io
+        .call("kill", json!({"handle_id": spawned["handle_id"]}));
+    assert_eq!(killed["success"], true);
+    assert_eq!(killed["status"], "killed");
+    assert_eq!(killed["exit_code"], -1);
+    assert_eq!(killed["signal"], 9);
+    let polled = server
+        .io
+        .call("poll", json!({"handle_id": spawned["handle_id"]}));
+    assert_eq!(polled["status"], "killed");
+    assert_eq!(polled["exit_code"], -1);
+    assert_no_children(server.pid());
+}
+
+#[test]
+fn kill_takes_a_signal_by_name_or_number() {
+    let mut server = Server::start(&[]);
+    for signal in [json!("TERM"), json!("SIGINT"), json!(15)] {
+        let spawned = server.spawn_argv(&["sleep", "300"]);
+        let killed = server.io.call(
+            "kill",
+            json!({"handle_id": spawned["handle_id"], "signal": signal, "grace_ms": 10000}),
+        );
+        assert_eq!(killed["status"], "killed", "{signal}");
+        let expected = if signal == "SIGINT" { 2 } else { 15 };
+        assert_eq!(killed["signal"], expected, "{signal}");
+        assert_eq!(killed["exit_code"], -1);
+    }
+    assert_no_children(server.pid());
+}
+
+#[test]
+fn kill_escalates_after_the_grace() {
+    let mut server = Server::start(&[]);
+    let spawned = server.io.call(
+        "spawn",
+        json!({"command": "trap '' TERM; echo ready; while :; do sleep 1; done"}),
+    );
+    let handle = &spawned["handle_id"];
+    // The trap is set once the shell has written "ready".
+    harness::wait_until("the TERM trap", || {
+        server.io.call("poll", json!({"handle_id": handle}))["stdout"] == "ready\n"
+    });
+    let killed = server.io.call(
+        "kill",
+        json!({"handle_id": handle, "signal": "TERM", "grace_ms": 100}),
+    );
+    assert_eq!(killed["status"], "killed");
+    assert_eq!(killed["signal"], 9);
+    assert_no_children(server.pid());
+}
+
+#[test]
+fn kill_of_a_finished_handle_is_a_no_op() {
+    let mut server = Server::start(&[]);
+    let spawned = server.spawn_argv(&["true"]);
+    server
+        .io
+        .call("wait", json!({"handle_id": spawned["handle_id"]}));
+    let killed = server
+        .io
+        .call("kill", json!({"handle_id": spawned["handle_id"]}));
+    assert_eq!(killed["success"], true);
+    assert_eq!(killed["status"], "exited");
+    assert_eq!(killed["exit_code"], 0);
+}
+
+#[test]
+fn release_forgets_and_kills() {
+    let mut server = Server::start(&[]);
+    let spawned = server
+        .io
+        .call("spawn", json!({"command": "sleep 300 & sleep 300; wait"}));
+    let handle = &spawned["handle_id"];
+    let leader = pid_of(&spawned);
+    harness::wait_until("the shell's children", || {
+        harness::children_of(leader).len() == 2
+    });
+    let mut tree = harness::children_of(leader);
+    tree.push(leader);
+    let released = server.io.call("release", json!({"handle_id": handle}));
+    assert_eq!(released["released"], true);
+    assert_all_gone(server.pid(), &tree);
+    let error = server.io.fail("poll", json!({"handle_id": handle}));
+    assert_eq!(error["kind"], "unknown_handle");
+    let again = server.io.call("release", json!({"handle_id": handle}));
+    assert_eq!(again["released"], false);
+    assert_no_children(server.pid());
+}
+
+#[test]
+fn list_returns_the_handles_and_filters_by_status() {
+    let mut server = Server::start(&[]);
+    let done = server.spawn_argv(&["true"]);
+    server
+        .io
+        .call("wait", json!({"handle_id": done["handle_id"]}));
+    let running = server.spawn_argv(&["sleep", "300"]);
+
+    let all = server.io.call("list", json!({}));
+    let handles = all["handles"].as_array().unwrap();
+    assert_eq!(handles.len(), 2);
+    assert_eq!(handles[0]["handle_id"], done["handle_id"]);
+    assert_eq!(handles[0]["status"], "exited");
+    assert_eq!(handles[1]["handle_id"], running["handle_id"]);
+    assert_eq!(handles[1]["running"], true);
+    assert_eq!(handles[1]["command"], "sleep 300");
+
+    let only_running = server.io.call("list", json!({"status": "running"}));
+    let handles = only_running["handles"].as_array().unwrap();
+    assert_eq!(handles.len(), 1);
+    assert_eq!(handles[0]["handle_id"], running["handle_id"]);
+
+    server
+        .io
+        .call("kill", json!({"handle_id": running["handle_id"]}));
+    assert_no_children(server.pid());
+}
+
+#[test]
+fn a_program_that_does_not_exist_fails_to_spawn() {
+    let mut server = Server::start(&[]);
+    let error = server
+        .io
+        .fail("spawn", json!({"argv": ["/nonexistent/procward-test"]}));
+    assert_eq!(error["kind"], "spawn_failed");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/procward-test"),
+        "{error}"
+    );
+    let error = server.io.fail(
+        "spawn",
+        json!({"argv": ["true"], "cwd": "/nonexistent/dir"}),
+    );
+    assert_eq!(error["kind"], "spawn_failed");
+}
+
+#[test]
+fn ops_of_later_versions_answer_unknown_op() {
+    let mut server = Server::start(&[]);
+    for op in ["read", "write", "close_stdin", "kill_owner"] {
+        let error = server.io.fail(op, json!({"handle_id": "psh-1-1"}));
+        assert_eq!(error["kind"], "unknown_op", "{op}");
+        assert!(
+            error["message"].as_str().unwrap().contains("not supported"),
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn the_id_is_echoed_whatever_its_type() {
+    let mut server = Server::start(&[]);
+    for id in [
+        json!("abc"),
+        json!(7),
+        json!(1.5),
+        json!({"k": [1]}),
+        json!(null),
+    ] {
+        server.io.send(&json!({"id": id, "op": "list"}));
+        let response = server.io.next_response();
+        assert_eq!(response["id"], id);
+        assert_eq!(response["ok"], true);
+    }
+}
