@@ -36,11 +36,12 @@
 //!
 //! - Unknown parameters are ignored (as the original protocol did), so a
 //!   misspelt optional parameter goes unnoticed. Parameters this version
-//!   knows but cannot honour yet (`owner`, `stdin`) are refused.
+//!   knows but cannot honour yet (`owner`) are refused.
 //! - Responses to concurrent requests come in the order the requests
 //!   finish: match them by `id`.
 
 mod dispatcher;
+mod encoding;
 mod error;
 mod lines;
 mod ops;

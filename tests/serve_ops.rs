@@ -291,16 +291,14 @@ fn a_program_that_does_not_exist_fails_to_spawn() {
 }
 
 #[test]
-fn ops_of_later_versions_answer_unknown_op() {
+fn kill_owner_is_not_served_yet() {
     let mut server = Server::start(&[]);
-    for op in ["read", "write", "close_stdin", "kill_owner"] {
-        let error = server.io.fail(op, json!({"handle_id": "psh-1-1"}));
-        assert_eq!(error["kind"], "unknown_op", "{op}");
-        assert!(
-            error["message"].as_str().unwrap().contains("not supported"),
-            "{error}"
-        );
-    }
+    let error = server.io.fail("kill_owner", json!({"owner": "me"}));
+    assert_eq!(error["kind"], "unknown_op");
+    assert!(
+        error["message"].as_str().unwrap().contains("not supported"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -318,4 +316,140 @@ fn the_id_is_echoed_whatever_its_type() {
         assert_eq!(response["id"], id);
         assert_eq!(response["ok"], true);
     }
+}
+
+#[test]
+fn stdin_given_at_spawn_reaches_the_child() {
+    let mut server = Server::start(&[]);
+    for (stdin, expected) in [
+        (json!({"text": "hello\n"}), "hello\n"),
+        (json!({"base64": "aGk="}), "hi"),
+        (json!("null"), ""),
+    ] {
+        let spawned = server
+            .io
+            .call("spawn", json!({"argv": ["cat"], "stdin": stdin}));
+        let done = server
+            .io
+            .call("wait", json!({"handle_id": spawned["handle_id"]}));
+        assert_eq!(done["stdout"], expected, "{stdin}");
+        assert_eq!(done["exit_code"], 0);
+    }
+}
+
+#[test]
+fn write_and_close_stdin_stream_into_a_pipe() {
+    let mut server = Server::start(&[]);
+    let spawned = server
+        .io
+        .call("spawn", json!({"argv": ["cat"], "stdin": "pipe"}));
+    let handle = &spawned["handle_id"];
+    let written = server
+        .io
+        .call("write", json!({"handle_id": handle, "data": "abc"}));
+    assert_eq!(written["written"], 3);
+    server.io.call(
+        "write",
+        json!({"handle_id": handle, "data": {"base64": "/wA="}}),
+    );
+    let closed = server.io.call("close_stdin", json!({"handle_id": handle}));
+    assert_eq!(closed["closed"], true);
+    let error = server
+        .io
+        .fail("write", json!({"handle_id": handle, "data": "late"}));
+    assert_eq!(error["kind"], "invalid_request");
+    let done = server.io.call("wait", json!({"handle_id": handle}));
+    assert_eq!(done["exit_code"], 0);
+    assert_eq!(done["stdout_total_bytes"], 5);
+    let raw = server
+        .io
+        .call("read", json!({"handle_id": handle, "encoding": "base64"}));
+    assert_eq!(raw["data"], "YWJj/wA=", "exact bytes: abc ff 00");
+    assert_eq!(raw["complete"], true);
+}
+
+#[test]
+fn write_to_a_process_without_a_piped_stdin_is_refused() {
+    let mut server = Server::start(&[]);
+    let spawned = server.spawn_argv(&["sleep", "300"]);
+    let handle = &spawned["handle_id"];
+    let error = server
+        .io
+        .fail("write", json!({"handle_id": handle, "data": "x"}));
+    assert_eq!(error["kind"], "invalid_request");
+    assert!(
+        error["message"].as_str().unwrap().contains("not a pipe"),
+        "{error}"
+    );
+    let error = server.io.fail("write", json!({"handle_id": handle}));
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing `data`"),
+        "{error}"
+    );
+    server.io.call("kill", json!({"handle_id": handle}));
+    assert_no_children(server.pid());
+}
+
+#[test]
+fn read_tails_output_from_an_offset() {
+    let mut server = Server::start(&[]);
+    let spawned = server
+        .io
+        .call("spawn", json!({"argv": ["cat"], "stdin": "pipe"}));
+    let handle = spawned["handle_id"].clone();
+    let read_at = |server: &mut Server, offset: u64| {
+        server.io.call(
+            "read",
+            json!({"handle_id": handle, "stream": "stdout", "offset": offset}),
+        )
+    };
+
+    server
+        .io
+        .call("write", json!({"handle_id": handle, "data": "hello "}));
+    harness::wait_until("the first bytes", || {
+        read_at(&mut server, 0)["total_bytes"] == 6
+    });
+    let first = read_at(&mut server, 0);
+    assert_eq!(first["data"], "hello ");
+    assert_eq!(first["offset"], 0);
+    assert_eq!(first["next_offset"], 6);
+    assert_eq!(first["complete"], false);
+    assert_eq!(first["dropped"], false);
+
+    // Half of a three-byte character: a text read stops before it.
+    server.io.call(
+        "write",
+        json!({"handle_id": handle, "data": {"base64": "4oI="}}),
+    );
+    harness::wait_until("the half character", || {
+        read_at(&mut server, 6)["total_bytes"] == 8
+    });
+    let half = read_at(&mut server, 6);
+    assert_eq!(half["data"], "");
+    assert_eq!(half["next_offset"], 6);
+
+    server.io.call(
+        "write",
+        json!({"handle_id": handle, "data": {"base64": "rA=="}}),
+    );
+    server.io.call("close_stdin", json!({"handle_id": handle}));
+    server.io.call("wait", json!({"handle_id": handle}));
+    let rest = read_at(&mut server, 6);
+    assert_eq!(rest["data"], "€");
+    assert_eq!(rest["next_offset"], 9);
+    assert_eq!(rest["complete"], true);
+
+    let error = server
+        .io
+        .fail("read", json!({"handle_id": handle, "offset": 100}));
+    assert_eq!(error["kind"], "invalid_request");
+    let stderr = server
+        .io
+        .call("read", json!({"handle_id": handle, "stream": "stderr"}));
+    assert_eq!(stderr["data"], "");
+    assert_eq!(stderr["stream"], "stderr");
 }

@@ -98,6 +98,9 @@ impl Dispatcher {
             "kill" => ops::kill::run(self, params).await,
             "release" => ops::release::run(self, params).await,
             "list" => ops::list::run(self, params).await,
+            "read" => ops::read::run(self, params).await,
+            "write" => ops::write::run(self, params).await,
+            "close_stdin" => ops::close_stdin::run(self, params).await,
             _ => match ops::PLANNED.iter().find(|planned| **planned == op) {
                 Some(planned) => Err(JsonError::Unsupported(planned)),
                 None => Err(JsonError::UnknownOp(op.to_owned())),

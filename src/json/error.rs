@@ -106,7 +106,12 @@ impl JsonError {
 
 fn registry_kind(err: &Error) -> ErrorKind {
     match err {
-        Error::InvalidRequest { .. } => ErrorKind::InvalidRequest,
+        // The request does not fit the handle's state: still the caller's
+        // request to fix.
+        Error::InvalidRequest { .. }
+        | Error::StdinClosed(_)
+        | Error::StdinNotPiped(_)
+        | Error::OffsetOutOfRange { .. } => ErrorKind::InvalidRequest,
         Error::Spawn { .. } => ErrorKind::SpawnFailed,
         // A string that is not a handle id names no handle either.
         Error::UnknownHandle(_) | Error::MalformedHandle(_) => ErrorKind::UnknownHandle,

@@ -3,10 +3,11 @@
 use serde_json::Value;
 
 use crate::json::dispatcher::Dispatcher;
+use crate::json::encoding::decode_bytes;
 use crate::json::error::{JsonError, quoted};
 use crate::json::params::Params;
 use crate::json::render;
-use crate::messages::SpawnRequest;
+use crate::messages::{SpawnRequest, Stdin};
 
 /// A parsed `spawn` request.
 #[derive(Debug)]
@@ -20,7 +21,7 @@ pub(crate) struct SpawnParams {
 /// Parameters of the protocol that this version cannot honour yet. They
 /// are refused rather than ignored: a caller relying on them would
 /// otherwise get a silently different process.
-const PLANNED: &[&str] = &["owner", "stdin"];
+const PLANNED: &[&str] = &["owner"];
 
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Value, JsonError> {
     let SpawnParams {
@@ -89,6 +90,9 @@ pub(crate) fn parse(params: Params<'_>) -> Result<SpawnParams, JsonError> {
             .map_err(|_| JsonError::invalid(format!("`output_cap` is too large, got {cap}")))?;
         request = request.output_cap(cap);
     }
+    if let Some(stdin) = params.get("stdin") {
+        request = request.stdin(parse_stdin(stdin)?);
+    }
     let outlive_connection = params.bool("outlive_connection")?.unwrap_or(false);
     // Reject what the registry would reject (empty argv, NUL bytes, ...)
     // before asking it.
@@ -97,6 +101,20 @@ pub(crate) fn parse(params: Params<'_>) -> Result<SpawnParams, JsonError> {
         request,
         outlive_connection,
     })
+}
+
+/// `stdin`: `"null"` (the default), `"pipe"` (open for `write` and
+/// `close_stdin`), or bytes given at spawn as `{"text": ...}` or
+/// `{"base64": ...}`, then end of file.
+fn parse_stdin(value: &Value) -> Result<Stdin, JsonError> {
+    match value {
+        Value::String(mode) if mode == "null" => Ok(Stdin::Null),
+        Value::String(mode) if mode == "pipe" => Ok(Stdin::Pipe),
+        Value::Object(_) => Ok(Stdin::Bytes(decode_bytes("stdin", value)?.into())),
+        _ => Err(JsonError::invalid(
+            "`stdin` must be \"null\", \"pipe\", {\"text\": string} or {\"base64\": string}",
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -152,6 +170,20 @@ mod tests {
     }
 
     #[test]
+    fn stdin_modes_and_bytes() {
+        let stdin = |value: Value| {
+            parse_json(json!({"command": "cat", "stdin": value}))
+                .unwrap()
+                .request
+                .stdin
+        };
+        assert_eq!(stdin(json!("pipe")), Stdin::Pipe);
+        assert_eq!(stdin(json!("null")), Stdin::Null);
+        assert_eq!(stdin(json!({"text": "hi"})), Stdin::Bytes("hi".into()));
+        assert_eq!(stdin(json!({"base64": "aGk="})), Stdin::Bytes("hi".into()));
+    }
+
+    #[test]
     fn a_zero_timeout_means_none() {
         let parsed = parse_json(json!({"argv": ["true"], "timeout_ms": 0})).unwrap();
         assert_eq!(parsed.request.timeout, None);
@@ -171,6 +203,10 @@ mod tests {
         assert!(invalid(json!({"command": "x", "timeout": "5"})).contains("`timeout`"));
         assert!(invalid(json!({"command": "x", "env": {"A": 1}})).contains("`env.A`"));
         assert!(invalid(json!({"command": "x", "owner": "me"})).contains("`owner`"));
+        assert!(invalid(json!({"command": "x", "stdin": "hello"})).contains("`stdin` must be"));
+        assert!(
+            invalid(json!({"command": "x", "stdin": {"base64": "%"}})).contains("stdin.base64")
+        );
         assert!(invalid(json!({"command": "x", "output_cap": 0})).contains("output_cap"));
     }
 

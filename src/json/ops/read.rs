@@ -1,0 +1,104 @@
+//! `read`: one output stream from a byte offset on, for tailing a process
+//! without copying its whole capture on every call.
+
+use serde_json::{Value, json};
+
+use crate::json::dispatcher::Dispatcher;
+use crate::json::encoding::{Encoding, incomplete_utf8_tail};
+use crate::json::error::{JsonError, quoted};
+use crate::json::params::Params;
+use crate::messages::{OutputStream, ReadRequest};
+
+/// The longest UTF-8 character, in bytes.
+const MAX_CHAR_BYTES: usize = 4;
+
+pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Value, JsonError> {
+    let id = params.handle_id()?;
+    let request = parse(params)?;
+    let encoding = Encoding::from_params(params)?;
+    let chunk = dispatcher.registry().read(id, request).await?;
+    let mut bytes = &chunk.bytes[..];
+    let mut next_offset = chunk.next_offset;
+    // A text read ends before a character the child has only half written,
+    // so that the next read returns it whole. Not when that would leave
+    // nothing although `max_bytes` could never fit the character.
+    if encoding == Encoding::Text && !chunk.complete {
+        let tail = incomplete_utf8_tail(bytes);
+        let fits = request.max_bytes.is_none_or(|max| max >= MAX_CHAR_BYTES);
+        if tail > 0 && (tail < bytes.len() || fits) {
+            bytes = &bytes[..bytes.len() - tail];
+            next_offset -= tail as u64;
+        }
+    }
+    Ok(json!({
+        "handle_id": id.to_string(),
+        "stream": chunk.stream.as_str(),
+        "offset": chunk.offset,
+        "next_offset": next_offset,
+        "data": encoding.encode(bytes),
+        "encoding": encoding.as_str(),
+        "dropped": chunk.dropped,
+        "total_bytes": chunk.total_bytes,
+        "complete": chunk.complete,
+    }))
+}
+
+fn parse(params: Params<'_>) -> Result<ReadRequest, JsonError> {
+    let stream = match params.str("stream")? {
+        None | Some("stdout") => OutputStream::Stdout,
+        Some("stderr") => OutputStream::Stderr,
+        Some(other) => {
+            return Err(JsonError::invalid(format!(
+                "`stream` must be \"stdout\" or \"stderr\", got {}",
+                quoted(other)
+            )));
+        }
+    };
+    let offset = params.count("offset")?.unwrap_or(0);
+    let max_bytes = params
+        .count("max_bytes")?
+        .map(|max| usize::try_from(max).unwrap_or(usize::MAX));
+    Ok(ReadRequest {
+        stream,
+        offset,
+        max_bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Map;
+
+    use super::*;
+
+    fn parse_json(value: Value) -> Result<ReadRequest, JsonError> {
+        let map = value.as_object().cloned().unwrap_or_else(Map::new);
+        parse(Params(&map))
+    }
+
+    #[test]
+    fn defaults_to_stdout_from_the_start() {
+        let req = parse_json(json!({})).unwrap();
+        assert_eq!(req.stream, OutputStream::Stdout);
+        assert_eq!(req.offset, 0);
+        assert_eq!(req.max_bytes, None);
+    }
+
+    #[test]
+    fn takes_stream_offset_and_limit() {
+        let req = parse_json(json!({"stream": "stderr", "offset": 10, "max_bytes": 5})).unwrap();
+        assert_eq!(req.stream, OutputStream::Stderr);
+        assert_eq!(req.offset, 10);
+        assert_eq!(req.max_bytes, Some(5));
+    }
+
+    #[test]
+    fn rejects_bad_streams_and_offsets() {
+        let err = parse_json(json!({"stream": "stdin"}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`stream` must be"), "{err}");
+        let err = parse_json(json!({"offset": -1})).unwrap_err().to_string();
+        assert!(err.contains("`offset` must not be negative"), "{err}");
+    }
+}
