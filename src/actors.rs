@@ -7,6 +7,7 @@ mod handle_table;
 mod orphans;
 mod output_reader;
 mod process;
+mod receipts;
 mod registry;
 mod stdin_writer;
 mod subscribers;

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::error::Error;
 
 /// The settings of one registry. Start from [`RegistryConfig::default`] and
@@ -44,6 +45,15 @@ pub struct RegistryConfig {
     /// *other* children of this OS process (not started by procward) also
     /// come here and are not reaped by procward. Default off.
     pub reap_orphans: bool,
+    /// How many receipts of evicted handles the registry keeps. A receipt
+    /// answers poll, wait and kill for an evicted handle (status, times,
+    /// exit code, byte totals; no output). Past the cap the oldest receipt
+    /// is dropped, with a warning if nobody had seen its status. Default
+    /// 1024; 0 keeps none.
+    pub max_receipts: usize,
+    /// Where `started_at` and `ended_at` come from. Default: the system
+    /// clock.
+    pub clock: Clock,
 }
 
 /// The default capture cap per stream: 16 MiB.
@@ -57,6 +67,8 @@ impl Default for RegistryConfig {
             output_cap: DEFAULT_OUTPUT_CAP,
             kill_grace: Duration::from_secs(5),
             reap_orphans: false,
+            max_receipts: 1024,
+            clock: Clock::system(),
         }
     }
 }
@@ -83,6 +95,18 @@ impl RegistryConfig {
     /// Sets [`kill_grace`](Self::kill_grace).
     pub fn kill_grace(mut self, grace: Duration) -> Self {
         self.kill_grace = grace;
+        self
+    }
+
+    /// Sets [`max_receipts`](Self::max_receipts).
+    pub fn max_receipts(mut self, max: usize) -> Self {
+        self.max_receipts = max;
+        self
+    }
+
+    /// Sets [`clock`](Self::clock).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
         self
     }
 

@@ -35,8 +35,8 @@ pub enum Error {
     },
 
     /// No handle with this id is known to the registry: it never existed, it
-    /// was released, or it was evicted to keep the registry under its cap.
-    #[error("unknown handle `{0}`")]
+    /// was released, or its receipt was pushed out of the receipt cap.
+    #[error("unknown or expired handle `{0}`")]
     UnknownHandle(HandleId),
 
     /// A string that is not a procward handle id (`psh-<pid hex>-<n>`).

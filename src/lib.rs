@@ -48,6 +48,7 @@
 #![warn(clippy::mod_module_files)]
 
 mod actors;
+mod clock;
 mod config;
 mod error;
 pub mod json;
@@ -55,12 +56,13 @@ pub mod messages;
 mod registry;
 
 pub use actors::{RegistryActor, RegistryState};
+pub use clock::Clock;
 pub use config::{DEFAULT_OUTPUT_CAP, RegistryConfig};
 pub use error::{Error, Result};
 pub use messages::{
-    Command, HandleId, HandleSummary, KillRequest, OutputEvent, OutputStream, ProcessMsg,
-    ReadChunk, ReadRequest, RegistryMsg, Snapshot, SpawnRequest, Status, Stdin, StreamOutput,
-    Subscribed, Subscriber, WaitOutcome,
+    Command, HandleId, HandleSummary, KillRequest, ListFilter, OutputEvent, OutputStream,
+    ProcessMsg, ReadChunk, ReadRequest, RegistryMsg, Snapshot, SpawnRequest, Status, Stdin,
+    StreamOutput, Subscribed, Subscriber, WaitOutcome,
 };
 pub use registry::{Registry, Subscription};
 

@@ -20,6 +20,7 @@ pub use output::{
 };
 pub(crate) use process::Event;
 pub use process::{ProcessEvent, ProcessMsg};
-pub use registry::{ProcessFinished, RegistryMsg};
-pub use snapshot::{HandleSummary, Snapshot, Status, StreamOutput, WaitOutcome};
+pub(crate) use registry::Report;
+pub use registry::{ProcessReport, RegistryMsg};
+pub use snapshot::{HandleSummary, ListFilter, Snapshot, Status, StreamOutput, WaitOutcome};
 pub use spawn::{Command, KillRequest, SHELL, SIGKILL, SIGTERM, SpawnRequest};

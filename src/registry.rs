@@ -14,8 +14,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::messages::{
-    HandleId, HandleSummary, KillRequest, OutputEvent, ReadChunk, ReadRequest, RegistryMsg,
-    Snapshot, SpawnRequest, Subscribed, Subscriber, WaitOutcome,
+    HandleId, HandleSummary, KillRequest, ListFilter, OutputEvent, ReadChunk, ReadRequest,
+    RegistryMsg, Snapshot, SpawnRequest, Subscribed, Subscriber, WaitOutcome,
 };
 
 /// A handle to a registry actor. Cloning it is cheap; every clone talks to
@@ -151,9 +151,38 @@ impl Registry {
             .await?
     }
 
-    /// Every handle the registry holds, oldest first.
+    /// Every handle the registry holds (receipts of evicted handles
+    /// included, marked `evicted`), oldest first.
     pub async fn list(&self) -> Result<Vec<HandleSummary>> {
-        self.call("list", RegistryMsg::List).await
+        self.list_where(ListFilter::default()).await
+    }
+
+    /// The handles that pass `filter` (by owner, by status), oldest first.
+    pub async fn list_where(&self, filter: ListFilter) -> Result<Vec<HandleSummary>> {
+        self.call("list", |tx| RegistryMsg::List(filter, tx)).await
+    }
+
+    /// Kills every running process tree of `owner` (for a cancelled script
+    /// or session) and returns their terminal snapshots once all are
+    /// terminal.
+    pub async fn kill_owner(
+        &self,
+        owner: impl Into<String>,
+        request: KillRequest,
+    ) -> Result<Vec<Snapshot>> {
+        let owner = owner.into();
+        self.call("kill_owner", |tx| {
+            RegistryMsg::KillOwner(owner, request, tx)
+        })
+        .await?
+    }
+
+    /// Releases every handle and receipt of `owner`, killing its running
+    /// trees first; returns how many were released, once all are reaped.
+    pub async fn release_owner(&self, owner: impl Into<String>) -> Result<usize> {
+        let owner = owner.into();
+        self.call("release_owner", |tx| RegistryMsg::ReleaseOwner(owner, tx))
+            .await
     }
 
     /// Stops the registry and waits until every process it owned is killed

@@ -7,12 +7,12 @@ use procward::{DEFAULT_OUTPUT_CAP, Registry, RegistryConfig, SpawnRequest, Statu
 
 /// Peak resident memory of this process so far, in KiB (`VmHWM`).
 fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+        .expect("a VmHWM line")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -109,7 +109,7 @@ async fn call_drives_every_operation() {
     assert_eq!(killed.status, Status::Killed);
     support::wait_group_gone(tree.pid).await;
 
-    let listed = ractor::call!(reg, RegistryMsg::List).unwrap();
+    let listed = ractor::call!(reg, RegistryMsg::List, procward::ListFilter::default()).unwrap();
     assert_eq!(listed.len(), 2);
     assert!(ractor::call!(reg, RegistryMsg::Release, snap.handle_id).unwrap());
     assert!(!ractor::call!(reg, RegistryMsg::Release, snap.handle_id).unwrap());

@@ -1,6 +1,7 @@
 //! The registry never holds more than its cap: a spawn at the cap evicts the
 //! oldest finished handle or, when every handle runs, kills and evicts the
-//! oldest running one.
+//! oldest running one. An evicted handle leaves a receipt that still
+//! answers (without output), until the receipt cap pushes it out.
 
 #[path = "support/proc.rs"]
 mod support;
@@ -9,6 +10,28 @@ use procward::{Error, HandleId, Registry, RegistryConfig, SpawnRequest, Status};
 
 fn is_unknown<T>(result: &procward::Result<T>, id: HandleId) -> bool {
     matches!(result, Err(Error::UnknownHandle(named)) if *named == id)
+}
+
+/// The handles still held in full (receipts left out), oldest first.
+async fn live(registry: &Registry) -> Vec<HandleId> {
+    registry
+        .list()
+        .await
+        .expect("the registry lists its handles")
+        .into_iter()
+        .filter(|s| !s.evicted)
+        .map(|s| s.handle_id)
+        .collect()
+}
+
+/// Polls `id` and checks it answers from a receipt with `status`.
+async fn assert_receipt(registry: &Registry, id: HandleId, status: Status) -> procward::Snapshot {
+    let receipt = registry.poll(id).await.expect("a receipt answers");
+    assert!(receipt.evicted, "{id} is not marked evicted");
+    assert_eq!(receipt.status, status);
+    assert!(receipt.stdout.bytes.is_empty() && receipt.stderr.bytes.is_empty());
+    assert!(receipt.ended_at.is_some());
+    receipt
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,22 +47,18 @@ async fn seventy_two_quick_spawns_stay_within_the_default_cap() {
             .unwrap();
         let end = registry.wait(snap.handle_id, None).await.unwrap().snapshot;
         assert_eq!(end.stdout.text(), format!("{i}\n"));
-        let listed = registry.list().await.unwrap();
-        assert!(
-            listed.len() <= 64,
-            "{} handles after spawn {i}",
-            listed.len()
-        );
-        assert_eq!(listed.len(), (i + 1).min(64));
+        let held = live(&registry).await.len();
+        assert!(held <= 64, "{held} handles after spawn {i}");
+        assert_eq!(held, (i + 1).min(64));
         snaps.push(snap);
     }
 
-    // The first eight, oldest first, made room for the last eight.
-    for snap in &snaps[..8] {
-        assert!(is_unknown(
-            &registry.poll(snap.handle_id).await,
-            snap.handle_id
-        ));
+    // The first eight, oldest first, made room for the last eight, and left
+    // receipts that keep the status and the byte count.
+    for (i, snap) in snaps[..8].iter().enumerate() {
+        let receipt = assert_receipt(&registry, snap.handle_id, Status::Exited).await;
+        assert_eq!(receipt.exit_code, Some(0));
+        assert_eq!(receipt.stdout.total_bytes, format!("{i}\n").len() as u64);
     }
     for snap in &snaps[8..] {
         assert_eq!(
@@ -47,15 +66,13 @@ async fn seventy_two_quick_spawns_stay_within_the_default_cap() {
             Status::Exited
         );
     }
-    let listed: Vec<HandleId> = registry
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.handle_id)
-        .collect();
     let expected: Vec<HandleId> = snaps[8..].iter().map(|s| s.handle_id).collect();
-    assert_eq!(listed, expected, "listed oldest first");
+    assert_eq!(live(&registry).await, expected, "listed oldest first");
+    assert_eq!(
+        registry.list().await.unwrap().len(),
+        72,
+        "receipts are listed"
+    );
 
     registry.shutdown().await.unwrap();
     for snap in &snaps {
@@ -90,20 +107,15 @@ async fn at_the_cap_the_oldest_running_tree_is_killed_and_evicted() {
     assert_eq!(end.snapshot.status, Status::Killed);
     assert_eq!(end.snapshot.signal, Some(9));
     assert_eq!(end.snapshot.handle_id, oldest.handle_id);
+    assert!(end.snapshot.evicted);
     support::wait_group_gone(oldest.pid).await;
 
-    assert!(is_unknown(
-        &registry.poll(oldest.handle_id).await,
-        oldest.handle_id
-    ));
-    let listed: Vec<HandleId> = registry
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.handle_id)
-        .collect();
-    assert_eq!(listed, vec![middle.handle_id, newest.handle_id]);
+    let receipt = assert_receipt(&registry, oldest.handle_id, Status::Killed).await;
+    assert_eq!(receipt.signal, Some(9));
+    assert_eq!(
+        live(&registry).await,
+        vec![middle.handle_id, newest.handle_id]
+    );
     for snap in [&middle, &newest] {
         assert!(registry.poll(snap.handle_id).await.unwrap().running());
         assert!(support::is_alive(snap.pid));
@@ -138,10 +150,7 @@ async fn a_finished_handle_is_evicted_before_any_running_one() {
         .spawn(SpawnRequest::argv(["sleep", "300"]))
         .await
         .unwrap();
-    assert!(is_unknown(
-        &registry.poll(finished.handle_id).await,
-        finished.handle_id
-    ));
+    assert_receipt(&registry, finished.handle_id, Status::Exited).await;
     assert!(registry.poll(running.handle_id).await.unwrap().running());
     assert!(support::is_alive(running.pid));
 
@@ -190,6 +199,44 @@ async fn listed_as(registry: &Registry, id: HandleId, status: Status) -> bool {
         .expect("the registry lists its handles")
         .iter()
         .any(|s| s.handle_id == id && s.status == status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_past_their_cap_are_unknown() {
+    let registry = Registry::start(RegistryConfig::default().max_handles(1).max_receipts(1))
+        .await
+        .unwrap();
+    let mut snaps = Vec::new();
+    for _ in 0..3 {
+        let snap = registry.spawn(SpawnRequest::argv(["true"])).await.unwrap();
+        registry.wait(snap.handle_id, None).await.unwrap();
+        snaps.push(snap);
+    }
+    // The first receipt was pushed out by the second: unknown or expired.
+    let first = registry.poll(snaps[0].handle_id).await;
+    assert!(is_unknown(&first, snaps[0].handle_id), "{first:?}");
+    assert!(
+        first
+            .unwrap_err()
+            .to_string()
+            .contains("unknown or expired")
+    );
+    assert_receipt(&registry, snaps[1].handle_id, Status::Exited).await;
+    // Wait and kill answer from the receipt too; release forgets it.
+    let waited = registry.wait(snaps[1].handle_id, None).await.unwrap();
+    assert!(waited.snapshot.evicted && !waited.timed_out);
+    let killed = registry
+        .kill(snaps[1].handle_id, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(killed.status, Status::Exited);
+    assert!(registry.release(snaps[1].handle_id).await.unwrap());
+    assert!(is_unknown(
+        &registry.poll(snaps[1].handle_id).await,
+        snaps[1].handle_id
+    ));
+    assert!(!registry.release(snaps[1].handle_id).await.unwrap());
+    registry.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -215,7 +215,7 @@ fn bad_handle_parameters() {
         (
             json!({"op": "poll", "handle_id": "psh-1-999999"}),
             "unknown_handle",
-            "unknown handle",
+            "unknown or expired handle",
         ),
         (
             json!({"op": "wait", "handle_id": "bogus"}),

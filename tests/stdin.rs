@@ -6,7 +6,7 @@ use procward::{Error, Registry, RegistryConfig, SpawnRequest, Status, Stdin};
 async fn registry() -> Registry {
     Registry::start(RegistryConfig::default().reap_orphans(true))
         .await
-        .unwrap()
+        .expect("the registry starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,7 @@ fn seq_output(n: u32) -> Vec<u8> {
 async fn registry() -> Registry {
     Registry::start(RegistryConfig::default().reap_orphans(true))
         .await
-        .unwrap()
+        .expect("the registry starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

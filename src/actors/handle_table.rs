@@ -2,8 +2,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
+use std::sync::Arc;
 
-use crate::messages::{HandleId, HandleSummary, Snapshot, Status};
+use crate::messages::{HandleId, HandleSummary, ListFilter, Snapshot, Status};
+
+/// Who spawned a handle: its owner key, or `None` for no owner (which is an
+/// owner of its own for eviction).
+pub(crate) type Owner = Option<Arc<str>>;
 
 /// Where a handle is, as the registry sees it.
 #[derive(Debug)]
@@ -28,20 +33,80 @@ pub(crate) trait RunningActor {
 pub(crate) struct Entry<R> {
     pub(crate) summary: HandleSummary,
     pub(crate) state: EntryState<R>,
+    /// A caller has been given the terminal snapshot.
+    pub(crate) observed: bool,
+}
+
+/// The eviction groups, in the order they are evicted from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Terminal, and a caller has seen the terminal status.
+    Observed = 0,
+    /// Terminal, nobody has seen it yet.
+    Unobserved = 1,
+    /// Running: evicted only as the last resort.
+    Running = 2,
+}
+
+impl<R> Entry<R> {
+    fn class(&self) -> Class {
+        match (&self.state, self.observed) {
+            (EntryState::Running(_), _) => Class::Running,
+            (EntryState::Finished(_), true) => Class::Observed,
+            (EntryState::Finished(_), false) => Class::Unobserved,
+        }
+    }
+}
+
+/// One eviction group, ordered by age and by owner then age.
+#[derive(Debug, Default)]
+struct ClassIndex {
+    by_age: BTreeSet<HandleId>,
+    by_owner: BTreeSet<(Owner, HandleId)>,
+}
+
+impl ClassIndex {
+    fn insert(&mut self, id: HandleId, owner: &Owner) {
+        self.by_age.insert(id);
+        self.by_owner.insert((owner.clone(), id));
+    }
+
+    fn remove(&mut self, id: HandleId, owner: &Owner) {
+        self.by_age.remove(&id);
+        self.by_owner.remove(&(owner.clone(), id));
+    }
+
+    /// The oldest handle of `owner` in this group.
+    fn oldest_of(&self, owner: &Owner) -> Option<HandleId> {
+        self.by_owner
+            .range((owner.clone(), HandleId::MIN)..)
+            .next()
+            .filter(|(o, _)| o == owner)
+            .map(|(_, id)| *id)
+    }
+
+    /// Every handle of `owner` in this group.
+    fn all_of<'a>(&'a self, owner: &'a Owner) -> impl Iterator<Item = HandleId> + 'a {
+        self.by_owner
+            .range((owner.clone(), HandleId::MIN)..)
+            .take_while(move |(o, _)| o == owner)
+            .map(|(_, id)| *id)
+    }
 }
 
 /// The handles a registry knows, each either running (owned by a process
-/// actor `R`) or finished (a terminal snapshot).
+/// actor `R`) or finished (a terminal snapshot), indexed for eviction.
 ///
-/// Eviction takes the oldest finished handle, or when there is none the
-/// oldest running one. Both orders are kept in ordered sets keyed by the
-/// handle id (which orders by spawn number), so inserting, finishing,
-/// removing and picking a victim cost O(log n).
+/// Eviction picks from the first non-empty group of observed terminal,
+/// unobserved terminal, running; within it, the spawning owner's oldest
+/// handle, else the oldest of all. Every group keeps its handles in two
+/// ordered sets (by age, and by owner then age), so inserting, finishing,
+/// observing, removing and picking a victim cost O(log n) whatever the
+/// number of handles.
 #[derive(Debug)]
 pub(crate) struct HandleTable<R: RunningActor> {
     entries: HashMap<HandleId, Entry<R>>,
-    running: BTreeSet<HandleId>,
-    finished: BTreeSet<HandleId>,
+    classes: [ClassIndex; 3],
     /// The running handles by their actor's key.
     by_actor: HashMap<R::Key, HandleId>,
 }
@@ -50,8 +115,7 @@ impl<R: RunningActor> Default for HandleTable<R> {
     fn default() -> Self {
         HandleTable {
             entries: HashMap::new(),
-            running: BTreeSet::new(),
-            finished: BTreeSet::new(),
+            classes: Default::default(),
             by_actor: HashMap::new(),
         }
     }
@@ -66,59 +130,89 @@ impl<R: RunningActor> HandleTable<R> {
         self.entries.get(id)
     }
 
+    fn index(&mut self, id: HandleId) {
+        if let Some(entry) = self.entries.get(&id) {
+            let class = entry.class();
+            self.classes[class as usize].insert(id, &entry.summary.owner);
+        }
+    }
+
+    fn unindex(&mut self, id: HandleId) {
+        if let Some(entry) = self.entries.get(&id) {
+            let class = entry.class();
+            self.classes[class as usize].remove(id, &entry.summary.owner);
+        }
+    }
+
     /// Adds a running handle.
     pub(crate) fn insert_running(&mut self, summary: HandleSummary, actor: R) {
         let id = summary.handle_id;
-        self.running.insert(id);
         self.by_actor.insert(actor.key(), id);
         self.entries.insert(
             id,
             Entry {
                 summary,
                 state: EntryState::Running(actor),
+                observed: false,
             },
         );
+        self.index(id);
     }
 
     /// Stores the terminal snapshot of a running handle and returns the
     /// actor that owned it. `None` when the handle is unknown (released or
     /// evicted meanwhile) or already finished: the first report wins.
-    pub(crate) fn finish(&mut self, snapshot: Snapshot) -> Option<R> {
+    pub(crate) fn finish(&mut self, snapshot: Snapshot, observed: bool) -> Option<R> {
         let id = snapshot.handle_id;
-        let entry = self.entries.get_mut(&id)?;
-        if matches!(entry.state, EntryState::Finished(_)) {
+        if !matches!(self.entries.get(&id)?.state, EntryState::Running(_)) {
             return None;
         }
+        self.unindex(id);
+        let entry = self.entries.get_mut(&id)?;
         entry.summary.status = snapshot.status;
-        let EntryState::Running(actor) =
-            std::mem::replace(&mut entry.state, EntryState::Finished(Box::new(snapshot)))
-        else {
+        entry.observed = observed;
+        let previous =
+            std::mem::replace(&mut entry.state, EntryState::Finished(Box::new(snapshot)));
+        self.index(id);
+        let EntryState::Running(actor) = previous else {
             return None;
         };
-        self.running.remove(&id);
-        self.finished.insert(id);
         self.by_actor.remove(&actor.key());
         Some(actor)
     }
 
+    /// Records that a caller was given the handle's terminal snapshot.
+    pub(crate) fn observe(&mut self, id: HandleId) {
+        let Some(entry) = self.entries.get(&id) else {
+            return;
+        };
+        if entry.observed || !matches!(entry.state, EntryState::Finished(_)) {
+            return;
+        }
+        self.unindex(id);
+        if let Some(entry) = self.entries.get_mut(&id) {
+            entry.observed = true;
+        }
+        self.index(id);
+    }
+
     /// Forgets a handle.
     pub(crate) fn remove(&mut self, id: &HandleId) -> Option<Entry<R>> {
+        self.unindex(*id);
         let entry = self.entries.remove(id)?;
-        self.running.remove(id);
-        self.finished.remove(id);
         if let EntryState::Running(actor) = &entry.state {
             self.by_actor.remove(&actor.key());
         }
         Some(entry)
     }
 
-    /// The handle to evict next: the oldest finished one, else the oldest
-    /// running one.
-    pub(crate) fn eviction_candidate(&self) -> Option<HandleId> {
-        self.finished
-            .first()
-            .or_else(|| self.running.first())
-            .copied()
+    /// The handle to evict for a spawn by `owner`; see the type's docs.
+    pub(crate) fn eviction_candidate(&self, owner: &Owner) -> Option<HandleId> {
+        self.classes.iter().find_map(|class| {
+            class
+                .oldest_of(owner)
+                .or_else(|| class.by_age.first().copied())
+        })
     }
 
     /// The running handle owned by the actor with this key.
@@ -126,37 +220,55 @@ impl<R: RunningActor> HandleTable<R> {
         self.by_actor.get(key).copied()
     }
 
-    /// Every handle, oldest first.
-    pub(crate) fn summaries(&self) -> Vec<HandleSummary> {
-        let mut all: Vec<HandleSummary> =
-            self.entries.values().map(|e| e.summary.clone()).collect();
+    /// The running handles of `owner`, oldest first.
+    pub(crate) fn running_of(&self, owner: &Owner) -> Vec<HandleId> {
+        self.classes[Class::Running as usize]
+            .all_of(owner)
+            .collect()
+    }
+
+    /// Every handle of `owner`.
+    pub(crate) fn all_of(&self, owner: &Owner) -> Vec<HandleId> {
+        self.classes.iter().flat_map(|c| c.all_of(owner)).collect()
+    }
+
+    /// The handles that pass `filter`, oldest first.
+    pub(crate) fn summaries(&self, filter: &ListFilter) -> Vec<HandleSummary> {
+        let mut all: Vec<HandleSummary> = match &filter.owner {
+            Some(owner) => {
+                let owner: Owner = Some(owner.as_str().into());
+                self.all_of(&owner)
+                    .iter()
+                    .filter_map(|id| self.entries.get(id))
+                    .map(|e| e.summary.clone())
+                    .filter(|s| filter.matches(s))
+                    .collect()
+            }
+            None => self
+                .entries
+                .values()
+                .map(|e| e.summary.clone())
+                .filter(|s| filter.matches(s))
+                .collect(),
+        };
         all.sort_by_key(|s| s.handle_id);
         all
     }
 
     /// The actors of every running handle.
     pub(crate) fn running_actors(&self) -> impl Iterator<Item = &R> {
-        self.running
-            .iter()
-            .filter_map(|id| match self.entries.get(id) {
-                Some(Entry {
-                    state: EntryState::Running(r),
-                    ..
-                }) => Some(r),
-                _ => None,
-            })
+        self.entries.values().filter_map(|e| match &e.state {
+            EntryState::Running(r) => Some(r),
+            EntryState::Finished(_) => None,
+        })
     }
 }
 
 /// A summary's status for a running entry.
 pub(crate) fn running_summary(snapshot: &Snapshot) -> HandleSummary {
-    HandleSummary {
-        handle_id: snapshot.handle_id,
-        pid: snapshot.pid,
-        command: snapshot.command.clone(),
-        status: Status::Running,
-        started_at: snapshot.started_at,
-    }
+    let mut summary = snapshot.summary();
+    summary.status = Status::Running;
+    summary
 }
 
 #[cfg(test)]
@@ -172,12 +284,12 @@ mod tests {
         }
     }
 
-    fn snapshot(pid: u32, status: Status) -> Snapshot {
+    fn snapshot(pid: u32, owner: Option<&str>) -> Snapshot {
         Snapshot {
             handle_id: HandleId::next(pid),
             pid,
             command: "x".into(),
-            status,
+            status: Status::Running,
             started_at: OffsetDateTime::UNIX_EPOCH,
             ended_at: None,
             exit_code: None,
@@ -185,51 +297,92 @@ mod tests {
             stdout: StreamOutput::default(),
             stderr: StreamOutput::default(),
             failure: None,
+            owner: owner.map(Into::into),
+            evicted: false,
         }
     }
 
-    fn table_of(n: u32) -> (HandleTable<u32>, Vec<Snapshot>) {
+    /// A table of `owners.len()` running handles, actor keys 0, 1, ...
+    fn table_of(owners: &[Option<&str>]) -> (HandleTable<u32>, Vec<Snapshot>) {
         let mut table = HandleTable::default();
-        let snaps: Vec<Snapshot> = (0..n).map(|i| snapshot(i + 1, Status::Running)).collect();
+        let snaps: Vec<Snapshot> = owners
+            .iter()
+            .enumerate()
+            .map(|(i, o)| snapshot(i as u32 + 1, *o))
+            .collect();
         for (i, s) in snaps.iter().enumerate() {
             table.insert_running(running_summary(s), i as u32);
         }
         (table, snaps)
     }
 
-    #[test]
-    fn evicts_oldest_running_when_nothing_finished() {
-        let (table, snaps) = table_of(3);
-        assert_eq!(table.eviction_candidate(), Some(snaps[0].handle_id));
+    fn finish(table: &mut HandleTable<u32>, snap: &Snapshot, observed: bool) {
+        let mut done = snap.clone();
+        done.status = Status::Exited;
+        assert!(table.finish(done, observed).is_some());
     }
 
     #[test]
-    fn evicts_oldest_finished_before_any_running() {
-        let (mut table, snaps) = table_of(4);
-        for i in [3, 1] {
-            let mut done = snaps[i].clone();
-            done.status = Status::Exited;
-            assert_eq!(table.finish(done), Some(i as u32));
-        }
-        assert_eq!(table.eviction_candidate(), Some(snaps[1].handle_id));
-        assert_eq!(table.running_handle(&1), None);
-        table.remove(&snaps[1].handle_id);
-        assert_eq!(table.eviction_candidate(), Some(snaps[3].handle_id));
+    fn evicts_oldest_running_when_nothing_finished() {
+        let (table, snaps) = table_of(&[None, None, None]);
+        assert_eq!(table.eviction_candidate(&None), Some(snaps[0].handle_id));
+    }
+
+    #[test]
+    fn evicts_observed_then_unobserved_then_running() {
+        let (mut table, snaps) = table_of(&[None, None, None, None]);
+        finish(&mut table, &snaps[1], false);
+        finish(&mut table, &snaps[3], false);
+        assert_eq!(table.eviction_candidate(&None), Some(snaps[1].handle_id));
+        table.observe(snaps[3].handle_id);
+        assert_eq!(table.eviction_candidate(&None), Some(snaps[3].handle_id));
         table.remove(&snaps[3].handle_id);
-        assert_eq!(table.eviction_candidate(), Some(snaps[0].handle_id));
+        assert_eq!(table.eviction_candidate(&None), Some(snaps[1].handle_id));
+        table.remove(&snaps[1].handle_id);
+        assert_eq!(table.eviction_candidate(&None), Some(snaps[0].handle_id));
+        assert_eq!(table.running_handle(&1), None);
         table.remove(&snaps[0].handle_id);
         assert_eq!(table.running_handle(&0), None);
         assert_eq!(table.len(), 1);
     }
 
     #[test]
+    fn within_a_group_the_spawning_owner_goes_first() {
+        let (mut table, snaps) = table_of(&[Some("a"), Some("b"), Some("b"), None]);
+        for s in &snaps {
+            finish(&mut table, s, false);
+        }
+        assert_eq!(
+            table.eviction_candidate(&Some("b".into())),
+            Some(snaps[1].handle_id)
+        );
+        assert_eq!(
+            table.eviction_candidate(&Some("a".into())),
+            Some(snaps[0].handle_id)
+        );
+        assert_eq!(table.eviction_candidate(&None), Some(snaps[3].handle_id));
+        // An owner with nothing in the group: the oldest of all.
+        assert_eq!(
+            table.eviction_candidate(&Some("zz".into())),
+            Some(snaps[0].handle_id)
+        );
+        // An observed handle of another owner still goes before the
+        // spawning owner's unobserved ones.
+        table.observe(snaps[3].handle_id);
+        assert_eq!(
+            table.eviction_candidate(&Some("b".into())),
+            Some(snaps[3].handle_id)
+        );
+    }
+
+    #[test]
     fn first_finish_wins() {
-        let (mut table, snaps) = table_of(1);
+        let (mut table, snaps) = table_of(&[None]);
         let mut done = snaps[0].clone();
         done.status = Status::Killed;
-        assert!(table.finish(done.clone()).is_some());
+        assert!(table.finish(done.clone(), false).is_some());
         done.status = Status::Exited;
-        assert!(table.finish(done).is_none());
+        assert!(table.finish(done, true).is_none());
         match &table.get(&snaps[0].handle_id).map(|e| &e.state) {
             Some(EntryState::Finished(s)) => assert_eq!(s.status, Status::Killed),
             other => panic!("unexpected {other:?}"),
@@ -238,18 +391,67 @@ mod tests {
 
     #[test]
     fn finishing_an_unknown_handle_is_ignored() {
-        let (mut table, _) = table_of(1);
-        assert!(table.finish(snapshot(99, Status::Exited)).is_none());
+        let (mut table, _) = table_of(&[None]);
+        assert!(table.finish(snapshot(99, None), false).is_none());
         assert_eq!(table.len(), 1);
     }
 
     #[test]
-    fn lists_oldest_first_and_finds_by_actor() {
-        let (table, snaps) = table_of(5);
-        let ids: Vec<HandleId> = table.summaries().iter().map(|s| s.handle_id).collect();
-        let expected: Vec<HandleId> = snaps.iter().map(|s| s.handle_id).collect();
-        assert_eq!(ids, expected);
-        assert_eq!(table.running_handle(&2), Some(snaps[2].handle_id));
-        assert_eq!(table.running_actors().count(), 5);
+    fn lists_by_owner_and_status() {
+        let (mut table, snaps) = table_of(&[Some("a"), Some("b"), Some("a"), None]);
+        finish(&mut table, &snaps[2], true);
+        let ids = |filter: ListFilter| -> Vec<HandleId> {
+            table
+                .summaries(&filter)
+                .iter()
+                .map(|s| s.handle_id)
+                .collect()
+        };
+        assert_eq!(ids(ListFilter::default()).len(), 4);
+        let of_a = ListFilter {
+            owner: Some("a".into()),
+            status: None,
+        };
+        assert_eq!(ids(of_a), vec![snaps[0].handle_id, snaps[2].handle_id]);
+        let running_a = ListFilter {
+            owner: Some("a".into()),
+            status: Some(Status::Running),
+        };
+        assert_eq!(ids(running_a), vec![snaps[0].handle_id]);
+        assert_eq!(
+            table.running_of(&Some("a".into())),
+            vec![snaps[0].handle_id]
+        );
+        assert_eq!(table.running_handle(&1), Some(snaps[1].handle_id));
+        assert_eq!(table.running_actors().count(), 3);
+    }
+
+    #[test]
+    fn indexes_stay_consistent_under_churn() {
+        let owners = [Some("a"), None, Some("b")];
+        let (mut table, snaps) = table_of(&owners.repeat(20));
+        for (i, s) in snaps.iter().enumerate() {
+            match i % 4 {
+                0 => finish(&mut table, s, true),
+                1 => finish(&mut table, s, false),
+                2 => {
+                    table.remove(&s.handle_id);
+                }
+                _ => {}
+            }
+        }
+        // Evicting until empty visits every remaining handle exactly once.
+        let mut seen = BTreeSet::new();
+        while let Some(id) = table.eviction_candidate(&Some("b".into())) {
+            assert!(seen.insert(id));
+            table.remove(&id);
+        }
+        assert_eq!(table.len(), 0);
+        assert!(
+            table
+                .classes
+                .iter()
+                .all(|c| c.by_age.is_empty() && c.by_owner.is_empty())
+        );
     }
 }

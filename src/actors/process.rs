@@ -27,14 +27,16 @@ use tokio::sync::mpsc;
 
 use super::capture::Capture;
 use super::child::{ChildProcess, ExitInfo, Spawned};
+use super::handle_table::Owner;
 use super::orphans::sweep_group;
 use super::output_reader::read_stream;
 use super::stdin_writer::{StdinCommand, write_stdin};
 use super::subscribers::{Subscribers, exit_only};
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::messages::{
-    Event, HandleId, KillRequest, OutputStream, ProcessEvent, ProcessFinished, ProcessMsg,
-    ReadChunk, ReadRequest, RegistryMsg, SIGKILL, Snapshot, Status, Stdin, Subscribed, Subscriber,
+    Event, HandleId, KillRequest, OutputStream, ProcessEvent, ProcessMsg, ProcessReport, ReadChunk,
+    ReadRequest, RegistryMsg, Report, SIGKILL, Snapshot, Status, Stdin, Subscribed, Subscriber,
     WaitOutcome,
 };
 
@@ -52,6 +54,7 @@ pub(crate) struct ProcessArgs {
     pub(crate) handle_id: HandleId,
     pub(crate) spawned: Spawned,
     pub(crate) command: Arc<str>,
+    pub(crate) owner: Owner,
     pub(crate) started_at: OffsetDateTime,
     pub(crate) timeout: Option<Duration>,
     pub(crate) drain_grace: Duration,
@@ -59,6 +62,7 @@ pub(crate) struct ProcessArgs {
     pub(crate) output_cap: usize,
     pub(crate) reap_orphans: bool,
     pub(crate) stdin: Stdin,
+    pub(crate) clock: Clock,
     pub(crate) registry: ActorRef<RegistryMsg>,
 }
 
@@ -72,6 +76,7 @@ struct Waiter {
 pub(crate) struct ProcessState {
     id: HandleId,
     command: Arc<str>,
+    owner: Owner,
     started_at: OffsetDateTime,
     child: ChildProcess,
     stdout: Capture,
@@ -98,7 +103,13 @@ pub(crate) struct ProcessState {
     reap_orphans: bool,
     drain_grace: Duration,
     kill_grace: Duration,
+    clock: Clock,
+    /// A caller has been given the terminal snapshot.
+    observed: bool,
+    /// The registry evicted this handle while it ran: answers are receipts.
+    evicted: bool,
     registry: ActorRef<RegistryMsg>,
+    myself: ActorRef<ProcessMsg>,
 }
 
 impl Actor for ProcessActor {
@@ -155,6 +166,7 @@ impl Actor for ProcessActor {
         Ok(ProcessState {
             id: args.handle_id,
             command: args.command,
+            owner: args.owner,
             started_at: args.started_at,
             child,
             stdout: Capture::new(args.output_cap),
@@ -175,7 +187,11 @@ impl Actor for ProcessActor {
             reap_orphans: args.reap_orphans,
             drain_grace: args.drain_grace,
             kill_grace: args.kill_grace,
+            clock: args.clock,
+            observed: false,
+            evicted: false,
             registry: args.registry,
+            myself,
         })
     }
 
@@ -187,8 +203,13 @@ impl Actor for ProcessActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             ProcessMsg::Poll(reply) => {
-                let _ = reply.send(Ok(state.snapshot()));
+                let snapshot = state.snapshot();
+                if snapshot.status.is_terminal() {
+                    state.note_observed();
+                }
+                let _ = reply.send(Ok(snapshot));
             }
+            ProcessMsg::Evict => state.evict(&myself),
             ProcessMsg::Wait(timeout, reply) => state.wait(&myself, timeout, reply),
             ProcessMsg::Kill(request, reply) => state.kill(&myself, request, reply),
             ProcessMsg::Read(request, reply) => {
@@ -232,7 +253,7 @@ impl ProcessState {
         if let Some(terminal) = &self.terminal {
             return terminal.clone();
         }
-        Snapshot {
+        let snapshot = Snapshot {
             handle_id: self.id,
             pid: self.child.pid(),
             command: self.command.clone(),
@@ -244,6 +265,48 @@ impl ProcessState {
             stdout: self.stdout.view(),
             stderr: self.stderr.view(),
             failure: None,
+            owner: self.owner.clone(),
+            evicted: false,
+        };
+        if self.evicted {
+            snapshot.into_receipt()
+        } else {
+            snapshot
+        }
+    }
+
+    /// Records that a caller was given the terminal snapshot, telling the
+    /// registry if it already has the handle as terminal.
+    fn note_observed(&mut self) {
+        if self.observed {
+            return;
+        }
+        self.observed = true;
+        if self.terminal.is_some() {
+            let _ = self
+                .registry
+                .cast(RegistryMsg::Report(ProcessReport(Report::Observed(
+                    self.id,
+                ))));
+        }
+    }
+
+    /// The registry evicted this running handle: kill the tree and answer
+    /// with receipts from now on.
+    fn evict(&mut self, myself: &ActorRef<ProcessMsg>) {
+        if self.terminal.is_some() {
+            return;
+        }
+        self.evicted = true;
+        self.notice_exit(myself);
+        if self.terminal.is_some() {
+            return;
+        }
+        self.settle(Status::Killed);
+        if self.leader_exited {
+            self.finish(myself);
+        } else {
+            self.signal(Signal::KILL);
         }
     }
 
@@ -317,6 +380,7 @@ impl ProcessState {
                 snapshot: terminal.clone(),
                 timed_out: false,
             }));
+            self.note_observed();
             return;
         }
         // Callers that gave up (their future was dropped) leave closed ports
@@ -346,6 +410,7 @@ impl ProcessState {
     ) {
         if let Some(terminal) = &self.terminal {
             let _ = reply.send(Ok(terminal.clone()));
+            self.note_observed();
             return;
         }
         let Some(signal) = Signal::from_named_raw(request.signal) else {
@@ -574,7 +639,7 @@ impl ProcessState {
         }
         let mut snapshot = self.snapshot();
         snapshot.status = status;
-        snapshot.ended_at = Some(OffsetDateTime::now_utc());
+        snapshot.ended_at = Some(self.clock.now());
         snapshot.exit_code = exit.and_then(|e| e.code);
         snapshot.signal = exit.and_then(|e| e.signal);
         tracing::info!(
@@ -590,9 +655,14 @@ impl ProcessState {
         self.terminal = Some(snapshot.clone());
         // Tell the registry first: a caller whose wait returns and who then
         // asks the registry must find the handle terminal there too.
-        let _ = self.registry.cast(RegistryMsg::Finished(ProcessFinished {
-            snapshot: snapshot.clone(),
-        }));
+        self.observed = !self.waiters.is_empty() || !self.killers.is_empty();
+        let _ = self
+            .registry
+            .cast(RegistryMsg::Report(ProcessReport(Report::Finished {
+                snapshot: Box::new(snapshot.clone()),
+                observed: self.observed,
+                actor: self.myself.clone(),
+            })));
         for waiter in self.waiters.drain(..) {
             if let Some(timer) = waiter.timer {
                 timer.abort();

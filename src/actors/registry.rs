@@ -1,5 +1,6 @@
-//! The registry actor: owns the handle table and the eviction policy, and
-//! starts one linked [process actor](super::process) per spawn.
+//! The registry actor: owns the handle table, the receipts of evicted
+//! handles and the eviction policy, and starts one linked
+//! [process actor](super::process) per spawn.
 //!
 //! Requests about a running handle are forwarded to its process actor with
 //! the caller's reply port; the registry itself never waits on a process.
@@ -10,20 +11,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ractor::concurrency::oneshot;
 use ractor::{
     Actor, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort, SupervisionEvent,
 };
-use time::OffsetDateTime;
 
 use super::child;
-use super::handle_table::{EntryState, HandleTable, RunningActor, running_summary};
+use super::handle_table::{EntryState, HandleTable, Owner, RunningActor, running_summary};
 use super::process::{ProcessActor, ProcessArgs};
+use super::receipts::{Receipt, ReceiptState, Receipts};
 use super::subscribers::exit_only;
 use crate::config::RegistryConfig;
 use crate::error::{Error, Result};
 use crate::messages::{
-    HandleId, KillRequest, ProcessFinished, ProcessMsg, RegistryMsg, Snapshot, SpawnRequest,
-    Status, StreamOutput, WaitOutcome,
+    HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ProcessReport, RegistryMsg,
+    Report, Snapshot, SpawnRequest, Status, StreamOutput, WaitOutcome,
 };
 
 /// How long stopping the registry waits for its process actors to kill and
@@ -44,12 +46,13 @@ const STOP_CHILDREN_WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RegistryActor;
 
-/// The registry's state: its settings and its handle table. Owned by the
-/// actor; nothing outside it can reach it.
+/// The registry's state: its settings, its handle table and the receipts of
+/// evicted handles. Owned by the actor; nothing outside it can reach it.
 #[derive(Debug)]
 pub struct RegistryState {
     config: RegistryConfig,
     table: HandleTable<ActorRef<ProcessMsg>>,
+    receipts: Receipts<ActorRef<ProcessMsg>>,
 }
 
 impl RunningActor for ActorRef<ProcessMsg> {
@@ -58,6 +61,17 @@ impl RunningActor for ActorRef<ProcessMsg> {
     fn key(&self) -> ActorId {
         self.get_id()
     }
+}
+
+/// Who answers a request about one handle.
+enum Target<'a> {
+    /// Nobody: never known, released, or its receipt expired.
+    Unknown,
+    /// The process actor (a running handle, or one evicted while running
+    /// and still being killed).
+    Actor(&'a ActorRef<ProcessMsg>),
+    /// The registry, from a terminal snapshot or a receipt.
+    Snapshot(&'a Snapshot),
 }
 
 impl Actor for RegistryActor {
@@ -75,6 +89,7 @@ impl Actor for RegistryActor {
             super::orphans::become_subreaper()?;
         }
         Ok(RegistryState {
+            receipts: Receipts::new(config.max_receipts),
             config,
             table: HandleTable::default(),
         })
@@ -89,65 +104,67 @@ impl Actor for RegistryActor {
         match message {
             RegistryMsg::Spawn(request, reply) => {
                 let result = state.spawn(&myself, request).await;
-                let _ = reply.send(result);
+                send(reply, result);
             }
-            RegistryMsg::Poll(id, reply) => match state.table.get(&id).map(|e| &e.state) {
-                None => send(reply, Err(Error::UnknownHandle(id))),
-                Some(EntryState::Finished(snapshot)) => send(reply, Ok((**snapshot).clone())),
-                Some(EntryState::Running(actor)) => forward(actor, ProcessMsg::Poll(reply)),
-            },
-            RegistryMsg::Wait(id, timeout, reply) => match state.table.get(&id).map(|e| &e.state) {
-                None => send(reply, Err(Error::UnknownHandle(id))),
-                Some(EntryState::Finished(snapshot)) => send(
-                    reply,
+            RegistryMsg::Poll(id, reply) => {
+                state.route(id, reply, ProcessMsg::Poll, |s| Ok(s.clone()), true)
+            }
+            RegistryMsg::Wait(id, timeout, reply) => state.route(
+                id,
+                reply,
+                |reply| ProcessMsg::Wait(timeout, reply),
+                |s| {
                     Ok(WaitOutcome {
-                        snapshot: (**snapshot).clone(),
+                        snapshot: s.clone(),
                         timed_out: false,
-                    }),
+                    })
+                },
+                true,
+            ),
+            RegistryMsg::Kill(id, request, reply) => match check_signal(&request) {
+                Err(err) => send(reply, Err(err)),
+                Ok(()) => state.route(
+                    id,
+                    reply,
+                    |reply| ProcessMsg::Kill(request, reply),
+                    |s| Ok(s.clone()),
+                    true,
                 ),
-                Some(EntryState::Running(actor)) => {
-                    forward(actor, ProcessMsg::Wait(timeout, reply))
-                }
             },
-            RegistryMsg::Kill(id, request, reply) => state.kill(id, request, reply),
-            RegistryMsg::Read(id, request, reply) => match state.table.get(&id).map(|e| &e.state) {
-                None => send(reply, Err(Error::UnknownHandle(id))),
-                Some(EntryState::Finished(snapshot)) => send(reply, snapshot.read(&request)),
-                Some(EntryState::Running(actor)) => {
-                    forward(actor, ProcessMsg::Read(request, reply))
-                }
-            },
-            RegistryMsg::Write(id, bytes, reply) => match state.table.get(&id).map(|e| &e.state) {
-                None => send(reply, Err(Error::UnknownHandle(id))),
-                Some(EntryState::Finished(_)) => send(reply, Err(Error::StdinClosed(id))),
-                Some(EntryState::Running(actor)) => forward(actor, ProcessMsg::Write(bytes, reply)),
-            },
-            RegistryMsg::CloseStdin(id, reply) => match state.table.get(&id).map(|e| &e.state) {
-                None => send(reply, Err(Error::UnknownHandle(id))),
-                Some(EntryState::Finished(_)) => send(reply, Ok(())),
-                Some(EntryState::Running(actor)) => forward(actor, ProcessMsg::CloseStdin(reply)),
-            },
+            RegistryMsg::Read(id, request, reply) => state.route(
+                id,
+                reply,
+                |reply| ProcessMsg::Read(request, reply),
+                |s| s.read(&request),
+                false,
+            ),
+            RegistryMsg::Write(id, bytes, reply) => state.route(
+                id,
+                reply,
+                |reply| ProcessMsg::Write(bytes, reply),
+                |_| Err(Error::StdinClosed(id)),
+                false,
+            ),
+            RegistryMsg::CloseStdin(id, reply) => {
+                state.route(id, reply, ProcessMsg::CloseStdin, |_| Ok(()), false)
+            }
             RegistryMsg::Subscribe(id, subscriber, reply) => {
-                match state.table.get(&id).map(|e| &e.state) {
-                    None => send(reply, Err(Error::UnknownHandle(id))),
-                    Some(EntryState::Finished(snapshot)) => {
-                        send(reply, Ok(exit_only(&subscriber, (**snapshot).clone())))
-                    }
-                    Some(EntryState::Running(actor)) => {
-                        forward(actor, ProcessMsg::Subscribe(subscriber, reply))
-                    }
-                }
+                let for_actor = subscriber.clone();
+                state.route(
+                    id,
+                    reply,
+                    |reply| ProcessMsg::Subscribe(for_actor, reply),
+                    |s| Ok(exit_only(&subscriber, s.clone())),
+                    false,
+                )
             }
             RegistryMsg::Release(id, reply) => state.release(id, reply),
-            RegistryMsg::List(reply) => {
-                let _ = reply.send(state.table.summaries());
+            RegistryMsg::List(filter, reply) => send(reply, state.list(&filter)),
+            RegistryMsg::KillOwner(owner, request, reply) => {
+                state.kill_owner(owner, request, reply)
             }
-            RegistryMsg::Finished(ProcessFinished { snapshot }) => {
-                if let Some(actor) = state.table.finish(snapshot) {
-                    // Answer what is queued for it, then stop.
-                    let _ = actor.drain();
-                }
-            }
+            RegistryMsg::ReleaseOwner(owner, reply) => state.release_owner(owner, reply),
+            RegistryMsg::Report(ProcessReport(report)) => state.on_report(report),
         }
         Ok(())
     }
@@ -167,14 +184,8 @@ impl Actor for RegistryActor {
             _ => return Ok(()),
         };
         // A process actor that ends after reporting its handle terminal is
-        // the normal case and is no longer in the running set.
-        if let Some(id) = state.table.running_handle(&cell.get_id()) {
-            tracing::error!(handle = %id, %reason, "process actor ended without finishing; its tree was killed");
-            state.fail(
-                id,
-                format!("the process actor ended unexpectedly: {reason}"),
-            );
-        }
+        // the normal case: it is no longer running anywhere.
+        state.on_actor_gone(cell.get_id(), &reason);
         Ok(())
     }
 
@@ -198,35 +209,130 @@ fn send<T>(reply: RpcReplyPort<T>, value: T) {
     let _ = reply.send(value);
 }
 
+fn check_signal(request: &KillRequest) -> Result<()> {
+    match rustix::process::Signal::from_named_raw(request.signal) {
+        Some(_) => Ok(()),
+        None => Err(Error::invalid(format!(
+            "unknown signal number {}",
+            request.signal
+        ))),
+    }
+}
+
 /// Hands a request to a process actor; if the actor is already gone, the
 /// caller is told so instead of being left waiting.
 fn forward(actor: &ActorRef<ProcessMsg>, message: ProcessMsg) {
     let Err(MessagingErr::SendErr(message)) = actor.cast(message) else {
         return;
     };
+    fn no_reply<T>(operation: &'static str) -> Result<T> {
+        Err(Error::NoReply { operation })
+    }
     match message {
-        ProcessMsg::Poll(reply) => send(reply, Err(Error::NoReply { operation: "poll" })),
-        ProcessMsg::Wait(_, reply) => send(reply, Err(Error::NoReply { operation: "wait" })),
-        ProcessMsg::Kill(_, reply) => send(reply, Err(Error::NoReply { operation: "kill" })),
-        ProcessMsg::Read(_, reply) => send(reply, Err(Error::NoReply { operation: "read" })),
-        ProcessMsg::Write(_, reply) => send(reply, Err(Error::NoReply { operation: "write" })),
-        ProcessMsg::CloseStdin(reply) => send(
-            reply,
-            Err(Error::NoReply {
-                operation: "close_stdin",
-            }),
-        ),
-        ProcessMsg::Subscribe(_, reply) => send(
-            reply,
-            Err(Error::NoReply {
-                operation: "subscribe",
-            }),
-        ),
-        ProcessMsg::Event(_) => {}
+        ProcessMsg::Poll(reply) => send(reply, no_reply("poll")),
+        ProcessMsg::Wait(_, reply) => send(reply, no_reply("wait")),
+        ProcessMsg::Kill(_, reply) => send(reply, no_reply("kill")),
+        ProcessMsg::Read(_, reply) => send(reply, no_reply("read")),
+        ProcessMsg::Write(_, reply) => send(reply, no_reply("write")),
+        ProcessMsg::CloseStdin(reply) => send(reply, no_reply("close_stdin")),
+        ProcessMsg::Subscribe(_, reply) => send(reply, no_reply("subscribe")),
+        ProcessMsg::Evict | ProcessMsg::Event(_) => {}
     }
 }
 
+fn owner_key(owner: String) -> Owner {
+    Some(owner.into())
+}
+
 impl RegistryState {
+    fn target(&self, id: &HandleId) -> Target<'_> {
+        if let Some(entry) = self.table.get(id) {
+            return match &entry.state {
+                EntryState::Running(actor) => Target::Actor(actor),
+                EntryState::Finished(snapshot) => Target::Snapshot(snapshot),
+            };
+        }
+        match self.receipts.get(id).map(|r| &r.state) {
+            Some(ReceiptState::Pending(actor)) => Target::Actor(actor),
+            Some(ReceiptState::Done(snapshot)) => Target::Snapshot(snapshot),
+            None => Target::Unknown,
+        }
+    }
+
+    /// Sends a request about one handle to whoever answers for it: the
+    /// process actor, or the registry itself from a snapshot. `observes`:
+    /// the answer carries the terminal status (poll, wait, kill).
+    fn route<T: Send + 'static>(
+        &mut self,
+        id: HandleId,
+        reply: RpcReplyPort<Result<T>>,
+        to_actor: impl FnOnce(RpcReplyPort<Result<T>>) -> ProcessMsg,
+        from_snapshot: impl FnOnce(&Snapshot) -> Result<T>,
+        observes: bool,
+    ) {
+        match self.target(&id) {
+            Target::Unknown => send(reply, Err(Error::UnknownHandle(id))),
+            Target::Actor(actor) => forward(actor, to_actor(reply)),
+            Target::Snapshot(snapshot) => {
+                send(reply, from_snapshot(snapshot));
+                if observes {
+                    self.observe(id);
+                }
+            }
+        }
+    }
+
+    /// Records that a caller has seen the handle's terminal status.
+    fn observe(&mut self, id: HandleId) {
+        self.table.observe(id);
+        if let Some(receipt) = self.receipts.get_mut(&id) {
+            receipt.observed = true;
+        }
+    }
+
+    fn on_report(&mut self, report: Report) {
+        match report {
+            Report::Observed(id) => self.observe(id),
+            Report::Finished {
+                snapshot,
+                observed,
+                actor,
+            } => {
+                let id = snapshot.handle_id;
+                if self.table.finish((*snapshot).clone(), observed).is_none()
+                    && let Some(receipt) = self.receipts.get_mut(&id)
+                    && matches!(receipt.state, ReceiptState::Pending(_))
+                {
+                    receipt.summary.status = snapshot.status;
+                    receipt.observed |= observed;
+                    receipt.state = ReceiptState::Done(Box::new(snapshot.into_receipt()));
+                }
+                // Answer what is queued for it, then stop. Also for a handle
+                // released or expired meanwhile: its actor must not linger.
+                let _ = actor.drain();
+            }
+        }
+    }
+
+    fn on_actor_gone(&mut self, actor: ActorId, reason: &str) {
+        let failure = format!("the process actor ended unexpectedly: {reason}");
+        if let Some(id) = self.table.running_handle(&actor) {
+            tracing::error!(handle = %id, %reason, "process actor ended without finishing; its tree was killed");
+            if let Some(entry) = self.table.get(&id) {
+                let snapshot = failed_snapshot(&entry.summary, failure, self.config.clock.now());
+                self.table.finish(snapshot, false);
+            }
+        } else if let Some(id) = self.receipts.find_pending(|a| a.get_id() == actor) {
+            tracing::error!(handle = %id, %reason, "evicted process actor ended without finishing");
+            if let Some(receipt) = self.receipts.get_mut(&id) {
+                let snapshot = failed_snapshot(&receipt.summary, failure, self.config.clock.now())
+                    .into_receipt();
+                receipt.summary.status = snapshot.status;
+                receipt.state = ReceiptState::Done(Box::new(snapshot));
+            }
+        }
+    }
+
     async fn spawn(
         &mut self,
         myself: &ActorRef<RegistryMsg>,
@@ -237,11 +343,13 @@ impl RegistryState {
         let pid = spawned.child.pid();
         let handle_id = HandleId::next(pid);
         let command: Arc<str> = request.display().into();
-        let started_at = OffsetDateTime::now_utc();
+        let owner: Owner = request.owner.clone().and_then(owner_key);
+        let started_at = self.config.clock.now();
         let args = ProcessArgs {
             handle_id,
             spawned,
             command: command.clone(),
+            owner: owner.clone(),
             started_at,
             timeout: request.timeout,
             drain_grace: self.config.drain_grace,
@@ -249,6 +357,7 @@ impl RegistryState {
             output_cap: request.output_cap.unwrap_or(self.config.output_cap),
             reap_orphans: self.config.reap_orphans,
             stdin: request.stdin,
+            clock: self.config.clock.clone(),
             registry: myself.clone(),
         };
         // If the actor fails to start, `args` (and the child in it) is
@@ -261,9 +370,7 @@ impl RegistryState {
             })?;
         // Make room only now: a spawn that fails must not cost another
         // handle its place.
-        while self.table.len() >= self.config.max_handles {
-            self.evict_one();
-        }
+        self.make_room(&owner);
         let snapshot = Snapshot {
             handle_id,
             pid,
@@ -276,91 +383,179 @@ impl RegistryState {
             stdout: StreamOutput::default(),
             stderr: StreamOutput::default(),
             failure: None,
+            owner,
+            evicted: false,
         };
         self.table.insert_running(running_summary(&snapshot), actor);
         tracing::debug!(handle = %handle_id, pid, "spawned");
         Ok(snapshot)
     }
 
-    /// Makes room for one handle: the oldest finished one goes first; when
-    /// every handle is running, the oldest running one is killed.
-    fn evict_one(&mut self) {
-        let Some(id) = self.table.eviction_candidate() else {
-            return;
-        };
-        let Some(entry) = self.table.remove(&id) else {
-            return;
-        };
-        match entry.state {
-            EntryState::Finished(_) => tracing::debug!(handle = %id, "evicted finished handle"),
-            EntryState::Running(actor) => {
-                tracing::warn!(
-                    handle = %id,
-                    max_handles = self.config.max_handles,
-                    "registry full of running processes: killing and evicting the oldest"
-                );
-                // It answers what is queued for it first, then its post_stop
-                // kills and reaps the tree and answers the waiters.
-                let _ = actor.drain();
+    /// Evicts until there is room for one more handle; each evicted handle
+    /// leaves a receipt. See [`RegistryMsg::Spawn`] for the order.
+    fn make_room(&mut self, owner: &Owner) {
+        while self.table.len() >= self.config.max_handles {
+            let Some(id) = self.table.eviction_candidate(owner) else {
+                return;
+            };
+            let Some(entry) = self.table.remove(&id) else {
+                return;
+            };
+            let mut summary = entry.summary;
+            summary.evicted = true;
+            let receipt = match entry.state {
+                EntryState::Finished(snapshot) => {
+                    tracing::debug!(handle = %id, "evicted a finished handle");
+                    Receipt {
+                        summary,
+                        state: ReceiptState::Done(Box::new(snapshot.into_receipt())),
+                        observed: entry.observed,
+                    }
+                }
+                EntryState::Running(actor) => {
+                    tracing::warn!(
+                        handle = %id,
+                        max_handles = self.config.max_handles,
+                        "registry full of running processes: killing and evicting one"
+                    );
+                    // It kills its tree and keeps answering (with receipts)
+                    // until it reports the end.
+                    let _ = actor.cast(ProcessMsg::Evict);
+                    Receipt {
+                        summary,
+                        state: ReceiptState::Pending(actor),
+                        observed: false,
+                    }
+                }
+            };
+            for dropped in self.receipts.insert(receipt) {
+                if !dropped.observed {
+                    tracing::warn!(
+                        handle = %dropped.summary.handle_id,
+                        status = %dropped.summary.status,
+                        "dropping the receipt of a handle whose end nobody has seen"
+                    );
+                }
             }
-        }
-    }
-
-    fn kill(&mut self, id: HandleId, request: KillRequest, reply: RpcReplyPort<Result<Snapshot>>) {
-        if rustix::process::Signal::from_named_raw(request.signal).is_none() {
-            return send(
-                reply,
-                Err(Error::invalid(format!(
-                    "unknown signal number {}",
-                    request.signal
-                ))),
-            );
-        }
-        match self.table.get(&id).map(|e| &e.state) {
-            None => send(reply, Err(Error::UnknownHandle(id))),
-            Some(EntryState::Finished(snapshot)) => send(reply, Ok((**snapshot).clone())),
-            Some(EntryState::Running(actor)) => forward(actor, ProcessMsg::Kill(request, reply)),
         }
     }
 
     fn release(&mut self, id: HandleId, reply: RpcReplyPort<bool>) {
-        match self.table.remove(&id).map(|e| e.state) {
-            None => send(reply, false),
-            Some(EntryState::Finished(_)) => send(reply, true),
-            Some(EntryState::Running(actor)) => {
-                tracing::debug!(handle = %id, "released while running; killing its tree");
-                // Answer once the tree is killed and reaped, without making
-                // the registry wait for it.
-                // Requests sent before the release are answered first (drain
-                // keeps their order); the tree dies in the actor's post_stop.
-                tokio::spawn(async move {
-                    let _ = actor.drain_and_wait(None).await;
-                    send(reply, true);
-                });
-            }
-        }
+        let actor = match self.table.remove(&id) {
+            Some(entry) => match entry.state {
+                EntryState::Running(actor) => Some(actor),
+                EntryState::Finished(_) => None,
+            },
+            None => match self.receipts.remove(&id) {
+                Some(receipt) => match receipt.state {
+                    ReceiptState::Pending(actor) => Some(actor),
+                    ReceiptState::Done(_) => None,
+                },
+                None => return send(reply, false),
+            },
+        };
+        let Some(actor) = actor else {
+            return send(reply, true);
+        };
+        tracing::debug!(handle = %id, "released while running; killing its tree");
+        // Requests sent before the release are answered first (drain keeps
+        // their order); the tree dies in the actor's post_stop. The answer
+        // comes once it is reaped, without making the registry wait.
+        let _ = actor.drain();
+        tokio::spawn(async move {
+            let _ = actor.wait(None).await;
+            send(reply, true);
+        });
     }
 
-    /// Marks a handle whose process actor died as terminal. The actor's
-    /// child was killed and reaped when the actor's state was dropped.
-    fn fail(&mut self, id: HandleId, failure: String) {
-        let Some(entry) = self.table.get(&id) else {
-            return;
-        };
-        let summary = &entry.summary;
-        let snapshot = Snapshot {
-            handle_id: id,
-            pid: summary.pid,
-            command: summary.command.clone(),
-            status: Status::Killed,
-            started_at: summary.started_at,
-            ended_at: Some(OffsetDateTime::now_utc()),
-            exit_code: None,
-            signal: None,
-            stdout: StreamOutput::default(),
-            stderr: StreamOutput::default(),
-            failure: Some(failure),
-        };
-        self.table.finish(snapshot);
+    fn list(&self, filter: &ListFilter) -> Vec<HandleSummary> {
+        let mut all = self.table.summaries(filter);
+        all.extend(self.receipts.summaries(filter));
+        all.sort_by_key(|s| s.handle_id);
+        all
+    }
+
+    fn kill_owner(
+        &mut self,
+        owner: String,
+        request: KillRequest,
+        reply: RpcReplyPort<Result<Vec<Snapshot>>>,
+    ) {
+        if let Err(err) = check_signal(&request) {
+            return send(reply, Err(err));
+        }
+        let mut answers = Vec::new();
+        for id in self.table.running_of(&owner_key(owner)) {
+            if let Some(EntryState::Running(actor)) = self.table.get(&id).map(|e| &e.state) {
+                let (tx, rx) = oneshot();
+                forward(actor, ProcessMsg::Kill(request, tx.into()));
+                answers.push(rx);
+            }
+        }
+        // Every kill is already on its way; collect the answers off the
+        // registry's own loop.
+        tokio::spawn(async move {
+            let mut killed = Vec::with_capacity(answers.len());
+            for answer in answers {
+                if let Ok(Ok(snapshot)) = answer.await {
+                    killed.push(snapshot);
+                }
+            }
+            send(reply, Ok(killed));
+        });
+    }
+
+    fn release_owner(&mut self, owner: String, reply: RpcReplyPort<usize>) {
+        let owner = owner_key(owner);
+        let mut released = 0;
+        let mut dying = Vec::new();
+        for id in self.table.all_of(&owner) {
+            if let Some(entry) = self.table.remove(&id) {
+                released += 1;
+                if let EntryState::Running(actor) = entry.state {
+                    let _ = actor.drain();
+                    dying.push(actor);
+                }
+            }
+        }
+        for id in self.receipts.all_of(&owner) {
+            if let Some(receipt) = self.receipts.remove(&id) {
+                released += 1;
+                if let ReceiptState::Pending(actor) = receipt.state {
+                    let _ = actor.drain();
+                    dying.push(actor);
+                }
+            }
+        }
+        tokio::spawn(async move {
+            for actor in dying {
+                let _ = actor.wait(None).await;
+            }
+            send(reply, released);
+        });
+    }
+}
+
+/// The terminal snapshot of a handle whose process actor died: its tree was
+/// killed when the actor's state was dropped; its output died with it.
+fn failed_snapshot(
+    summary: &HandleSummary,
+    failure: String,
+    ended_at: time::OffsetDateTime,
+) -> Snapshot {
+    Snapshot {
+        handle_id: summary.handle_id,
+        pid: summary.pid,
+        command: summary.command.clone(),
+        status: Status::Killed,
+        started_at: summary.started_at,
+        ended_at: Some(ended_at),
+        exit_code: None,
+        signal: None,
+        stdout: StreamOutput::default(),
+        stderr: StreamOutput::default(),
+        failure: Some(failure),
+        owner: summary.owner.clone(),
+        evicted: summary.evicted,
     }
 }

@@ -26,6 +26,9 @@ pub struct HandleId {
 }
 
 impl HandleId {
+    /// The smallest id, for range queries.
+    pub(crate) const MIN: HandleId = HandleId { seq: 0, pid: 0 };
+
     /// Makes a fresh id for `pid`, taking the next number of the counter.
     pub(crate) fn next(pid: u32) -> Self {
         HandleId {

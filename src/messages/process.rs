@@ -35,6 +35,9 @@ pub enum ProcessMsg {
     CloseStdin(RpcReplyPort<Result<()>>),
     /// Adds a subscriber to the live output and the exit event.
     Subscribe(Subscriber, RpcReplyPort<Result<Subscribed>>),
+    /// The registry evicted this running handle to stay under its cap: kill
+    /// the tree; from now on answer with receipts (no output, `evicted`).
+    Evict,
     /// Sent by the actor's own reader, watcher and timer tasks. It cannot be
     /// built outside procward.
     Event(ProcessEvent),

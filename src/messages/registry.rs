@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use ractor::RpcReplyPort;
+use ractor::{ActorRef, RpcReplyPort};
 
 use bytes::Bytes;
 
 use super::{
-    HandleId, HandleSummary, KillRequest, ReadChunk, ReadRequest, Snapshot, SpawnRequest,
-    Subscribed, Subscriber, WaitOutcome,
+    HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ReadChunk, ReadRequest, Snapshot,
+    SpawnRequest, Subscribed, Subscriber, WaitOutcome,
 };
 use crate::error::Result;
 
@@ -33,9 +33,11 @@ use crate::error::Result;
 #[derive(Debug)]
 pub enum RegistryMsg {
     /// Starts a process. Answers at once with its first snapshot (status
-    /// `running`). At the cap, the oldest terminal handle is evicted first;
-    /// when every handle is running, the oldest running one is killed and
-    /// evicted.
+    /// `running`). At the cap, one handle is evicted and leaves a receipt:
+    /// terminal handles whose status a caller has seen first, then terminal
+    /// handles nobody has seen, then (the last resort, with a warning) a
+    /// running one, which is killed; within each group, the spawning
+    /// owner's own handles before other owners', oldest first.
     Spawn(SpawnRequest, RpcReplyPort<Result<Snapshot>>),
     /// A snapshot of the handle now; never waits.
     Poll(HandleId, RpcReplyPort<Result<Snapshot>>),
@@ -50,9 +52,9 @@ pub enum RegistryMsg {
     /// handle is terminal. On a terminal handle it is a no-op that answers
     /// with the real status.
     Kill(HandleId, KillRequest, RpcReplyPort<Result<Snapshot>>),
-    /// Forgets the handle and frees its output, killing the tree first if it
-    /// is running (the answer comes after the tree is reaped). Answers
-    /// whether the handle was known.
+    /// Forgets the handle (or its receipt) and frees its output, killing the
+    /// tree first if it is running (the answer comes after the tree is
+    /// reaped). Answers whether the handle was known.
     Release(HandleId, RpcReplyPort<bool>),
     /// Reads one stream's captured bytes from an offset on, without waiting
     /// and without copying more than it returns. See [`ReadRequest`].
@@ -68,15 +70,34 @@ pub enum RegistryMsg {
     /// Subscribes to the handle's live output chunks and its exit event. On
     /// a terminal handle only the exit event is sent.
     Subscribe(HandleId, Subscriber, RpcReplyPort<Result<Subscribed>>),
-    /// Lists every handle, oldest first.
-    List(RpcReplyPort<Vec<HandleSummary>>),
-    /// Sent by a process actor when its handle turns terminal. It cannot be
-    /// built outside procward.
-    Finished(ProcessFinished),
+    /// Lists the handles (receipts included, marked `evicted`) that pass
+    /// the filter, oldest first.
+    List(ListFilter, RpcReplyPort<Vec<HandleSummary>>),
+    /// Kills every running process of an owner (for a cancelled script or
+    /// session); answers with their terminal snapshots once all are
+    /// terminal.
+    KillOwner(String, KillRequest, RpcReplyPort<Result<Vec<Snapshot>>>),
+    /// Releases every handle and receipt of an owner, killing its running
+    /// trees first; answers how many were released, once all are reaped.
+    ReleaseOwner(String, RpcReplyPort<usize>),
+    /// Sent by process actors about their handle. It cannot be built
+    /// outside procward.
+    Report(ProcessReport),
 }
 
-/// A process actor's report that its handle is terminal.
+/// A process actor's report to its registry.
 #[derive(Debug)]
-pub struct ProcessFinished {
-    pub(crate) snapshot: Snapshot,
+pub struct ProcessReport(pub(crate) Report);
+
+#[derive(Debug)]
+pub(crate) enum Report {
+    /// The handle is terminal. `observed`: a caller was already given the
+    /// terminal snapshot. `actor`: the sender, for the registry to drain.
+    Finished {
+        snapshot: Box<Snapshot>,
+        observed: bool,
+        actor: ActorRef<ProcessMsg>,
+    },
+    /// A caller was given the terminal snapshot after `Finished`.
+    Observed(HandleId),
 }

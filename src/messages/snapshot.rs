@@ -140,12 +140,43 @@ pub struct Snapshot {
     /// process actor died); the process tree was killed. A caller should
     /// treat the output as possibly incomplete.
     pub failure: Option<String>,
+    /// The owner key the spawn carried, if any.
+    pub owner: Option<Arc<str>>,
+    /// The handle was evicted to keep the registry under its cap: this is
+    /// its receipt. The status, times, exit code, signal and byte totals
+    /// are kept; the output bytes are not.
+    pub evicted: bool,
 }
 
 impl Snapshot {
     /// Whether the process is still live (status `running`).
     pub fn running(&self) -> bool {
         self.status == Status::Running
+    }
+
+    /// This snapshot as a receipt: marked evicted, output bytes dropped,
+    /// everything else (byte totals included) kept.
+    pub(crate) fn into_receipt(mut self) -> Snapshot {
+        for stream in [&mut self.stdout, &mut self.stderr] {
+            stream.bytes = bytes::Bytes::new();
+            stream.dropped_at = None;
+            stream.truncated = stream.total_bytes > 0;
+        }
+        self.evicted = true;
+        self
+    }
+
+    /// The registry listing line for this snapshot.
+    pub fn summary(&self) -> HandleSummary {
+        HandleSummary {
+            handle_id: self.handle_id,
+            pid: self.pid,
+            command: self.command.clone(),
+            status: self.status,
+            started_at: self.started_at,
+            owner: self.owner.clone(),
+            evicted: self.evicted,
+        }
     }
 
     /// Reads one stream of this snapshot from an offset on, without
@@ -189,4 +220,27 @@ pub struct HandleSummary {
     /// When the process was started (UTC).
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
+    /// The owner key the spawn carried, if any.
+    pub owner: Option<Arc<str>>,
+    /// Only a receipt of the handle is left (see [`Snapshot::evicted`]).
+    pub evicted: bool,
+}
+
+/// Which handles a listing shows. The default shows all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListFilter {
+    /// Only handles spawned with this owner key.
+    pub owner: Option<String>,
+    /// Only handles with this status.
+    pub status: Option<Status>,
+}
+
+impl ListFilter {
+    /// Whether `summary` passes the filter.
+    pub fn matches(&self, summary: &HandleSummary) -> bool {
+        self.owner
+            .as_deref()
+            .is_none_or(|owner| summary.owner.as_deref() == Some(owner))
+            && self.status.is_none_or(|status| summary.status == status)
+    }
 }

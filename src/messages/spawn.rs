@@ -74,6 +74,10 @@ pub struct SpawnRequest {
     pub output_cap: Option<usize>,
     /// What the child reads on stdin.
     pub stdin: Stdin,
+    /// A key naming who the process belongs to (a script, a session, a
+    /// connection): handles can be listed, killed and released by owner,
+    /// and at the cap a spawn evicts its own owner's handles first.
+    pub owner: Option<String>,
 }
 
 impl SpawnRequest {
@@ -100,6 +104,7 @@ impl SpawnRequest {
             timeout: None,
             output_cap: None,
             stdin: Stdin::Null,
+            owner: None,
         }
     }
 
@@ -133,6 +138,12 @@ impl SpawnRequest {
     /// Caps each captured stream at `bytes` (see the crate docs on capture).
     pub fn output_cap(mut self, bytes: usize) -> Self {
         self.output_cap = Some(bytes);
+        self
+    }
+
+    /// Sets the owner key.
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
         self
     }
 
