@@ -104,7 +104,8 @@ fn eof_right_after_requests_still_answers_them() {
         assert!(rest.iter().any(|r| r["id"] == id), "{id} in {rest:?}");
     }
     assert!(server.wait_exit().success());
-    if let Some(spawned) = rest.iter().find(|r| r["id"] == 1) {
-        assert_all_gone(server.pid(), &[pid_of(&spawned["result"])]);
-    }
+    // A spawn read before the end of input is carried out, then killed.
+    let spawned = rest.iter().find(|r| r["id"] == 1).expect("spawn answered");
+    assert_eq!(spawned["ok"], true, "{spawned}");
+    assert_all_gone(server.pid(), &[pid_of(&spawned["result"])]);
 }

@@ -162,6 +162,10 @@ pub(crate) async fn kill_all(
         kills.spawn(async move {
             match registry.kill(id, request).await {
                 Ok(_) | Err(Error::UnknownHandle(_)) => {}
+                // Stopping the registry kills and reaps everything anyway.
+                Err(err @ Error::RegistryUnavailable { .. }) => {
+                    tracing::debug!(handle = %id, %err, "registry already stopped");
+                }
                 Err(err) => tracing::warn!(handle = %id, %err, "kill failed"),
             }
         });

@@ -12,10 +12,10 @@
 //! # Closing
 //!
 //! When the input ends (or the `stop` future resolves), no more lines are
-//! read; the processes that the close concerns are killed (every process,
-//! for [`serve`]; the connection's own, for a socket connection); requests
-//! still running get their answers, which are written and flushed; then the
-//! function returns.
+//! read; spawns already read finish; the processes that the close concerns
+//! are killed (every process, for [`serve`]; the connection's own, for a
+//! socket connection); requests still running get their answers, which are
+//! written and flushed; then the function returns.
 
 use std::future::Future;
 use std::io;
@@ -95,10 +95,12 @@ impl ServeOptions {
 }
 
 /// Serves the protocol on `input`/`output` (for example stdin/stdout)
-/// until the input ends or `stop` resolves. Then it kills every running
-/// process of the registry (`SIGTERM`, then `SIGKILL` after the shutdown
-/// grace), stops the registry (which reaps them), writes the answers of the
-/// requests still running, and flushes `output`.
+/// until the input ends or `stop` resolves. Then, in this order: the
+/// spawns already read reach the registry; every running process of the
+/// registry is killed (`SIGTERM`, then `SIGKILL` after the shutdown grace);
+/// the requests still running are answered (a pending `wait` with status
+/// `killed`) and `output` is flushed; the registry is stopped, which reaps
+/// every process it started.
 ///
 /// An error is returned only when reading the input fails; bad requests
 /// are answered, never returned.
@@ -114,15 +116,16 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let dispatcher = Dispatcher::new(registry.clone());
-    serve_lines(dispatcher, input, output, options, stop, async |options| {
-        shut_down(&registry, options).await;
+    let served = serve_lines(dispatcher, input, output, options, stop, async |options| {
+        kill_running(&registry, options).await;
     })
-    .await
+    .await;
+    stop_registry(&registry).await;
+    served
 }
 
-/// Kills every running process of `registry` (with the shutdown grace)
-/// and stops it, which reaps them all.
-pub(crate) async fn shut_down(registry: &Registry, options: &ServeOptions) {
+/// Kills every running process of `registry`, with the shutdown grace.
+pub(crate) async fn kill_running(registry: &Registry, options: &ServeOptions) {
     let running = match registry.list().await {
         Ok(handles) => handles
             .into_iter()
@@ -141,18 +144,20 @@ pub(crate) async fn shut_down(registry: &Registry, options: &ServeOptions) {
         options.close_deadline(),
     )
     .await;
-    tracing::info!(
-        killed,
-        "killed every running process; stopping the registry"
-    );
+    tracing::info!(killed, "killed every running process");
+}
+
+/// Stops `registry`, which kills and reaps whatever is left.
+pub(crate) async fn stop_registry(registry: &Registry) {
     if let Err(err) = registry.shutdown().await {
         tracing::warn!(%err, "the registry did not stop cleanly");
     }
 }
 
-/// The loop shared by [`serve`] and socket connections: `on_close` runs
-/// once no more lines will be read, before the requests still running are
-/// awaited.
+/// The loop shared by [`serve`] and socket connections. Once no more
+/// lines will be read, the spawns still running finish first (so that
+/// `on_close` sees every process they start), then `on_close` runs, then
+/// the other requests still running are awaited.
 pub(crate) async fn serve_lines<R, W>(
     dispatcher: Dispatcher,
     input: R,
@@ -167,6 +172,7 @@ where
 {
     let (lines_tx, lines_rx) = mpsc::unbounded_channel();
     let writer = tokio::spawn(write_lines(output, lines_rx));
+    let mut spawns = JoinSet::new();
     let mut requests = JoinSet::new();
     let mut reader = LineReader::new(BufReader::new(input), options.max_line_bytes);
     let mut stop = std::pin::pin!(stop);
@@ -190,30 +196,40 @@ where
                 let _ = lines_tx.send(rejected.response_line());
             }
             Ok(request) => {
-                requests.spawn(answer(dispatcher.clone(), request, lines_tx.clone()));
+                let tasks = if request.op == "spawn" {
+                    &mut spawns
+                } else {
+                    &mut requests
+                };
+                tasks.spawn(answer(dispatcher.clone(), request, lines_tx.clone()));
             }
         }
         // Forget the requests already answered.
+        while spawns.try_join_next().is_some() {}
         while requests.try_join_next().is_some() {}
     };
     drop(reader);
+    finish(&mut spawns, options.close_deadline()).await;
     on_close(options).await;
-    let all_answered = async { while requests.join_next().await.is_some() {} };
-    if tokio::time::timeout(options.close_deadline(), all_answered)
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            pending = requests.len(),
-            "requests still running at close are dropped unanswered"
-        );
-        requests.shutdown().await;
-    }
+    finish(&mut requests, options.close_deadline()).await;
     drop(lines_tx);
     if writer.await.is_err() {
         tracing::error!("the response writer panicked");
     }
     read_result
+}
+
+/// Waits for `tasks` to finish, for at most `deadline`; then drops the
+/// rest unanswered.
+async fn finish(tasks: &mut JoinSet<()>, deadline: Duration) {
+    let all_done = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(deadline, all_done).await.is_err() {
+        tracing::warn!(
+            pending = tasks.len(),
+            "requests still running at close are dropped unanswered"
+        );
+        tasks.shutdown().await;
+    }
 }
 
 /// Runs one request and queues its response line. A handler that panics

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::dispatcher::Dispatcher;
-use super::server::{ServeOptions, serve_lines, shut_down};
+use super::server::{ServeOptions, kill_running, serve_lines, stop_registry};
 use crate::registry::Registry;
 
 /// How long to back off after `accept` fails (out of file descriptors,
@@ -94,7 +94,9 @@ pub async fn serve_socket(
         tracing::warn!(path = %path.display(), %err, "could not remove the socket file");
     }
     let _ = closing_tx.send(true);
-    shut_down(&registry, options).await;
+    // Kill everything first: a connection's pending wait on a process that
+    // outlives it would otherwise hold the connection open.
+    kill_running(&registry, options).await;
     let all_closed = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(options.close_deadline(), all_closed)
         .await
@@ -102,6 +104,7 @@ pub async fn serve_socket(
     {
         connections.shutdown().await;
     }
+    stop_registry(&registry).await;
     Ok(())
 }
 
