@@ -1,0 +1,380 @@
+//! Property tests of lifecycle races: random programs of spawn, poll, wait,
+//! kill, release and kill-owner, run by several concurrent tasks against one
+//! registry with a small cap, checked after every step and at the end.
+//!
+//! `cargo test` runs a few cases. For many more (the figures in
+//! docs/testing.md come from this):
+//!
+//! ```sh
+//! PROPTEST_CASES=10000 cargo test --release --test lifecycle_props
+//! ```
+//!
+//! This is the only test in its binary, so the end-of-case check that no
+//! process of ours is left sees nothing but what the case started.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use procward::{
+    Error, HandleId, KillRequest, ListFilter, Registry, RegistryConfig, Snapshot, SpawnRequest,
+    Status,
+};
+use proptest::prelude::*;
+
+/// The processes a program can start.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    QuickExit,
+    LongSleep,
+    Tree,
+    LargeOutput,
+    SpawnTimeout,
+}
+
+impl Kind {
+    fn request(self) -> SpawnRequest {
+        match self {
+            Kind::QuickExit => SpawnRequest::shell("echo quick"),
+            Kind::LongSleep => SpawnRequest::argv(["sleep", "0.4"]),
+            Kind::Tree => SpawnRequest::shell("sleep 0.4 & sleep 0.4 & wait"),
+            Kind::LargeOutput => SpawnRequest::argv(["head", "-c", "3000000", "/dev/zero"]),
+            Kind::SpawnTimeout => {
+                SpawnRequest::shell("sleep 5 & sleep 5").timeout(Duration::from_millis(30))
+            }
+        }
+    }
+}
+
+/// One step of a program. Handle indexes pick among the handles spawned
+/// so far by any task (modulo their number).
+#[derive(Debug, Clone)]
+enum Op {
+    Spawn(Kind, u8),
+    Poll(usize),
+    Wait(usize, Option<u64>),
+    Kill(usize),
+    Release(usize),
+    KillOwner(u8),
+}
+
+fn kind() -> impl Strategy<Value = Kind> {
+    prop_oneof![
+        Just(Kind::QuickExit),
+        Just(Kind::LongSleep),
+        Just(Kind::Tree),
+        Just(Kind::LargeOutput),
+        Just(Kind::SpawnTimeout),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (kind(), 0u8..3).prop_map(|(k, o)| Op::Spawn(k, o)),
+        2 => any::<usize>().prop_map(Op::Poll),
+        2 => (any::<usize>(), prop::option::of(1u64..60)).prop_map(|(i, t)| Op::Wait(i, t)),
+        1 => any::<usize>().prop_map(Op::Kill),
+        1 => any::<usize>().prop_map(Op::Release),
+        1 => (0u8..3).prop_map(Op::KillOwner),
+    ]
+}
+
+/// A case: the registry's caps and one program per concurrent task.
+#[derive(Debug, Clone)]
+struct Case {
+    max_handles: usize,
+    /// Large: no receipt is ever pushed out, so every handle that was not
+    /// released must stay resolvable. Small: receipts expire.
+    max_receipts: usize,
+    programs: Vec<Vec<Op>>,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        2usize..5,
+        prop_oneof![Just(2usize), Just(1000)],
+        prop::collection::vec(prop::collection::vec(op(), 1..7), 2..4),
+    )
+        .prop_map(|(max_handles, max_receipts, programs)| Case {
+            max_handles,
+            max_receipts,
+            programs,
+        })
+}
+
+/// What the tasks have seen, shared between them.
+#[derive(Default)]
+struct Seen {
+    handles: Vec<(HandleId, u32)>,
+    terminal: HashMap<HandleId, Status>,
+    released: HashSet<HandleId>,
+}
+
+type Shared = Arc<Mutex<Seen>>;
+
+fn lock(seen: &Shared) -> std::sync::MutexGuard<'_, Seen> {
+    seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+struct Checker {
+    registry: Registry,
+    seen: Shared,
+    case: Case,
+}
+
+impl Checker {
+    fn pick(&self, index: usize) -> Option<HandleId> {
+        let seen = lock(&self.seen);
+        (!seen.handles.is_empty()).then(|| seen.handles[index % seen.handles.len()].0)
+    }
+
+    /// Records a snapshot answered for a request sent when `was_terminal`
+    /// said whether the handle was already seen terminal.
+    fn saw(&self, snapshot: &Snapshot, was_terminal: bool) -> Result<(), String> {
+        let mut seen = lock(&self.seen);
+        let id = snapshot.handle_id;
+        if snapshot.running() {
+            if was_terminal {
+                return Err(format!("{id} answered running after it was seen terminal"));
+            }
+            return Ok(());
+        }
+        match seen.terminal.get(&id) {
+            Some(first) if *first != snapshot.status => {
+                Err(format!("{id} was {first} and is now {}", snapshot.status))
+            }
+            Some(_) => Ok(()),
+            None => {
+                seen.terminal.insert(id, snapshot.status);
+                Ok(())
+            }
+        }
+    }
+
+    fn was_terminal(&self, id: HandleId) -> bool {
+        lock(&self.seen).terminal.contains_key(&id)
+    }
+
+    /// An error about `id` is acceptable only if it is "unknown" and the
+    /// handle was released, or its receipt may have expired.
+    fn allowed(&self, id: HandleId, err: &Error) -> Result<(), String> {
+        let released = lock(&self.seen).released.contains(&id);
+        match err {
+            Error::UnknownHandle(named) if *named == id => {
+                if released || self.case.max_receipts < 1000 {
+                    Ok(())
+                } else {
+                    Err(format!("{id} became unknown without being released"))
+                }
+            }
+            other => Err(format!("{id}: unexpected error {other}")),
+        }
+    }
+
+    async fn caps_hold(&self) -> Result<(), String> {
+        let listed = self
+            .registry
+            .list_where(ListFilter::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let receipts = listed.iter().filter(|s| s.evicted).count();
+        let held = listed.len() - receipts;
+        if held > self.case.max_handles {
+            return Err(format!(
+                "{held} handles held, cap {}",
+                self.case.max_handles
+            ));
+        }
+        if receipts > self.case.max_receipts {
+            return Err(format!(
+                "{receipts} receipts held, cap {}",
+                self.case.max_receipts
+            ));
+        }
+        Ok(())
+    }
+
+    async fn step(&self, op: &Op) -> Result<(), String> {
+        match *op {
+            Op::Spawn(kind, owner) => {
+                let request = kind.request().owner(format!("owner-{owner}"));
+                let snap = self
+                    .registry
+                    .spawn(request)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !snap.running() {
+                    return Err(format!("spawn answered {}", snap.status));
+                }
+                lock(&self.seen).handles.push((snap.handle_id, snap.pid));
+            }
+            Op::Poll(index) => {
+                let Some(id) = self.pick(index) else {
+                    return Ok(());
+                };
+                let was = self.was_terminal(id);
+                match self.registry.poll(id).await {
+                    Ok(snap) => self.saw(&snap, was)?,
+                    Err(err) => self.allowed(id, &err)?,
+                }
+            }
+            Op::Wait(index, timeout) => {
+                let Some(id) = self.pick(index) else {
+                    return Ok(());
+                };
+                let was = self.was_terminal(id);
+                let timeout = timeout.map(Duration::from_millis);
+                match self.registry.wait(id, timeout).await {
+                    Ok(outcome) => {
+                        if outcome.snapshot.running() && (timeout.is_none() || !outcome.timed_out) {
+                            return Err(format!("wait {timeout:?} on {id} returned running"));
+                        }
+                        if outcome.timed_out && !outcome.snapshot.running() {
+                            return Err(format!("wait on {id} timed out on a terminal handle"));
+                        }
+                        self.saw(&outcome.snapshot, was)?;
+                    }
+                    Err(err) => self.allowed(id, &err)?,
+                }
+            }
+            Op::Kill(index) => {
+                let Some(id) = self.pick(index) else {
+                    return Ok(());
+                };
+                let was = self.was_terminal(id);
+                match self.registry.kill(id, KillRequest::default()).await {
+                    Ok(snap) if snap.running() => {
+                        return Err(format!("kill of {id} returned a running snapshot"));
+                    }
+                    Ok(snap) => self.saw(&snap, was)?,
+                    Err(err) => self.allowed(id, &err)?,
+                }
+            }
+            Op::Release(index) => {
+                let Some(id) = self.pick(index) else {
+                    return Ok(());
+                };
+                lock(&self.seen).released.insert(id);
+                self.registry.release(id).await.map_err(|e| e.to_string())?;
+            }
+            Op::KillOwner(owner) => {
+                let killed = self
+                    .registry
+                    .kill_owner(format!("owner-{owner}"), KillRequest::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for snap in &killed {
+                    if snap.running() {
+                        return Err(format!("kill_owner returned {} running", snap.handle_id));
+                    }
+                    self.saw(snap, false)?;
+                }
+            }
+        }
+        self.caps_hold().await
+    }
+}
+
+/// `/proc/<pid>/stat` fields: state, ppid, pgrp, session.
+fn stat(pid: u32) -> Option<(char, u32, u32, u32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = text.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    let session = fields.next()?.parse().ok()?;
+    Some((state, ppid, pgrp, session))
+}
+
+/// Processes of our session that belong to one of `groups`, or that are
+/// zombies whose parent is us.
+fn leftovers(groups: &HashSet<u32>) -> Vec<String> {
+    let me = std::process::id();
+    let Some((_, _, _, session)) = stat(me) else {
+        return vec!["cannot read our own /proc entry".into()];
+    };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec!["cannot read /proc".into()];
+    };
+    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, stat(pid)?)))
+        .filter(|(_, (state, ppid, pgrp, sid))| {
+            *sid == session && (groups.contains(pgrp) || (*ppid == me && *state == 'Z'))
+        })
+        .map(|(pid, st)| format!("{pid} {st:?}"))
+        .collect()
+}
+
+async fn run_case(case: Case) -> Result<(), String> {
+    let config = RegistryConfig::default()
+        .max_handles(case.max_handles)
+        .max_receipts(case.max_receipts)
+        .drain_grace(Duration::from_millis(200))
+        .reap_orphans(true);
+    let registry = Registry::start(config).await.map_err(|e| e.to_string())?;
+    let seen: Shared = Arc::default();
+    let tasks: Vec<_> = case
+        .programs
+        .iter()
+        .cloned()
+        .map(|program| {
+            let checker = Checker {
+                registry: registry.clone(),
+                seen: seen.clone(),
+                case: case.clone(),
+            };
+            tokio::spawn(async move {
+                for op in &program {
+                    checker.step(op).await.map_err(|e| format!("{op:?}: {e}"))?;
+                }
+                Ok::<(), String>(())
+            })
+        })
+        .collect();
+    let mut outcome = Ok(());
+    for task in tasks {
+        let result = tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .map_err(|_| "a task hung".to_string())
+            .and_then(|joined| joined.map_err(|e| e.to_string()))
+            .and_then(|r| r);
+        if outcome.is_ok() {
+            outcome = result;
+        }
+    }
+    registry.shutdown().await.map_err(|e| e.to_string())?;
+
+    let groups: HashSet<u32> = lock(&seen).handles.iter().map(|(_, pid)| *pid).collect();
+    let left = leftovers(&groups);
+    if !left.is_empty() {
+        return Err(format!("left behind after shutdown: {left:?}"));
+    }
+    outcome
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn lifecycle_invariants_hold_under_concurrent_programs(case in case()) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let result = runtime.block_on(run_case(case));
+        prop_assert!(result.is_ok(), "{}", result.err().unwrap_or_default());
+    }
+}
