@@ -35,8 +35,7 @@
 //! # Caveats
 //!
 //! - Unknown parameters are ignored (as the original protocol did), so a
-//!   misspelt optional parameter goes unnoticed. Parameters this version
-//!   knows but cannot honour yet (`owner`) are refused.
+//!   misspelt optional parameter goes unnoticed.
 //! - Responses to concurrent requests come in the order the requests
 //!   finish: match them by `id`.
 
@@ -52,6 +51,7 @@ mod request;
 mod server;
 mod signal;
 mod socket;
+mod stdin_order;
 
 pub use dispatcher::Dispatcher;
 pub use error::{ErrorKind, JsonError};

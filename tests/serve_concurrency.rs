@@ -108,3 +108,32 @@ fn large_responses_are_written_whole() {
     }
     assert_no_children(server.pid());
 }
+
+#[test]
+fn pipelined_writes_to_one_stdin_keep_their_order() {
+    let mut server = Server::start(&[]);
+    let spawned = server
+        .io
+        .call("spawn", json!({"argv": ["cat"], "stdin": "pipe"}));
+    let handle = spawned["handle_id"].clone();
+    // Sent back to back, without waiting for answers.
+    let expected: String = (0..200).map(|i| format!("{i},")).collect();
+    for i in 0..200 {
+        server
+            .io
+            .send(&json!({"id": i, "op": "write", "handle_id": handle,
+                               "data": format!("{i},")}));
+    }
+    server
+        .io
+        .send(&json!({"id": "close", "op": "close_stdin", "handle_id": handle}));
+    let closed = server.io.response_for(&json!("close"));
+    assert_eq!(closed["ok"], true, "{closed}");
+    for i in 0..200 {
+        assert_eq!(server.io.response_for(&json!(i))["ok"], true);
+    }
+    let done = server.io.call("wait", json!({"handle_id": handle}));
+    assert_eq!(done["stdout"], expected);
+    assert_eq!(done["exit_code"], 0);
+    assert_no_children(server.pid());
+}

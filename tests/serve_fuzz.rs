@@ -48,6 +48,8 @@ fn request_like() -> impl Strategy<Value = Value> {
         Just(json!("list")),
         Just(json!("read")),
         Just(json!("close_stdin")),
+        Just(json!("kill_owner")),
+        Just(json!("release_owner")),
         any::<String>().prop_map(Value::from),
         json_value(),
     ];

@@ -291,14 +291,81 @@ fn a_program_that_does_not_exist_fails_to_spawn() {
 }
 
 #[test]
-fn kill_owner_is_not_served_yet() {
+fn owners_list_kill_and_release_together() {
     let mut server = Server::start(&[]);
-    let error = server.io.fail("kill_owner", json!({"owner": "me"}));
-    assert_eq!(error["kind"], "unknown_op");
+    let spawn = |server: &mut Server, owner: &str| {
+        server
+            .io
+            .call("spawn", json!({"argv": ["sleep", "300"], "owner": owner}))["handle_id"]
+            .clone()
+    };
+    let a1 = spawn(&mut server, "a");
+    let a2 = spawn(&mut server, "a");
+    let b = spawn(&mut server, "b");
+
+    let listed = server.io.call("list", json!({"owner": "a"}));
+    let handles = listed["handles"].as_array().unwrap();
+    assert_eq!(handles.len(), 2);
+    assert!(handles.iter().all(|h| h["owner"] == "a"));
+    let polled = server.io.call("poll", json!({"handle_id": b}));
+    assert_eq!(polled["owner"], "b");
+
+    let killed = server
+        .io
+        .call("kill_owner", json!({"owner": "a", "signal": "TERM"}));
+    assert_eq!(killed["killed"], 2);
+    for handle in [&a1, &a2] {
+        let polled = server.io.call("poll", json!({"handle_id": handle}));
+        assert_eq!(polled["status"], "killed");
+    }
+    let running = server.io.call("list", json!({"status": "running"}));
+    assert_eq!(running["handles"].as_array().unwrap().len(), 1);
+
+    let released = server.io.call("release_owner", json!({"owner": "b"}));
+    assert_eq!(released["released"], 1);
+    let error = server.io.fail("poll", json!({"handle_id": b}));
+    assert_eq!(error["kind"], "unknown_handle");
+    let error = server.io.fail("kill_owner", json!({}));
     assert!(
-        error["message"].as_str().unwrap().contains("not supported"),
-        "{error}"
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing `owner`")
     );
+    assert_no_children(server.pid());
+}
+
+#[test]
+fn an_evicted_handle_answers_from_its_receipt() {
+    let mut server = Server::start(&["--max-handles", "2"]);
+    let first = server.io.call("spawn", json!({"command": "echo first"}));
+    let done = server
+        .io
+        .call("wait", json!({"handle_id": first["handle_id"]}));
+    assert_eq!(done["evicted"], false);
+    for _ in 0..2 {
+        let next = server.spawn_argv(&["true"]);
+        server
+            .io
+            .call("wait", json!({"handle_id": next["handle_id"]}));
+    }
+    let receipt = server
+        .io
+        .call("poll", json!({"handle_id": first["handle_id"]}));
+    assert_eq!(receipt["evicted"], true, "{receipt}");
+    assert_eq!(receipt["status"], "exited");
+    assert_eq!(receipt["exit_code"], 0);
+    assert_eq!(receipt["stdout"], "");
+    assert_eq!(receipt["stdout_total_bytes"], 6);
+    let listed = server.io.call("list", json!({}));
+    let evicted: Vec<_> = listed["handles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["evicted"] == true)
+        .collect();
+    assert_eq!(evicted.len(), 1);
+    assert_eq!(evicted[0]["handle_id"], first["handle_id"]);
 }
 
 #[test]

@@ -101,10 +101,9 @@ impl Dispatcher {
             "read" => ops::read::run(self, params).await,
             "write" => ops::write::run(self, params).await,
             "close_stdin" => ops::close_stdin::run(self, params).await,
-            _ => match ops::PLANNED.iter().find(|planned| **planned == op) {
-                Some(planned) => Err(JsonError::Unsupported(planned)),
-                None => Err(JsonError::UnknownOp(op.to_owned())),
-            },
+            "kill_owner" => ops::kill_owner::run(self, params).await,
+            "release_owner" => ops::release_owner::run(self, params).await,
+            _ => Err(JsonError::UnknownOp(op.to_owned())),
         }
     }
 

@@ -17,10 +17,10 @@ pub enum ErrorKind {
     /// parameter missing or of the wrong type, a line over the size cap, or
     /// a spawn request the library rejects (empty argv, NUL byte, ...).
     InvalidRequest,
-    /// No op of that name, or one this version does not support yet.
+    /// No op of that name.
     UnknownOp,
     /// The `handle_id` names no handle the registry holds (never existed,
-    /// released, evicted, or not a procward handle id at all).
+    /// released, its receipt expired, or not a procward handle id at all).
     UnknownHandle,
     /// The OS refused to start the program.
     SpawnFailed,
@@ -68,11 +68,6 @@ pub enum JsonError {
     #[error("unknown op {}; known ops: {}", quoted(.0), super::ops::KNOWN.join(", "))]
     UnknownOp(String),
 
-    /// The op is part of the protocol but this version of procward cannot
-    /// serve it yet.
-    #[error("op \"{0}\" is not supported by this version of procward")]
-    Unsupported(&'static str),
-
     /// A policy refused the request (reserved).
     #[error("{0}")]
     PolicyDenied(String),
@@ -92,7 +87,7 @@ impl JsonError {
         match self {
             JsonError::Parse(_) => ErrorKind::ParseError,
             JsonError::InvalidRequest(_) => ErrorKind::InvalidRequest,
-            JsonError::UnknownOp(_) | JsonError::Unsupported(_) => ErrorKind::UnknownOp,
+            JsonError::UnknownOp(_) => ErrorKind::UnknownOp,
             JsonError::PolicyDenied(_) => ErrorKind::PolicyDenied,
             JsonError::Internal(_) => ErrorKind::Internal,
             JsonError::Registry(err) => registry_kind(err),

@@ -4,10 +4,12 @@
 
 pub(crate) mod close_stdin;
 pub(crate) mod kill;
+pub(crate) mod kill_owner;
 pub(crate) mod list;
 pub(crate) mod poll;
 pub(crate) mod read;
 pub(crate) mod release;
+pub(crate) mod release_owner;
 pub(crate) mod spawn;
 pub(crate) mod wait;
 pub(crate) mod write;
@@ -23,8 +25,6 @@ pub(crate) const KNOWN: &[&str] = &[
     "read",
     "write",
     "close_stdin",
+    "kill_owner",
+    "release_owner",
 ];
-
-/// Ops of the protocol that this version cannot serve yet: they answer
-/// `unknown_op` with a message saying so.
-pub(crate) const PLANNED: &[&str] = &["kill_owner"];

@@ -39,6 +39,8 @@ pub(crate) fn snapshot(snapshot: &Snapshot) -> Map<String, Value> {
     );
     out.insert("signal".into(), snapshot.signal.into());
     out.insert("failure".into(), snapshot.failure.clone().into());
+    out.insert("owner".into(), snapshot.owner.as_deref().into());
+    out.insert("evicted".into(), snapshot.evicted.into());
     out
 }
 
@@ -51,6 +53,8 @@ pub(crate) fn summary(summary: &HandleSummary) -> Value {
         "status": summary.status.as_str(),
         "running": summary.status == Status::Running,
         "started_at": timestamp(summary.started_at),
+        "owner": summary.owner.as_deref(),
+        "evicted": summary.evicted,
     })
 }
 

@@ -4,7 +4,9 @@
 //! # Ordering
 //!
 //! Requests run concurrently, so responses come in the order requests
-//! finish, not the order they were sent: match them by `id`. Every line
+//! finish, not the order they were sent: match them by `id`. Requests are
+//! not ordered among themselves, except `write` and `close_stdin` to one
+//! handle, which are applied in the order they were read. Every line
 //! read gets exactly one response line. One writer task owns the output;
 //! request tasks hand it finished lines through a channel, so lines are
 //! never interleaved.
@@ -29,6 +31,7 @@ use super::dispatcher::{Dispatcher, kill_all};
 use super::error::JsonError;
 use super::lines::{Line, LineReader};
 use super::request::{Request, response_line, too_long};
+use super::stdin_order::{StdinOrder, Turn};
 use crate::messages::{KillRequest, Status};
 use crate::registry::Registry;
 
@@ -174,6 +177,7 @@ where
     let writer = tokio::spawn(write_lines(output, lines_rx));
     let mut spawns = JoinSet::new();
     let mut requests = JoinSet::new();
+    let mut stdin_order = StdinOrder::default();
     let mut reader = LineReader::new(BufReader::new(input), options.max_line_bytes);
     let mut stop = std::pin::pin!(stop);
     let read_result = loop {
@@ -201,7 +205,8 @@ where
                 } else {
                     &mut requests
                 };
-                tasks.spawn(answer(dispatcher.clone(), request, lines_tx.clone()));
+                let turn = stdin_order.turn(&request);
+                tasks.spawn(answer(dispatcher.clone(), request, turn, lines_tx.clone()));
             }
         }
         // Forget the requests already answered.
@@ -232,9 +237,18 @@ async fn finish(tasks: &mut JoinSet<()>, deadline: Duration) {
     }
 }
 
-/// Runs one request and queues its response line. A handler that panics
-/// is still answered, with an `internal` error.
-async fn answer(dispatcher: Dispatcher, request: Request, lines: mpsc::UnboundedSender<Vec<u8>>) {
+/// Runs one request (after the one before it in its stdin `turn`, if any)
+/// and queues its response line. A handler that panics is still answered,
+/// with an `internal` error.
+async fn answer(
+    dispatcher: Dispatcher,
+    request: Request,
+    mut turn: Option<Turn>,
+    lines: mpsc::UnboundedSender<Vec<u8>>,
+) {
+    if let Some(turn) = &mut turn {
+        turn.wait().await;
+    }
     let Request { id, op, params } = request;
     let handler = tokio::spawn(async move { dispatcher.dispatch(&op, &params).await });
     let result = match handler.await {
@@ -245,6 +259,8 @@ async fn answer(dispatcher: Dispatcher, request: Request, lines: mpsc::Unbounded
         }
     };
     let _ = lines.send(response_line(&id, result.as_ref()));
+    // Only now may the next stdin request to the same handle start.
+    drop(turn);
 }
 
 /// Writes each line whole, flushing whenever no more lines are queued.

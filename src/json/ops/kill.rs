@@ -24,7 +24,7 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<V
     }))
 }
 
-fn parse(params: Params<'_>) -> Result<KillRequest, JsonError> {
+pub(crate) fn parse(params: Params<'_>) -> Result<KillRequest, JsonError> {
     let defaults = KillRequest::default();
     let signal = match params.get("signal") {
         None => defaults.signal,

@@ -1,5 +1,5 @@
-//! `list`: every handle the registry holds, oldest first, optionally only
-//! those with one status.
+//! `list`: every handle the registry holds (receipts of evicted ones
+//! included), oldest first, optionally only one owner's or one status.
 
 use serde_json::{Value, json};
 
@@ -7,7 +7,7 @@ use crate::json::dispatcher::Dispatcher;
 use crate::json::error::{JsonError, quoted};
 use crate::json::params::Params;
 use crate::json::render;
-use crate::messages::Status;
+use crate::messages::{ListFilter, Status};
 
 const STATUSES: &[Status] = &[
     Status::Running,
@@ -17,12 +17,8 @@ const STATUSES: &[Status] = &[
 ];
 
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Value, JsonError> {
-    if params.get("owner").is_some() {
-        return Err(JsonError::invalid(
-            "`owner` is not supported by this version of procward yet",
-        ));
-    }
-    let wanted = match params.str("status")? {
+    let owner = params.str("owner")?.map(str::to_owned);
+    let status = match params.str("status")? {
         None => None,
         Some(name) => Some(
             STATUSES
@@ -39,11 +35,20 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<V
     };
     let handles: Vec<Value> = dispatcher
         .registry()
-        .list()
+        .list_where(filter(owner, status))
         .await?
         .iter()
-        .filter(|summary| wanted.is_none_or(|status| summary.status == status))
         .map(render::summary)
         .collect();
     Ok(json!({"handles": handles}))
+}
+
+// ListFilter may gain fields; fill them from the default.
+#[allow(clippy::needless_update)]
+fn filter(owner: Option<String>, status: Option<Status>) -> ListFilter {
+    ListFilter {
+        owner,
+        status,
+        ..ListFilter::default()
+    }
 }

@@ -18,11 +18,6 @@ pub(crate) struct SpawnParams {
     pub(crate) outlive_connection: bool,
 }
 
-/// Parameters of the protocol that this version cannot honour yet. They
-/// are refused rather than ignored: a caller relying on them would
-/// otherwise get a silently different process.
-const PLANNED: &[&str] = &["owner"];
-
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Value, JsonError> {
     let SpawnParams {
         request,
@@ -36,13 +31,6 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<V
 }
 
 pub(crate) fn parse(params: Params<'_>) -> Result<SpawnParams, JsonError> {
-    for name in PLANNED {
-        if params.get(name).is_some() {
-            return Err(JsonError::invalid(format!(
-                "`{name}` is not supported by this version of procward yet"
-            )));
-        }
-    }
     let argv = params.strings("argv")?;
     let command = params.str("command")?;
     let mut request = match (params.str("mode")?, argv, command) {
@@ -89,6 +77,9 @@ pub(crate) fn parse(params: Params<'_>) -> Result<SpawnParams, JsonError> {
         let cap = usize::try_from(cap)
             .map_err(|_| JsonError::invalid(format!("`output_cap` is too large, got {cap}")))?;
         request = request.output_cap(cap);
+    }
+    if let Some(owner) = params.str("owner")? {
+        request = request.owner(owner);
     }
     if let Some(stdin) = params.get("stdin") {
         request = request.stdin(parse_stdin(stdin)?);
@@ -157,7 +148,7 @@ mod tests {
     fn options_reach_the_request() {
         let parsed = parse_json(json!({
             "argv": ["true"], "cwd": "/tmp", "env": {"A": "1"}, "clear_env": true,
-            "timeout": 1500, "output_cap": 4096, "outlive_connection": true,
+            "timeout": 1500, "output_cap": 4096, "outlive_connection": true, "owner": "job-7",
         }))
         .unwrap();
         let req = parsed.request;
@@ -167,6 +158,7 @@ mod tests {
         assert_eq!(req.timeout, Some(Duration::from_millis(1500)));
         assert_eq!(req.output_cap, Some(4096));
         assert!(parsed.outlive_connection);
+        assert_eq!(req.owner.as_deref(), Some("job-7"));
     }
 
     #[test]
@@ -202,7 +194,7 @@ mod tests {
         assert!(invalid(json!({"command": "x", "timeout": -1})).contains("negative"));
         assert!(invalid(json!({"command": "x", "timeout": "5"})).contains("`timeout`"));
         assert!(invalid(json!({"command": "x", "env": {"A": 1}})).contains("`env.A`"));
-        assert!(invalid(json!({"command": "x", "owner": "me"})).contains("`owner`"));
+        assert!(invalid(json!({"command": "x", "owner": 5})).contains("`owner` must be a string"));
         assert!(invalid(json!({"command": "x", "stdin": "hello"})).contains("`stdin` must be"));
         assert!(
             invalid(json!({"command": "x", "stdin": {"base64": "%"}})).contains("stdin.base64")

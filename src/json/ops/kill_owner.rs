@@ -1,0 +1,30 @@
+//! `kill_owner`: kill every running process of an owner at once (for a
+//! script or session that was cancelled). Answers once all are terminal.
+
+use serde_json::{Value, json};
+
+use crate::json::dispatcher::Dispatcher;
+use crate::json::error::JsonError;
+use crate::json::ops::kill;
+use crate::json::params::Params;
+use crate::json::render;
+
+pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Value, JsonError> {
+    let owner = params
+        .str("owner")?
+        .ok_or_else(|| JsonError::invalid("missing `owner`"))?;
+    let request = kill::parse(params)?;
+    let snapshots = dispatcher.registry().kill_owner(owner, request).await?;
+    let handles: Vec<Value> = snapshots
+        .iter()
+        .map(|snapshot| {
+            json!({
+                "handle_id": snapshot.handle_id.to_string(),
+                "status": snapshot.status.as_str(),
+                "exit_code": render::compat_exit_code(snapshot.status, snapshot.exit_code),
+                "signal": snapshot.signal,
+            })
+        })
+        .collect();
+    Ok(json!({"killed": handles.len(), "handles": handles}))
+}
