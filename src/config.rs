@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::policy::PolicyChain;
 
 /// The settings of one registry. Start from [`RegistryConfig::default`] and
 /// change what you need:
@@ -54,6 +57,13 @@ pub struct RegistryConfig {
     /// Where `started_at` and `ended_at` come from. Default: the system
     /// clock.
     pub clock: Clock,
+    /// The policy every spawn passes first. Default: allow everything.
+    pub policy: PolicyChain,
+    /// Named policy profiles; a spawn asks for one with
+    /// [`SpawnRequest::sandbox_profile`](crate::SpawnRequest::sandbox_profile),
+    /// and it applies after [`policy`](Self::policy). An unknown name is
+    /// denied, never allowed.
+    pub profiles: BTreeMap<String, PolicyChain>,
 }
 
 /// The default capture cap per stream: 16 MiB.
@@ -69,6 +79,8 @@ impl Default for RegistryConfig {
             reap_orphans: false,
             max_receipts: 1024,
             clock: Clock::system(),
+            policy: PolicyChain::new(),
+            profiles: BTreeMap::new(),
         }
     }
 }
@@ -107,6 +119,18 @@ impl RegistryConfig {
     /// Sets [`clock`](Self::clock).
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Sets [`policy`](Self::policy).
+    pub fn policy(mut self, policy: PolicyChain) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Adds a named profile to [`profiles`](Self::profiles).
+    pub fn profile(mut self, name: impl Into<String>, policy: PolicyChain) -> Self {
+        self.profiles.insert(name.into(), policy);
         self
     }
 

@@ -34,6 +34,14 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The registry's spawn policy refused the request; nothing was
+    /// started.
+    #[error("spawn denied by policy: {reason}")]
+    PolicyDenied {
+        /// What the policy refused.
+        reason: String,
+    },
+
     /// No handle with this id is known to the registry: it never existed, it
     /// was released, or its receipt was pushed out of the receipt cap.
     #[error("unknown or expired handle `{0}`")]

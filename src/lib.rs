@@ -53,6 +53,7 @@ mod config;
 mod error;
 pub mod json;
 pub mod messages;
+pub mod policy;
 mod registry;
 
 pub use actors::{RegistryActor, RegistryState};

@@ -220,6 +220,11 @@ impl<R: RunningActor> HandleTable<R> {
         self.by_actor.get(key).copied()
     }
 
+    /// How many handles are running.
+    pub(crate) fn running_count(&self) -> usize {
+        self.classes[Class::Running as usize].by_age.len()
+    }
+
     /// The running handles of `owner`, oldest first.
     pub(crate) fn running_of(&self, owner: &Owner) -> Vec<HandleId> {
         self.classes[Class::Running as usize]

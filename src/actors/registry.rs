@@ -27,6 +27,7 @@ use crate::messages::{
     HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ProcessReport, RegistryMsg,
     Report, Snapshot, SpawnRequest, Status, StreamOutput, WaitOutcome,
 };
+use crate::policy::{Denied, PolicyContext, SpawnPolicy};
 
 /// How long stopping the registry waits for its process actors to kill and
 /// reap their children.
@@ -336,8 +337,11 @@ impl RegistryState {
     async fn spawn(
         &mut self,
         myself: &ActorRef<RegistryMsg>,
-        request: SpawnRequest,
+        mut request: SpawnRequest,
     ) -> Result<Snapshot> {
+        request.validate()?;
+        self.apply_policy(&mut request)?;
+        // A policy may have rewritten it: check again what will run.
         request.validate()?;
         let spawned = child::spawn(&request)?;
         let pid = spawned.child.pid();
@@ -389,6 +393,36 @@ impl RegistryState {
         self.table.insert_running(running_summary(&snapshot), actor);
         tracing::debug!(handle = %handle_id, pid, "spawned");
         Ok(snapshot)
+    }
+
+    /// Runs the registry's policy, then the requested profile's, on the
+    /// request. Nothing has been started yet.
+    fn apply_policy(&self, request: &mut SpawnRequest) -> Result<()> {
+        let owner_key: Owner = request.owner.clone().and_then(owner_key);
+        let owner = request.owner.clone();
+        let context = PolicyContext {
+            owner: owner.as_deref(),
+            running_total: self.table.running_count(),
+            running_of_owner: self.table.running_of(&owner_key).len(),
+        };
+        let denied = |denied: Denied| Error::PolicyDenied {
+            reason: denied.reason,
+        };
+        self.config
+            .policy
+            .check(request, &context)
+            .map_err(denied)?;
+        if let Some(name) = request.sandbox_profile.clone() {
+            let profile = self
+                .config
+                .profiles
+                .get(&name)
+                .ok_or_else(|| Error::PolicyDenied {
+                    reason: format!("unknown sandbox profile {name:?}"),
+                })?;
+            profile.check(request, &context).map_err(denied)?;
+        }
+        Ok(())
     }
 
     /// Evicts until there is room for one more handle; each evicted handle

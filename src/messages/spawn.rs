@@ -78,6 +78,9 @@ pub struct SpawnRequest {
     /// connection): handles can be listed, killed and released by owner,
     /// and at the cap a spawn evicts its own owner's handles first.
     pub owner: Option<String>,
+    /// The name of a policy profile of the registry to apply (see
+    /// [`RegistryConfig::profiles`](crate::RegistryConfig::profiles)).
+    pub sandbox_profile: Option<String>,
 }
 
 impl SpawnRequest {
@@ -105,6 +108,7 @@ impl SpawnRequest {
             output_cap: None,
             stdin: Stdin::Null,
             owner: None,
+            sandbox_profile: None,
         }
     }
 
@@ -138,6 +142,12 @@ impl SpawnRequest {
     /// Caps each captured stream at `bytes` (see the crate docs on capture).
     pub fn output_cap(mut self, bytes: usize) -> Self {
         self.output_cap = Some(bytes);
+        self
+    }
+
+    /// Asks for a named policy profile of the registry.
+    pub fn sandbox_profile(mut self, name: impl Into<String>) -> Self {
+        self.sandbox_profile = Some(name.into());
         self
     }
 
