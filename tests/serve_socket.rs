@@ -13,12 +13,27 @@ use harness::{Lines, Server, alive, assert_all_gone, pid_of, wait_until};
 use rustix::process::Signal;
 use serde_json::json;
 
-fn socket_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("procward-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a socket directory");
-    let path = dir.join("procward.sock");
-    let _ = std::fs::remove_file(&path);
-    path
+/// A private directory for one test's socket, removed when the test ends
+/// (passed or failed).
+struct SocketDir(PathBuf);
+
+impl SocketDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("procward-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a socket directory");
+        SocketDir(dir)
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.0.join("procward.sock")
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn connect(path: &Path) -> Lines {
@@ -33,7 +48,8 @@ fn wait_for_socket(path: &Path) {
 
 #[test]
 fn connections_share_a_registry_and_own_their_processes() {
-    let path = socket_path("share");
+    let dir = SocketDir::new("share");
+    let path = dir.socket();
     let mut server = Server::start_detached(&["--socket", path.to_str().unwrap()]);
     let server_pid = server.pid();
     wait_for_socket(&path);
@@ -66,12 +82,12 @@ fn connections_share_a_registry_and_own_their_processes() {
     assert!(b.read_to_end().is_empty());
     assert!(!path.exists(), "the socket file is removed");
     assert_all_gone(server_pid, &[pid_of(&owned), pid_of(&kept)]);
-    remove_dir(&path);
 }
 
 #[test]
 fn a_stale_socket_file_is_replaced_and_a_live_one_refused() {
-    let path = socket_path("stale");
+    let dir = SocketDir::new("stale");
+    let path = dir.socket();
     // A socket file nobody listens on.
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
     let mut server = Server::start_detached(&["--socket", path.to_str().unwrap()]);
@@ -88,11 +104,4 @@ fn a_stale_socket_file_is_replaced_and_a_live_one_refused() {
 
     harness::send_signal(server.pid(), Signal::INT);
     assert!(server.wait_exit().success());
-    remove_dir(&path);
-}
-
-fn remove_dir(socket: &Path) {
-    if let Some(dir) = socket.parent() {
-        let _ = std::fs::remove_dir_all(dir);
-    }
 }
