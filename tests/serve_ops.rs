@@ -520,3 +520,21 @@ fn read_tails_output_from_an_offset() {
     assert_eq!(stderr["data"], "");
     assert_eq!(stderr["stream"], "stderr");
 }
+
+#[test]
+fn a_profile_the_server_does_not_have_is_denied_by_policy() {
+    let mut server = Server::start(&[]);
+    let error = server.io.fail(
+        "spawn",
+        json!({"argv": ["true"], "sandbox_profile": "no-such-profile"}),
+    );
+    assert_eq!(error["kind"], "policy_denied", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-profile"),
+        "{error}"
+    );
+    assert!(harness::children_of(server.pid()).is_empty());
+}

@@ -24,7 +24,8 @@ pub enum ErrorKind {
     UnknownHandle,
     /// The OS refused to start the program.
     SpawnFailed,
-    /// A policy refused the request. Reserved: nothing produces it yet.
+    /// The registry's spawn policy refused the request (nothing was
+    /// started), for example a `sandbox_profile` the server does not have.
     PolicyDenied,
     /// procward itself failed (the registry stopped, an actor died, ...).
     Internal,
@@ -68,10 +69,6 @@ pub enum JsonError {
     #[error("unknown op {}; known ops: {}", quoted(.0), super::ops::KNOWN.join(", "))]
     UnknownOp(String),
 
-    /// A policy refused the request (reserved).
-    #[error("{0}")]
-    PolicyDenied(String),
-
     /// A handler task failed without an answer (it panicked).
     #[error("internal error: {0}")]
     Internal(String),
@@ -88,7 +85,6 @@ impl JsonError {
             JsonError::Parse(_) => ErrorKind::ParseError,
             JsonError::InvalidRequest(_) => ErrorKind::InvalidRequest,
             JsonError::UnknownOp(_) => ErrorKind::UnknownOp,
-            JsonError::PolicyDenied(_) => ErrorKind::PolicyDenied,
             JsonError::Internal(_) => ErrorKind::Internal,
             JsonError::Registry(err) => registry_kind(err),
         }
@@ -108,6 +104,7 @@ fn registry_kind(err: &Error) -> ErrorKind {
         | Error::StdinNotPiped(_)
         | Error::OffsetOutOfRange { .. } => ErrorKind::InvalidRequest,
         Error::Spawn { .. } => ErrorKind::SpawnFailed,
+        Error::PolicyDenied { .. } => ErrorKind::PolicyDenied,
         // A string that is not a handle id names no handle either.
         Error::UnknownHandle(_) | Error::MalformedHandle(_) => ErrorKind::UnknownHandle,
         _ => ErrorKind::Internal,
@@ -156,6 +153,11 @@ mod tests {
         }
         .into();
         assert_eq!(invalid.kind(), ErrorKind::InvalidRequest);
+        let denied: JsonError = Error::PolicyDenied {
+            reason: "no".into(),
+        }
+        .into();
+        assert_eq!(denied.kind(), ErrorKind::PolicyDenied);
         let gone: JsonError = Error::NoReply { operation: "poll" }.into();
         assert_eq!(gone.kind(), ErrorKind::Internal);
     }

@@ -81,6 +81,9 @@ pub(crate) fn parse(params: Params<'_>) -> Result<SpawnParams, JsonError> {
     if let Some(owner) = params.str("owner")? {
         request = request.owner(owner);
     }
+    if let Some(profile) = params.str("sandbox_profile")? {
+        request = request.sandbox_profile(profile);
+    }
     if let Some(stdin) = params.get("stdin") {
         request = request.stdin(parse_stdin(stdin)?);
     }
@@ -149,6 +152,7 @@ mod tests {
         let parsed = parse_json(json!({
             "argv": ["true"], "cwd": "/tmp", "env": {"A": "1"}, "clear_env": true,
             "timeout": 1500, "output_cap": 4096, "outlive_connection": true, "owner": "job-7",
+            "sandbox_profile": "ci",
         }))
         .unwrap();
         let req = parsed.request;
@@ -159,6 +163,7 @@ mod tests {
         assert_eq!(req.output_cap, Some(4096));
         assert!(parsed.outlive_connection);
         assert_eq!(req.owner.as_deref(), Some("job-7"));
+        assert_eq!(req.sandbox_profile.as_deref(), Some("ci"));
     }
 
     #[test]
