@@ -1,0 +1,244 @@
+//! Polls of a finished handle through the registry (5 bytes and 10 MiB of
+//! output), against the mutex registry procward replaces, and probes of
+//! what bounds them: a bare ractor round trip, and the no-hop design (a
+//! snapshot the process actor would publish in a `tokio::sync::watch`).
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::{Arc, Mutex};
+
+use procward::{HandleId, Registry, RegistryConfig, Snapshot, SpawnRequest};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::watch;
+
+use crate::Opts;
+use crate::harness::{Row, Samples, Target, Unit, many, rate};
+
+/// What the registry we replace did: a map of snapshots behind a mutex,
+/// cloned out on every poll.
+#[derive(Clone, Default)]
+struct MutexRegistry {
+    table: Arc<Mutex<HashMap<HandleId, Snapshot>>>,
+}
+
+impl MutexRegistry {
+    async fn poll(&self, id: HandleId) -> Option<Snapshot> {
+        self.table.lock().expect("mutex poisoned").get(&id).cloned()
+    }
+}
+
+/// The smallest ractor request: an actor that answers with a clone of the
+/// snapshot it holds. The registry's poll of a finished handle is this plus
+/// a table look-up.
+struct Holder;
+
+impl Actor for Holder {
+    type Msg = RpcReplyPort<Snapshot>;
+    type State = Snapshot;
+    type Arguments = Snapshot;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        snapshot: Snapshot,
+    ) -> Result<Snapshot, ActorProcessingErr> {
+        Ok(snapshot)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        reply: RpcReplyPort<Snapshot>,
+        snapshot: &mut Snapshot,
+    ) -> Result<(), ActorProcessingErr> {
+        let _ = reply.send(snapshot.clone());
+        Ok(())
+    }
+}
+
+/// A finished handle whose stdout is what `argv` printed.
+async fn finished(registry: &Registry, argv: &[&str]) -> Snapshot {
+    let spawned = registry
+        .spawn(SpawnRequest::argv(argv.iter().copied()))
+        .await
+        .expect("spawn");
+    let done = registry.wait(spawned.handle_id, None).await.expect("wait");
+    assert!(done.snapshot.status.is_terminal());
+    done.snapshot
+}
+
+type Op = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+fn registry_poll(registry: &Registry, id: HandleId) -> impl Fn() -> Op + Clone + Send + 'static {
+    let registry = registry.clone();
+    move || {
+        let registry = registry.clone();
+        Box::pin(async move {
+            black_box(registry.poll(id).await.expect("poll"));
+        })
+    }
+}
+
+fn mutex_poll(table: &MutexRegistry, id: HandleId) -> impl Fn() -> Op + Clone + Send + 'static {
+    let table = table.clone();
+    move || {
+        let table = table.clone();
+        Box::pin(async move {
+            black_box(table.poll(id).await.expect("known handle"));
+        })
+    }
+}
+
+fn holder_poll(
+    actor: &ActorRef<RpcReplyPort<Snapshot>>,
+) -> impl Fn() -> Op + Clone + Send + 'static {
+    let actor = actor.clone();
+    move || {
+        let actor = actor.clone();
+        Box::pin(async move {
+            black_box(actor.call(|tx| tx, None).await.expect("call"));
+        })
+    }
+}
+
+/// Polls per second of `op`, `n` polls by `callers` concurrent callers.
+async fn polls<F>(n: usize, callers: usize, op: F) -> f64
+where
+    F: Fn() -> Op + Clone + Send + 'static,
+{
+    rate(n, many(n, callers, op).await)
+}
+
+/// Polls per second through a watch channel: each caller holds its own
+/// receiver and clones the published value `n / callers` times.
+async fn watch_polls<T: Clone + Send + Sync + 'static>(
+    rx: &watch::Receiver<T>,
+    n: usize,
+    callers: usize,
+) -> f64 {
+    let start = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..callers {
+        let rx = rx.clone();
+        let per = n / callers;
+        tasks.spawn(async move {
+            for _ in 0..per {
+                black_box(rx.borrow().clone());
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("watch task");
+    }
+    rate(n - n % callers, start.elapsed())
+}
+
+pub(crate) async fn poll(opts: &Opts) -> Vec<Row> {
+    let registry = Registry::start(RegistryConfig::default())
+        .await
+        .expect("registry start");
+    let small = finished(&registry, &["printf", "hello"]).await;
+    assert_eq!(small.stdout.bytes.len(), 5);
+    let big = finished(&registry, &["head", "-c", "10485760", "/dev/zero"]).await;
+    assert_eq!(big.stdout.bytes.len(), 10 << 20);
+
+    let mutex = MutexRegistry::default();
+    mutex
+        .table
+        .lock()
+        .expect("mutex poisoned")
+        .insert(small.handle_id, small.clone());
+    let (holder, holder_task) = Actor::spawn(None, Holder, small.clone())
+        .await
+        .expect("holder start");
+    let (_tx, rx) = watch::channel(small.clone());
+    let (_arc_tx, arc_rx) = watch::channel(Arc::new(small.clone()));
+
+    let n = 80_000;
+    let names = [
+        "reg1", "mutex1", "reg8", "mutex8", "big1", "hold1", "hold8", "watch8", "arc8",
+    ];
+    let mut samples: HashMap<&str, Samples> = HashMap::new();
+    let rounds = opts.rounds(12);
+    for round in 0..=rounds {
+        for k in 0..names.len() {
+            // Rotate the order each round so drift hits every side alike.
+            let name = names[(k + round) % names.len()];
+            let value = match name {
+                "reg1" => polls(n, 1, registry_poll(&registry, small.handle_id)).await,
+                "reg8" => polls(n, 8, registry_poll(&registry, small.handle_id)).await,
+                "big1" => polls(n, 1, registry_poll(&registry, big.handle_id)).await,
+                "mutex1" => polls(n, 1, mutex_poll(&mutex, small.handle_id)).await,
+                "mutex8" => polls(n, 8, mutex_poll(&mutex, small.handle_id)).await,
+                "hold1" => polls(n, 1, holder_poll(&holder)).await,
+                "hold8" => polls(n, 8, holder_poll(&holder)).await,
+                "watch8" => watch_polls(&rx, n * 10, 8).await,
+                _ => watch_polls(&arc_rx, n * 10, 8).await,
+            };
+            // Round 0 warms up.
+            if round > 0 {
+                samples.entry(name).or_default().push(value);
+            }
+        }
+    }
+    holder.stop(None);
+    let _ = holder_task.await;
+    registry.shutdown().await.expect("registry shutdown");
+
+    let mut take = |name: &str| samples.remove(name).unwrap_or_default();
+    let reg1 = take("reg1");
+    let big1 = take("big1");
+    let mut big_cost = Samples::default();
+    for rate in big1.values() {
+        big_cost.push(1.0 / rate);
+    }
+    let mut small_cost = Samples::default();
+    for rate in reg1.values() {
+        small_cost.push(1.0 / rate);
+    }
+    let reg8 = take("reg8");
+    vec![
+        Row::new("poll, finished, 5 B, 1 caller", Unit::PerSec, reg1.clone())
+            .baseline("mutex registry, 1 caller", take("mutex1")),
+        Row::new("poll, finished, 5 B, 8 callers", Unit::PerSec, reg8.clone())
+            .baseline("mutex registry, 8 callers", take("mutex8"))
+            .target(Target::Absolute(700_000.0), "≥ 700,000/s"),
+        Row::new(
+            "poll, finished, 10 MiB, 1 caller (cost)",
+            Unit::Seconds,
+            big_cost,
+        )
+        .baseline("same poll of 5 B (cost)", small_cost)
+        .target(Target::Absolute(20e-6), "≤ 20 µs"),
+        Row::new("poll, finished, 10 MiB, 1 caller", Unit::PerSec, big1)
+            .baseline("same poll of 5 B", reg1)
+            .target(Target::Ratio(0.5), "within 2× (≥ 0.50×)"),
+        Row::new(
+            "probe: bare ractor call answering a snapshot, 8 callers",
+            Unit::PerSec,
+            take("hold8"),
+        )
+        .baseline("registry poll, 8 callers", reg8),
+        Row::new(
+            "probe: bare ractor call answering a snapshot, 1 caller",
+            Unit::PerSec,
+            take("hold1"),
+        ),
+        Row::new(
+            "poll through a per-process handle, 8 callers",
+            Unit::PerSec,
+            Samples::default(),
+        )
+        .target(Target::None, "≥ 5,000,000/s: not measured, no API yet"),
+        Row::new(
+            "probe: `watch::Receiver::borrow().clone()` of a Snapshot, 8 callers",
+            Unit::PerSec,
+            take("watch8"),
+        ),
+        Row::new(
+            "probe: `watch::Receiver::borrow().clone()` of an Arc<Snapshot>, 8 callers",
+            Unit::PerSec,
+            take("arc8"),
+        ),
+    ]
+}
