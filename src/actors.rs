@@ -3,7 +3,9 @@
 
 mod capture;
 mod child;
+mod escapees;
 mod handle_table;
+mod limits;
 mod orphans;
 mod output_reader;
 mod process;

@@ -48,6 +48,18 @@ pub struct RegistryConfig {
     /// *other* children of this OS process (not started by procward) also
     /// come here and are not reaped by procward. Default off.
     pub reap_orphans: bool,
+    /// Escapee hunting. When on, every spawn gets `PROCWARD_TOKEN=<token>`
+    /// in its environment, and when its handle ends, every process whose
+    /// environment still carries that token is killed, even one that left
+    /// the process group with `setsid` (a daemon, a double fork).
+    ///
+    /// The trade-offs: a scan of `/proc` per finished process; the variable
+    /// is visible to the program; a descendant that clears or replaces its
+    /// environment escapes the hunt (run it under a namespace or cgroup if
+    /// that matters). Default off; on in `procward serve`. Pair it with
+    /// [`reap_orphans`](Self::reap_orphans) so killed escapees that were
+    /// orphaned to us are reaped too.
+    pub kill_escapees: bool,
     /// How many receipts of evicted handles the registry keeps. A receipt
     /// answers poll, wait and kill for an evicted handle (status, times,
     /// exit code, byte totals; no output). Past the cap the oldest receipt
@@ -77,6 +89,7 @@ impl Default for RegistryConfig {
             output_cap: DEFAULT_OUTPUT_CAP,
             kill_grace: Duration::from_secs(5),
             reap_orphans: false,
+            kill_escapees: false,
             max_receipts: 1024,
             clock: Clock::system(),
             policy: PolicyChain::new(),
@@ -131,6 +144,12 @@ impl RegistryConfig {
     /// Adds a named profile to [`profiles`](Self::profiles).
     pub fn profile(mut self, name: impl Into<String>, policy: PolicyChain) -> Self {
         self.profiles.insert(name.into(), policy);
+        self
+    }
+
+    /// Sets [`kill_escapees`](Self::kill_escapees).
+    pub fn kill_escapees(mut self, on: bool) -> Self {
+        self.kill_escapees = on;
         self
     }
 

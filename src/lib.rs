@@ -61,9 +61,9 @@ pub use clock::Clock;
 pub use config::{DEFAULT_OUTPUT_CAP, RegistryConfig};
 pub use error::{Error, Result};
 pub use messages::{
-    Command, HandleId, HandleSummary, KillRequest, ListFilter, OutputEvent, OutputStream,
-    ProcessMsg, ReadChunk, ReadRequest, RegistryMsg, Snapshot, SpawnRequest, Status, Stdin,
-    StreamOutput, Subscribed, Subscriber, WaitOutcome,
+    Command, HandleId, HandleSummary, KillRequest, Limits, ListFilter, OutputEvent, OutputStream,
+    ProcessMsg, ReadChunk, ReadRequest, RegistryMsg, ResourceUsage, Snapshot, SpawnRequest, Status,
+    Stdin, StreamOutput, Subscribed, Subscriber, WaitOutcome,
 };
 pub use registry::{Registry, Subscription};
 

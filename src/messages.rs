@@ -7,6 +7,7 @@
 //! `Serialize` and `Deserialize`.
 
 mod handle_id;
+mod limits;
 mod output;
 mod process;
 mod registry;
@@ -14,6 +15,7 @@ mod snapshot;
 mod spawn;
 
 pub use handle_id::HandleId;
+pub use limits::{Limits, ResourceUsage};
 pub(crate) use output::Kept;
 pub use output::{
     Credit, OutputEvent, OutputStream, ReadChunk, ReadRequest, Stdin, Subscribed, Subscriber,

@@ -113,6 +113,18 @@ impl Registry {
             .await
     }
 
+    /// Stops the process tree (SIGSTOP to its group). The status stays
+    /// `running`; snapshots say `paused`. A no-op on a terminal handle.
+    pub async fn pause(&self, id: HandleId) -> Result<Snapshot> {
+        self.call("pause", |tx| RegistryMsg::Pause(id, tx)).await?
+    }
+
+    /// Continues a paused process tree (SIGCONT).
+    pub async fn resume(&self, id: HandleId) -> Result<Snapshot> {
+        self.call("resume", |tx| RegistryMsg::Resume(id, tx))
+            .await?
+    }
+
     /// Reads one stream from an offset on; see [`ReadRequest`]. Never waits
     /// for the process; costs what it returns, not what is captured.
     pub async fn read(&self, id: HandleId, request: ReadRequest) -> Result<ReadChunk> {

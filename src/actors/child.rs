@@ -16,6 +16,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
+use std::time::Duration;
 
 use rustix::process::{
     Pid, PidfdFlags, Signal, WaitId, WaitIdOptions, WaitIdStatus, kill_process_group, pidfd_open,
@@ -25,7 +26,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 
 use crate::error::Error;
-use crate::messages::{Command, SpawnRequest, Stdin};
+use crate::messages::{Command, ResourceUsage, SpawnRequest, Stdin};
 
 /// How a process ended, as the kernel reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,10 +87,14 @@ pub(crate) fn spawn(req: &SpawnRequest) -> Result<Spawned, Error> {
     };
     cmd.stdin(stdin)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    if !req.limits.new_session {
         // setpgid(0, 0) in the child, before exec: the group exists before
-        // the program can start children of its own.
-        .process_group(0);
+        // the program can start children of its own. (A new session makes
+        // its own group: setsid in `limits::apply`.)
+        cmd.process_group(0);
+    }
+    super::limits::apply(&mut cmd, req.limits);
 
     let mut std_child = cmd.spawn().map_err(|source| Error::Spawn {
         program: req.command.program().to_owned(),
@@ -150,6 +155,24 @@ pub(crate) fn spawn(req: &SpawnRequest) -> Result<Spawned, Error> {
     })
 }
 
+/// Resolves once the process behind `pidfd` has exited (pidfds turn
+/// readable then, and stay so). Must run inside a tokio runtime.
+pub(crate) fn pidfd_exited(
+    pidfd: OwnedFd,
+) -> io::Result<impl Future<Output = io::Result<()>> + use<>> {
+    // SAFETY: `register_with_interest` needs the fd to stay open and the
+    // same for the AsyncFd's whole life. `pidfd` is an `OwnedFd` moved into
+    // the AsyncFd: nothing else can close or replace it, and its
+    // `as_raw_fd` always returns the fd it owns.
+    #[allow(unsafe_code)]
+    let watch = unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
+        .map_err(io::Error::from)?;
+    Ok(async move {
+        watch.readable().await?.retain_ready();
+        Ok(())
+    })
+}
+
 /// The one owner of a child's pid: it signals the child's group while the
 /// child is unreaped and reaps it exactly once.
 ///
@@ -193,18 +216,7 @@ impl ChildProcess {
             .as_ref()
             .ok_or_else(|| io::Error::other("the child is already reaped"))?
             .try_clone()?;
-        // SAFETY: `register_with_interest` needs the fd to stay open and the
-        // same for the AsyncFd's whole life. `fd` is an `OwnedFd` moved into
-        // the AsyncFd: nothing else can close or replace it, and its
-        // `as_raw_fd` always returns the fd it owns.
-        #[allow(unsafe_code)]
-        let watch = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
-            .map_err(io::Error::from)?;
-        Ok(async move {
-            // A pidfd turns readable when the process exits, and stays so.
-            watch.readable().await?.retain_ready();
-            Ok(())
-        })
+        pidfd_exited(fd)
     }
 
     /// How the child ended, without reaping it; `None` while it runs.
@@ -212,14 +224,57 @@ impl ChildProcess {
         self.wait_with(WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT)
     }
 
-    /// Reaps the child if it has exited, and returns how it ended. After a
-    /// successful reap no signal can be sent to its group any more.
-    pub(crate) fn reap(&mut self) -> io::Result<Option<ExitInfo>> {
-        let exit = self.wait_with(WaitIdOptions::EXITED | WaitIdOptions::NOHANG)?;
-        if exit.is_some() {
-            self.pidfd = None;
+    /// Reaps the child if it has exited, and returns how it ended and what
+    /// it used. After a successful reap no signal can be sent to its group
+    /// any more.
+    ///
+    /// Uses `wait4`, the one call that reaps and reports resource usage
+    /// together (rustix has no typed wrapper for it), so the usage is read
+    /// by the reaper itself and cannot be raced.
+    pub(crate) fn reap(&mut self) -> io::Result<Option<(ExitInfo, ResourceUsage)>> {
+        if self.pidfd.is_none() {
+            return Err(io::Error::other("the child is already reaped"));
         }
-        Ok(exit)
+        let pid = self.pid.as_raw_nonzero().get();
+        let mut status: libc::c_int = 0;
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        loop {
+            // SAFETY: both pointers are to locals that outlive the call and
+            // have the types wait4 writes. `pid` is our child and unreaped
+            // (pidfd still set), so it names no other process.
+            #[allow(unsafe_code)]
+            let reaped =
+                unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, usage.as_mut_ptr()) };
+            match reaped {
+                0 => return Ok(None),
+                -1 => {
+                    let err = io::Error::last_os_error();
+                    if err.kind() != io::ErrorKind::Interrupted {
+                        return Err(err);
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.pidfd = None;
+        // SAFETY: the buffer was zeroed (all-zero is a valid rusage: it is
+        // plain integers) and wait4 filled it when it reaped.
+        #[allow(unsafe_code)]
+        let usage = unsafe { usage.assume_init() };
+        let exit = ExitInfo {
+            code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+            signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
+        };
+        let time = |tv: libc::timeval| {
+            Duration::from_secs(tv.tv_sec.max(0) as u64)
+                + Duration::from_micros(tv.tv_usec.max(0) as u64)
+        };
+        let usage = ResourceUsage {
+            user_time: time(usage.ru_utime),
+            system_time: time(usage.ru_stime),
+            max_rss_kib: usage.ru_maxrss.max(0) as u64,
+        };
+        Ok(Some((exit, usage)))
     }
 
     fn wait_with(&self, options: WaitIdOptions) -> io::Result<Option<ExitInfo>> {

@@ -304,6 +304,8 @@ mod tests {
             failure: None,
             owner: owner.map(Into::into),
             evicted: false,
+            paused: false,
+            usage: None,
         }
     }
 

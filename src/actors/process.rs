@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 
 use super::capture::Capture;
 use super::child::{ChildProcess, ExitInfo, Spawned};
+use super::escapees::kill_escapees;
 use super::handle_table::Owner;
 use super::orphans::sweep_group;
 use super::output_reader::read_stream;
@@ -34,6 +35,7 @@ use super::stdin_writer::{StdinCommand, write_stdin};
 use super::subscribers::{Subscribers, exit_only};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::messages::ResourceUsage;
 use crate::messages::{
     Event, HandleId, KillRequest, OutputStream, ProcessEvent, ProcessMsg, ProcessReport, ReadChunk,
     ReadRequest, RegistryMsg, Report, SIGKILL, Snapshot, Status, Stdin, Subscribed, Subscriber,
@@ -61,6 +63,7 @@ pub(crate) struct ProcessArgs {
     pub(crate) kill_grace: Duration,
     pub(crate) output_cap: usize,
     pub(crate) reap_orphans: bool,
+    pub(crate) escapee_token: Option<String>,
     pub(crate) stdin: Stdin,
     pub(crate) clock: Clock,
     pub(crate) registry: ActorRef<RegistryMsg>,
@@ -96,11 +99,15 @@ pub(crate) struct ProcessState {
     /// Readers, the exit watcher and timers: aborted when terminal.
     tasks: Vec<JoinHandle<()>>,
     escalation_armed: bool,
+    /// The group was sent SIGSTOP by a pause and not continued since.
+    paused: bool,
     /// A signal the child can catch was sent (a kill with SIGTERM, ...).
     sent_catchable: bool,
     /// Waiting for the group sweep before reaping the child.
     sweeping: bool,
     reap_orphans: bool,
+    /// In escapee-hunting mode, the token in the tree's environment.
+    escapee_token: Option<String>,
     drain_grace: Duration,
     kill_grace: Duration,
     clock: Clock,
@@ -182,9 +189,11 @@ impl Actor for ProcessActor {
             killers: Vec::new(),
             tasks,
             escalation_armed: false,
+            paused: false,
             sent_catchable: false,
             sweeping: false,
             reap_orphans: args.reap_orphans,
+            escapee_token: args.escapee_token,
             drain_grace: args.drain_grace,
             kill_grace: args.kill_grace,
             clock: args.clock,
@@ -210,6 +219,12 @@ impl Actor for ProcessActor {
                 let _ = reply.send(Ok(snapshot));
             }
             ProcessMsg::Evict => state.evict(&myself),
+            ProcessMsg::Pause(reply) => {
+                let _ = reply.send(Ok(state.pause(true)));
+            }
+            ProcessMsg::Resume(reply) => {
+                let _ = reply.send(Ok(state.pause(false)));
+            }
             ProcessMsg::Wait(timeout, reply) => state.wait(&myself, timeout, reply),
             ProcessMsg::Kill(request, reply) => state.kill(&myself, request, reply),
             ProcessMsg::Read(request, reply) => {
@@ -267,6 +282,8 @@ impl ProcessState {
             failure: None,
             owner: self.owner.clone(),
             evicted: false,
+            paused: self.paused,
+            usage: None,
         };
         if self.evicted {
             snapshot.into_receipt()
@@ -289,6 +306,18 @@ impl ProcessState {
                     self.id,
                 ))));
         }
+    }
+
+    /// Stops (`SIGSTOP`) or continues (`SIGCONT`) the whole group. The
+    /// status stays `running`; snapshots say `paused`. A no-op on a
+    /// terminal handle, or once the child has exited.
+    fn pause(&mut self, pause: bool) -> Snapshot {
+        if self.terminal.is_none() && !self.leader_exited && self.paused != pause {
+            self.signal(if pause { Signal::STOP } else { Signal::CONT });
+            self.paused = pause;
+            tracing::debug!(handle = %self.id, paused = pause, "process tree paused or resumed");
+        }
+        self.snapshot()
     }
 
     /// The registry evicted this running handle: kill the tree and answer
@@ -376,11 +405,13 @@ impl ProcessState {
         reply: RpcReplyPort<Result<WaitOutcome>>,
     ) {
         if let Some(terminal) = &self.terminal {
-            let _ = reply.send(Ok(WaitOutcome {
+            let outcome = WaitOutcome {
                 snapshot: terminal.clone(),
                 timed_out: false,
-            }));
+            };
+            // Tell the registry before the caller can act on the answer.
             self.note_observed();
+            let _ = reply.send(Ok(outcome));
             return;
         }
         // Callers that gave up (their future was dropped) leave closed ports
@@ -409,8 +440,9 @@ impl ProcessState {
         reply: RpcReplyPort<Result<Snapshot>>,
     ) {
         if let Some(terminal) = &self.terminal {
-            let _ = reply.send(Ok(terminal.clone()));
+            let snapshot = terminal.clone();
             self.note_observed();
+            let _ = reply.send(Ok(snapshot));
             return;
         }
         let Some(signal) = Signal::from_named_raw(request.signal) else {
@@ -437,6 +469,11 @@ impl ProcessState {
         self.signal(signal);
         if request.signal != SIGKILL {
             self.sent_catchable = true;
+            if self.paused {
+                // A stopped process cannot act on a catchable signal.
+                self.signal(Signal::CONT);
+                self.paused = false;
+            }
         }
         if request.signal != SIGKILL && !self.escalation_armed {
             self.escalation_armed = true;
@@ -568,17 +605,33 @@ impl ProcessState {
             return;
         }
         self.signal(Signal::KILL);
-        if self.reap_orphans {
+        if self.reap_orphans || self.escapee_token.is_some() {
             self.sweeping = true;
-            let pid = self.child.pid();
+            let cleanup = self.cleanup();
             let actor = myself.clone();
             self.tasks.push(tokio::spawn(async move {
-                sweep_group(pid, SWEEP_DEADLINE).await;
+                cleanup.await;
                 let _ = actor.cast(Event::SweepDone.into());
             }));
             return;
         }
         self.reap_and_end();
+    }
+
+    /// Kills escapees (in escapee mode) and sweeps the group's orphans (in
+    /// orphan-reaping mode), with the child still unreaped.
+    fn cleanup(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let pid = self.child.pid();
+        let token = self.escapee_token.clone();
+        let sweep = self.reap_orphans;
+        async move {
+            if let Some(token) = token {
+                kill_escapees(&token, pid, SWEEP_DEADLINE).await;
+            }
+            if sweep {
+                sweep_group(pid, SWEEP_DEADLINE).await;
+            }
+        }
     }
 
     fn reap_and_end(&mut self) {
@@ -616,15 +669,14 @@ impl ProcessState {
                     Err(err) => tracing::error!(handle = %self.id, %err, "cannot watch the child"),
                 }
             }
-            if self.reap_orphans {
-                sweep_group(self.child.pid(), SWEEP_DEADLINE).await;
-            }
+            self.cleanup().await;
             exit = self.child.reap().ok().flatten();
         }
         self.become_terminal(exit);
     }
 
-    fn become_terminal(&mut self, exit: Option<ExitInfo>) {
+    fn become_terminal(&mut self, reaped: Option<(ExitInfo, ResourceUsage)>) {
+        let exit = reaped.map(|(exit, _)| exit);
         for task in self.tasks.drain(..) {
             task.abort();
         }
@@ -642,6 +694,9 @@ impl ProcessState {
         snapshot.ended_at = Some(self.clock.now());
         snapshot.exit_code = exit.and_then(|e| e.code);
         snapshot.signal = exit.and_then(|e| e.signal);
+        snapshot.usage = reaped.map(|(_, usage)| usage);
+        snapshot.paused = false;
+        self.paused = false;
         tracing::info!(
             handle = %self.id,
             %status,

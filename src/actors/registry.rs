@@ -16,11 +16,11 @@ use ractor::{
     Actor, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort, SupervisionEvent,
 };
 
-use super::child;
 use super::handle_table::{EntryState, HandleTable, Owner, RunningActor, running_summary};
 use super::process::{ProcessActor, ProcessArgs};
 use super::receipts::{Receipt, ReceiptState, Receipts};
 use super::subscribers::exit_only;
+use super::{child, escapees};
 use crate::config::RegistryConfig;
 use crate::error::{Error, Result};
 use crate::messages::{
@@ -160,6 +160,12 @@ impl Actor for RegistryActor {
                 )
             }
             RegistryMsg::Release(id, reply) => state.release(id, reply),
+            RegistryMsg::Pause(id, reply) => {
+                state.route(id, reply, ProcessMsg::Pause, |s| Ok(s.clone()), false)
+            }
+            RegistryMsg::Resume(id, reply) => {
+                state.route(id, reply, ProcessMsg::Resume, |s| Ok(s.clone()), false)
+            }
             RegistryMsg::List(filter, reply) => send(reply, state.list(&filter)),
             RegistryMsg::KillOwner(owner, request, reply) => {
                 state.kill_owner(owner, request, reply)
@@ -237,6 +243,8 @@ fn forward(actor: &ActorRef<ProcessMsg>, message: ProcessMsg) {
         ProcessMsg::Write(_, reply) => send(reply, no_reply("write")),
         ProcessMsg::CloseStdin(reply) => send(reply, no_reply("close_stdin")),
         ProcessMsg::Subscribe(_, reply) => send(reply, no_reply("subscribe")),
+        ProcessMsg::Pause(reply) => send(reply, no_reply("pause")),
+        ProcessMsg::Resume(reply) => send(reply, no_reply("resume")),
         ProcessMsg::Evict | ProcessMsg::Event(_) => {}
     }
 }
@@ -343,6 +351,13 @@ impl RegistryState {
         self.apply_policy(&mut request)?;
         // A policy may have rewritten it: check again what will run.
         request.validate()?;
+        let escapee_token = self.config.kill_escapees.then(|| {
+            let token = escapees::new_token();
+            request
+                .env
+                .push((escapees::TOKEN_VAR.to_owned(), token.clone()));
+            token
+        });
         let spawned = child::spawn(&request)?;
         let pid = spawned.child.pid();
         let handle_id = HandleId::next(pid);
@@ -360,6 +375,7 @@ impl RegistryState {
             kill_grace: self.config.kill_grace,
             output_cap: request.output_cap.unwrap_or(self.config.output_cap),
             reap_orphans: self.config.reap_orphans,
+            escapee_token,
             stdin: request.stdin,
             clock: self.config.clock.clone(),
             registry: myself.clone(),
@@ -389,6 +405,8 @@ impl RegistryState {
             failure: None,
             owner,
             evicted: false,
+            paused: false,
+            usage: None,
         };
         self.table.insert_running(running_summary(&snapshot), actor);
         tracing::debug!(handle = %handle_id, pid, "spawned");
@@ -591,5 +609,7 @@ fn failed_snapshot(
         failure: Some(failure),
         owner: summary.owner.clone(),
         evicted: summary.evicted,
+        paused: false,
+        usage: None,
     }
 }

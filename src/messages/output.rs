@@ -125,6 +125,10 @@ impl Kept {
 }
 
 /// A live event of one process, for a subscriber.
+// `Exit` is larger than the rest; events are moved once into a channel or
+// a mailbox (which boxes them anyway), so boxing it would only add an
+// allocation per exit.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputEvent {

@@ -35,6 +35,10 @@ pub enum ProcessMsg {
     CloseStdin(RpcReplyPort<Result<()>>),
     /// Adds a subscriber to the live output and the exit event.
     Subscribe(Subscriber, RpcReplyPort<Result<Subscribed>>),
+    /// Stops the process tree (SIGSTOP to its group); answers the snapshot.
+    Pause(RpcReplyPort<Result<Snapshot>>),
+    /// Continues a paused process tree (SIGCONT); answers the snapshot.
+    Resume(RpcReplyPort<Result<Snapshot>>),
     /// The registry evicted this running handle to stay under its cap: kill
     /// the tree; from now on answer with receipts (no output, `evicted`).
     Evict,

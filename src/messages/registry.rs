@@ -30,6 +30,9 @@ use crate::error::Result;
 /// process are forwarded, reply port and all, to that process's actor, so a
 /// pending `Wait` never delays a `Poll` or `Kill` sent after it. Requests
 /// about one handle are answered in the order they were sent.
+// Ractor boxes every message it delivers, so a large variant costs no
+// extra copy per message; boxing `Spawn` would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum RegistryMsg {
     /// Starts a process. Answers at once with its first snapshot (status
@@ -56,6 +59,12 @@ pub enum RegistryMsg {
     /// tree first if it is running (the answer comes after the tree is
     /// reaped). Answers whether the handle was known.
     Release(HandleId, RpcReplyPort<bool>),
+    /// Stops the process tree with SIGSTOP to its group. The status stays
+    /// `running`, snapshots say `paused`. On a terminal handle, a no-op
+    /// that answers the snapshot.
+    Pause(HandleId, RpcReplyPort<Result<Snapshot>>),
+    /// Continues a paused tree with SIGCONT.
+    Resume(HandleId, RpcReplyPort<Result<Snapshot>>),
     /// Reads one stream's captured bytes from an offset on, without waiting
     /// and without copying more than it returns. See [`ReadRequest`].
     Read(HandleId, ReadRequest, RpcReplyPort<Result<ReadChunk>>),

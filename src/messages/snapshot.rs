@@ -7,8 +7,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::HandleId;
 use super::output::{Kept, OutputStream, ReadChunk, ReadRequest};
+use super::{HandleId, ResourceUsage};
 
 /// Where a process is in its life.
 ///
@@ -142,6 +142,12 @@ pub struct Snapshot {
     pub failure: Option<String>,
     /// The owner key the spawn carried, if any.
     pub owner: Option<Arc<str>>,
+    /// The process tree is stopped by a pause (status stays `running`).
+    pub paused: bool,
+    /// CPU times and peak memory of the process, once terminal (Linux,
+    /// from `wait4` at reaping time). `None` while running, and when the
+    /// process actor failed.
+    pub usage: Option<ResourceUsage>,
     /// The handle was evicted to keep the registry under its cap: this is
     /// its receipt. The status, times, exit code, signal and byte totals
     /// are kept; the output bytes are not.

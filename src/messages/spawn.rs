@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::Stdin;
+use super::{Limits, Stdin};
 use crate::error::Error;
 
 /// The shell that runs [`Command::Shell`] commands.
@@ -81,6 +81,8 @@ pub struct SpawnRequest {
     /// The name of a policy profile of the registry to apply (see
     /// [`RegistryConfig::profiles`](crate::RegistryConfig::profiles)).
     pub sandbox_profile: Option<String>,
+    /// rlimits, nice value, umask and session, applied in the child.
+    pub limits: Limits,
 }
 
 impl SpawnRequest {
@@ -109,6 +111,7 @@ impl SpawnRequest {
             stdin: Stdin::Null,
             owner: None,
             sandbox_profile: None,
+            limits: Limits::default(),
         }
     }
 
@@ -142,6 +145,12 @@ impl SpawnRequest {
     /// Caps each captured stream at `bytes` (see the crate docs on capture).
     pub fn output_cap(mut self, bytes: usize) -> Self {
         self.output_cap = Some(bytes);
+        self
+    }
+
+    /// Sets the limits applied in the child.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -222,7 +231,7 @@ impl SpawnRequest {
         if self.output_cap == Some(0) {
             return Err(Error::invalid("output_cap must be more than zero"));
         }
-        Ok(())
+        self.limits.validate()
     }
 }
 
