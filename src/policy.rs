@@ -84,3 +84,12 @@ impl PartialEq for PolicyChain {
 }
 
 impl Eq for PolicyChain {}
+
+mod allowlist;
+mod denylist;
+mod resolve;
+#[cfg(test)]
+mod scratch;
+
+pub use allowlist::ProgramAllowlist;
+pub use denylist::ProgramDenylist;
