@@ -86,10 +86,18 @@ impl PartialEq for PolicyChain {
 impl Eq for PolicyChain {}
 
 mod allowlist;
+mod concurrency;
+mod cwd;
 mod denylist;
+mod env;
 mod resolve;
 #[cfg(test)]
 mod scratch;
+mod shell;
 
 pub use allowlist::ProgramAllowlist;
+pub use concurrency::ConcurrencyLimit;
+pub use cwd::CwdPolicy;
 pub use denylist::ProgramDenylist;
+pub use env::EnvPolicy;
+pub use shell::ShellPolicy;
