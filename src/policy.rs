@@ -87,6 +87,7 @@ impl Eq for PolicyChain {}
 
 mod allowlist;
 mod concurrency;
+mod config;
 mod cwd;
 mod denylist;
 mod env;
@@ -97,6 +98,7 @@ mod shell;
 
 pub use allowlist::ProgramAllowlist;
 pub use concurrency::ConcurrencyLimit;
+pub use config::PolicyConfig;
 pub use cwd::CwdPolicy;
 pub use denylist::ProgramDenylist;
 pub use env::EnvPolicy;
