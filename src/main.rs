@@ -88,6 +88,13 @@ struct ServeArgs {
     /// outlives a kill.
     #[arg(long)]
     no_reap_orphans: bool,
+
+    /// Do not hunt escapees. By default every spawn carries a
+    /// `PROCWARD_TOKEN` in its environment, and when its handle ends every
+    /// process still carrying it is killed, even one that left the process
+    /// group with `setsid`.
+    #[arg(long)]
+    no_kill_escapees: bool,
 }
 
 fn at_least_one(text: &str) -> Result<usize, String> {
@@ -154,7 +161,8 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .output_cap(args.output_cap)
         .drain_grace(Duration::from_millis(args.drain_grace_ms))
         .kill_grace(Duration::from_millis(args.kill_grace_ms))
-        .reap_orphans(!args.no_reap_orphans);
+        .reap_orphans(!args.no_reap_orphans)
+        .kill_escapees(!args.no_kill_escapees);
     let registry = Registry::start(config).await?;
     let options = ServeOptions::default()
         .max_line_bytes(args.max_line_bytes)

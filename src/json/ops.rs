@@ -6,10 +6,12 @@ pub(crate) mod close_stdin;
 pub(crate) mod kill;
 pub(crate) mod kill_owner;
 pub(crate) mod list;
+pub(crate) mod pause;
 pub(crate) mod poll;
 pub(crate) mod read;
 pub(crate) mod release;
 pub(crate) mod release_owner;
+pub(crate) mod resume;
 pub(crate) mod spawn;
 pub(crate) mod wait;
 pub(crate) mod write;
@@ -27,4 +29,6 @@ pub(crate) const KNOWN: &[&str] = &[
     "close_stdin",
     "kill_owner",
     "release_owner",
+    "pause",
+    "resume",
 ];

@@ -41,6 +41,17 @@ pub(crate) fn snapshot(snapshot: &Snapshot) -> Map<String, Value> {
     out.insert("failure".into(), snapshot.failure.clone().into());
     out.insert("owner".into(), snapshot.owner.as_deref().into());
     out.insert("evicted".into(), snapshot.evicted.into());
+    out.insert("paused".into(), snapshot.paused.into());
+    out.insert(
+        "usage".into(),
+        snapshot.usage.map_or(Value::Null, |usage| {
+            json!({
+                "user_time_ms": usage.user_time.as_secs_f64() * 1000.0,
+                "system_time_ms": usage.system_time.as_secs_f64() * 1000.0,
+                "max_rss_kib": usage.max_rss_kib,
+            })
+        }),
+    );
     out
 }
 

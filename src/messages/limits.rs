@@ -13,6 +13,7 @@ use crate::error::Error;
 /// rlimits set both the soft and the hard limit, so the program cannot
 /// raise them again.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Limits {
     /// `RLIMIT_CPU`: CPU seconds; past it the kernel sends `SIGXCPU`, then
     /// `SIGKILL`.

@@ -7,7 +7,7 @@ use crate::json::encoding::decode_bytes;
 use crate::json::error::{JsonError, quoted};
 use crate::json::params::Params;
 use crate::json::render;
-use crate::messages::{SpawnRequest, Stdin};
+use crate::messages::{Limits, SpawnRequest, Stdin};
 
 /// A parsed `spawn` request.
 #[derive(Debug)]
@@ -86,6 +86,11 @@ pub(crate) fn parse(params: Params<'_>) -> Result<SpawnParams, JsonError> {
     }
     if let Some(stdin) = params.get("stdin") {
         request = request.stdin(parse_stdin(stdin)?);
+    }
+    if let Some(limits) = params.get("limits") {
+        let limits = serde_json::from_value::<Limits>(limits.clone())
+            .map_err(|err| JsonError::invalid(format!("`limits`: {err}")))?;
+        request = request.limits(limits);
     }
     let outlive_connection = params.bool("outlive_connection")?.unwrap_or(false);
     // Reject what the registry would reject (empty argv, NUL bytes, ...)
@@ -178,6 +183,26 @@ mod tests {
         assert_eq!(stdin(json!("null")), Stdin::Null);
         assert_eq!(stdin(json!({"text": "hi"})), Stdin::Bytes("hi".into()));
         assert_eq!(stdin(json!({"base64": "aGk="})), Stdin::Bytes("hi".into()));
+    }
+
+    #[test]
+    fn limits_reach_the_request() {
+        let req = parse_json(json!({
+            "argv": ["true"],
+            "limits": {"cpu_seconds": 2, "open_files": 64, "nice": 5, "umask": 18, "new_session": true},
+        }))
+        .unwrap()
+        .request;
+        assert_eq!(req.limits.cpu_seconds, Some(2));
+        assert_eq!(req.limits.open_files, Some(64));
+        assert_eq!(req.limits.nice, Some(5));
+        assert_eq!(req.limits.umask, Some(18));
+        assert!(req.limits.new_session);
+        assert!(
+            invalid(json!({"argv": ["true"], "limits": {"cpu_seconds": -1}})).contains("limits")
+        );
+        assert!(invalid(json!({"argv": ["true"], "limits": {"nice": 40}})).contains("nice"));
+        assert!(invalid(json!({"argv": ["true"], "limits": "x"})).contains("limits"));
     }
 
     #[test]
