@@ -49,6 +49,8 @@
 
 mod actors;
 mod clock;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 mod config;
 mod error;
 pub mod json;

@@ -39,6 +39,14 @@ enum Command {
     /// or SIGINT, every running process tree is killed and reaped, pending
     /// responses are flushed and the server exits 0. See docs/protocol.md.
     Serve(ServeArgs),
+
+    /// Run a registry that other nodes reach through ractor_cluster.
+    ///
+    /// Clients authenticate with the magic cookie in --cookie-file (mode
+    /// 600, not empty). On SIGTERM or SIGINT every process is killed and
+    /// reaped. See docs/cluster.md.
+    #[cfg(feature = "cluster")]
+    Node(procward::cluster::NodeOptions),
 }
 
 #[derive(Debug, Args)]
@@ -112,7 +120,11 @@ fn millis(duration: Duration) -> u64 {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let Command::Serve(args) = cli.command;
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        #[cfg(feature = "cluster")]
+        Command::Node(options) => return procward::cluster::node_main(options),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -162,6 +162,10 @@ pub enum OutputEvent {
     Exit(Snapshot),
 }
 
+// With ractor's `cluster` feature there is no blanket `Message` impl.
+#[cfg(feature = "cluster")]
+impl ractor::Message for OutputEvent {}
+
 /// A place in a subscriber's window of chunks in flight. It returns to the
 /// window when the [`OutputEvent::Chunk`] holding it is dropped: a
 /// subscriber that keeps events keeps its window closed and misses chunks.

@@ -47,6 +47,10 @@ pub enum ProcessMsg {
     Event(ProcessEvent),
 }
 
+// With ractor's `cluster` feature there is no blanket `Message` impl.
+#[cfg(feature = "cluster")]
+impl ractor::Message for ProcessMsg {}
+
 /// An event from one of a process actor's own tasks.
 #[derive(Debug)]
 pub struct ProcessEvent(pub(crate) Event);

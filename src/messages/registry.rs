@@ -94,6 +94,10 @@ pub enum RegistryMsg {
     Report(ProcessReport),
 }
 
+// With ractor's `cluster` feature there is no blanket `Message` impl.
+#[cfg(feature = "cluster")]
+impl ractor::Message for RegistryMsg {}
+
 /// A process actor's report to its registry.
 #[derive(Debug)]
 pub struct ProcessReport(pub(crate) Report);

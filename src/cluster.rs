@@ -1,0 +1,57 @@
+//! Registries on other machines, through [`ractor_cluster`] (feature
+//! `cluster`).
+//!
+//! A node (`procward node`) runs a local [`Registry`](crate::Registry) and
+//! a [`RemoteRegistryActor`] gateway in the cluster-wide process group
+//! [`REGISTRY_GROUP`]. A [`ClusterClient`] connects to nodes, finds their
+//! gateways, and offers the registry's handle API with [`RemoteHandle`]s
+//! that name their node. See docs/cluster.md.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use procward::SpawnRequest;
+//! use procward::cluster::{ClusterClient, ClientOptions, Placement};
+//!
+//! # #[tokio::main] async fn main() -> Result<(), procward::cluster::RemoteError> {
+//! let client = ClusterClient::start(ClientOptions::new("secret cookie")).await?;
+//! client.connect("10.0.0.5:7400").await?;
+//! client.connect("10.0.0.6:7400").await?;
+//!
+//! let job = client.spawn(SpawnRequest::shell("make -j8"), Placement::LeastLoaded).await?;
+//! let done = client.wait(&job.handle, None).await?;
+//! println!("{} on {}: {:?}", done.snapshot.command, job.handle.node, done.snapshot.status);
+//! # Ok(()) }
+//! ```
+//!
+//! # Caveats
+//!
+//! - The gateway's messages are the cluster protocol; the core
+//!   [`RegistryMsg`](crate::RegistryMsg) is never sent between nodes.
+//! - Subscriptions (live output chunks) do not cross nodes yet: tail a
+//!   remote process with [`ClusterClient::read`].
+//! - Anyone holding the cookie can run any command the node's policy
+//!   allows, as the node's user.
+//!
+//! # Cancel safety
+//!
+//! Dropping a future of [`ClusterClient`] abandons the answer only, as
+//! locally: a spawn that reached the node still starts.
+
+mod client;
+mod cookie;
+mod error;
+mod events;
+mod gateway;
+mod node;
+mod wire;
+
+pub use client::{ClientOptions, ClusterClient, Placement, RemoteHandle, RemoteSnapshot};
+pub use cookie::read_cookie_file;
+pub use error::{RemoteError, RemoteErrorKind};
+pub use gateway::{
+    GatewayArgs, KillArgs, KillOwnerArgs, NodeInfo, REGISTRY_GROUP, ReadArgs, RemoteRegistryActor,
+    RemoteRegistryMsg, WaitArgs,
+};
+pub use node::{NodeOptions, node_main, run_node, session_owner};
+pub use wire::{MAX_WIRE_BYTES, Wire};

@@ -1,0 +1,569 @@
+//! [`ClusterClient`]: the registry handle API against registries on other
+//! nodes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorId, ActorRef, RpcReplyPort};
+use ractor_cluster::node::NodeConnectionMode;
+use ractor_cluster::{NodeId, NodeServer, NodeServerMessage};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::error::{RemoteError, RemoteErrorKind};
+use super::events::{Phase, SessionWatcher, Sessions};
+use super::gateway::{
+    KillArgs, KillOwnerArgs, NodeInfo, REGISTRY_GROUP, ReadArgs, RemoteRegistryMsg, WaitArgs,
+};
+use super::node::session_owner;
+use super::wire::{MAX_FRAME_BYTES, Wire};
+use crate::messages::{
+    HandleId, HandleSummary, KillRequest, ListFilter, ReadChunk, ReadRequest, Snapshot,
+    SpawnRequest, WaitOutcome,
+};
+
+/// A handle on some node of the cluster: the node's name and the handle
+/// id there. Ids are unique per node only; the pair is unique in the
+/// cluster. Displays as `node/psh-…`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RemoteHandle {
+    /// The node's name (`procward node --name`).
+    pub node: String,
+    /// The handle id on that node.
+    pub id: HandleId,
+}
+
+impl fmt::Display for RemoteHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.node, self.id)
+    }
+}
+
+/// A snapshot together with the remote handle it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteSnapshot {
+    /// Where the process runs.
+    pub handle: RemoteHandle,
+    /// Its state.
+    pub snapshot: Snapshot,
+}
+
+/// Where a spawn goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// On the connected node of this name.
+    Node(String),
+    /// On the connected node running the fewest processes now (each node
+    /// is asked; ties go to the first name in order).
+    LeastLoaded,
+}
+
+/// How a [`ClusterClient`] joins the cluster.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// The cluster's magic cookie.
+    pub cookie: String,
+    /// This client's node name; it must be unique among the peers of every
+    /// node it connects to. The default is made unique from the pid and
+    /// the time.
+    pub name: String,
+    /// Where the client's own `NodeServer` listens (ractor_cluster needs
+    /// one); the default is an ephemeral port on 127.0.0.1.
+    pub listen: SocketAddr,
+    /// How long [`ClusterClient::connect`] waits for authentication and
+    /// for the node's registry to show up.
+    pub connect_timeout: Duration,
+    /// After a call ends without an answer, how long to wait for the
+    /// session to report closing before calling the node unavailable
+    /// anyway.
+    pub no_reply_grace: Duration,
+}
+
+impl ClientOptions {
+    /// Options with `cookie` and defaults for the rest.
+    pub fn new(cookie: impl Into<String>) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        ClientOptions {
+            cookie: cookie.into(),
+            name: format!("procward-client-{}-{nanos:x}", std::process::id()),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            connect_timeout: Duration::from_secs(5),
+            no_reply_grace: Duration::from_millis(500),
+        }
+    }
+
+    /// Sets the client's node name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+}
+
+/// One connected node.
+#[derive(Debug, Clone)]
+struct NodeLink {
+    node_id: NodeId,
+    gateway: ActorRef<RemoteRegistryMsg>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    server: ActorRef<NodeServerMessage>,
+    sessions: watch::Receiver<Sessions>,
+    // Only the name table; it is held for map operations, never across an
+    // await.
+    nodes: Mutex<BTreeMap<String, NodeLink>>,
+    full_name: String,
+    options: ClientOptions,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.server.stop(Some("cluster client dropped".to_owned()));
+    }
+}
+
+/// A handle to registries on other nodes, with the methods of
+/// [`Registry`](crate::Registry) (answers are `Result<_, RemoteError>`).
+/// Cloning it is cheap; the client leaves the cluster when the last clone
+/// is dropped (or on [`shutdown`](Self::shutdown)).
+///
+/// # Failure semantics
+///
+/// Every call races the node's session: when the node disconnects or
+/// dies, pending calls to it (a long `wait` included) fail at once with
+/// [`RemoteErrorKind::NodeUnavailable`]. Processes spawned with
+/// [`spawn`](Self::spawn) are killed by their node when this client's
+/// session closes; those spawned with
+/// [`spawn_detached`](Self::spawn_detached) keep running.
+#[derive(Debug, Clone)]
+pub struct ClusterClient {
+    inner: Arc<Inner>,
+}
+
+impl ClusterClient {
+    /// Starts the client's own `NodeServer` (it connects to no node yet).
+    pub async fn start(options: ClientOptions) -> Result<Self, RemoteError> {
+        let hostname = options.listen.ip().to_string();
+        let server = NodeServer::new(
+            options.listen.port(),
+            options.cookie.clone(),
+            options.name.clone(),
+            hostname.clone(),
+            None,
+            Some(NodeConnectionMode::Isolated),
+        )
+        .with_listen_addr(options.listen.ip())
+        .with_max_inbound_frame_size(MAX_FRAME_BYTES);
+        let (server, _) = Actor::spawn(None, server, ()).await.map_err(|err| {
+            RemoteError::new(
+                RemoteErrorKind::Connect,
+                format!("cannot start the client's node server: {err}"),
+            )
+        })?;
+        let (table, sessions) = watch::channel(Sessions::new());
+        let subscribed = server.cast(NodeServerMessage::SubscribeToEvents {
+            id: "procward.client".to_owned(),
+            subscription: Box::new(SessionWatcher::new(table, None)),
+        });
+        if let Err(err) = subscribed {
+            server.stop(None);
+            return Err(RemoteError::new(
+                RemoteErrorKind::Connect,
+                format!("cannot watch sessions: {err}"),
+            ));
+        }
+        Ok(ClusterClient {
+            inner: Arc::new(Inner {
+                server,
+                sessions,
+                nodes: Mutex::new(BTreeMap::new()),
+                full_name: format!("{}@{hostname}", options.name),
+                options,
+            }),
+        })
+    }
+
+    /// This client's full node name (`name@host`), as nodes see it.
+    pub fn full_name(&self) -> &str {
+        &self.inner.full_name
+    }
+
+    /// The owner key a node gives to what this client spawns with
+    /// [`spawn`](Self::spawn).
+    pub fn session_owner(&self) -> String {
+        session_owner(&self.inner.full_name)
+    }
+
+    /// Connects to the node at `address`, waits until the session is
+    /// authenticated and the node's registry is visible, and returns the
+    /// node's name.
+    ///
+    /// Fails with [`RemoteErrorKind::Connect`] if the address cannot be
+    /// reached, the node refuses the session (a wrong cookie closes it),
+    /// or nothing is ready within the connect timeout.
+    pub async fn connect(&self, address: impl Into<String>) -> Result<String, RemoteError> {
+        let address = address.into();
+        let connect_err = |why: String| {
+            RemoteError::new(
+                RemoteErrorKind::Connect,
+                format!("cannot connect to {address}: {why}"),
+            )
+        };
+        let resolved = tokio::net::lookup_host(address.as_str())
+            .await
+            .map_err(|err| connect_err(err.to_string()))?
+            .next()
+            .ok_or_else(|| connect_err("the address resolves to nothing".to_owned()))?;
+        let peer = resolved.to_string();
+        let mut sessions = self.inner.sessions.clone();
+        let known: Vec<NodeId> = sessions.borrow_and_update().keys().copied().collect();
+        ractor_cluster::client_connect(&self.inner.server, resolved)
+            .await
+            .map_err(|err| connect_err(err.to_string()))?;
+
+        let deadline = tokio::time::Instant::now() + self.inner.options.connect_timeout;
+        let settled = tokio::time::timeout_at(
+            deadline,
+            sessions.wait_for(|table| {
+                table.iter().any(|(id, ses)| {
+                    !known.contains(id)
+                        && !ses.is_server
+                        && ses.peer_addr == peer
+                        && ses.phase != Phase::Opened
+                })
+            }),
+        )
+        .await;
+        let (node_id, phase) = match settled {
+            Ok(Ok(table)) => table
+                .iter()
+                .find(|(id, ses)| {
+                    !known.contains(id)
+                        && !ses.is_server
+                        && ses.peer_addr == peer
+                        && ses.phase != Phase::Opened
+                })
+                .map(|(id, ses)| (*id, ses.phase))
+                .ok_or_else(|| connect_err("the session vanished".to_owned()))?,
+            Ok(Err(_)) => return Err(connect_err("the client is shutting down".to_owned())),
+            Err(_) => {
+                return Err(connect_err(
+                    "no authenticated session in time (is it a procward node?)".to_owned(),
+                ));
+            }
+        };
+        if phase == Phase::Closed {
+            return Err(connect_err(
+                "the node closed the session (wrong cookie, or a name clash)".to_owned(),
+            ));
+        }
+
+        let gateway = loop {
+            if let Some(gateway) = gateway_of(node_id) {
+                break gateway;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(connect_err(format!(
+                    "the node offers no `{REGISTRY_GROUP}` registry"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let link = NodeLink { node_id, gateway };
+        let info: NodeInfo = self.call_link("?", &link, RemoteRegistryMsg::Info).await?;
+        let mut nodes = self.lock_nodes();
+        nodes.insert(info.node.clone(), link);
+        Ok(info.node)
+    }
+
+    /// The names of the nodes connected now (closed sessions are dropped).
+    pub fn nodes(&self) -> Vec<String> {
+        let sessions = self.inner.sessions.borrow().clone();
+        self.lock_nodes()
+            .iter()
+            .filter(|(_, link)| {
+                sessions
+                    .get(&link.node_id)
+                    .is_some_and(|ses| ses.phase == Phase::Ready)
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Name, running count and handle count of one node.
+    pub async fn info(&self, node: &str) -> Result<NodeInfo, RemoteError> {
+        self.call(node, RemoteRegistryMsg::Info).await
+    }
+
+    /// Starts a process on a node; it is killed when this client's session
+    /// to that node closes. Its owner key is
+    /// [`session_owner`](Self::session_owner) (any owner in `request` is
+    /// replaced).
+    pub async fn spawn(
+        &self,
+        mut request: SpawnRequest,
+        placement: Placement,
+    ) -> Result<RemoteSnapshot, RemoteError> {
+        request.owner = Some(self.session_owner());
+        self.spawn_detached(request, placement).await
+    }
+
+    /// Starts a process on a node that keeps running when this client goes
+    /// away; the request's owner (if any) is kept.
+    pub async fn spawn_detached(
+        &self,
+        request: SpawnRequest,
+        placement: Placement,
+    ) -> Result<RemoteSnapshot, RemoteError> {
+        let node = match placement {
+            Placement::Node(node) => node,
+            Placement::LeastLoaded => self.least_loaded().await?,
+        };
+        let snapshot: Snapshot = self
+            .call(&node, |tx| RemoteRegistryMsg::Spawn(Wire::ok(request), tx))
+            .await?;
+        Ok(RemoteSnapshot {
+            handle: RemoteHandle {
+                node,
+                id: snapshot.handle_id,
+            },
+            snapshot,
+        })
+    }
+
+    /// A snapshot now; never waits for the process.
+    pub async fn poll(&self, handle: &RemoteHandle) -> Result<Snapshot, RemoteError> {
+        let id = handle.id;
+        self.call(&handle.node, |tx| RemoteRegistryMsg::Poll(Wire::ok(id), tx))
+            .await
+    }
+
+    /// Waits until the handle is terminal (or `timeout` passes: then a
+    /// running snapshot with `timed_out`). Fails with
+    /// [`RemoteErrorKind::NodeUnavailable`] as soon as the node goes away.
+    pub async fn wait(
+        &self,
+        handle: &RemoteHandle,
+        timeout: Option<Duration>,
+    ) -> Result<WaitOutcome, RemoteError> {
+        let args = WaitArgs {
+            id: handle.id,
+            timeout,
+        };
+        self.call(&handle.node, |tx| {
+            RemoteRegistryMsg::Wait(Wire::ok(args), tx)
+        })
+        .await
+    }
+
+    /// Kills the tree and answers the terminal snapshot.
+    pub async fn kill(
+        &self,
+        handle: &RemoteHandle,
+        request: KillRequest,
+    ) -> Result<Snapshot, RemoteError> {
+        let args = KillArgs {
+            id: handle.id,
+            request,
+        };
+        self.call(&handle.node, |tx| {
+            RemoteRegistryMsg::Kill(Wire::ok(args), tx)
+        })
+        .await
+    }
+
+    /// Forgets the handle (killing the tree first if it runs); answers
+    /// whether the node knew it.
+    pub async fn release(&self, handle: &RemoteHandle) -> Result<bool, RemoteError> {
+        let id = handle.id;
+        self.call(&handle.node, |tx| {
+            RemoteRegistryMsg::Release(Wire::ok(id), tx)
+        })
+        .await
+    }
+
+    /// Reads one stream from an offset on (the way to tail remote output).
+    pub async fn read(
+        &self,
+        handle: &RemoteHandle,
+        request: ReadRequest,
+    ) -> Result<ReadChunk, RemoteError> {
+        let args = ReadArgs {
+            id: handle.id,
+            request,
+        };
+        self.call(&handle.node, |tx| {
+            RemoteRegistryMsg::Read(Wire::ok(args), tx)
+        })
+        .await
+    }
+
+    /// The handles of one node that pass `filter`, oldest first.
+    pub async fn list_on(
+        &self,
+        node: &str,
+        filter: ListFilter,
+    ) -> Result<Vec<HandleSummary>, RemoteError> {
+        self.call(node, |tx| RemoteRegistryMsg::List(Wire::ok(filter), tx))
+            .await
+    }
+
+    /// The handles of every connected node that pass `filter`, by node
+    /// name, then oldest first. Fails if any node fails.
+    pub async fn list(
+        &self,
+        filter: ListFilter,
+    ) -> Result<Vec<(RemoteHandle, HandleSummary)>, RemoteError> {
+        let mut all = Vec::new();
+        for node in self.nodes() {
+            for summary in self.list_on(&node, filter.clone()).await? {
+                let handle = RemoteHandle {
+                    node: node.clone(),
+                    id: summary.handle_id,
+                };
+                all.push((handle, summary));
+            }
+        }
+        Ok(all)
+    }
+
+    /// Kills every running tree of `owner` on every connected node and
+    /// answers their terminal snapshots. Fails if any node fails.
+    pub async fn kill_owner(
+        &self,
+        owner: impl Into<String>,
+        request: KillRequest,
+    ) -> Result<Vec<RemoteSnapshot>, RemoteError> {
+        let owner = owner.into();
+        let mut all = Vec::new();
+        for node in self.nodes() {
+            let args = KillOwnerArgs {
+                owner: owner.clone(),
+                request,
+            };
+            let killed: Vec<Snapshot> = self
+                .call(&node, |tx| RemoteRegistryMsg::KillOwner(Wire::ok(args), tx))
+                .await?;
+            all.extend(killed.into_iter().map(|snapshot| RemoteSnapshot {
+                handle: RemoteHandle {
+                    node: node.clone(),
+                    id: snapshot.handle_id,
+                },
+                snapshot,
+            }));
+        }
+        Ok(all)
+    }
+
+    /// Leaves the cluster: closes every session (so nodes kill what this
+    /// client spawned with [`spawn`](Self::spawn)) and stops the client's
+    /// node server. Other clones then fail with `NodeUnavailable`.
+    pub async fn shutdown(&self) -> Result<(), RemoteError> {
+        self.inner
+            .server
+            .stop_and_wait(Some("cluster client shutdown".to_owned()), None)
+            .await
+            .map_err(|err| RemoteError::new(RemoteErrorKind::Internal, err.to_string()))
+    }
+
+    async fn least_loaded(&self) -> Result<String, RemoteError> {
+        let mut best: Option<(usize, String)> = None;
+        for node in self.nodes() {
+            // A node that fails to answer is skipped: placement goes to the
+            // nodes that can take the spawn.
+            let Ok(info) = self.info(&node).await else {
+                continue;
+            };
+            if best
+                .as_ref()
+                .is_none_or(|(running, _)| info.running < *running)
+            {
+                best = Some((info.running, node));
+            }
+        }
+        best.map(|(_, node)| node).ok_or_else(|| {
+            RemoteError::new(
+                RemoteErrorKind::NoNodes,
+                "no connected node can take a spawn",
+            )
+        })
+    }
+
+    fn lock_nodes(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, NodeLink>> {
+        // The table stays consistent even if a holder panicked: every
+        // operation on it is a single insert or read.
+        self.inner
+            .nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        node: &str,
+        build: impl FnOnce(RpcReplyPort<Wire<T>>) -> RemoteRegistryMsg,
+    ) -> Result<T, RemoteError> {
+        let link = self.lock_nodes().get(node).cloned().ok_or_else(|| {
+            RemoteError::new(
+                RemoteErrorKind::UnknownNode,
+                format!("no connected node is named `{node}`"),
+            )
+        })?;
+        self.call_link(node, &link, build).await
+    }
+
+    /// Sends one call to a node's gateway and races it against the node's
+    /// session closing.
+    async fn call_link<T: Send + 'static>(
+        &self,
+        node: &str,
+        link: &NodeLink,
+        build: impl FnOnce(RpcReplyPort<Wire<T>>) -> RemoteRegistryMsg,
+    ) -> Result<T, RemoteError> {
+        let mut sessions = self.inner.sessions.clone();
+        let node_id = link.node_id;
+        let closed = |table: &Sessions| {
+            table
+                .get(&node_id)
+                .is_none_or(|ses| ses.phase == Phase::Closed)
+        };
+        if closed(&sessions.borrow_and_update()) {
+            return Err(RemoteError::node_unavailable(node, "its session is closed"));
+        }
+        let call = link.gateway.call(build, None);
+        let answer = tokio::select! {
+            answer = call => answer,
+            _ = sessions.wait_for(closed) => {
+                return Err(RemoteError::node_unavailable(node, "its session closed"));
+            }
+        };
+        match answer {
+            Ok(CallResult::Success(wire)) => wire.into_result(),
+            Ok(CallResult::Timeout | CallResult::SenderError) => {
+                // The reply port was dropped: usually the session is going
+                // down; give it a moment to say so.
+                let grace = self.inner.options.no_reply_grace;
+                let _ = tokio::time::timeout(grace, sessions.wait_for(closed)).await;
+                Err(RemoteError::node_unavailable(node, "it did not answer"))
+            }
+            Err(err) => Err(RemoteError::node_unavailable(node, err)),
+        }
+    }
+}
+
+/// The gateway that node `node_id` put into [`REGISTRY_GROUP`], if it is
+/// there yet.
+fn gateway_of(node_id: NodeId) -> Option<ActorRef<RemoteRegistryMsg>> {
+    ractor::pg::get_members(&REGISTRY_GROUP.to_owned())
+        .into_iter()
+        .find(|cell| matches!(cell.get_id(), ActorId::Remote { node_id: id, .. } if id == node_id))
+        .map(ActorRef::from)
+}

@@ -1,0 +1,121 @@
+//! [`RemoteError`]: a serializable error that crosses node boundaries.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// What kind of failure a [`RemoteError`] reports: what a caller can branch
+/// on without reading the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RemoteErrorKind {
+    /// The request was rejected before anything was started.
+    InvalidRequest,
+    /// The OS on the node refused to start the program.
+    SpawnFailed,
+    /// The node's spawn policy refused the request.
+    PolicyDenied,
+    /// No handle with this id is known on that node.
+    UnknownHandle,
+    /// A read asked for an offset past what the stream has seen.
+    OffsetOutOfRange,
+    /// The node's registry is not running or did not answer.
+    RegistryUnavailable,
+    /// The node disconnected or died, or the request could not reach it.
+    NodeUnavailable,
+    /// No connected node has this name.
+    UnknownNode,
+    /// The client is connected to no node that could take the request.
+    NoNodes,
+    /// Connecting to a node failed: the address is unreachable, or the
+    /// node refused the session (a wrong cookie), or it did not offer a
+    /// procward registry in time.
+    Connect,
+    /// A message could not be encoded or decoded (a peer of another
+    /// version, or a corrupted frame).
+    Protocol,
+    /// An answer was larger than a cluster frame may be; use `read` to
+    /// fetch output in pieces.
+    TooLarge,
+    /// Anything else that failed on the node.
+    Internal,
+    /// A kind this version does not know (sent by a newer peer).
+    #[serde(other)]
+    Other,
+}
+
+/// A failure of a request to a remote registry: its [`kind`](Self::kind)
+/// and a human message. Unlike [`Error`] it holds only plain data, so it
+/// can travel between nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{kind:?}: {message}")]
+pub struct RemoteError {
+    /// What kind of failure.
+    pub kind: RemoteErrorKind,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+impl RemoteError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: RemoteErrorKind, message: impl Into<String>) -> Self {
+        RemoteError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The node `node` is gone or cannot be reached.
+    pub fn node_unavailable(node: &str, why: impl std::fmt::Display) -> Self {
+        RemoteError::new(
+            RemoteErrorKind::NodeUnavailable,
+            format!("node `{node}` is unavailable: {why}"),
+        )
+    }
+
+    /// Whether this error says that the node is gone.
+    pub fn is_node_unavailable(&self) -> bool {
+        self.kind == RemoteErrorKind::NodeUnavailable
+    }
+}
+
+impl From<Error> for RemoteError {
+    fn from(err: Error) -> Self {
+        let kind = match &err {
+            Error::InvalidRequest { .. } | Error::MalformedHandle(_) => {
+                RemoteErrorKind::InvalidRequest
+            }
+            Error::Spawn { .. } => RemoteErrorKind::SpawnFailed,
+            Error::PolicyDenied { .. } => RemoteErrorKind::PolicyDenied,
+            Error::UnknownHandle(_) => RemoteErrorKind::UnknownHandle,
+            Error::OffsetOutOfRange { .. } => RemoteErrorKind::OffsetOutOfRange,
+            Error::RegistryUnavailable { .. } | Error::NoReply { .. } => {
+                RemoteErrorKind::RegistryUnavailable
+            }
+            _ => RemoteErrorKind::Internal,
+        };
+        RemoteError::new(kind, err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HandleId;
+
+    #[test]
+    fn maps_unknown_handle() {
+        let id: HandleId = "psh-1-1".parse().unwrap();
+        let err = RemoteError::from(Error::UnknownHandle(id));
+        assert_eq!(err.kind, RemoteErrorKind::UnknownHandle);
+        assert!(err.message.contains("psh-1-1"));
+    }
+
+    #[test]
+    fn unknown_kind_decodes_as_other() {
+        let err: RemoteError =
+            serde_json::from_str(r#"{"kind":"from_the_future","message":"x"}"#).unwrap();
+        assert_eq!(err.kind, RemoteErrorKind::Other);
+    }
+}

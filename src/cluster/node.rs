@@ -1,0 +1,201 @@
+//! `procward node`: a registry that other nodes reach through
+//! ractor_cluster.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef};
+use ractor_cluster::node::NodeConnectionMode;
+use ractor_cluster::{NodeServer, NodeServerMessage};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+
+use super::cookie::read_cookie_file;
+use super::error::{RemoteError, RemoteErrorKind};
+use super::events::SessionWatcher;
+use super::gateway::{GatewayArgs, REGISTRY_GROUP, RemoteRegistryActor};
+use super::wire::MAX_FRAME_BYTES;
+use crate::config::RegistryConfig;
+use crate::messages::KillRequest;
+use crate::registry::Registry;
+
+/// How long the runtime may take to stop after the node has shut down.
+const RUNTIME_STOP_WAIT: Duration = Duration::from_millis(200);
+
+/// The owner key of the processes a client session spawns without asking
+/// them to outlive it. `peer` is the client's full node name
+/// (`name@hostname`). When that session closes, the node kills every
+/// running process of this owner.
+pub fn session_owner(peer: &str) -> String {
+    format!("procward.session:{peer}")
+}
+
+/// Arguments of `procward node`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeOptions {
+    /// Address and port to listen on for other nodes and clients, e.g.
+    /// 127.0.0.1:7400.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: SocketAddr,
+
+    /// This node's name; clients address spawns to it.
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+
+    /// File holding the cluster's magic cookie; must be private to its
+    /// owner (mode 600) and not empty.
+    #[arg(long, value_name = "PATH")]
+    pub cookie_file: PathBuf,
+}
+
+/// Runs `procward node` to completion (SIGTERM or SIGINT) and returns the
+/// process exit code. Errors are printed to stderr.
+pub fn node_main(options: NodeOptions) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("procward: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ran = runtime.block_on(async {
+        let mut terminate = signal(SignalKind::terminate())
+            .map_err(|err| RemoteError::new(RemoteErrorKind::Internal, err.to_string()))?;
+        let mut interrupt = signal(SignalKind::interrupt())
+            .map_err(|err| RemoteError::new(RemoteErrorKind::Internal, err.to_string()))?;
+        let stop = async move {
+            let name = tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = interrupt.recv() => "SIGINT",
+            };
+            tracing::info!(signal = name, "node shutting down");
+        };
+        run_node(options, stop).await
+    });
+    runtime.shutdown_timeout(RUNTIME_STOP_WAIT);
+    match ran {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            eprintln!("procward: {}", err.message);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn internal(what: &str, err: impl std::fmt::Display) -> RemoteError {
+    RemoteError::new(RemoteErrorKind::Internal, format!("{what}: {err}"))
+}
+
+/// Runs a node until `stop` completes: a registry (reaping orphans), its
+/// gateway in [`REGISTRY_GROUP`], and a `NodeServer` on `options.listen`
+/// that admits peers with the cookie. Prints one line,
+/// `procward node <name> listening on <addr>`, to stdout once peers can
+/// connect. When `stop` completes, every process is killed and reaped
+/// before this returns.
+pub async fn run_node(
+    options: NodeOptions,
+    stop: impl Future<Output = ()>,
+) -> Result<(), RemoteError> {
+    let cookie = read_cookie_file(&options.cookie_file)?;
+    if options.name.is_empty() || options.name.contains('@') {
+        return Err(RemoteError::new(
+            RemoteErrorKind::InvalidRequest,
+            "the node name must be non-empty and without `@`",
+        ));
+    }
+    let registry = Registry::start(RegistryConfig::default().reap_orphans(true))
+        .await
+        .map_err(RemoteError::from)?;
+    let gateway_args = GatewayArgs {
+        registry: registry.clone(),
+        node: options.name.clone(),
+    };
+    let (gateway, _) = Actor::spawn(None, RemoteRegistryActor, gateway_args)
+        .await
+        .map_err(|err| internal("cannot start the gateway", err))?;
+    ractor::pg::join(REGISTRY_GROUP.to_owned(), vec![gateway.get_cell()]);
+
+    let served = serve(&options, cookie, &registry, stop).await;
+
+    // The node's children never outlive it.
+    gateway.stop(Some("node stopping".to_owned()));
+    let shut = registry.shutdown().await.map_err(RemoteError::from);
+    served.and(shut)
+}
+
+async fn serve(
+    options: &NodeOptions,
+    cookie: String,
+    registry: &Registry,
+    stop: impl Future<Output = ()>,
+) -> Result<(), RemoteError> {
+    let server = NodeServer::new(
+        options.listen.port(),
+        cookie,
+        options.name.clone(),
+        options.listen.ip().to_string(),
+        None,
+        Some(NodeConnectionMode::Isolated),
+    )
+    .with_listen_addr(options.listen.ip())
+    .with_max_inbound_frame_size(MAX_FRAME_BYTES);
+    let (server, _) = Actor::spawn(None, server, ()).await.map_err(|err| {
+        RemoteError::new(
+            RemoteErrorKind::Internal,
+            format!("cannot listen on {}: {err}", options.listen),
+        )
+    })?;
+    let (table, _) = watch::channel(Default::default());
+    let (closed_tx, closed_rx) = mpsc::unbounded_channel();
+    let subscribed = server.cast(NodeServerMessage::SubscribeToEvents {
+        id: "procward.node".to_owned(),
+        subscription: Box::new(SessionWatcher::new(table, Some(closed_tx))),
+    });
+    if let Err(err) = subscribed {
+        server.stop(None);
+        return Err(internal("cannot watch sessions", err));
+    }
+    let reaper = tokio::spawn(kill_closed_sessions(registry.clone(), closed_rx));
+    println!(
+        "procward node {} listening on {}",
+        options.name, options.listen
+    );
+    stop.await;
+    stop_server(server).await;
+    reaper.abort();
+    Ok(())
+}
+
+async fn stop_server(server: ActorRef<NodeServerMessage>) {
+    let _ = server
+        .stop_and_wait(
+            Some("node stopping".to_owned()),
+            Some(Duration::from_secs(2)),
+        )
+        .await;
+}
+
+/// When a client session closes, kills what it spawned without asking to
+/// outlive it.
+async fn kill_closed_sessions(registry: Registry, mut closed: mpsc::UnboundedReceiver<String>) {
+    while let Some(peer) = closed.recv().await {
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let owner = session_owner(&peer);
+            match registry.kill_owner(owner, KillRequest::default()).await {
+                Ok(killed) if !killed.is_empty() => {
+                    tracing::info!(%peer, killed = killed.len(), "session closed; killed its processes");
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(%peer, %err, "session closed; kill_owner failed"),
+            }
+        });
+    }
+}
