@@ -120,6 +120,11 @@ fn millis(duration: Duration) -> u64 {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    // Without the `cluster` feature `serve` is the only subcommand.
+    #[cfg_attr(
+        not(feature = "cluster"),
+        allow(clippy::infallible_destructuring_match)
+    )]
     let args = match cli.command {
         Command::Serve(args) => args,
         #[cfg(feature = "cluster")]
