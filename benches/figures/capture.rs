@@ -104,9 +104,11 @@ pub(crate) async fn capture(opts: &Opts) -> Vec<Row> {
     vec![
         Row::new("capture 1 GiB, default caps", Unit::BytesPerSec, pw.clone())
             .baseline("`head -c 1G /dev/zero | cat >/dev/null`", pipe)
+            .paired()
             .target(Target::Ratio(0.85), "≥ 0.85×"),
         Row::new("capture 1 GiB, default caps", Unit::BytesPerSec, pw)
-            .baseline("tokio::process, 64 KiB reads dropped", discard),
+            .baseline("tokio::process, 64 KiB reads dropped", discard)
+            .paired(),
         Row::new("capture 1 GiB: peak RSS growth", Unit::Bytes, growth)
             .target(Target::Absolute(64.0 * 1024.0 * 1024.0), "≤ 64 MiB"),
     ]

@@ -131,6 +131,10 @@ pub(crate) struct Row {
     pub(crate) target: Target,
     /// How the target reads in the table.
     pub(crate) target_text: String,
+    /// Sample `i` of both sides comes from the same round: the ratio is
+    /// then the median of the per-round ratios, which cancels the drift
+    /// of a shared machine better than a ratio of medians.
+    pub(crate) paired: bool,
 }
 
 impl Row {
@@ -143,7 +147,14 @@ impl Row {
             baseline: None,
             target: Target::None,
             target_text: "report".to_owned(),
+            paired: false,
         }
+    }
+
+    /// Marks the samples as taken in pairs, one of each side per round.
+    pub(crate) fn paired(mut self) -> Self {
+        self.paired = true;
+        self
     }
 
     pub(crate) fn baseline(mut self, name: impl Into<String>, samples: Samples) -> Self {
@@ -169,9 +180,18 @@ impl Row {
         }
     }
 
-    /// procward's headline figure over the baseline's.
+    /// procward's headline figure over the baseline's: the median of the
+    /// per-round ratios for paired medians, else the ratio of the
+    /// headline figures.
     pub(crate) fn ratio(&self) -> Option<f64> {
         let (_, baseline) = self.baseline.as_ref()?;
+        if self.paired && self.stat == Stat::Median && baseline.len() == self.procward.len() {
+            let mut ratios = Samples::default();
+            for (p, b) in self.procward.values().iter().zip(baseline.values()) {
+                ratios.push(p / b);
+            }
+            return Some(ratios.median());
+        }
         Some(self.headline(&self.procward) / self.headline(baseline))
     }
 

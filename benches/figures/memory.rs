@@ -158,6 +158,7 @@ pub(crate) fn memory(opts: &Opts) -> Vec<Row> {
             pw,
         )
         .baseline("tokio::process child + 2 reader tasks", raw)
+        .paired()
         .target(Target::Absolute(16.0 * 1024.0), "≤ 16 KiB"),
     ]
 }

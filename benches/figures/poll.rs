@@ -199,9 +199,11 @@ pub(crate) async fn poll(opts: &Opts) -> Vec<Row> {
     let reg8 = take("reg8");
     vec![
         Row::new("poll, finished, 5 B, 1 caller", Unit::PerSec, reg1.clone())
-            .baseline("mutex registry, 1 caller", take("mutex1")),
+            .baseline("mutex registry, 1 caller", take("mutex1"))
+            .paired(),
         Row::new("poll, finished, 5 B, 8 callers", Unit::PerSec, reg8.clone())
             .baseline("mutex registry, 8 callers", take("mutex8"))
+            .paired()
             .target(Target::Absolute(700_000.0), "≥ 700,000/s"),
         Row::new(
             "poll, finished, 10 MiB, 1 caller (cost)",
@@ -212,13 +214,15 @@ pub(crate) async fn poll(opts: &Opts) -> Vec<Row> {
         .target(Target::Absolute(20e-6), "≤ 20 µs"),
         Row::new("poll, finished, 10 MiB, 1 caller", Unit::PerSec, big1)
             .baseline("same poll of 5 B", reg1)
+            .paired()
             .target(Target::Ratio(0.5), "within 2× (≥ 0.50×)"),
         Row::new(
             "probe: bare ractor call answering a snapshot, 8 callers",
             Unit::PerSec,
             take("hold8"),
         )
-        .baseline("registry poll, 8 callers", reg8),
+        .baseline("registry poll, 8 callers", reg8)
+        .paired(),
         Row::new(
             "probe: bare ractor call answering a snapshot, 1 caller",
             Unit::PerSec,
