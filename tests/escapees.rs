@@ -18,7 +18,10 @@ fn alive(pid: u32) -> bool {
 /// prints its pid; returns the handle and that pid.
 async fn spawn_escapee(registry: &Registry) -> (procward::Snapshot, u32) {
     let spawned = registry
-        .spawn(SpawnRequest::shell("setsid sleep 300 & echo $!; wait"))
+        .spawn(SpawnRequest::shell(
+            // The escapee prints its pid only once it has left the group.
+            "setsid sh -c 'echo $$; exec sleep 300' & wait",
+        ))
         .await
         .expect("the shell starts");
     let mut feed = registry

@@ -40,7 +40,7 @@ fn the_server_hunts_setsid_escapees_by_default() {
     let mut server = Server::start(&[]);
     let spawned = server.io.call(
         "spawn",
-        json!({"command": "setsid sleep 300 & echo $!; wait", "mode": "shell"}),
+        json!({"command": "setsid sh -c 'echo $$; exec sleep 300' & wait", "mode": "shell"}),
     );
     let handle = spawned["handle_id"].clone();
     // Read until the escapee's pid is printed.

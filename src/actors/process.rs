@@ -327,16 +327,27 @@ impl ProcessState {
             return;
         }
         self.evicted = true;
-        self.notice_exit(myself);
-        if self.terminal.is_some() {
-            return;
-        }
-        self.settle(Status::Killed);
-        if self.leader_exited {
-            self.finish(myself);
-        } else {
+        if self.start_ending(myself, Status::Killed) {
             self.signal(Signal::KILL);
         }
+    }
+
+    /// Starts ending the process for a kill, the timeout or an eviction:
+    /// handles an exit that came first (with its event still queued: the
+    /// exit then settles the status), settles `status`, and ends the drain
+    /// at once if only the drain was left. Returns whether the child still
+    /// runs and must be signalled.
+    fn start_ending(&mut self, myself: &ActorRef<ProcessMsg>, status: Status) -> bool {
+        self.notice_exit(myself);
+        if self.terminal.is_some() {
+            return false;
+        }
+        self.settle(status);
+        if self.leader_exited {
+            self.finish(myself);
+            return false;
+        }
+        true
     }
 
     fn capture_mut(&mut self, stream: OutputStream) -> &mut Capture {
@@ -454,16 +465,7 @@ impl ProcessState {
         };
         self.killers.retain(|port| !port.is_closed());
         self.killers.push(reply);
-        // The child may have exited before this kill, with the exit event
-        // still queued: the exit came first, so it settles the status.
-        self.notice_exit(myself);
-        if self.terminal.is_some() {
-            return;
-        }
-        self.settle(Status::Killed);
-        if self.leader_exited {
-            // Only the drain is left: end it now.
-            self.finish(myself);
+        if !self.start_ending(myself, Status::Killed) {
             return;
         }
         self.signal(signal);
@@ -518,15 +520,8 @@ impl ProcessState {
                 self.finish(myself);
             }
             Event::TimeoutExpired => {
-                self.notice_exit(myself);
-                if self.terminal.is_some() {
-                    return Ok(());
-                }
-                tracing::info!(handle = %self.id, "spawn timeout passed; killing the process tree");
-                self.settle(Status::TimedOut);
-                if self.leader_exited {
-                    self.finish(myself);
-                } else {
+                if self.start_ending(myself, Status::TimedOut) {
+                    tracing::info!(handle = %self.id, "spawn timeout passed; killing the process tree");
                     self.signal(Signal::KILL);
                 }
             }
