@@ -39,6 +39,7 @@
 //! - Responses to concurrent requests come in the order the requests
 //!   finish: match them by `id`.
 
+mod config;
 mod dispatcher;
 mod encoding;
 mod error;
@@ -53,6 +54,7 @@ mod signal;
 mod socket;
 mod stdin_order;
 
+pub use config::ServeConfig;
 pub use dispatcher::Dispatcher;
 pub use error::{ErrorKind, JsonError};
 pub use request::{Rejected, Request, response_line, too_long};

@@ -103,6 +103,13 @@ struct ServeArgs {
     /// group with `setsid`.
     #[arg(long)]
     no_kill_escapees: bool,
+
+    /// A JSON file with the spawn policy every request passes and the
+    /// named profiles a spawn may ask for with `sandbox_profile` (see
+    /// docs/security.md). Without it every spawn is allowed and every
+    /// `sandbox_profile` is denied.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
 }
 
 fn at_least_one(text: &str) -> Result<usize, String> {
@@ -180,6 +187,10 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .kill_grace(Duration::from_millis(args.kill_grace_ms))
         .reap_orphans(!args.no_reap_orphans)
         .kill_escapees(!args.no_kill_escapees);
+    let config = match &args.config {
+        Some(path) => json::ServeConfig::load(path)?.apply(config),
+        None => config,
+    };
     let registry = Registry::start(config).await?;
     let options = ServeOptions::default()
         .max_line_bytes(args.max_line_bytes)
