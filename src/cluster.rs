@@ -43,6 +43,7 @@ mod cookie;
 mod error;
 mod events;
 mod gateway;
+mod guard;
 mod node;
 mod wire;
 

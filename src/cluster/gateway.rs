@@ -7,6 +7,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use super::error::RemoteError;
 use super::wire::Wire;
@@ -117,10 +118,26 @@ pub struct RemoteRegistryActor;
 /// What a gateway needs: the registry it forwards to and its node's name.
 #[derive(Debug, Clone)]
 pub struct GatewayArgs {
-    /// The local registry.
-    pub registry: Registry,
-    /// This node's name, reported by [`RemoteRegistryMsg::Info`].
-    pub node: String,
+    registry: Registry,
+    node: String,
+    /// Told the pid (= process group) of every spawn, as `+pid`.
+    spawned: Option<mpsc::UnboundedSender<String>>,
+}
+
+impl GatewayArgs {
+    /// A gateway for `registry` on the node named `node`.
+    pub fn new(registry: Registry, node: impl Into<String>) -> Self {
+        GatewayArgs {
+            registry,
+            node: node.into(),
+            spawned: None,
+        }
+    }
+
+    pub(crate) fn spawned_to(mut self, notes: mpsc::UnboundedSender<String>) -> Self {
+        self.spawned = Some(notes);
+        self
+    }
 }
 
 /// Runs `work` in a task and sends its result through `port`. A caller
@@ -176,9 +193,16 @@ impl Actor for RemoteRegistryActor {
                     })
                 });
             }
-            RemoteRegistryMsg::Spawn(request, port) => answer(port, async move {
-                Ok(registry.spawn(request.into_result()?).await?)
-            }),
+            RemoteRegistryMsg::Spawn(request, port) => {
+                let notes = state.spawned.clone();
+                answer(port, async move {
+                    let snapshot = registry.spawn(request.into_result()?).await?;
+                    if let Some(notes) = notes {
+                        let _ = notes.send(format!("+{}", snapshot.pid));
+                    }
+                    Ok(snapshot)
+                })
+            }
             RemoteRegistryMsg::Poll(id, port) => {
                 answer(
                     port,

@@ -17,6 +17,7 @@ use super::cookie::read_cookie_file;
 use super::error::{RemoteError, RemoteErrorKind};
 use super::events::SessionWatcher;
 use super::gateway::{GatewayArgs, REGISTRY_GROUP, RemoteRegistryActor};
+use super::guard::Guard;
 use super::wire::MAX_FRAME_BYTES;
 use crate::config::RegistryConfig;
 use crate::messages::KillRequest;
@@ -113,10 +114,10 @@ pub async fn run_node(
     let registry = Registry::start(RegistryConfig::default().reap_orphans(true))
         .await
         .map_err(RemoteError::from)?;
-    let gateway_args = GatewayArgs {
-        registry: registry.clone(),
-        node: options.name.clone(),
-    };
+    let guard = Guard::start()?;
+    let reconciler = guard.reconcile(registry.clone());
+    let gateway_args =
+        GatewayArgs::new(registry.clone(), options.name.clone()).spawned_to(guard.notes());
     let (gateway, _) = Actor::spawn(None, RemoteRegistryActor, gateway_args)
         .await
         .map_err(|err| internal("cannot start the gateway", err))?;
@@ -127,6 +128,12 @@ pub async fn run_node(
     // The node's children never outlive it.
     gateway.stop(Some("node stopping".to_owned()));
     let shut = registry.shutdown().await.map_err(RemoteError::from);
+    reconciler.abort();
+    if shut.is_ok() {
+        guard.dismiss().await;
+    }
+    // If the registry could not shut down, dropping the guard's pipe makes
+    // it kill whatever is left.
     served.and(shut)
 }
 

@@ -1,6 +1,6 @@
 //! Runs real `procward node` processes on 127.0.0.1 for the `cluster_*`
 //! tests: cookie files, free ports, start, SIGKILL by pid, /proc checks.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::fs;
 use std::io::{BufRead, BufReader};

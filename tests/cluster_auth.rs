@@ -1,0 +1,53 @@
+//! Cookies: the right one admits a client, a wrong one is refused, and a
+//! node refuses to start with a missing, empty or shared cookie file.
+#![cfg(feature = "cluster")]
+
+#[path = "cluster_support/nodes.rs"]
+mod nodes;
+
+use nodes::{Node, Scratch, Started};
+use procward::cluster::{ClientOptions, ClusterClient, RemoteErrorKind};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn right_cookie_connects_wrong_cookie_is_refused() {
+    let scratch = Scratch::new("auth");
+    let cookie = scratch.cookie("cookie", "the-right-cookie", 0o600);
+    let node = Node::start("auth-node", &cookie);
+
+    let intruder = ClusterClient::start(ClientOptions::new("a-wrong-cookie"))
+        .await
+        .unwrap();
+    let refused = intruder.connect(node.addr.clone()).await.unwrap_err();
+    assert_eq!(refused.kind, RemoteErrorKind::Connect, "{refused}");
+    assert!(intruder.nodes().is_empty());
+
+    let friend = ClusterClient::start(ClientOptions::new("the-right-cookie"))
+        .await
+        .unwrap();
+    assert_eq!(
+        friend.connect(node.addr.clone()).await.unwrap(),
+        "auth-node"
+    );
+    assert_eq!(friend.nodes(), vec!["auth-node".to_owned()]);
+    let info = friend.info("auth-node").await.unwrap();
+    assert_eq!(info.running, 0);
+}
+
+#[test]
+fn node_refuses_bad_cookie_files() {
+    let scratch = Scratch::new("auth-files");
+    let cases = [
+        (scratch.0.join("missing"), "cannot be read"),
+        (scratch.cookie("empty", "\n", 0o600), "is empty"),
+        (scratch.cookie("group", "secret", 0o640), "chmod 600"),
+        (scratch.cookie("world", "secret", 0o604), "chmod 600"),
+    ];
+    for (path, expected) in cases {
+        match Node::try_start("refuser", &path) {
+            Started::Ready(_) => panic!("node started with {}", path.display()),
+            Started::Failed { stderr } => {
+                assert!(stderr.contains(expected), "{}: {stderr}", path.display());
+            }
+        }
+    }
+}
