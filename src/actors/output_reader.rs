@@ -34,62 +34,37 @@ pub(crate) async fn read_stream(
             break;
         }
         let mut buf = BytesMut::with_capacity(READ_SIZE);
-        let end = fill(&pipe, &mut buf);
-        if !buf.is_empty() {
-            // A nearly full buffer is kept as is; a small read is copied out
-            // so a few bytes never pin a whole 64 KiB allocation.
-            let chunk = if buf.len() >= READ_SIZE * 3 / 4 {
-                buf.freeze()
-            } else {
-                Bytes::copy_from_slice(&buf)
-            };
-            let event = Event::Output {
-                stream,
-                chunk,
-                _permit: permit,
-            };
-            if actor.cast(event.into()).is_err() {
-                return;
+        let n = match pipe.try_read_buf(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
             }
-        }
-        match end {
-            Fill::Drained => {}
-            Fill::Eof => break,
-            Fill::Failed(err) => {
+            Err(err) => {
                 tracing::warn!(stream = stream.as_str(), %err, "reading the pipe failed; capture ends");
                 break;
             }
+        };
+        // A nearly full buffer is kept as is; a small read is copied out so
+        // a few bytes never pin a whole 64 KiB allocation.
+        let chunk = if n >= READ_SIZE * 3 / 4 {
+            buf.freeze()
+        } else {
+            Bytes::copy_from_slice(&buf[..n])
+        };
+        let event = Event::Output {
+            stream,
+            chunk,
+            _permit: permit,
+        };
+        if actor.cast(event.into()).is_err() {
+            return;
         }
     }
     let _ = actor.cast(Event::StreamClosed(stream).into());
-}
-
-/// How filling a buffer from the pipe ended.
-enum Fill {
-    /// The buffer is full, or the pipe is empty for now.
-    Drained,
-    /// End of file: every writer has closed the pipe.
-    Eof,
-    /// Reading failed, which ends the capture too.
-    Failed(std::io::Error),
-}
-
-/// Reads what the pipe holds into `buf` until `buf` is full or the pipe is
-/// empty. Filling the buffer, rather than sending each read as it comes,
-/// matters for a fast writer: it writes in small pieces (`head` in 8 KiB
-/// writes), and one message per piece cost a copy, a message and a wake-up
-/// of the actor each, which made capture several times more
-/// context-switch-heavy than the child itself.
-fn fill(pipe: &pipe::Receiver, buf: &mut BytesMut) -> Fill {
-    // Never read into a full `BytesMut`: it would grow it.
-    while buf.len() < buf.capacity() {
-        match pipe.try_read_buf(buf) {
-            Ok(0) => return Fill::Eof,
-            Ok(_) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return Fill::Drained,
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(err) => return Fill::Failed(err),
-        }
-    }
-    Fill::Drained
 }
