@@ -14,4 +14,5 @@ mod registry;
 mod stdin_writer;
 mod subscribers;
 
+pub(crate) use child::Spawned;
 pub use registry::{RegistryActor, RegistryState};

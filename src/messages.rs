@@ -22,7 +22,7 @@ pub use output::{
 };
 pub(crate) use process::Event;
 pub use process::{ProcessEvent, ProcessMsg};
-pub(crate) use registry::Report;
+pub(crate) use registry::{Forked, Report};
 pub use registry::{ProcessReport, RegistryMsg};
 pub use snapshot::{HandleSummary, ListFilter, Snapshot, Status, StreamOutput, WaitOutcome};
 pub use spawn::{Command, KillRequest, SHELL, SIGKILL, SIGTERM, SpawnRequest};

@@ -28,7 +28,19 @@ async fn spawn_escapee(registry: &Registry) -> (procward::Snapshot, u32) {
         .subscribe(spawned.handle_id)
         .await
         .expect("subscribed");
-    let mut text = String::new();
+    // What was printed before the subscription, then the live chunks.
+    let earlier = registry
+        .read(
+            spawned.handle_id,
+            procward::ReadRequest {
+                stream: procward::OutputStream::Stdout,
+                offset: 0,
+                max_bytes: Some(feed.subscribed.stdout_offset as usize),
+            },
+        )
+        .await
+        .expect("read what came before");
+    let mut text = String::from_utf8_lossy(&earlier.bytes).into_owned();
     while !text.contains('\n') {
         match feed.recv().await {
             Some(OutputEvent::Chunk { bytes, .. }) => {

@@ -38,7 +38,19 @@ async fn pause_stops_the_tree_and_resume_lets_it_go_on() {
     let mut feed = registry.subscribe(spawned.handle_id).await.unwrap();
     // The counter may print before the shell prints its pid: look for the
     // `pid N` line among the first lines.
-    let mut text = String::new();
+    // What was printed before the subscription, then the live chunks.
+    let earlier = registry
+        .read(
+            spawned.handle_id,
+            procward::ReadRequest {
+                stream: procward::OutputStream::Stdout,
+                offset: 0,
+                max_bytes: Some(feed.subscribed.stdout_offset as usize),
+            },
+        )
+        .await
+        .expect("read what came before");
+    let mut text = String::from_utf8_lossy(&earlier.bytes).into_owned();
     let counter: u32 = loop {
         let pid = text
             .lines()

@@ -48,6 +48,7 @@ impl ExitInfo {
 
 /// A started child with the read ends of its stdout and stderr pipes, and
 /// the write end of its stdin unless that is `/dev/null`.
+#[derive(Debug)]
 pub(crate) struct Spawned {
     pub(crate) child: ChildProcess,
     pub(crate) stdin: Option<pipe::Sender>,

@@ -24,8 +24,8 @@ use super::{child, escapees};
 use crate::config::RegistryConfig;
 use crate::error::{Error, Result};
 use crate::messages::{
-    HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ProcessReport, RegistryMsg,
-    Report, Snapshot, SpawnRequest, Status, StreamOutput, WaitOutcome,
+    Forked, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ProcessReport,
+    RegistryMsg, Report, Snapshot, SpawnRequest, Status, StreamOutput, WaitOutcome,
 };
 use crate::policy::{Denied, PolicyContext, SpawnPolicy};
 
@@ -103,10 +103,7 @@ impl Actor for RegistryActor {
         state: &mut RegistryState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            RegistryMsg::Spawn(request, reply) => {
-                let result = state.spawn(&myself, request).await;
-                send(reply, result);
-            }
+            RegistryMsg::Spawn(request, reply) => state.spawn(&myself, request, reply),
             RegistryMsg::Poll(id, reply) => {
                 state.route(id, reply, ProcessMsg::Poll, |s| Ok(s.clone()), true)
             }
@@ -171,7 +168,13 @@ impl Actor for RegistryActor {
                 state.kill_owner(owner, request, reply)
             }
             RegistryMsg::ReleaseOwner(owner, reply) => state.release_owner(owner, reply),
-            RegistryMsg::Report(ProcessReport(report)) => state.on_report(report),
+            RegistryMsg::Report(ProcessReport(report)) => {
+                if let Some(forked) = state.on_report(report) {
+                    // Boxed: the one await of this handler; unboxed, every
+                    // message would pay for this arm's large future.
+                    Box::pin(state.start_process(&myself, *forked)).await
+                }
+            }
         }
         Ok(())
     }
@@ -299,8 +302,10 @@ impl RegistryState {
         }
     }
 
-    fn on_report(&mut self, report: Report) {
+    /// Handles a report; a forked child is handed back to be started.
+    fn on_report(&mut self, report: Report) -> Option<Box<Forked>> {
         match report {
+            Report::Forked(forked) => return Some(forked),
             Report::Observed(id) => self.observe(id),
             Report::Finished {
                 snapshot,
@@ -321,6 +326,7 @@ impl RegistryState {
                 let _ = actor.drain();
             }
         }
+        None
     }
 
     fn on_actor_gone(&mut self, actor: ActorId, reason: &str) {
@@ -342,15 +348,18 @@ impl RegistryState {
         }
     }
 
-    async fn spawn(
+    /// Checks the request and forks the child off the registry's own loop
+    /// (posix_spawn blocks until the program is executed, about half a
+    /// millisecond); the forked child comes back as `Report::Forked`.
+    fn spawn(
         &mut self,
         myself: &ActorRef<RegistryMsg>,
         mut request: SpawnRequest,
-    ) -> Result<Snapshot> {
-        request.validate()?;
-        self.apply_policy(&mut request)?;
-        // A policy may have rewritten it: check again what will run.
-        request.validate()?;
+        reply: RpcReplyPort<Result<Snapshot>>,
+    ) {
+        if let Err(err) = self.prepare(&mut request) {
+            return send(reply, Err(err));
+        }
         let escapee_token = self.config.kill_escapees.then(|| {
             let token = escapees::new_token();
             request
@@ -358,7 +367,54 @@ impl RegistryState {
                 .push((escapees::TOKEN_VAR.to_owned(), token.clone()));
             token
         });
-        let spawned = child::spawn(&request)?;
+        let registry = myself.clone();
+        tokio::task::spawn_blocking(move || match child::spawn(&request) {
+            Err(err) => send(reply, Err(err)),
+            Ok(spawned) => {
+                let forked = Forked {
+                    request,
+                    escapee_token,
+                    spawned,
+                    reply,
+                };
+                // If the registry is gone, the message is dropped with the
+                // child in it, whose drop kills and reaps it; the caller's
+                // port is dropped too (`Error::NoReply`).
+                let _ = registry.cast(RegistryMsg::Report(ProcessReport(Report::Forked(
+                    Box::new(forked),
+                ))));
+            }
+        });
+    }
+
+    /// Validates the request, runs the policy on it, and validates what the
+    /// policy made of it.
+    fn prepare(&self, request: &mut SpawnRequest) -> Result<()> {
+        request.validate()?;
+        self.apply_policy(request)?;
+        request.validate()
+    }
+
+    /// Starts the process actor of a forked child, makes room for it, and
+    /// answers the spawn.
+    async fn start_process(&mut self, myself: &ActorRef<RegistryMsg>, forked: Forked) {
+        let Forked {
+            request,
+            escapee_token,
+            spawned,
+            reply,
+        } = forked;
+        let result = self.register(myself, request, escapee_token, spawned).await;
+        send(reply, result);
+    }
+
+    async fn register(
+        &mut self,
+        myself: &ActorRef<RegistryMsg>,
+        request: SpawnRequest,
+        escapee_token: Option<String>,
+        spawned: child::Spawned,
+    ) -> Result<Snapshot> {
         let pid = spawned.child.pid();
         let handle_id = HandleId::next(pid);
         let command: Arc<str> = request.display().into();

@@ -113,4 +113,16 @@ pub(crate) enum Report {
     },
     /// A caller was given the terminal snapshot after `Finished`.
     Observed(HandleId),
+    /// A spawn's child was forked (off the registry's loop); the registry
+    /// starts its process actor and answers the spawn.
+    Forked(Box<Forked>),
+}
+
+/// A forked child on its way back to the registry.
+#[derive(Debug)]
+pub(crate) struct Forked {
+    pub(crate) request: SpawnRequest,
+    pub(crate) escapee_token: Option<String>,
+    pub(crate) spawned: crate::actors::Spawned,
+    pub(crate) reply: RpcReplyPort<Result<Snapshot>>,
 }
