@@ -13,6 +13,7 @@ mod process;
 mod registry;
 mod snapshot;
 mod spawn;
+mod watch;
 
 pub use handle_id::HandleId;
 pub use limits::{Limits, ResourceUsage};
@@ -26,3 +27,4 @@ pub(crate) use registry::{Forked, Report};
 pub use registry::{ProcessReport, RegistryMsg};
 pub use snapshot::{HandleSummary, ListFilter, Snapshot, Status, StreamOutput, WaitOutcome};
 pub use spawn::{Command, KillRequest, SHELL, SIGKILL, SIGTERM, SpawnRequest};
+pub use watch::{PUBLISH_INTERVAL, SnapshotWatch};

@@ -125,6 +125,13 @@ impl Registry {
             .await?
     }
 
+    /// A [`SnapshotWatch`](crate::SnapshotWatch) of the handle: its latest
+    /// snapshot, read afterwards with no message at all (see its docs for
+    /// how fresh it is).
+    pub async fn watch(&self, id: HandleId) -> Result<crate::SnapshotWatch> {
+        self.call("watch", |tx| RegistryMsg::Watch(id, tx)).await?
+    }
+
     /// Reads one stream from an offset on; see [`ReadRequest`]. Never waits
     /// for the process; costs what it returns, not what is captured.
     pub async fn read(&self, id: HandleId, request: ReadRequest) -> Result<ReadChunk> {

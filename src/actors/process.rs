@@ -37,9 +37,9 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::messages::ResourceUsage;
 use crate::messages::{
-    Event, HandleId, KillRequest, OutputStream, ProcessEvent, ProcessMsg, ProcessReport, ReadChunk,
-    ReadRequest, RegistryMsg, Report, SIGKILL, Snapshot, Status, Stdin, Subscribed, Subscriber,
-    WaitOutcome,
+    Event, HandleId, KillRequest, OutputStream, PUBLISH_INTERVAL, ProcessEvent, ProcessMsg,
+    ProcessReport, ReadChunk, ReadRequest, RegistryMsg, Report, SIGKILL, Snapshot, SnapshotWatch,
+    Status, Stdin, Subscribed, Subscriber, WaitOutcome,
 };
 
 /// How long the actor's stop waits for a killed child to exit before it
@@ -101,6 +101,11 @@ pub(crate) struct ProcessState {
     escalation_armed: bool,
     /// The group was sent SIGSTOP by a pause and not continued since.
     paused: bool,
+    /// The published snapshot, made on the first `Watch`: processes nobody
+    /// watches publish nothing.
+    watch: Option<SnapshotWatch>,
+    /// A `Publish` event is on its way.
+    publish_pending: bool,
     /// A signal the child can catch was sent (a kill with SIGTERM, ...).
     sent_catchable: bool,
     /// Waiting for the group sweep before reaping the child.
@@ -190,6 +195,8 @@ impl Actor for ProcessActor {
             tasks,
             escalation_armed: false,
             paused: false,
+            watch: None,
+            publish_pending: false,
             sent_catchable: false,
             sweeping: false,
             reap_orphans: args.reap_orphans,
@@ -236,6 +243,9 @@ impl Actor for ProcessActor {
             ProcessMsg::CloseStdin(reply) => state.stdin_command(StdinCommand::Close(reply)),
             ProcessMsg::Subscribe(subscriber, reply) => {
                 let _ = reply.send(Ok(state.subscribe(subscriber)));
+            }
+            ProcessMsg::Watch(reply) => {
+                let _ = reply.send(Ok(state.watch()));
             }
             ProcessMsg::Event(ProcessEvent(event)) => state.on_event(&myself, event)?,
         }
@@ -316,8 +326,29 @@ impl ProcessState {
             self.signal(if pause { Signal::STOP } else { Signal::CONT });
             self.paused = pause;
             tracing::debug!(handle = %self.id, paused = pause, "process tree paused or resumed");
+            self.publish();
         }
         self.snapshot()
+    }
+
+    /// The handle's watch, made now if nobody asked before.
+    fn watch(&mut self) -> SnapshotWatch {
+        if let Some(watch) = &self.watch {
+            return watch.clone();
+        }
+        let watch = SnapshotWatch::new(self.snapshot());
+        self.watch = Some(watch.clone());
+        watch
+    }
+
+    /// Publishes the current snapshot to the watch, if there is one.
+    fn publish(&mut self) {
+        if self.watch.is_some() {
+            let snapshot = self.snapshot();
+            if let Some(watch) = &self.watch {
+                watch.publish(snapshot);
+            }
+        }
     }
 
     /// The registry evicted this running handle: kill the tree and answer
@@ -499,6 +530,17 @@ impl ProcessState {
                 let offset = capture.total();
                 capture.push(chunk.clone());
                 self.subscribers.chunk(self.id, stream, offset, &chunk);
+                if self.watch.is_some() && !self.publish_pending {
+                    // Publishing joins the kept output: at most once per
+                    // interval, however fast the output comes.
+                    self.publish_pending = true;
+                    self.tasks
+                        .push(timer(myself, PUBLISH_INTERVAL, Event::Publish));
+                }
+            }
+            Event::Publish => {
+                self.publish_pending = false;
+                self.publish();
             }
             Event::StreamClosed(stream) => {
                 tracing::trace!(handle = %self.id, stream = stream.as_str(), "stream closed");
@@ -703,6 +745,9 @@ impl ProcessState {
         self.stdout = Capture::new(1);
         self.stderr = Capture::new(1);
         self.terminal = Some(snapshot.clone());
+        if let Some(watch) = &self.watch {
+            watch.publish(snapshot.clone());
+        }
         // Tell the registry first: a caller whose wait returns and who then
         // asks the registry must find the handle terminal there too.
         self.observed = !self.waiters.is_empty() || !self.killers.is_empty();

@@ -25,7 +25,7 @@ use crate::config::RegistryConfig;
 use crate::error::{Error, Result};
 use crate::messages::{
     Forked, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ProcessReport,
-    RegistryMsg, Report, Snapshot, SpawnRequest, Status, StreamOutput, WaitOutcome,
+    RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status, StreamOutput, WaitOutcome,
 };
 use crate::policy::{Denied, PolicyContext, SpawnPolicy};
 
@@ -156,6 +156,13 @@ impl Actor for RegistryActor {
                     false,
                 )
             }
+            RegistryMsg::Watch(id, reply) => state.route(
+                id,
+                reply,
+                ProcessMsg::Watch,
+                |s| Ok(SnapshotWatch::new(s.clone())),
+                false,
+            ),
             RegistryMsg::Release(id, reply) => state.release(id, reply),
             RegistryMsg::Pause(id, reply) => {
                 state.route(id, reply, ProcessMsg::Pause, |s| Ok(s.clone()), false)
@@ -246,6 +253,7 @@ fn forward(actor: &ActorRef<ProcessMsg>, message: ProcessMsg) {
         ProcessMsg::Write(_, reply) => send(reply, no_reply("write")),
         ProcessMsg::CloseStdin(reply) => send(reply, no_reply("close_stdin")),
         ProcessMsg::Subscribe(_, reply) => send(reply, no_reply("subscribe")),
+        ProcessMsg::Watch(reply) => send(reply, no_reply("watch")),
         ProcessMsg::Pause(reply) => send(reply, no_reply("pause")),
         ProcessMsg::Resume(reply) => send(reply, no_reply("resume")),
         ProcessMsg::Evict | ProcessMsg::Event(_) => {}

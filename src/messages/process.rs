@@ -9,8 +9,8 @@ use ractor::RpcReplyPort;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::{
-    KillRequest, OutputStream, ReadChunk, ReadRequest, Snapshot, Subscribed, Subscriber,
-    WaitOutcome,
+    KillRequest, OutputStream, ReadChunk, ReadRequest, Snapshot, SnapshotWatch, Subscribed,
+    Subscriber, WaitOutcome,
 };
 use crate::error::Result;
 
@@ -35,6 +35,8 @@ pub enum ProcessMsg {
     CloseStdin(RpcReplyPort<Result<()>>),
     /// Adds a subscriber to the live output and the exit event.
     Subscribe(Subscriber, RpcReplyPort<Result<Subscribed>>),
+    /// Answers the handle's [`SnapshotWatch`].
+    Watch(RpcReplyPort<Result<SnapshotWatch>>),
     /// Stops the process tree (SIGSTOP to its group); answers the snapshot.
     Pause(RpcReplyPort<Result<Snapshot>>),
     /// Continues a paused process tree (SIGCONT); answers the snapshot.
@@ -78,6 +80,8 @@ pub(crate) enum Event {
     SweepDone,
     /// The grace of a kill with a gentler signal has passed.
     EscalateKill,
+    /// Time to publish new output to the watch.
+    Publish,
     /// The timeout of the wait with this number has passed.
     WaitExpired(u64),
 }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::{
     HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ReadChunk, ReadRequest, Snapshot,
-    SpawnRequest, Subscribed, Subscriber, WaitOutcome,
+    SnapshotWatch, SpawnRequest, Subscribed, Subscriber, WaitOutcome,
 };
 use crate::error::Result;
 
@@ -79,6 +79,10 @@ pub enum RegistryMsg {
     /// Subscribes to the handle's live output chunks and its exit event. On
     /// a terminal handle only the exit event is sent.
     Subscribe(HandleId, Subscriber, RpcReplyPort<Result<Subscribed>>),
+    /// A [`SnapshotWatch`] of the handle: its latest snapshot, readable
+    /// with no message at all (for hot polling loops). For a terminal
+    /// handle or a receipt, a watch holding that snapshot.
+    Watch(HandleId, RpcReplyPort<Result<SnapshotWatch>>),
     /// Lists the handles (receipts included, marked `evicted`) that pass
     /// the filter, oldest first.
     List(ListFilter, RpcReplyPort<Vec<HandleSummary>>),
