@@ -1,16 +1,14 @@
 //! Output is visible while the process runs, and incremental reads return
 //! every byte exactly once across offsets.
 
+#[path = "support/output.rs"]
+mod output;
+
 use bytes::Bytes;
+use output::seq_output;
 use procward::{
     OutputEvent, OutputStream, ReadRequest, Registry, RegistryConfig, SpawnRequest, Status, Stdin,
 };
-
-fn seq_output(n: u32) -> Vec<u8> {
-    (1..=n)
-        .flat_map(|i| format!("{i}\n").into_bytes())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poll_shows_output_while_running() {

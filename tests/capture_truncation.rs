@@ -1,14 +1,11 @@
 //! Capture past the cap keeps exactly the head and the tail, says how much
 //! was written, and reads across the dropped middle say so.
 
-use procward::{OutputStream, ReadRequest, Registry, RegistryConfig, SpawnRequest, Status, Stdin};
+#[path = "support/output.rs"]
+mod output;
 
-/// What `seq 1 n` prints.
-fn seq_output(n: u32) -> Vec<u8> {
-    (1..=n)
-        .flat_map(|i| format!("{i}\n").into_bytes())
-        .collect()
-}
+use output::seq_output;
+use procward::{OutputStream, ReadRequest, Registry, RegistryConfig, SpawnRequest, Status, Stdin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keeps_head_and_tail_of_a_known_pattern() {

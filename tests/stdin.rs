@@ -1,13 +1,11 @@
 //! stdin: bytes given at spawn, streamed writes then close, and typed
 //! errors for writes that cannot happen.
 
-use procward::{Error, Registry, RegistryConfig, SpawnRequest, Status, Stdin};
+#[path = "support/output.rs"]
+mod output;
 
-async fn registry() -> Registry {
-    Registry::start(RegistryConfig::default().reap_orphans(true))
-        .await
-        .expect("the registry starts")
-}
+use output::registry;
+use procward::{Error, SpawnRequest, Status, Stdin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bytes_given_at_spawn_round_trip_through_cat() {

@@ -2,26 +2,16 @@
 //! a subscriber that falls behind misses chunks (and is told how many
 //! bytes) but never stalls the child; late subscribers get the exit event.
 
+#[path = "support/output.rs"]
+mod output;
+
+use output::{registry, seq_output};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use procward::{
-    OutputEvent, OutputStream, Registry, RegistryConfig, SpawnRequest, Status, Stdin, Subscriber,
-};
+use procward::{OutputEvent, OutputStream, SpawnRequest, Status, Stdin, Subscriber};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
-
-fn seq_output(n: u32) -> Vec<u8> {
-    (1..=n)
-        .flat_map(|i| format!("{i}\n").into_bytes())
-        .collect()
-}
-
-async fn registry() -> Registry {
-    Registry::start(RegistryConfig::default().reap_orphans(true))
-        .await
-        .expect("the registry starts")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunks_arrive_in_order_then_one_exit() {
