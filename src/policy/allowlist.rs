@@ -92,11 +92,7 @@ mod tests {
     use crate::messages::Command;
     use crate::policy::scratch::Scratch;
 
-    const CONTEXT: PolicyContext<'static> = PolicyContext {
-        owner: None,
-        running_total: 0,
-        running_of_owner: 0,
-    };
+    use crate::policy::scratch::CONTEXT;
 
     #[test]
     fn allows_listed_programs_and_pins_them() {

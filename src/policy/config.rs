@@ -125,14 +125,10 @@ impl PolicyConfig {
 mod tests {
     use super::*;
     use crate::messages::{Command, SpawnRequest};
+    use crate::policy::SpawnPolicy;
     use crate::policy::scratch::Scratch;
-    use crate::policy::{PolicyContext, SpawnPolicy};
 
-    const CONTEXT: PolicyContext<'static> = PolicyContext {
-        owner: None,
-        running_total: 0,
-        running_of_owner: 0,
-    };
+    use crate::policy::scratch::CONTEXT;
 
     fn parse(json: &str) -> PolicyConfig {
         serde_json::from_str(json).unwrap()

@@ -122,11 +122,7 @@ mod tests {
     use super::*;
     use crate::policy::scratch::Scratch;
 
-    const CONTEXT: PolicyContext<'static> = PolicyContext {
-        owner: None,
-        running_total: 0,
-        running_of_owner: 0,
-    };
+    use crate::policy::scratch::CONTEXT;
 
     fn denied(policy: &CwdPolicy, cwd: &Path) -> String {
         let mut req = SpawnRequest::argv(["true"]).cwd(cwd);

@@ -64,11 +64,7 @@ mod tests {
     use crate::messages::Command;
     use crate::policy::scratch::Scratch;
 
-    const CONTEXT: PolicyContext<'static> = PolicyContext {
-        owner: None,
-        running_total: 0,
-        running_of_owner: 0,
-    };
+    use crate::policy::scratch::CONTEXT;
 
     #[test]
     fn a_symlink_to_a_denied_program_is_denied() {

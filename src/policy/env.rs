@@ -136,11 +136,7 @@ fn matches_any(patterns: &[String], name: &str) -> bool {
 mod tests {
     use super::*;
 
-    const CONTEXT: PolicyContext<'static> = PolicyContext {
-        owner: None,
-        running_total: 0,
-        running_of_owner: 0,
-    };
+    use crate::policy::scratch::CONTEXT;
 
     fn names(req: &SpawnRequest) -> Vec<&str> {
         req.env.iter().map(|(name, _)| name.as_str()).collect()

@@ -1,9 +1,19 @@
-//! Scratch directories for the unit tests of the policies.
+//! Scratch directories, and an empty context, for the unit tests of the
+//! policies.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::policy::PolicyContext;
+
+/// The context of a registry with nothing running and no owner.
+pub(super) const CONTEXT: PolicyContext<'static> = PolicyContext {
+    owner: None,
+    running_total: 0,
+    running_of_owner: 0,
+};
 
 /// A directory under the temp dir, canonical, removed on drop.
 pub(super) struct Scratch {

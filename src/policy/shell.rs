@@ -47,11 +47,7 @@ impl SpawnPolicy for ShellPolicy {
 mod tests {
     use super::*;
 
-    const CONTEXT: PolicyContext<'static> = PolicyContext {
-        owner: None,
-        running_total: 0,
-        running_of_owner: 0,
-    };
+    use crate::policy::scratch::CONTEXT;
 
     #[test]
     fn denies_only_the_shell_form() {
