@@ -28,8 +28,9 @@
 //!
 //! - The gateway's messages are the cluster protocol; the core
 //!   [`RegistryMsg`](crate::RegistryMsg) is never sent between nodes.
-//! - Subscriptions (live output chunks) do not cross nodes yet: tail a
-//!   remote process with [`ClusterClient::read`].
+//! - A [`RemoteSubscription`] is pulled from its node; the pull
+//!   acknowledges the chunks before it, so the node's window of 16 chunks
+//!   bounds it as locally (see its docs).
 //! - Anyone holding the cookie can run any command the node's policy
 //!   allows, as the node's user.
 //!
@@ -42,17 +43,21 @@ mod client;
 mod cookie;
 mod error;
 mod events;
+mod feed;
 mod gateway;
 mod guard;
 mod node;
+mod subscription;
 mod wire;
 
 pub use client::{ClientOptions, ClusterClient, Placement, RemoteHandle, RemoteSnapshot};
 pub use cookie::read_cookie_file;
 pub use error::{RemoteError, RemoteErrorKind};
+pub use feed::{FeedBatch, FeedStarted, NextArgs, SubscribeArgs};
 pub use gateway::{
-    GatewayArgs, KillArgs, KillOwnerArgs, NodeInfo, REGISTRY_GROUP, ReadArgs, RemoteRegistryActor,
-    RemoteRegistryMsg, WaitArgs,
+    GatewayArgs, GatewayState, KillArgs, KillOwnerArgs, NodeInfo, REGISTRY_GROUP, ReadArgs,
+    RemoteRegistryActor, RemoteRegistryMsg, WaitArgs, WriteArgs,
 };
 pub use node::{NodeOptions, node_main, run_node, session_owner};
+pub use subscription::RemoteSubscription;
 pub use wire::{MAX_WIRE_BYTES, Wire};

@@ -7,19 +7,23 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use ractor::rpc::CallResult;
-use ractor::{Actor, ActorId, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorCell, ActorId, ActorRef, RpcReplyPort};
 use ractor_cluster::node::NodeConnectionMode;
 use ractor_cluster::{NodeId, NodeServer, NodeServerMessage};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::error::{RemoteError, RemoteErrorKind};
-use super::events::{Phase, SessionWatcher, Sessions};
+use super::events::{Phase, SessionView, SessionWatcher, Sessions};
+use super::feed::{FeedStarted, SubscribeArgs};
 use super::gateway::{
     KillArgs, KillOwnerArgs, NodeInfo, REGISTRY_GROUP, ReadArgs, RemoteRegistryMsg, WaitArgs,
+    WriteArgs,
 };
 use super::node::session_owner;
+use super::subscription::RemoteSubscription;
 use super::wire::{MAX_FRAME_BYTES, Wire};
 use crate::messages::{
     HandleId, HandleSummary, KillRequest, ListFilter, ReadChunk, ReadRequest, Snapshot,
@@ -108,9 +112,9 @@ impl ClientOptions {
 
 /// One connected node.
 #[derive(Debug, Clone)]
-struct NodeLink {
+pub(super) struct NodeLink {
     node_id: NodeId,
-    gateway: ActorRef<RemoteRegistryMsg>,
+    pub(super) gateway: ActorRef<RemoteRegistryMsg>,
 }
 
 #[derive(Debug)]
@@ -230,29 +234,29 @@ impl ClusterClient {
             .map_err(|err| connect_err(err.to_string()))?;
 
         let deadline = tokio::time::Instant::now() + self.inner.options.connect_timeout;
+        let ours = |id: &NodeId, ses: &SessionView| {
+            !known.contains(id)
+                && !ses.is_server
+                && ses.peer_addr == peer
+                && ses.phase != Phase::Opened
+        };
+        // The table's read guard is not `Send`: take what is needed out of
+        // it before the next await.
         let settled = tokio::time::timeout_at(
             deadline,
-            sessions.wait_for(|table| {
-                table.iter().any(|(id, ses)| {
-                    !known.contains(id)
-                        && !ses.is_server
-                        && ses.peer_addr == peer
-                        && ses.phase != Phase::Opened
-                })
-            }),
+            sessions.wait_for(|table| table.iter().any(|(id, ses)| ours(id, ses))),
         )
-        .await;
-        let (node_id, phase) = match settled {
-            Ok(Ok(table)) => table
-                .iter()
-                .find(|(id, ses)| {
-                    !known.contains(id)
-                        && !ses.is_server
-                        && ses.peer_addr == peer
-                        && ses.phase != Phase::Opened
-                })
-                .map(|(id, ses)| (*id, ses.phase))
-                .ok_or_else(|| connect_err("the session vanished".to_owned()))?,
+        .await
+        .map(|waited| {
+            waited.map(|table| {
+                table
+                    .iter()
+                    .find(|(id, ses)| ours(id, ses))
+                    .map(|(id, ses)| (*id, ses.phase, ses.session.clone()))
+            })
+        });
+        let (node_id, phase, session) = match settled {
+            Ok(Ok(found)) => found.ok_or_else(|| connect_err("the session vanished".to_owned()))?,
             Ok(Err(_)) => return Err(connect_err("the client is shutting down".to_owned())),
             Err(_) => {
                 return Err(connect_err(
@@ -267,7 +271,7 @@ impl ClusterClient {
         }
 
         let gateway = loop {
-            if let Some(gateway) = gateway_of(node_id) {
+            if let Some(gateway) = gateway_of(&session, node_id) {
                 break gateway;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -406,6 +410,78 @@ impl ClusterClient {
         .await
     }
 
+    /// Writes bytes to the piped stdin of a remote process (spawned with
+    /// [`Stdin::Pipe`](crate::Stdin::Pipe)); returns once they are in the
+    /// pipe. Writes from one caller apply in order.
+    pub async fn write(
+        &self,
+        handle: &RemoteHandle,
+        bytes: impl Into<Bytes>,
+    ) -> Result<(), RemoteError> {
+        let args = WriteArgs {
+            id: handle.id,
+            bytes: bytes.into(),
+        };
+        self.call(&handle.node, |tx| {
+            RemoteRegistryMsg::Write(Wire::ok(args), tx)
+        })
+        .await
+    }
+
+    /// Closes the piped stdin of a remote process after the writes sent
+    /// before.
+    pub async fn close_stdin(&self, handle: &RemoteHandle) -> Result<(), RemoteError> {
+        let id = handle.id;
+        self.call(&handle.node, |tx| {
+            RemoteRegistryMsg::CloseStdin(Wire::ok(id), tx)
+        })
+        .await
+    }
+
+    /// Stops a remote process tree (SIGSTOP to its group); see
+    /// [`Registry::pause`](crate::Registry::pause).
+    pub async fn pause(&self, handle: &RemoteHandle) -> Result<Snapshot, RemoteError> {
+        let id = handle.id;
+        self.call(&handle.node, |tx| {
+            RemoteRegistryMsg::Pause(Wire::ok(id), tx)
+        })
+        .await
+    }
+
+    /// Continues a paused remote process tree (SIGCONT).
+    pub async fn resume(&self, handle: &RemoteHandle) -> Result<Snapshot, RemoteError> {
+        let id = handle.id;
+        self.call(&handle.node, |tx| {
+            RemoteRegistryMsg::Resume(Wire::ok(id), tx)
+        })
+        .await
+    }
+
+    /// Subscribes to a remote process's live output and exit event, with
+    /// the same bounds as a local [`Subscription`](crate::Subscription):
+    /// see [`RemoteSubscription`].
+    pub async fn subscribe(
+        &self,
+        handle: &RemoteHandle,
+    ) -> Result<RemoteSubscription, RemoteError> {
+        let link = self.link(&handle.node)?;
+        let args = SubscribeArgs {
+            id: handle.id,
+            peer: self.inner.full_name.clone(),
+        };
+        let started: FeedStarted = self
+            .call_link(&handle.node, &link, |tx| {
+                RemoteRegistryMsg::Subscribe(Wire::ok(args), tx)
+            })
+            .await?;
+        Ok(RemoteSubscription::new(
+            self.clone(),
+            handle.clone(),
+            link,
+            started,
+        ))
+    }
+
     /// The handles of one node that pass `filter`, oldest first.
     pub async fn list_on(
         &self,
@@ -463,6 +539,24 @@ impl ClusterClient {
         Ok(all)
     }
 
+    /// Releases every handle of `owner` on every connected node (killing
+    /// its running trees first) and answers how many were released. Fails
+    /// if any node fails.
+    pub async fn release_owner(&self, owner: impl Into<String>) -> Result<usize, RemoteError> {
+        let owner = owner.into();
+        let mut released = 0;
+        for node in self.nodes() {
+            let owner = owner.clone();
+            let count: usize = self
+                .call(&node, |tx| {
+                    RemoteRegistryMsg::ReleaseOwner(Wire::ok(owner), tx)
+                })
+                .await?;
+            released += count;
+        }
+        Ok(released)
+    }
+
     /// Leaves the cluster: closes every session (so nodes kill what this
     /// client spawned with [`spawn`](Self::spawn)) and stops the client's
     /// node server. Other clones then fail with `NodeUnavailable`.
@@ -511,18 +605,22 @@ impl ClusterClient {
         node: &str,
         build: impl FnOnce(RpcReplyPort<Wire<T>>) -> RemoteRegistryMsg,
     ) -> Result<T, RemoteError> {
-        let link = self.lock_nodes().get(node).cloned().ok_or_else(|| {
+        let link = self.link(node)?;
+        self.call_link(node, &link, build).await
+    }
+
+    fn link(&self, node: &str) -> Result<NodeLink, RemoteError> {
+        self.lock_nodes().get(node).cloned().ok_or_else(|| {
             RemoteError::new(
                 RemoteErrorKind::UnknownNode,
                 format!("no connected node is named `{node}`"),
             )
-        })?;
-        self.call_link(node, &link, build).await
+        })
     }
 
     /// Sends one call to a node's gateway and races it against the node's
     /// session closing.
-    async fn call_link<T: Send + 'static>(
+    pub(super) async fn call_link<T: Send + 'static>(
         &self,
         node: &str,
         link: &NodeLink,
@@ -559,11 +657,35 @@ impl ClusterClient {
     }
 }
 
-/// The gateway that node `node_id` put into [`REGISTRY_GROUP`], if it is
-/// there yet.
-fn gateway_of(node_id: NodeId) -> Option<ActorRef<RemoteRegistryMsg>> {
-    ractor::pg::get_members(&REGISTRY_GROUP.to_owned())
+/// The gateway that the node behind `session` put into
+/// [`REGISTRY_GROUP`], if it is there yet.
+///
+/// Node ids are counted per `NodeServer`, so with several clients in one
+/// process two sessions can have the same node id, and their nodes'
+/// gateways the same remote pid: the same `ActorId`. ractor's process
+/// groups keep one cell per `ActorId`, so the group's cell may be another
+/// client's stub, routed through that client's session. The stub that
+/// belongs to this session is a child of the session actor; take that one.
+fn gateway_of(session: &ActorCell, node_id: NodeId) -> Option<ActorRef<RemoteRegistryMsg>> {
+    let stubs: Vec<ActorCell> = session
+        .get_children()
         .into_iter()
-        .find(|cell| matches!(cell.get_id(), ActorId::Remote { node_id: id, .. } if id == node_id))
-        .map(ActorRef::from)
+        .filter(
+            |cell| matches!(cell.get_id(), ActorId::Remote { node_id: id, .. } if id == node_id),
+        )
+        .collect();
+    let listed: Vec<ActorId> = ractor::pg::get_members(&REGISTRY_GROUP.to_owned())
+        .iter()
+        .map(ActorCell::get_id)
+        .collect();
+    let chosen = match stubs.len() {
+        0 => None,
+        // A node exposes only its gateway, so at connect time it is the
+        // session's only stub even if another client's has left the group.
+        1 => stubs.into_iter().next(),
+        _ => stubs
+            .into_iter()
+            .find(|cell| listed.contains(&cell.get_id())),
+    };
+    chosen.map(ActorRef::from)
 }

@@ -20,12 +20,19 @@ pub enum RemoteErrorKind {
     UnknownHandle,
     /// A read asked for an offset past what the stream has seen.
     OffsetOutOfRange,
+    /// A write or close went to a stdin that is already closed.
+    StdinClosed,
+    /// A write or close went to a process whose stdin is not a pipe.
+    StdinNotPiped,
     /// The node's registry is not running or did not answer.
     RegistryUnavailable,
     /// The node disconnected or died, or the request could not reach it.
     NodeUnavailable,
     /// No connected node has this name.
     UnknownNode,
+    /// No remote subscription with this id is alive on that node: it was
+    /// ended, or the subscriber's session closed.
+    UnknownSubscription,
     /// The client is connected to no node that could take the request.
     NoNodes,
     /// Connecting to a node failed: the address is unreachable, or the
@@ -90,6 +97,8 @@ impl From<Error> for RemoteError {
             Error::PolicyDenied { .. } => RemoteErrorKind::PolicyDenied,
             Error::UnknownHandle(_) => RemoteErrorKind::UnknownHandle,
             Error::OffsetOutOfRange { .. } => RemoteErrorKind::OffsetOutOfRange,
+            Error::StdinClosed(_) => RemoteErrorKind::StdinClosed,
+            Error::StdinNotPiped(_) => RemoteErrorKind::StdinNotPiped,
             Error::RegistryUnavailable { .. } | Error::NoReply { .. } => {
                 RemoteErrorKind::RegistryUnavailable
             }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use ractor::ActorCell;
 use ractor_cluster::node::NodeServerSessionInformation;
 use ractor_cluster::{NodeEventSubscription, NodeId};
 use tokio::sync::{mpsc, watch};
@@ -24,6 +25,8 @@ pub(crate) struct SessionView {
     pub(crate) peer_name: Option<String>,
     pub(crate) is_server: bool,
     pub(crate) phase: Phase,
+    /// The session actor; the stubs of the peer's actors are its children.
+    pub(crate) session: ActorCell,
 }
 
 /// Every session the server has had, by node id. Closed sessions stay (as
@@ -53,6 +56,7 @@ impl SessionWatcher {
                 peer_name: None,
                 is_server: ses.is_server,
                 phase,
+                session: ses.actor.get_cell(),
             });
             if peer_name.is_some() {
                 entry.peer_name = peer_name.clone();

@@ -1,19 +1,23 @@
 //! [`RemoteRegistryActor`]: the gateway that lets other nodes use a local
 //! registry, and [`RemoteRegistryMsg`], the serializable messages it answers.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
-use super::error::RemoteError;
+use super::error::{RemoteError, RemoteErrorKind};
+use super::feed::{Feed, FeedBatch, FeedRequest, FeedStarted, NextArgs, SubscribeArgs};
 use super::wire::Wire;
 use crate::messages::{
     HandleId, HandleSummary, KillRequest, ListFilter, ReadChunk, ReadRequest, Snapshot,
-    SpawnRequest, Status, WaitOutcome,
+    SpawnRequest, Status, Subscriber, WaitOutcome,
 };
 use crate::registry::Registry;
 
@@ -30,6 +34,9 @@ pub struct NodeInfo {
     pub running: usize,
     /// How many handles (running or finished, receipts included) it holds.
     pub handles: usize,
+    /// How many remote subscriptions' feeds it serves now.
+    #[serde(default)]
+    pub feeds: usize,
 }
 
 /// A wait on a remote handle.
@@ -57,6 +64,15 @@ pub struct ReadArgs {
     pub id: HandleId,
     /// Stream, offset and size.
     pub request: ReadRequest,
+}
+
+/// Bytes for a remote handle's piped stdin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteArgs {
+    /// The handle on the gateway's node.
+    pub id: HandleId,
+    /// What to write.
+    pub bytes: Bytes,
 }
 
 /// A kill of everything an owner runs on the gateway's node.
@@ -107,11 +123,39 @@ pub enum RemoteRegistryMsg {
     /// Kills every running tree of an owner; see [`Registry::kill_owner`].
     #[rpc]
     KillOwner(Wire<KillOwnerArgs>, RpcReplyPort<Wire<Vec<Snapshot>>>),
+    /// Releases every handle of an owner; see [`Registry::release_owner`].
+    #[rpc]
+    ReleaseOwner(Wire<String>, RpcReplyPort<Wire<usize>>),
+    /// Writes to a piped stdin; see [`Registry::write`].
+    #[rpc]
+    Write(Wire<WriteArgs>, RpcReplyPort<Wire<()>>),
+    /// Closes a piped stdin; see [`Registry::close_stdin`].
+    #[rpc]
+    CloseStdin(Wire<HandleId>, RpcReplyPort<Wire<()>>),
+    /// Stops the process tree; see [`Registry::pause`].
+    #[rpc]
+    Pause(Wire<HandleId>, RpcReplyPort<Wire<Snapshot>>),
+    /// Continues a paused tree; see [`Registry::resume`].
+    #[rpc]
+    Resume(Wire<HandleId>, RpcReplyPort<Wire<Snapshot>>),
+    /// Starts a feed of the handle's live output and exit event for a
+    /// subscriber on another node; pull it with [`Next`](Self::Next). See
+    /// the `feed` module docs for how its window is acknowledged.
+    #[rpc]
+    Subscribe(Wire<SubscribeArgs>, RpcReplyPort<Wire<FeedStarted>>),
+    /// Acknowledges what a feed's puller has received and answers with the
+    /// next events, as soon as there is one.
+    #[rpc]
+    Next(Wire<NextArgs>, RpcReplyPort<Wire<FeedBatch>>),
+    /// Ends a feed (the subscriber is done with it). Unknown feeds are
+    /// ignored.
+    Unsubscribe(Wire<u64>),
 }
 
 /// The gateway actor: answers [`RemoteRegistryMsg`]s from any node with a
-/// local [`Registry`]. It holds no state of its own; join it to
-/// [`REGISTRY_GROUP`] (the node does) to make it discoverable.
+/// local [`Registry`]. Its only state is the feeds of remote subscribers
+/// (each a task of its own); join it to [`REGISTRY_GROUP`] (the node does)
+/// to make it discoverable.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RemoteRegistryActor;
 
@@ -122,6 +166,17 @@ pub struct GatewayArgs {
     node: String,
     /// Told the pid (= process group) of every spawn, as `+pid`.
     spawned: Option<mpsc::UnboundedSender<String>>,
+    /// Says the full name of every peer whose session closed.
+    closed_peers: Option<broadcast::Sender<String>>,
+}
+
+/// The gateway's own state: its arguments and the remote subscribers'
+/// feeds, by id.
+#[derive(Debug)]
+pub struct GatewayState {
+    args: GatewayArgs,
+    feeds: HashMap<u64, mpsc::UnboundedSender<FeedRequest>>,
+    next_feed: u64,
 }
 
 impl GatewayArgs {
@@ -131,7 +186,18 @@ impl GatewayArgs {
             registry,
             node: node.into(),
             spawned: None,
+            closed_peers: None,
         }
+    }
+
+    /// Ends the feeds of remote subscribers when their session closes:
+    /// `closed_peers` carries the full node name (`name@host`) of every
+    /// peer whose session closed. Without it (a gateway run by hand), a
+    /// feed whose subscriber vanished without unsubscribing lives, within
+    /// its window, until the gateway stops. `procward node` sets it.
+    pub fn closed_peers(mut self, closed_peers: broadcast::Sender<String>) -> Self {
+        self.closed_peers = Some(closed_peers);
+        self
     }
 
     pub(crate) fn spawned_to(mut self, notes: mpsc::UnboundedSender<String>) -> Self {
@@ -162,7 +228,7 @@ async fn running_count(registry: &Registry) -> Result<usize, RemoteError> {
 
 impl Actor for RemoteRegistryActor {
     type Msg = RemoteRegistryMsg;
-    type State = GatewayArgs;
+    type State = GatewayState;
     type Arguments = GatewayArgs;
 
     async fn pre_start(
@@ -170,7 +236,11 @@ impl Actor for RemoteRegistryActor {
         _myself: ActorRef<Self::Msg>,
         args: GatewayArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(args)
+        Ok(GatewayState {
+            args,
+            feeds: HashMap::new(),
+            next_feed: 1,
+        })
     }
 
     async fn handle(
@@ -179,10 +249,11 @@ impl Actor for RemoteRegistryActor {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let registry = state.registry.clone();
+        let registry = state.args.registry.clone();
         match message {
             RemoteRegistryMsg::Info(port) => {
-                let node = state.node.clone();
+                let node = state.args.node.clone();
+                let feeds = state.live_feeds();
                 answer(port, async move {
                     let handles = registry.list().await?.len();
                     let running = running_count(&registry).await?;
@@ -190,11 +261,12 @@ impl Actor for RemoteRegistryActor {
                         node,
                         running,
                         handles,
+                        feeds,
                     })
                 });
             }
             RemoteRegistryMsg::Spawn(request, port) => {
-                let notes = state.spawned.clone();
+                let notes = state.args.spawned.clone();
                 answer(port, async move {
                     let snapshot = registry.spawn(request.into_result()?).await?;
                     if let Some(notes) = notes {
@@ -231,7 +303,115 @@ impl Actor for RemoteRegistryActor {
                 let args = args.into_result()?;
                 Ok(registry.kill_owner(args.owner, args.request).await?)
             }),
+            RemoteRegistryMsg::ReleaseOwner(owner, port) => answer(port, async move {
+                Ok(registry.release_owner(owner.into_result()?).await?)
+            }),
+            RemoteRegistryMsg::Write(args, port) => answer(port, async move {
+                let args = args.into_result()?;
+                Ok(registry.write(args.id, args.bytes).await?)
+            }),
+            RemoteRegistryMsg::CloseStdin(id, port) => answer(port, async move {
+                Ok(registry.close_stdin(id.into_result()?).await?)
+            }),
+            RemoteRegistryMsg::Pause(id, port) => {
+                answer(
+                    port,
+                    async move { Ok(registry.pause(id.into_result()?).await?) },
+                )
+            }
+            RemoteRegistryMsg::Resume(id, port) => answer(port, async move {
+                Ok(registry.resume(id.into_result()?).await?)
+            }),
+            RemoteRegistryMsg::Subscribe(args, port) => state.subscribe(args, port),
+            RemoteRegistryMsg::Next(args, port) => state.next(args, port),
+            RemoteRegistryMsg::Unsubscribe(feed) => {
+                if let Ok(feed) = feed.into_result() {
+                    // Dropping the sender ends the feed task.
+                    state.feeds.remove(&feed);
+                }
+            }
         }
         Ok(())
     }
+}
+
+impl GatewayState {
+    /// Starts a feed task: it subscribes locally, answers `port`, then
+    /// serves pulls until it is dropped.
+    fn subscribe(&mut self, args: Wire<SubscribeArgs>, port: RpcReplyPort<Wire<FeedStarted>>) {
+        let args = match args.into_result() {
+            Ok(args) => args,
+            Err(err) => {
+                let _ = port.send(Wire::new(Err(err)));
+                return;
+            }
+        };
+        self.live_feeds();
+        let feed = self.next_feed;
+        self.next_feed += 1;
+        let (requests_tx, requests) = mpsc::unbounded_channel();
+        self.feeds.insert(feed, requests_tx);
+        let registry = self.args.registry.clone();
+        // Subscribed before the local subscription starts, so that a close
+        // in between is not missed.
+        let closed_peers = self
+            .args
+            .closed_peers
+            .as_ref()
+            .map(broadcast::Sender::subscribe);
+        tokio::spawn(async move {
+            let (events_tx, events) = mpsc::unbounded_channel();
+            let subscribed = registry
+                .subscribe_with(args.id, Subscriber::Channel(events_tx))
+                .await;
+            match subscribed {
+                Ok(subscribed) => {
+                    let _ = port.send(Wire::ok(FeedStarted { feed, subscribed }));
+                    Feed::new(args.peer, events, requests, closed_peers)
+                        .run()
+                        .await;
+                }
+                Err(err) => {
+                    let _ = port.send(Wire::new(Err(err.into())));
+                }
+            }
+        });
+    }
+
+    /// Forgets the feeds that ended on their own (an error, a closed
+    /// session: they leave a closed sender behind) and counts the rest.
+    fn live_feeds(&mut self) -> usize {
+        self.feeds.retain(|_, requests| !requests.is_closed());
+        self.feeds.len()
+    }
+
+    /// Hands a pull to its feed.
+    fn next(&mut self, args: Wire<NextArgs>, port: RpcReplyPort<Wire<FeedBatch>>) {
+        let args = match args.into_result() {
+            Ok(args) => args,
+            Err(err) => {
+                let _ = port.send(Wire::new(Err(err)));
+                return;
+            }
+        };
+        let Some(feed) = self.feeds.get(&args.feed) else {
+            let _ = port.send(Wire::new(Err(unknown_feed(args.feed))));
+            return;
+        };
+        let request = FeedRequest::Next {
+            received: args.received,
+            port,
+        };
+        if let Err(mpsc::error::SendError(FeedRequest::Next { port, .. })) = feed.send(request) {
+            self.feeds.remove(&args.feed);
+            let _ = port.send(Wire::new(Err(unknown_feed(args.feed))));
+        }
+    }
+}
+
+fn unknown_feed(feed: u64) -> RemoteError {
+    RemoteError::new(
+        RemoteErrorKind::UnknownSubscription,
+        format!("no subscription {feed} on this node (it ended, or its session closed)"),
+    )
 }

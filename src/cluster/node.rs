@@ -11,7 +11,7 @@ use ractor::{Actor, ActorRef};
 use ractor_cluster::node::NodeConnectionMode;
 use ractor_cluster::{NodeServer, NodeServerMessage};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::cookie::read_cookie_file;
 use super::error::{RemoteError, RemoteErrorKind};
@@ -22,6 +22,9 @@ use super::wire::MAX_FRAME_BYTES;
 use crate::config::RegistryConfig;
 use crate::messages::KillRequest;
 use crate::registry::Registry;
+
+/// Closed sessions not yet seen by every remote subscription's feed.
+const CLOSED_PEERS_BACKLOG: usize = 256;
 
 /// How long the runtime may take to stop after the node has shut down.
 const RUNTIME_STOP_WAIT: Duration = Duration::from_millis(200);
@@ -116,14 +119,16 @@ pub async fn run_node(
         .map_err(RemoteError::from)?;
     let guard = Guard::start()?;
     let reconciler = guard.reconcile(registry.clone());
-    let gateway_args =
-        GatewayArgs::new(registry.clone(), options.name.clone()).spawned_to(guard.notes());
+    let (closed_peers, _) = broadcast::channel(CLOSED_PEERS_BACKLOG);
+    let gateway_args = GatewayArgs::new(registry.clone(), options.name.clone())
+        .spawned_to(guard.notes())
+        .closed_peers(closed_peers.clone());
     let (gateway, _) = Actor::spawn(None, RemoteRegistryActor, gateway_args)
         .await
         .map_err(|err| internal("cannot start the gateway", err))?;
     ractor::pg::join(REGISTRY_GROUP.to_owned(), vec![gateway.get_cell()]);
 
-    let served = serve(&options, cookie, &registry, stop).await;
+    let served = serve(&options, cookie, &registry, closed_peers, stop).await;
 
     // The node's children never outlive it.
     gateway.stop(Some("node stopping".to_owned()));
@@ -141,6 +146,7 @@ async fn serve(
     options: &NodeOptions,
     cookie: String,
     registry: &Registry,
+    closed_peers: broadcast::Sender<String>,
     stop: impl Future<Output = ()>,
 ) -> Result<(), RemoteError> {
     let server = NodeServer::new(
@@ -169,7 +175,11 @@ async fn serve(
         server.stop(None);
         return Err(internal("cannot watch sessions", err));
     }
-    let reaper = tokio::spawn(kill_closed_sessions(registry.clone(), closed_rx));
+    let reaper = tokio::spawn(kill_closed_sessions(
+        registry.clone(),
+        closed_rx,
+        closed_peers,
+    ));
     println!(
         "procward node {} listening on {}",
         options.name, options.listen
@@ -189,10 +199,16 @@ async fn stop_server(server: ActorRef<NodeServerMessage>) {
         .await;
 }
 
-/// When a client session closes, kills what it spawned without asking to
-/// outlive it.
-async fn kill_closed_sessions(registry: Registry, mut closed: mpsc::UnboundedReceiver<String>) {
+/// When a client session closes, ends its subscriptions' feeds and kills
+/// what it spawned without asking to outlive it.
+async fn kill_closed_sessions(
+    registry: Registry,
+    mut closed: mpsc::UnboundedReceiver<String>,
+    closed_peers: broadcast::Sender<String>,
+) {
     while let Some(peer) = closed.recv().await {
+        // No feed listening is not an error.
+        let _ = closed_peers.send(peer.clone());
         let registry = registry.clone();
         tokio::spawn(async move {
             let owner = session_owner(&peer);

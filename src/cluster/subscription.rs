@@ -1,0 +1,138 @@
+//! [`RemoteSubscription`]: a live feed of a remote process's output and
+//! exit event, pulled from its node.
+
+use std::collections::VecDeque;
+
+use super::client::{ClusterClient, NodeLink, RemoteHandle};
+use super::error::{RemoteError, RemoteErrorKind};
+use super::feed::{FeedBatch, FeedStarted, NextArgs};
+use super::gateway::RemoteRegistryMsg;
+use super::wire::Wire;
+use crate::messages::{OutputEvent, Subscribed};
+
+/// A live feed of one remote process's output chunks, ending with its exit
+/// event: the cross-node form of [`Subscription`](crate::Subscription),
+/// with the same events and the same bounds.
+///
+/// The node keeps at most 16 chunks in flight for this subscriber, as for
+/// a local one, and counts output past that as missed
+/// ([`OutputEvent::Missed`] before the next chunk of the stream). Each
+/// [`recv`](Self::recv) that finds nothing buffered pulls the node's next
+/// batch, and that pull acknowledges the batch before: only then does the
+/// node return those chunks' places in the window. So a subscriber that
+/// stops calling `recv` holds at most one batch here and one window on the
+/// node, and the child is never slowed down. Chunk credits on this side
+/// are placeholders (holding an event does not keep the window closed;
+/// not calling `recv` does).
+///
+/// [`OutputEvent::Exit`] comes exactly once and last; after it `recv`
+/// answers `Ok(None)`. Dropping the subscription ends the node's feed.
+#[derive(Debug)]
+pub struct RemoteSubscription {
+    /// The handle it follows.
+    pub handle: RemoteHandle,
+    /// Where the live chunks start in each stream; earlier bytes can be
+    /// fetched with [`ClusterClient::read`].
+    pub subscribed: Subscribed,
+    client: ClusterClient,
+    link: NodeLink,
+    feed: u64,
+    /// How many events have arrived from the node, in all.
+    received: u64,
+    buffered: VecDeque<OutputEvent>,
+    /// The exit event has arrived.
+    exited: bool,
+    /// The node has been told to end the feed.
+    ended: bool,
+}
+
+impl RemoteSubscription {
+    pub(super) fn new(
+        client: ClusterClient,
+        handle: RemoteHandle,
+        link: NodeLink,
+        started: FeedStarted,
+    ) -> Self {
+        RemoteSubscription {
+            handle,
+            subscribed: started.subscribed,
+            client,
+            link,
+            feed: started.feed,
+            received: 0,
+            buffered: VecDeque::new(),
+            exited: false,
+            ended: false,
+        }
+    }
+
+    /// The next event; `Ok(None)` after the exit event.
+    ///
+    /// Fails with [`RemoteErrorKind::NodeUnavailable`] as soon as the node
+    /// goes away, and with [`RemoteErrorKind::UnknownSubscription`] if the
+    /// node no longer has the feed. Cancel safe: a `recv` dropped while
+    /// pulling loses no event (the node sends unacknowledged events
+    /// again).
+    pub async fn recv(&mut self) -> Result<Option<OutputEvent>, RemoteError> {
+        loop {
+            if let Some(event) = self.buffered.pop_front() {
+                if matches!(event, OutputEvent::Exit(_)) {
+                    self.end();
+                }
+                return Ok(Some(event));
+            }
+            if self.exited {
+                return Ok(None);
+            }
+            let args = NextArgs {
+                feed: self.feed,
+                received: self.received,
+            };
+            let batch: FeedBatch = self
+                .client
+                .call_link(&self.handle.node, &self.link, |tx| {
+                    RemoteRegistryMsg::Next(Wire::ok(args), tx)
+                })
+                .await?;
+            self.take(batch)?;
+        }
+    }
+
+    /// Buffers the events of `batch` that have not arrived before.
+    fn take(&mut self, batch: FeedBatch) -> Result<(), RemoteError> {
+        if batch.first > self.received {
+            return Err(RemoteError::new(
+                RemoteErrorKind::Protocol,
+                format!(
+                    "the node skipped events {} to {} of the feed",
+                    self.received, batch.first
+                ),
+            ));
+        }
+        let seen = usize::try_from(self.received - batch.first).unwrap_or(usize::MAX);
+        for event in batch.events.into_iter().skip(seen) {
+            self.exited |= matches!(event, OutputEvent::Exit(_));
+            self.buffered.push_back(event);
+            self.received += 1;
+        }
+        Ok(())
+    }
+
+    /// Tells the node to drop the feed (once).
+    fn end(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            // A node that is gone has dropped the feed already.
+            let _ = self
+                .link
+                .gateway
+                .cast(RemoteRegistryMsg::Unsubscribe(Wire::ok(self.feed)));
+        }
+    }
+}
+
+impl Drop for RemoteSubscription {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
