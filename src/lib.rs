@@ -73,3 +73,8 @@ pub use registry::{Registry, Subscription};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// docs/cluster.md's examples, compiled as doc tests so they stay true.
+#[cfg(all(doctest, feature = "cluster"))]
+#[doc = include_str!("../docs/cluster.md")]
+struct ClusterDocDoctests;
