@@ -16,3 +16,5 @@ mod subscribers;
 
 pub(crate) use child::Spawned;
 pub use registry::{RegistryActor, RegistryState};
+#[cfg(feature = "cluster")]
+pub(crate) use subscribers::SUBSCRIBER_WINDOW;

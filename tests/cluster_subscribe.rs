@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use nodes::{Node, Scratch, client_for};
 use procward::cluster::{ClusterClient, Placement, RemoteErrorKind, RemoteSnapshot};
-use procward::{OutputEvent, OutputStream, SpawnRequest, Status, Stdin};
+use procward::{OutputEvent, OutputStream, SpawnRequest, Status, Stdin, Subscriber};
+use tokio::sync::mpsc;
 
 /// The subscriber window, as locally.
 const WINDOW: usize = 16;
@@ -242,5 +243,120 @@ async fn a_node_that_dies_fails_a_pending_recv() {
     nodes::eventually("the sleeper to be killed by the guard", || {
         !nodes::alive(sleeper.snapshot.pid)
     });
+    client.shutdown().await.unwrap();
+}
+
+/// An actor that passes what it gets to a channel.
+struct Relay;
+
+impl ractor::Actor for Relay {
+    type Msg = OutputEvent;
+    type State = mpsc::UnboundedSender<OutputEvent>;
+    type Arguments = mpsc::UnboundedSender<OutputEvent>;
+
+    async fn pre_start(
+        &self,
+        _myself: ractor::ActorRef<OutputEvent>,
+        tx: Self::Arguments,
+    ) -> Result<Self::State, ractor::ActorProcessingErr> {
+        Ok(tx)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ractor::ActorRef<OutputEvent>,
+        event: OutputEvent,
+        tx: &mut Self::State,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        let _ = tx.send(event);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actor_can_subscribe_to_a_remote_process() {
+    let scratch = Scratch::new("sub-actor");
+    let cookie = scratch.cookie("cookie", "sub-cookie", 0o600);
+    let node = Node::start("alpha", &cookie);
+    let client = client_for("sub-cookie", &[&node]).await;
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (relay, relay_task) = ractor::Actor::spawn(None, Relay, tx).await.unwrap();
+    let job = on_alpha(
+        &client,
+        SpawnRequest::shell("read go; echo via-actor").stdin(Stdin::Pipe),
+    )
+    .await;
+    client
+        .subscribe_with(&job.handle, Subscriber::Actor(relay.get_derived()))
+        .await
+        .unwrap();
+    client.write(&job.handle, "go\n").await.unwrap();
+    let mut out = Vec::new();
+    loop {
+        match tokio::time::timeout(nodes::DEADLINE, rx.recv()).await {
+            Ok(Some(OutputEvent::Chunk { bytes, .. })) => out.extend_from_slice(&bytes),
+            Ok(Some(OutputEvent::Exit(snapshot))) => {
+                assert_eq!(snapshot.status, Status::Exited);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(out, b"via-actor\n");
+    relay.stop(None);
+    relay_task.await.unwrap();
+    assert!(client.release(&job.handle).await.unwrap());
+    feeds_become(&client, 0).await;
+    client.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_subscriber_that_keeps_chunks_closes_the_window() {
+    let scratch = Scratch::new("sub-forward");
+    let cookie = scratch.cookie("cookie", "sub-cookie", 0o600);
+    let node = Node::start("alpha", &cookie);
+    let client = client_for("sub-cookie", &[&node]).await;
+
+    let flood = on_alpha(
+        &client,
+        SpawnRequest::shell("read go; head -c 33554432 /dev/zero").stdin(Stdin::Pipe),
+    )
+    .await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let subscribed = client
+        .subscribe_with(&flood.handle, Subscriber::Channel(tx))
+        .await
+        .unwrap();
+    client.write(&flood.handle, "go\n").await.unwrap();
+    // Nothing is taken from the channel while the child writes everything:
+    // the chunks in it keep their credits.
+    let done = client.wait(&flood.handle, None).await.unwrap();
+    let total = done.snapshot.stdout.total_bytes;
+
+    let (mut chunks, mut delivered, mut missed) = (0, 0, 0);
+    loop {
+        let event = tokio::time::timeout(nodes::DEADLINE, rx.recv())
+            .await
+            .expect("the exit event comes");
+        match event {
+            Some(OutputEvent::Chunk { bytes, .. }) => {
+                chunks += 1;
+                delivered += bytes.len() as u64;
+            }
+            Some(OutputEvent::Missed { bytes, .. }) => missed += bytes,
+            Some(OutputEvent::Exit(_)) => break,
+            None => panic!("the feed ended without its exit event"),
+        }
+    }
+    assert!(
+        chunks <= 2 * WINDOW,
+        "{chunks} chunks reached a subscriber that kept every one"
+    );
+    assert!(missed > 0);
+    assert_eq!(subscribed.stdout_offset + delivered + missed, total);
+    assert!(rx.recv().await.is_none(), "nothing after the exit event");
+    assert!(client.release(&flood.handle).await.unwrap());
+    feeds_become(&client, 0).await;
     client.shutdown().await.unwrap();
 }

@@ -27,7 +27,7 @@ use super::subscription::RemoteSubscription;
 use super::wire::{MAX_FRAME_BYTES, Wire};
 use crate::messages::{
     HandleId, HandleSummary, KillRequest, ListFilter, ReadChunk, ReadRequest, Snapshot,
-    SpawnRequest, WaitOutcome,
+    SpawnRequest, Subscribed, Subscriber, WaitOutcome,
 };
 
 /// A handle on some node of the cluster: the node's name and the handle
@@ -480,6 +480,21 @@ impl ClusterClient {
             link,
             started,
         ))
+    }
+
+    /// Subscribes any [`Subscriber`] (for example an actor:
+    /// `Subscriber::Actor(my_actor.get_derived())`) to a remote process's
+    /// live output and exit event; the events are forwarded by a task. See
+    /// [`RemoteSubscription::forward`] for its bounds and how it ends.
+    pub async fn subscribe_with(
+        &self,
+        handle: &RemoteHandle,
+        subscriber: Subscriber,
+    ) -> Result<Subscribed, RemoteError> {
+        let subscription = self.subscribe(handle).await?;
+        let subscribed = subscription.subscribed;
+        drop(subscription.forward(subscriber));
+        Ok(subscribed)
     }
 
     /// The handles of one node that pass `filter`, oldest first.

@@ -2,13 +2,17 @@
 //! exit event, pulled from its node.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 
 use super::client::{ClusterClient, NodeLink, RemoteHandle};
 use super::error::{RemoteError, RemoteErrorKind};
 use super::feed::{FeedBatch, FeedStarted, NextArgs};
 use super::gateway::RemoteRegistryMsg;
 use super::wire::Wire;
-use crate::messages::{OutputEvent, Subscribed};
+use crate::actors::SUBSCRIBER_WINDOW;
+use crate::messages::{Credit, OutputEvent, Subscribed, Subscriber};
 
 /// A live feed of one remote process's output chunks, ending with its exit
 /// event: the cross-node form of [`Subscription`](crate::Subscription),
@@ -96,6 +100,47 @@ impl RemoteSubscription {
                 .await?;
             self.take(batch)?;
         }
+    }
+
+    /// Forwards the events to `subscriber` (a channel, or an actor through
+    /// `actor_ref.get_derived()`) from a task, with the credits of a local
+    /// subscription: the task pulls the node's next batch only while the
+    /// subscriber holds fewer than 16 chunks it has not dropped. So a
+    /// subscriber that keeps chunks closes the window as it would locally;
+    /// it may hold one window here and the node one more (at most 32
+    /// chunks) before output is counted as missed.
+    ///
+    /// The task ends after the exit event, when the subscriber is gone, or
+    /// when the node fails; then it ends with the error, and the
+    /// subscriber gets no exit event. Await the handle to learn which.
+    pub fn forward(
+        self,
+        subscriber: Subscriber,
+    ) -> tokio::task::JoinHandle<Result<(), RemoteError>> {
+        tokio::spawn(self.pump(subscriber))
+    }
+
+    async fn pump(mut self, subscriber: Subscriber) -> Result<(), RemoteError> {
+        let window = Arc::new(Semaphore::new(SUBSCRIBER_WINDOW));
+        while let Some(mut event) = self.recv().await? {
+            if let OutputEvent::Chunk { credit, .. } = &mut event {
+                // The semaphore is never closed; its permits come back as
+                // the subscriber drops chunks (or drops its mailbox).
+                let Ok(permit) = window.clone().acquire_owned().await else {
+                    return Ok(());
+                };
+                *credit = Credit::new(permit);
+            }
+            let last = matches!(event, OutputEvent::Exit(_));
+            let delivered = match &subscriber {
+                Subscriber::Channel(tx) => tx.send(event).is_ok(),
+                Subscriber::Actor(actor) => actor.send_message(event).is_ok(),
+            };
+            if !delivered || last {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     /// Buffers the events of `batch` that have not arrived before.
