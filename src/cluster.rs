@@ -45,6 +45,7 @@ mod events;
 mod gateway;
 mod guard;
 mod node;
+mod private_file;
 mod wire;
 
 pub use client::{ClientOptions, ClusterClient, Placement, RemoteHandle, RemoteSnapshot};
