@@ -46,6 +46,8 @@ mod gateway;
 mod guard;
 mod node;
 mod private_file;
+mod tls;
+mod tls_listener;
 mod wire;
 
 pub use client::{ClientOptions, ClusterClient, Placement, RemoteHandle, RemoteSnapshot};
@@ -56,4 +58,5 @@ pub use gateway::{
     RemoteRegistryMsg, WaitArgs,
 };
 pub use node::{NodeOptions, node_main, run_node, session_owner};
+pub use tls::ClientTls;
 pub use wire::{MAX_WIRE_BYTES, Wire};
