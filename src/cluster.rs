@@ -32,6 +32,9 @@
 //!   remote process with [`ClusterClient::read`].
 //! - Anyone holding the cookie can run any command the node's policy
 //!   allows, as the node's user.
+//! - Sessions are plain TCP unless the node runs with `--tls-cert` and
+//!   `--tls-key` and the client with [`ClientOptions::tls`] (see
+//!   [`ClientTls`] and docs/cluster.md).
 //!
 //! # Cancel safety
 //!

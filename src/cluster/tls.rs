@@ -1,11 +1,13 @@
 //! TLS for cluster sessions: loading PEM certificates and keys into the
 //! rustls configurations that ractor_cluster's TLS transport takes.
 //!
-//! This module owns every rustls and PEM call of the crate. It builds the
-//! node's acceptor (`procward node --tls-cert/--tls-key/--tls-client-ca`)
-//! and the client's [`ClientTls`]. Both sides speak TLS 1.3 only and use
-//! rustls' aws-lc-rs provider, named explicitly: nothing depends on a
-//! process-wide default provider being installed.
+//! This module owns the crate's PEM parsing and rustls configuration (the
+//! node's handshakes run in `tls_listener.rs`). It builds the node's
+//! acceptor (`procward node --tls-cert/--tls-key/--tls-client-ca`) and the
+//! client's [`ClientTls`]. Both sides speak TLS 1.3 only and use rustls'
+//! aws-lc-rs provider, named explicitly: nothing depends on a
+//! process-wide default provider being installed, so no "no process-level
+//! CryptoProvider" panic can happen whatever else the process links.
 //!
 //! # Caveats
 //!
