@@ -33,6 +33,9 @@
 //!   bounds it as locally (see its docs).
 //! - Anyone holding the cookie can run any command the node's policy
 //!   allows, as the node's user.
+//! - Sessions are plain TCP unless the node runs with `--tls-cert` and
+//!   `--tls-key` and the client with [`ClientOptions::tls`] (see
+//!   [`ClientTls`] and docs/cluster.md).
 //!
 //! # Cancel safety
 //!
@@ -47,7 +50,10 @@ mod feed;
 mod gateway;
 mod guard;
 mod node;
+mod private_file;
 mod subscription;
+mod tls;
+mod tls_listener;
 mod wire;
 
 pub use client::{ClientOptions, ClusterClient, Placement, RemoteHandle, RemoteSnapshot};
@@ -60,4 +66,5 @@ pub use gateway::{
 };
 pub use node::{NodeOptions, node_main, run_node, session_owner};
 pub use subscription::RemoteSubscription;
+pub use tls::ClientTls;
 pub use wire::{MAX_WIRE_BYTES, Wire};

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorCell, ActorId, ActorRef, RpcReplyPort};
 use ractor_cluster::node::NodeConnectionMode;
-use ractor_cluster::{NodeId, NodeServer, NodeServerMessage};
+use ractor_cluster::{ClientConnectErr, NodeId, NodeServer, NodeServerMessage};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -24,6 +24,7 @@ use super::gateway::{
 };
 use super::node::session_owner;
 use super::subscription::RemoteSubscription;
+use super::tls::ClientTls;
 use super::wire::{MAX_FRAME_BYTES, Wire};
 use crate::messages::{
     HandleId, HandleSummary, KillRequest, ListFilter, ReadChunk, ReadRequest, Snapshot,
@@ -85,6 +86,11 @@ pub struct ClientOptions {
     /// session to report closing before calling the node unavailable
     /// anyway.
     pub no_reply_grace: Duration,
+    /// With `Some`, [`ClusterClient::connect`] opens TLS sessions, which
+    /// only nodes started with `--tls-cert`/`--tls-key` accept; with
+    /// `None` (the default), plain TCP ones, which only nodes without
+    /// them accept. The client's own listener stays plain either way.
+    pub tls: Option<ClientTls>,
 }
 
 impl ClientOptions {
@@ -100,7 +106,14 @@ impl ClientOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             connect_timeout: Duration::from_secs(5),
             no_reply_grace: Duration::from_millis(500),
+            tls: None,
         }
+    }
+
+    /// Connects to nodes over TLS (see [`ClientTls`]).
+    pub fn tls(mut self, tls: ClientTls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Sets the client's node name.
@@ -210,9 +223,17 @@ impl ClusterClient {
     /// authenticated and the node's registry is visible, and returns the
     /// node's name.
     ///
+    /// With [`ClientOptions::tls`], the session is TLS: the node's
+    /// certificate must be signed by the trusted CA and name the host part
+    /// of `address` (an IP address or a DNS name), unless
+    /// [`ClientTls::server_name`] says otherwise.
+    ///
     /// Fails with [`RemoteErrorKind::Connect`] if the address cannot be
-    /// reached, the node refuses the session (a wrong cookie closes it),
-    /// or nothing is ready within the connect timeout.
+    /// reached, the TLS handshake fails (an untrusted or misnamed node
+    /// certificate, a plain node), the node refuses the session (a wrong
+    /// cookie, a client certificate it does not trust, or a plain client
+    /// at a TLS node closes it), or nothing is ready within the connect
+    /// timeout, which bounds the whole call.
     pub async fn connect(&self, address: impl Into<String>) -> Result<String, RemoteError> {
         let address = address.into();
         let connect_err = |why: String| {
@@ -221,19 +242,46 @@ impl ClusterClient {
                 format!("cannot connect to {address}: {why}"),
             )
         };
-        let resolved = tokio::net::lookup_host(address.as_str())
+        let deadline = tokio::time::Instant::now() + self.inner.options.connect_timeout;
+        let timed_out =
+            || connect_err("no authenticated session in time (is it a procward node?)".to_owned());
+        let tls = self.inner.options.tls.as_ref();
+        let resolved = tokio::time::timeout_at(deadline, tokio::net::lookup_host(address.as_str()))
             .await
+            .map_err(|_| timed_out())?
             .map_err(|err| connect_err(err.to_string()))?
             .next()
             .ok_or_else(|| connect_err("the address resolves to nothing".to_owned()))?;
         let peer = resolved.to_string();
         let mut sessions = self.inner.sessions.clone();
         let known: Vec<NodeId> = sessions.borrow_and_update().keys().copied().collect();
-        ractor_cluster::client_connect(&self.inner.server, resolved)
-            .await
-            .map_err(|err| connect_err(err.to_string()))?;
+        // Neither the TCP connect nor the TLS handshake has a timeout of
+        // its own: a peer that never answers would hold `connect` forever.
+        let opened = match tls {
+            Some(tls) => {
+                let name = tls.server_name_for(&address).map_err(connect_err)?;
+                let open = ractor_cluster::client_connect_enc(
+                    &self.inner.server,
+                    resolved,
+                    tls.connector(),
+                    name,
+                );
+                tokio::time::timeout_at(deadline, open).await
+            }
+            None => {
+                let open = ractor_cluster::client_connect(&self.inner.server, resolved);
+                tokio::time::timeout_at(deadline, open).await
+            }
+        };
+        match opened {
+            Ok(Ok(())) => {}
+            Ok(Err(ClientConnectErr::Encryption(err))) => {
+                return Err(connect_err(format!("TLS handshake failed: {err}")));
+            }
+            Ok(Err(err)) => return Err(connect_err(err.to_string())),
+            Err(_) => return Err(timed_out()),
+        }
 
-        let deadline = tokio::time::Instant::now() + self.inner.options.connect_timeout;
         let ours = |id: &NodeId, ses: &SessionView| {
             !known.contains(id)
                 && !ses.is_server
@@ -258,16 +306,17 @@ impl ClusterClient {
         let (node_id, phase, session) = match settled {
             Ok(Ok(found)) => found.ok_or_else(|| connect_err("the session vanished".to_owned()))?,
             Ok(Err(_)) => return Err(connect_err("the client is shutting down".to_owned())),
-            Err(_) => {
-                return Err(connect_err(
-                    "no authenticated session in time (is it a procward node?)".to_owned(),
-                ));
-            }
+            Err(_) => return Err(timed_out()),
         };
         if phase == Phase::Closed {
-            return Err(connect_err(
-                "the node closed the session (wrong cookie, or a name clash)".to_owned(),
-            ));
+            let why = match tls {
+                Some(tls) if tls.has_identity() => {
+                    "wrong cookie, a name clash, or the node does not trust this client certificate"
+                }
+                Some(_) => "wrong cookie, a name clash, or the node requires a client certificate",
+                None => "wrong cookie, a name clash, or the node requires TLS",
+            };
+            return Err(connect_err(format!("the node closed the session ({why})")));
         }
 
         let gateway = loop {

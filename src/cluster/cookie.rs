@@ -1,44 +1,38 @@
 //! Reading the cluster cookie: a secret file only its owner may read.
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use super::error::{RemoteError, RemoteErrorKind};
+use super::private_file::read_private_file;
 
 /// Reads the magic cookie that nodes and clients authenticate with.
 ///
 /// Refuses (with [`RemoteErrorKind::InvalidRequest`] and a message naming
 /// the file) a file that is missing, not a regular file, readable or
-/// writable by group or others (`chmod 600` it), or empty. Leading and
-/// trailing whitespace (a final newline) is not part of the cookie.
+/// writable by group or others (`chmod 600` it), not UTF-8, or empty.
+/// Leading and trailing whitespace (a final newline) is not part of the
+/// cookie.
 pub fn read_cookie_file(path: &Path) -> Result<String, RemoteError> {
-    let refuse = |why: String| {
+    let refuse = |why: &str| {
         RemoteError::new(
             RemoteErrorKind::InvalidRequest,
             format!("cookie file `{}` {why}", path.display()),
         )
     };
-    let meta = fs::metadata(path).map_err(|err| refuse(format!("cannot be read: {err}")))?;
-    if !meta.is_file() {
-        return Err(refuse("is not a regular file".to_owned()));
-    }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(refuse(format!(
-            "is accessible by group or others (mode {mode:03o}); run `chmod 600` on it"
-        )));
-    }
-    let text = fs::read_to_string(path).map_err(|err| refuse(format!("cannot be read: {err}")))?;
+    let bytes = read_private_file(path, "cookie file")?;
+    let text = String::from_utf8(bytes).map_err(|_| refuse("is not UTF-8 text"))?;
     let cookie = text.trim();
     if cookie.is_empty() {
-        return Err(refuse("is empty".to_owned()));
+        return Err(refuse("is empty"));
     }
     Ok(cookie.to_owned())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn temp_file(name: &str, contents: &str, mode: u32) -> std::path::PathBuf {

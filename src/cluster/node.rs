@@ -2,22 +2,26 @@
 //! ractor_cluster.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use ractor::{Actor, ActorRef};
 use ractor_cluster::node::NodeConnectionMode;
-use ractor_cluster::{NodeServer, NodeServerMessage};
+use ractor_cluster::{IncomingEncryptionMode, NodeServer, NodeServerMessage};
+use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{broadcast, mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 
 use super::cookie::read_cookie_file;
 use super::error::{RemoteError, RemoteErrorKind};
 use super::events::SessionWatcher;
 use super::gateway::{GatewayArgs, REGISTRY_GROUP, RemoteRegistryActor};
 use super::guard::Guard;
+use super::tls::node_acceptor;
+use super::tls_listener::TlsListener;
 use super::wire::MAX_FRAME_BYTES;
 use crate::config::RegistryConfig;
 use crate::messages::KillRequest;
@@ -53,6 +57,22 @@ pub struct NodeOptions {
     /// owner (mode 600) and not empty.
     #[arg(long, value_name = "PATH")]
     pub cookie_file: PathBuf,
+
+    /// PEM file with this node's certificate (then any intermediates).
+    /// With --tls-key, the node accepts TLS sessions only (TLS 1.3).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file with the private key of --tls-cert; must be private to
+    /// its owner (mode 600).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM file with the CA certificates that must sign client
+    /// certificates: clients without one are refused (mutual TLS). Needs
+    /// --tls-cert and --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// Runs `procward node` to completion (SIGTERM or SIGINT) and returns the
@@ -99,7 +119,12 @@ fn internal(what: &str, err: impl std::fmt::Display) -> RemoteError {
 
 /// Runs a node until `stop` completes: a registry (reaping orphans), its
 /// gateway in [`REGISTRY_GROUP`], and a `NodeServer` on `options.listen`
-/// that admits peers with the cookie. Prints one line,
+/// that admits peers with the cookie; with `tls_cert` and `tls_key`, over
+/// TLS only (and with `tls_client_ca`, only peers presenting a
+/// certificate that CA signed). Every file is checked before anything
+/// starts: a missing, unparsable or shared one (the cookie, the key) is an
+/// [`InvalidRequest`](RemoteErrorKind::InvalidRequest) naming it, as is
+/// `tls_cert` without `tls_key` or the other way round. Prints one line,
 /// `procward node <name> listening on <addr>`, to stdout once peers can
 /// connect. When `stop` completes, every process is killed and reaped
 /// before this returns.
@@ -108,6 +133,7 @@ pub async fn run_node(
     stop: impl Future<Output = ()>,
 ) -> Result<(), RemoteError> {
     let cookie = read_cookie_file(&options.cookie_file)?;
+    let tls = tls_acceptor(&options)?;
     if options.name.is_empty() || options.name.contains('@') {
         return Err(RemoteError::new(
             RemoteErrorKind::InvalidRequest,
@@ -128,7 +154,7 @@ pub async fn run_node(
         .map_err(|err| internal("cannot start the gateway", err))?;
     ractor::pg::join(REGISTRY_GROUP.to_owned(), vec![gateway.get_cell()]);
 
-    let served = serve(&options, cookie, &registry, closed_peers, stop).await;
+    let served = serve(&options, cookie, tls, &registry, closed_peers, stop).await;
 
     // The node's children never outlive it.
     gateway.stop(Some("node stopping".to_owned()));
@@ -142,29 +168,72 @@ pub async fn run_node(
     served.and(shut)
 }
 
+/// The acceptor of a node given TLS files; `None` (plain TCP) without.
+fn tls_acceptor(options: &NodeOptions) -> Result<Option<TlsAcceptor>, RemoteError> {
+    let flags_error = |message: &str| RemoteError::new(RemoteErrorKind::InvalidRequest, message);
+    match (&options.tls_cert, &options.tls_key) {
+        (Some(cert), Some(key)) => {
+            node_acceptor(cert, key, options.tls_client_ca.as_deref()).map(Some)
+        }
+        (None, None) if options.tls_client_ca.is_some() => Err(flags_error(
+            "--tls-client-ca needs --tls-cert and --tls-key",
+        )),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(flags_error("--tls-cert needs --tls-key")),
+        (None, Some(_)) => Err(flags_error("--tls-key needs --tls-cert")),
+    }
+}
+
 async fn serve(
     options: &NodeOptions,
     cookie: String,
+    tls: Option<TlsAcceptor>,
     registry: &Registry,
     closed_peers: broadcast::Sender<String>,
     stop: impl Future<Output = ()>,
 ) -> Result<(), RemoteError> {
-    let server = NodeServer::new(
-        options.listen.port(),
-        cookie,
-        options.name.clone(),
-        options.listen.ip().to_string(),
-        None,
-        Some(NodeConnectionMode::Isolated),
-    )
-    .with_listen_addr(options.listen.ip())
-    .with_max_inbound_frame_size(MAX_FRAME_BYTES);
-    let (server, _) = Actor::spawn(None, server, ()).await.map_err(|err| {
+    let cannot_listen = |err: &dyn std::fmt::Display| {
         RemoteError::new(
             RemoteErrorKind::Internal,
             format!("cannot listen on {}: {err}", options.listen),
         )
-    })?;
+    };
+    // With TLS, a TlsListener of ours owns the node's address (see
+    // tls_listener.rs for why), and the NodeServer's own listener, which
+    // ractor_cluster always starts, is moved to an ephemeral loopback port
+    // where it, too, accepts TLS only.
+    let (front, mode, port, listen_ip) = match tls {
+        None => (
+            None,
+            IncomingEncryptionMode::Raw,
+            options.listen.port(),
+            options.listen.ip(),
+        ),
+        Some(acceptor) => {
+            let listener = TcpListener::bind(options.listen)
+                .await
+                .map_err(|err| cannot_listen(&err))?;
+            let loopback = match options.listen {
+                SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            };
+            let mode = IncomingEncryptionMode::Tls(acceptor.clone());
+            (Some((listener, acceptor)), mode, 0, loopback)
+        }
+    };
+    let server = NodeServer::new(
+        port,
+        cookie,
+        options.name.clone(),
+        options.listen.ip().to_string(),
+        Some(mode),
+        Some(NodeConnectionMode::Isolated),
+    )
+    .with_listen_addr(listen_ip)
+    .with_max_inbound_frame_size(MAX_FRAME_BYTES);
+    let (server, _) = Actor::spawn(None, server, ())
+        .await
+        .map_err(|err| cannot_listen(&err))?;
     let (table, _) = watch::channel(Default::default());
     let (closed_tx, closed_rx) = mpsc::unbounded_channel();
     let subscribed = server.cast(NodeServerMessage::SubscribeToEvents {
@@ -180,11 +249,19 @@ async fn serve(
         closed_rx,
         closed_peers,
     ));
+    let front = front.map(|(listener, acceptor)| {
+        tracing::info!(
+            mutual = options.tls_client_ca.is_some(),
+            "accepting TLS sessions only"
+        );
+        TlsListener::start(listener, acceptor, server.clone())
+    });
     println!(
         "procward node {} listening on {}",
         options.name, options.listen
     );
     stop.await;
+    drop(front);
     stop_server(server).await;
     reaper.abort();
     Ok(())

@@ -2,6 +2,7 @@
 //! tests: cookie files, free ports, start, SIGKILL by pid, /proc checks.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::ffi::OsString;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -69,8 +70,14 @@ pub(crate) enum Started {
 impl Node {
     /// Starts a node and waits for its `listening` line.
     pub(crate) fn start(name: &str, cookie_file: &Path) -> Node {
+        Node::start_with(name, cookie_file, &[])
+    }
+
+    /// Starts a node with `extra` arguments after the usual ones and waits
+    /// for its `listening` line.
+    pub(crate) fn start_with(name: &str, cookie_file: &Path, extra: &[OsString]) -> Node {
         for _ in 0..5 {
-            match Node::try_start(name, cookie_file) {
+            match Node::try_start_with(name, cookie_file, extra) {
                 Started::Ready(node) => return node,
                 Started::Failed { stderr } if stderr.contains("cannot listen") => continue,
                 Started::Failed { stderr } => panic!("node {name} failed: {stderr}"),
@@ -81,10 +88,17 @@ impl Node {
 
     /// Starts a node; reports its stderr if it exits before listening.
     pub(crate) fn try_start(name: &str, cookie_file: &Path) -> Started {
+        Node::try_start_with(name, cookie_file, &[])
+    }
+
+    /// Starts a node with `extra` arguments after the usual ones; reports
+    /// its stderr if it exits before listening.
+    pub(crate) fn try_start_with(name: &str, cookie_file: &Path, extra: &[OsString]) -> Started {
         let addr = format!("127.0.0.1:{}", free_port());
         let mut child = Command::new(env!("CARGO_BIN_EXE_procward"))
             .args(["node", "--listen", &addr, "--name", name, "--cookie-file"])
             .arg(cookie_file)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
