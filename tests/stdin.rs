@@ -82,7 +82,21 @@ async fn write_to_a_child_that_closed_stdin_is_a_typed_error() {
         // Not printed yet: its first chunk says stdin is closed.
         let _ = feed.recv().await;
     }
-    let err = registry.write(spawned.handle_id, "x").await.unwrap_err();
+    // Another test's child, spawned while this pipe was being made, holds
+    // a copy of its read end until that child's exec (docs/output.md): a
+    // write in that window succeeds. There is no event to await for
+    // another process's exec, so the write is retried; the first failure
+    // must be the typed one.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let err = loop {
+        match registry.write(spawned.handle_id, "x").await {
+            Err(err) => break err,
+            Ok(()) => {
+                assert!(std::time::Instant::now() < deadline, "writes never failed");
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+    };
     assert!(matches!(err, Error::StdinClosed(_)), "{err:?}");
     registry
         .kill(spawned.handle_id, Default::default())
@@ -107,4 +121,47 @@ async fn write_without_a_pipe_is_a_typed_error() {
         .await
         .unwrap();
     registry.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_and_closes_queued_when_the_process_ends_all_get_answers() {
+    let registry = registry().await;
+    // `sleep` never reads: a 1 MiB write waits for room in the pipe, and
+    // the commands behind it wait in the writer's queue. Whether some are
+    // still queued when the process ends is a race, so it runs a few
+    // rounds.
+    for _round in 0..5 {
+        queue_then_kill(&registry).await;
+    }
+    registry.shutdown().await.unwrap();
+}
+
+async fn queue_then_kill(registry: &procward::Registry) {
+    let spawned = registry
+        .spawn(SpawnRequest::argv(["sleep", "30"]).stdin(Stdin::Pipe))
+        .await
+        .expect("spawn sleep");
+    let id = spawned.handle_id;
+    let mut pending = Vec::new();
+    for i in 0..8 {
+        let registry = registry.clone();
+        pending.push(tokio::spawn(async move {
+            if i % 4 == 3 {
+                registry.close_stdin(id).await
+            } else {
+                registry.write(id, vec![b'x'; 1 << 20]).await
+            }
+        }));
+    }
+    registry
+        .kill(id, Default::default())
+        .await
+        .expect("kill sleep");
+    for answer in pending {
+        match answer.await.expect("the command task") {
+            Ok(()) | Err(Error::StdinClosed(_)) => {}
+            Err(other) => panic!("a queued stdin command got {other:?}"),
+        }
+    }
+    registry.release(id).await.expect("release sleep");
 }

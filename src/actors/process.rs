@@ -23,7 +23,7 @@ use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rustix::process::Signal;
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::capture::Capture;
 use super::child::{ChildProcess, ExitInfo, Spawned};
@@ -85,8 +85,7 @@ pub(crate) struct ProcessState {
     stdout: Capture,
     stderr: Capture,
     open_streams: u8,
-    /// Commands to the stdin writer; `None` when stdin is `/dev/null`.
-    stdin: Option<mpsc::UnboundedSender<StdinCommand>>,
+    stdin: StdinLink,
     subscribers: Subscribers,
     leader_exited: bool,
     /// The terminal status to be, once a kill, the timeout or the exit has
@@ -165,14 +164,17 @@ impl Actor for ProcessActor {
         if let Some(timeout) = args.timeout {
             tasks.push(timer(&myself, timeout, Event::TimeoutExpired));
         }
-        let stdin = stdin_pipe.map(|pipe| {
+        let stdin = stdin_pipe.map_or(StdinLink::NotPiped, |pipe| {
             let initial = match args.stdin {
                 Stdin::Bytes(bytes) => Some(bytes),
                 Stdin::Null | Stdin::Pipe => None,
             };
-            let (tx, rx) = mpsc::unbounded_channel();
-            tasks.push(tokio::spawn(write_stdin(args.handle_id, pipe, initial, rx)));
-            tx
+            let (commands, rx) = mpsc::unbounded_channel();
+            let (ended, ended_rx) = watch::channel(false);
+            // Not in `tasks`: it must answer every queued command, so it is
+            // told of the end instead of aborted, and ends by itself.
+            tokio::spawn(write_stdin(args.handle_id, pipe, initial, rx, ended_rx));
+            StdinLink::Open { commands, ended }
         });
         tracing::debug!(handle = %args.handle_id, pid = child.pid(), command = %args.command, "process started");
         Ok(ProcessState {
@@ -262,6 +264,20 @@ impl Actor for ProcessActor {
         }
         Ok(())
     }
+}
+
+/// The process actor's side of a piped stdin.
+enum StdinLink {
+    /// stdin is `/dev/null`.
+    NotPiped,
+    /// The writer task takes commands, in order.
+    Open {
+        commands: mpsc::UnboundedSender<StdinCommand>,
+        /// Turned true when the process is terminal.
+        ended: watch::Sender<bool>,
+    },
+    /// The process is terminal; stdin is closed for good.
+    Ended,
 }
 
 /// Sends `event` to `actor` after `delay`, unless aborted first.
@@ -419,10 +435,10 @@ impl ProcessState {
             }
         };
         match &self.stdin {
-            None => refuse(command, Error::StdinNotPiped(self.id)),
-            Some(_) if self.terminal.is_some() => refuse(command, Error::StdinClosed(self.id)),
-            Some(tx) => {
-                if let Err(mpsc::error::SendError(command)) = tx.send(command) {
+            StdinLink::NotPiped => refuse(command, Error::StdinNotPiped(self.id)),
+            StdinLink::Ended => refuse(command, Error::StdinClosed(self.id)),
+            StdinLink::Open { commands, .. } => {
+                if let Err(mpsc::error::SendError(command)) = commands.send(command) {
                     refuse(command, Error::StdinClosed(self.id));
                 }
             }
@@ -716,6 +732,12 @@ impl ProcessState {
         let exit = reaped.map(|(exit, _)| exit);
         for task in self.tasks.drain(..) {
             task.abort();
+        }
+        if let StdinLink::Open { ended, .. } = &self.stdin {
+            // The writer answers what is queued with `StdinClosed` and
+            // ends once the sender below is dropped.
+            ended.send_replace(true);
+            self.stdin = StdinLink::Ended;
         }
         let mut status = self.settled.unwrap_or(Status::Exited);
         if matches!(status, Status::Killed | Status::TimedOut)

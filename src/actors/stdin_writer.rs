@@ -5,7 +5,7 @@ use bytes::Bytes;
 use ractor::RpcReplyPort;
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, Result};
 use crate::messages::HandleId;
@@ -21,6 +21,12 @@ pub(crate) enum StdinCommand {
 /// (the child sees end of file) and later writes answer
 /// [`Error::StdinClosed`].
 ///
+/// Once `ended` turns true (the process is terminal), a write still
+/// waiting for room in the pipe (a grandchild holds it and does not read)
+/// or queued behind others answers [`Error::StdinClosed`] instead of
+/// writing; every command queued before the end still gets its answer, and
+/// the task ends when the process actor drops its sender.
+///
 /// A child that exited gives `EPIPE`, not `SIGPIPE`: the Rust runtime
 /// ignores `SIGPIPE` in every Rust program, and procward relies on that.
 pub(crate) async fn write_stdin(
@@ -28,13 +34,20 @@ pub(crate) async fn write_stdin(
     pipe: pipe::Sender,
     initial: Option<Bytes>,
     mut commands: mpsc::UnboundedReceiver<StdinCommand>,
+    mut ended: watch::Receiver<bool>,
 ) {
     let mut pipe = Some(pipe);
     if let Some(bytes) = initial {
-        if let Some(open) = pipe.as_mut()
-            && let Err(err) = open.write_all(&bytes).await
-        {
-            tracing::debug!(handle = %id, %err, "writing the initial stdin failed");
+        if let Some(open) = pipe.as_mut() {
+            tokio::select! {
+                biased;
+                () = process_ended(&mut ended) => {}
+                written = open.write_all(&bytes) => {
+                    if let Err(err) = written {
+                        tracing::debug!(handle = %id, %err, "writing the initial stdin failed");
+                    }
+                }
+            }
         }
         // Bytes given at spawn are followed by end of file.
         pipe = None;
@@ -42,22 +55,31 @@ pub(crate) async fn write_stdin(
     while let Some(command) = commands.recv().await {
         match command {
             StdinCommand::Write(bytes, reply) => {
-                let result = match pipe.as_mut() {
-                    None => Err(Error::StdinClosed(id)),
-                    Some(open) => match open.write_all(&bytes).await {
-                        Ok(()) => Ok(()),
-                        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
-                            pipe = None;
-                            Err(Error::StdinClosed(id))
-                        }
-                        Err(source) => {
-                            pipe = None;
-                            Err(Error::Os {
-                                operation: "writing to the child's stdin",
-                                source,
-                            })
-                        }
+                let written = match pipe.as_mut() {
+                    None => None,
+                    Some(open) => tokio::select! {
+                        biased;
+                        () = process_ended(&mut ended) => None,
+                        written = open.write_all(&bytes) => Some(written),
                     },
+                };
+                let result = match written {
+                    Some(Ok(())) => Ok(()),
+                    None => {
+                        pipe = None;
+                        Err(Error::StdinClosed(id))
+                    }
+                    Some(Err(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+                        pipe = None;
+                        Err(Error::StdinClosed(id))
+                    }
+                    Some(Err(source)) => {
+                        pipe = None;
+                        Err(Error::Os {
+                            operation: "writing to the child's stdin",
+                            source,
+                        })
+                    }
                 };
                 let _ = reply.send(result);
             }
@@ -67,4 +89,9 @@ pub(crate) async fn write_stdin(
             }
         }
     }
+}
+
+/// Resolves once the process is terminal (or its actor is gone).
+async fn process_ended(ended: &mut watch::Receiver<bool>) {
+    let _ = ended.wait_for(|ended| *ended).await;
 }
