@@ -17,40 +17,10 @@ use std::path::Path;
 
 use certs::{Ca, write_file};
 use nodes::{DEADLINE, Node, Scratch, Started};
-use procward::cluster::{
-    ClientOptions, ClientTls, ClusterClient, Placement, REGISTRY_GROUP, RemoteErrorKind,
-};
+use procward::cluster::{ClientOptions, ClientTls, ClusterClient, Placement, RemoteErrorKind};
 use procward::{SpawnRequest, Status};
-use tokio::sync::{Mutex, MutexGuard};
 
 const COOKIE: &str = "tls-cookie";
-
-static ONE_SESSION_AT_A_TIME: Mutex<()> = Mutex::const_new(());
-
-/// Waits until no other test of this file holds a client session, and
-/// until the gateways of earlier sessions have left the process group.
-///
-/// Every `NodeServer` numbers its sessions from 0 and ractor keys remote
-/// actors by that number, so two clients with live sessions in one
-/// process can see each other's gateways. The other `cluster_*` files
-/// have one client session at a time.
-async fn one_session_at_a_time() -> MutexGuard<'static, ()> {
-    let guard = ONE_SESSION_AT_A_TIME.lock().await;
-    gateways_gone().await;
-    guard
-}
-
-/// Polls (with the deadline) until no gateway is in the process group.
-async fn gateways_gone() {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !ractor::pg::get_members(&REGISTRY_GROUP.to_owned()).is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gateways of closed sessions are still in the group"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
 
 fn cookie(scratch: &Scratch) -> std::path::PathBuf {
     scratch.cookie("cookie", COOKIE, 0o600)
@@ -113,7 +83,6 @@ async fn round_trip(client: &ClusterClient, node: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_right_ca_admits_a_client() {
-    let _serial = one_session_at_a_time().await;
     let scratch = Scratch::new("tls-ok");
     let ca = Ca::new("procward test CA");
     let node = tls_node(&scratch, "tls-node", &ca, None);
@@ -130,7 +99,6 @@ async fn the_right_ca_admits_a_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_name_defaults_to_the_host_and_can_be_overridden() {
-    let _serial = one_session_at_a_time().await;
     let scratch = Scratch::new("tls-name");
     let ca = Ca::new("procward test CA");
     let (cert, key) = ca.node(&["build-1.test"]).write(&scratch.0, "named");
@@ -154,7 +122,6 @@ async fn the_server_name_defaults_to_the_host_and_can_be_overridden() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_trusting_another_ca_is_refused() {
-    let _serial = one_session_at_a_time().await;
     let scratch = Scratch::new("tls-other-ca");
     let ca = Ca::new("procward test CA");
     let node = tls_node(&scratch, "tls-node", &ca, None);
@@ -175,7 +142,6 @@ async fn a_client_trusting_another_ca_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_and_tls_do_not_mix() {
-    let _serial = one_session_at_a_time().await;
     let scratch = Scratch::new("tls-mix");
     let ca = Ca::new("procward test CA");
     let ca_file = ca.write(&scratch.0, "ca");
@@ -196,7 +162,6 @@ async fn plain_and_tls_do_not_mix() {
         "tls-node"
     );
     tls.shutdown().await.unwrap();
-    gateways_gone().await;
     let plain = client(None).await;
     assert_eq!(
         plain.connect(plain_node.addr.clone()).await.unwrap(),
@@ -207,7 +172,6 @@ async fn plain_and_tls_do_not_mix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_admits_only_clients_the_client_ca_signed() {
-    let _serial = one_session_at_a_time().await;
     let scratch = Scratch::new("tls-mutual");
     let ca = Ca::new("procward node CA");
     let client_ca = Ca::new("procward client CA");
@@ -243,7 +207,6 @@ async fn mutual_tls_admits_only_clients_the_client_ca_signed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_connection_does_not_block_the_handshakes_of_others() {
-    let _serial = one_session_at_a_time().await;
     let scratch = Scratch::new("tls-idle");
     let ca = Ca::new("procward test CA");
     let node = tls_node(&scratch, "tls-node", &ca, None);
