@@ -4,6 +4,7 @@
 mod capture;
 mod child;
 mod escapees;
+mod guard;
 mod handle_table;
 mod limits;
 mod orphans;

@@ -48,7 +48,6 @@ mod error;
 mod events;
 mod feed;
 mod gateway;
-mod guard;
 mod node;
 mod private_file;
 mod subscription;

@@ -60,6 +60,17 @@ pub struct RegistryConfig {
     /// [`reap_orphans`](Self::reap_orphans) so killed escapees that were
     /// orphaned to us are reaped too.
     pub kill_escapees: bool,
+    /// A guard process that kills this registry's processes if the program
+    /// hosting the registry dies without stopping it (SIGKILL, a crash, an
+    /// abort), when no code of ours can run. It is a small `sh` process
+    /// that finds the processes by the `PROCWARD_TOKEN` every spawn then
+    /// carries in its environment (as with
+    /// [`kill_escapees`](Self::kill_escapees)), so it never signals a
+    /// process that reused one of their pids; a descendant that clears its
+    /// environment escapes it. An orderly stop dismisses it. Costs one
+    /// `sh` per registry and nothing per spawn. Default off; on in
+    /// `procward serve` and `procward node`.
+    pub guard: bool,
     /// How many receipts of evicted handles the registry keeps. A receipt
     /// answers poll, wait and kill for an evicted handle (status, times,
     /// exit code, byte totals; no output). Past the cap the oldest receipt
@@ -90,6 +101,7 @@ impl Default for RegistryConfig {
             kill_grace: Duration::from_secs(5),
             reap_orphans: false,
             kill_escapees: false,
+            guard: false,
             max_receipts: 1024,
             clock: Clock::system(),
             policy: PolicyChain::new(),
@@ -150,6 +162,12 @@ impl RegistryConfig {
     /// Sets [`kill_escapees`](Self::kill_escapees).
     pub fn kill_escapees(mut self, on: bool) -> Self {
         self.kill_escapees = on;
+        self
+    }
+
+    /// Sets [`guard`](Self::guard).
+    pub fn guard(mut self, on: bool) -> Self {
+        self.guard = on;
         self
     }
 

@@ -26,12 +26,13 @@ use rustix::process::{
 /// The environment variable that carries the token.
 pub(crate) const TOKEN_VAR: &str = "PROCWARD_TOKEN";
 
-static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+static NEXT_REGISTRY: AtomicU64 = AtomicU64::new(1);
 
-/// A token unique to one spawn of this OS process.
-pub(crate) fn new_token() -> String {
+/// A token prefix unique to one registry of this OS process:
+/// `<pid>-<registry number>-`. Its spawns' tokens add their own number.
+pub(crate) fn new_token_prefix() -> String {
     let me = getpid().as_raw_nonzero().get();
-    format!("{me}-{}", NEXT_TOKEN.fetch_add(1, Ordering::Relaxed))
+    format!("{me}-{}-", NEXT_REGISTRY.fetch_add(1, Ordering::Relaxed))
 }
 
 fn carries(pid: i32, entry: &[u8]) -> bool {

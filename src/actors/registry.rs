@@ -16,6 +16,7 @@ use ractor::{
     Actor, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort, SupervisionEvent,
 };
 
+use super::guard::Guard;
 use super::handle_table::{EntryState, HandleTable, Owner, RunningActor, running_summary};
 use super::process::{ProcessActor, ProcessArgs};
 use super::receipts::{Receipt, ReceiptState, Receipts};
@@ -54,6 +55,13 @@ pub struct RegistryState {
     config: RegistryConfig,
     table: HandleTable<ActorRef<ProcessMsg>>,
     receipts: Receipts<ActorRef<ProcessMsg>>,
+    /// Starts every spawn's `PROCWARD_TOKEN`: unique to this registry.
+    token_prefix: String,
+    /// Numbers the spawns' tokens.
+    next_token: u64,
+    /// Kills what carries the prefix if the host dies; dismissed by an
+    /// orderly stop.
+    guard: Option<Guard>,
 }
 
 impl RunningActor for ActorRef<ProcessMsg> {
@@ -89,10 +97,22 @@ impl Actor for RegistryActor {
         if config.reap_orphans {
             super::orphans::become_subreaper()?;
         }
+        let token_prefix = escapees::new_token_prefix();
+        let guard = if config.guard {
+            Some(Guard::start(&token_prefix).map_err(|source| Error::Os {
+                operation: "starting the registry's guard process",
+                source,
+            })?)
+        } else {
+            None
+        };
         Ok(RegistryState {
             receipts: Receipts::new(config.max_receipts),
             config,
             table: HandleTable::default(),
+            token_prefix,
+            next_token: 1,
+            guard,
         })
     }
 
@@ -217,6 +237,10 @@ impl Actor for RegistryActor {
         myself
             .drain_children_and_wait(Some(STOP_CHILDREN_WAIT))
             .await;
+        // Everything is killed and reaped: the guard has nothing to do.
+        if let Some(guard) = state.guard.take() {
+            guard.dismiss().await;
+        }
         Ok(())
     }
 }
@@ -368,13 +392,16 @@ impl RegistryState {
         if let Err(err) = self.prepare(&mut request) {
             return send(reply, Err(err));
         }
-        let escapee_token = self.config.kill_escapees.then(|| {
-            let token = escapees::new_token();
+        // The token marks the tree for escapee hunting and for the guard.
+        let token = (self.config.kill_escapees || self.config.guard).then(|| {
+            let token = format!("{}{}", self.token_prefix, self.next_token);
+            self.next_token += 1;
             request
                 .env
                 .push((escapees::TOKEN_VAR.to_owned(), token.clone()));
             token
         });
+        let escapee_token = token.filter(|_| self.config.kill_escapees);
         let registry = myself.clone();
         tokio::task::spawn_blocking(move || match child::spawn(&request) {
             Err(err) => send(reply, Err(err)),

@@ -164,8 +164,6 @@ pub struct RemoteRegistryActor;
 pub struct GatewayArgs {
     registry: Registry,
     node: String,
-    /// Told the pid (= process group) of every spawn, as `+pid`.
-    spawned: Option<mpsc::UnboundedSender<String>>,
     /// Says the full name of every peer whose session closed.
     closed_peers: Option<broadcast::Sender<String>>,
 }
@@ -185,7 +183,6 @@ impl GatewayArgs {
         GatewayArgs {
             registry,
             node: node.into(),
-            spawned: None,
             closed_peers: None,
         }
     }
@@ -197,11 +194,6 @@ impl GatewayArgs {
     /// its window, until the gateway stops. `procward node` sets it.
     pub fn closed_peers(mut self, closed_peers: broadcast::Sender<String>) -> Self {
         self.closed_peers = Some(closed_peers);
-        self
-    }
-
-    pub(crate) fn spawned_to(mut self, notes: mpsc::UnboundedSender<String>) -> Self {
-        self.spawned = Some(notes);
         self
     }
 }
@@ -265,16 +257,9 @@ impl Actor for RemoteRegistryActor {
                     })
                 });
             }
-            RemoteRegistryMsg::Spawn(request, port) => {
-                let notes = state.args.spawned.clone();
-                answer(port, async move {
-                    let snapshot = registry.spawn(request.into_result()?).await?;
-                    if let Some(notes) = notes {
-                        let _ = notes.send(format!("+{}", snapshot.pid));
-                    }
-                    Ok(snapshot)
-                })
-            }
+            RemoteRegistryMsg::Spawn(request, port) => answer(port, async move {
+                Ok(registry.spawn(request.into_result()?).await?)
+            }),
             RemoteRegistryMsg::Poll(id, port) => {
                 answer(
                     port,

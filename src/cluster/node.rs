@@ -19,7 +19,6 @@ use super::cookie::read_cookie_file;
 use super::error::{RemoteError, RemoteErrorKind};
 use super::events::SessionWatcher;
 use super::gateway::{GatewayArgs, REGISTRY_GROUP, RemoteRegistryActor};
-use super::guard::Guard;
 use super::tls::node_acceptor;
 use super::tls_listener::TlsListener;
 use super::wire::MAX_FRAME_BYTES;
@@ -140,15 +139,14 @@ pub async fn run_node(
             "the node name must be non-empty and without `@`",
         ));
     }
-    let registry = Registry::start(RegistryConfig::default().reap_orphans(true))
+    // The guard kills the node's trees if the node dies without this
+    // function's cleanup (SIGKILL): the children never outlive the node.
+    let registry = Registry::start(RegistryConfig::default().reap_orphans(true).guard(true))
         .await
         .map_err(RemoteError::from)?;
-    let guard = Guard::start()?;
-    let reconciler = guard.reconcile(registry.clone());
     let (closed_peers, _) = broadcast::channel(CLOSED_PEERS_BACKLOG);
-    let gateway_args = GatewayArgs::new(registry.clone(), options.name.clone())
-        .spawned_to(guard.notes())
-        .closed_peers(closed_peers.clone());
+    let gateway_args =
+        GatewayArgs::new(registry.clone(), options.name.clone()).closed_peers(closed_peers.clone());
     let (gateway, _) = Actor::spawn(None, RemoteRegistryActor, gateway_args)
         .await
         .map_err(|err| internal("cannot start the gateway", err))?;
@@ -159,12 +157,6 @@ pub async fn run_node(
     // The node's children never outlive it.
     gateway.stop(Some("node stopping".to_owned()));
     let shut = registry.shutdown().await.map_err(RemoteError::from);
-    reconciler.abort();
-    if shut.is_ok() {
-        guard.dismiss().await;
-    }
-    // If the registry could not shut down, dropping the guard's pipe makes
-    // it kill whatever is left.
     served.and(shut)
 }
 
