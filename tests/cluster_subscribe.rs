@@ -5,6 +5,8 @@
 
 #[path = "cluster_support/nodes.rs"]
 mod nodes;
+#[path = "support/relay.rs"]
+mod relay;
 
 use std::time::Duration;
 
@@ -21,6 +23,26 @@ async fn on_alpha(client: &ClusterClient, request: SpawnRequest) -> RemoteSnapsh
         .spawn(request, Placement::Node("alpha".into()))
         .await
         .expect("spawn on alpha")
+}
+
+/// A node `alpha` (a real OS process) and a client connected to it; the
+/// scratch directory holds the cookie and must outlive the node.
+async fn alpha(tag: &str) -> (Scratch, Node, ClusterClient) {
+    let scratch = Scratch::new(tag);
+    let cookie = scratch.cookie("cookie", "sub-cookie", 0o600);
+    let node = Node::start("alpha", &cookie);
+    let client = client_for("sub-cookie", &[&node]).await;
+    (scratch, node, client)
+}
+
+/// A child on alpha that writes 32 MiB once told to (after the test has
+/// subscribed), as fast as it can.
+async fn gated_flood(client: &ClusterClient) -> RemoteSnapshot {
+    on_alpha(
+        client,
+        SpawnRequest::shell("read go; head -c 33554432 /dev/zero").stdin(Stdin::Pipe),
+    )
+    .await
 }
 
 /// Polls the node's live feed count until it is `want` (feeds end on
@@ -42,10 +64,7 @@ async fn feeds_become(client: &ClusterClient, want: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunks_arrive_in_order_then_exactly_one_exit() {
-    let scratch = Scratch::new("sub-order");
-    let cookie = scratch.cookie("cookie", "sub-cookie", 0o600);
-    let node = Node::start("alpha", &cookie);
-    let client = client_for("sub-cookie", &[&node]).await;
+    let (_scratch, _node, client) = alpha("sub-order").await;
 
     let cat = on_alpha(&client, SpawnRequest::argv(["cat"]).stdin(Stdin::Pipe)).await;
     let mut sub = client.subscribe(&cat.handle).await.unwrap();
@@ -91,17 +110,9 @@ async fn chunks_arrive_in_order_then_exactly_one_exit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_stops_pulling_holds_one_window_and_misses_the_rest() {
-    let scratch = Scratch::new("sub-window");
-    let cookie = scratch.cookie("cookie", "sub-cookie", 0o600);
-    let node = Node::start("alpha", &cookie);
-    let client = client_for("sub-cookie", &[&node]).await;
+    let (_scratch, _node, client) = alpha("sub-window").await;
 
-    // Writes 32 MiB once told to, after the subscription is in place.
-    let flood = on_alpha(
-        &client,
-        SpawnRequest::shell("read go; head -c 33554432 /dev/zero").stdin(Stdin::Pipe),
-    )
-    .await;
+    let flood = gated_flood(&client).await;
     let mut sub = client.subscribe(&flood.handle).await.unwrap();
     client.write(&flood.handle, "go\n").await.unwrap();
     // One pull, then none while the child writes everything: the batch it
@@ -143,10 +154,7 @@ async fn a_subscriber_that_stops_pulling_holds_one_window_and_misses_the_rest() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_recv_loses_nothing() {
-    let scratch = Scratch::new("sub-cancel");
-    let cookie = scratch.cookie("cookie", "sub-cookie", 0o600);
-    let node = Node::start("alpha", &cookie);
-    let client = client_for("sub-cookie", &[&node]).await;
+    let (_scratch, _node, client) = alpha("sub-cancel").await;
 
     let cat = on_alpha(&client, SpawnRequest::argv(["cat"]).stdin(Stdin::Pipe)).await;
     let mut sub = client.subscribe(&cat.handle).await.unwrap();
@@ -195,10 +203,7 @@ async fn a_cancelled_recv_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feeds_end_when_dropped_or_when_the_session_closes() {
-    let scratch = Scratch::new("sub-end");
-    let cookie = scratch.cookie("cookie", "sub-cookie", 0o600);
-    let node = Node::start("alpha", &cookie);
-    let watcher = client_for("sub-cookie", &[&node]).await;
+    let (_scratch, node, watcher) = alpha("sub-end").await;
     let cat = on_alpha(&watcher, SpawnRequest::argv(["cat"]).stdin(Stdin::Pipe)).await;
 
     let sub = watcher.subscribe(&cat.handle).await.unwrap();
@@ -224,10 +229,7 @@ async fn feeds_end_when_dropped_or_when_the_session_closes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_dies_fails_a_pending_recv() {
-    let scratch = Scratch::new("sub-death");
-    let cookie = scratch.cookie("cookie", "sub-cookie", 0o600);
-    let mut node = Node::start("alpha", &cookie);
-    let client = client_for("sub-cookie", &[&node]).await;
+    let (_scratch, mut node, client) = alpha("sub-death").await;
 
     let sleeper = on_alpha(&client, SpawnRequest::argv(["sleep", "30"])).await;
     let mut sub = client.subscribe(&sleeper.handle).await.unwrap();
@@ -246,42 +248,12 @@ async fn a_node_that_dies_fails_a_pending_recv() {
     client.shutdown().await.unwrap();
 }
 
-/// An actor that passes what it gets to a channel.
-struct Relay;
-
-impl ractor::Actor for Relay {
-    type Msg = OutputEvent;
-    type State = mpsc::UnboundedSender<OutputEvent>;
-    type Arguments = mpsc::UnboundedSender<OutputEvent>;
-
-    async fn pre_start(
-        &self,
-        _myself: ractor::ActorRef<OutputEvent>,
-        tx: Self::Arguments,
-    ) -> Result<Self::State, ractor::ActorProcessingErr> {
-        Ok(tx)
-    }
-
-    async fn handle(
-        &self,
-        _myself: ractor::ActorRef<OutputEvent>,
-        event: OutputEvent,
-        tx: &mut Self::State,
-    ) -> Result<(), ractor::ActorProcessingErr> {
-        let _ = tx.send(event);
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_actor_can_subscribe_to_a_remote_process() {
-    let scratch = Scratch::new("sub-actor");
-    let cookie = scratch.cookie("cookie", "sub-cookie", 0o600);
-    let node = Node::start("alpha", &cookie);
-    let client = client_for("sub-cookie", &[&node]).await;
+    let (_scratch, _node, client) = alpha("sub-actor").await;
 
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let (relay, relay_task) = ractor::Actor::spawn(None, Relay, tx).await.unwrap();
+    let (relay, relay_task) = ractor::Actor::spawn(None, relay::Relay, tx).await.unwrap();
     let job = on_alpha(
         &client,
         SpawnRequest::shell("read go; echo via-actor").stdin(Stdin::Pipe),
@@ -313,16 +285,9 @@ async fn an_actor_can_subscribe_to_a_remote_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forwarded_subscriber_that_keeps_chunks_closes_the_window() {
-    let scratch = Scratch::new("sub-forward");
-    let cookie = scratch.cookie("cookie", "sub-cookie", 0o600);
-    let node = Node::start("alpha", &cookie);
-    let client = client_for("sub-cookie", &[&node]).await;
+    let (_scratch, _node, client) = alpha("sub-forward").await;
 
-    let flood = on_alpha(
-        &client,
-        SpawnRequest::shell("read go; head -c 33554432 /dev/zero").stdin(Stdin::Pipe),
-    )
-    .await;
+    let flood = gated_flood(&client).await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let subscribed = client
         .subscribe_with(&flood.handle, Subscriber::Channel(tx))

@@ -4,13 +4,16 @@
 
 #[path = "support/output.rs"]
 mod output;
+#[path = "support/relay.rs"]
+mod relay;
 
 use output::{registry, seq_output};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use procward::{OutputEvent, OutputStream, SpawnRequest, Status, Stdin, Subscriber};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::Actor;
+use relay::Relay;
 use tokio::sync::mpsc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,33 +131,6 @@ async fn subscribing_after_the_end_still_gets_the_exit_event() {
     }
     assert!(feed.recv().await.is_none());
     registry.shutdown().await.unwrap();
-}
-
-/// An actor that passes what it gets to a channel.
-struct Relay;
-
-impl Actor for Relay {
-    type Msg = OutputEvent;
-    type State = mpsc::UnboundedSender<OutputEvent>;
-    type Arguments = mpsc::UnboundedSender<OutputEvent>;
-
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<OutputEvent>,
-        tx: Self::Arguments,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(tx)
-    }
-
-    async fn handle(
-        &self,
-        _myself: ActorRef<OutputEvent>,
-        event: OutputEvent,
-        tx: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        let _ = tx.send(event);
-        Ok(())
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
