@@ -39,6 +39,7 @@
 //! - Responses to concurrent requests come in the order the requests
 //!   finish: match them by `id`.
 
+mod answer;
 mod config;
 mod dispatcher;
 mod encoding;

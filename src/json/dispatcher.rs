@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tokio::task::JoinSet;
 
+use super::answer::Answer;
 use super::error::JsonError;
 use super::ops;
 use super::owned::OwnedHandles;
@@ -90,6 +91,17 @@ impl Dispatcher {
         op: &str,
         params: &Map<String, Value>,
     ) -> Result<Value, JsonError> {
+        self.answer(op, params).await?.into_value()
+    }
+
+    /// Runs `op` as [`dispatch`](Self::dispatch) does, and leaves the
+    /// result as the registry gave it, for the server to write straight
+    /// into the response line.
+    pub(crate) async fn answer(
+        &self,
+        op: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Answer, JsonError> {
         let params = Params(params);
         match op {
             "spawn" => ops::spawn::run(self, params).await,

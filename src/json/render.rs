@@ -1,72 +1,152 @@
 //! How snapshots are written in responses: the original protocol's keys,
 //! then procward's additions.
+//!
+//! Each view borrows the registry's data and serializes straight to the
+//! response bytes: a `poll` answer is written without building a
+//! `serde_json::Value` first, and without copying the captured output
+//! when it is valid UTF-8. [`Dispatcher::dispatch`](super::Dispatcher)
+//! turns the same views into a `Value` for library callers.
 
-use serde_json::{Map, Value, json};
+use std::borrow::Cow;
+
+use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::messages::{HandleSummary, Snapshot, Status, StreamOutput};
+use crate::messages::{HandleId, HandleSummary, ResourceUsage, Snapshot, Status};
 
 /// The result of `spawn`: the original five keys.
-pub(crate) fn spawned(snapshot: &Snapshot) -> Value {
-    json!({
-        "handle_id": snapshot.handle_id.to_string(),
-        "pid": snapshot.pid,
-        "started_at": timestamp(snapshot.started_at),
-        "command": &*snapshot.command,
-        "status": snapshot.status.as_str(),
-    })
+#[derive(Debug, Serialize)]
+pub(crate) struct Spawned<'a> {
+    handle_id: HandleId,
+    pid: u32,
+    started_at: Timestamp,
+    command: &'a str,
+    status: &'static str,
 }
 
-/// The full view of a handle, as `poll` answers and `wait` extends.
-pub(crate) fn snapshot(snapshot: &Snapshot) -> Map<String, Value> {
-    let mut out = Map::new();
-    out.insert("handle_id".into(), snapshot.handle_id.to_string().into());
-    out.insert("status".into(), snapshot.status.as_str().into());
-    out.insert("running".into(), snapshot.running().into());
-    out.insert("command".into(), (*snapshot.command).into());
-    out.insert("started_at".into(), timestamp(snapshot.started_at));
-    out.insert("pid".into(), snapshot.pid.into());
-    out.insert(
-        "exit_code".into(),
-        compat_exit_code(snapshot.status, snapshot.exit_code).into(),
-    );
-    stream(&mut out, "stdout", &snapshot.stdout);
-    stream(&mut out, "stderr", &snapshot.stderr);
-    out.insert(
-        "ended_at".into(),
-        snapshot.ended_at.map_or(Value::Null, timestamp),
-    );
-    out.insert("signal".into(), snapshot.signal.into());
-    out.insert("failure".into(), snapshot.failure.clone().into());
-    out.insert("owner".into(), snapshot.owner.as_deref().into());
-    out.insert("evicted".into(), snapshot.evicted.into());
-    out.insert("paused".into(), snapshot.paused.into());
-    out.insert(
-        "usage".into(),
-        snapshot.usage.map_or(Value::Null, |usage| {
-            json!({
-                "user_time_ms": usage.user_time.as_secs_f64() * 1000.0,
-                "system_time_ms": usage.system_time.as_secs_f64() * 1000.0,
-                "max_rss_kib": usage.max_rss_kib,
-            })
-        }),
-    );
-    out
+impl<'a> Spawned<'a> {
+    pub(crate) fn new(snapshot: &'a Snapshot) -> Self {
+        Spawned {
+            handle_id: snapshot.handle_id,
+            pid: snapshot.pid,
+            started_at: Timestamp(snapshot.started_at),
+            command: &snapshot.command,
+            status: snapshot.status.as_str(),
+        }
+    }
+}
+
+/// The full view of a handle, as `poll` answers and `wait` extends with
+/// `timed_out`.
+#[derive(Debug, Serialize)]
+pub(crate) struct SnapshotView<'a> {
+    handle_id: HandleId,
+    status: &'static str,
+    running: bool,
+    command: &'a str,
+    started_at: Timestamp,
+    pid: u32,
+    exit_code: Option<i32>,
+    stdout: Cow<'a, str>,
+    stdout_truncated: bool,
+    stdout_total_bytes: u64,
+    stderr: Cow<'a, str>,
+    stderr_truncated: bool,
+    stderr_total_bytes: u64,
+    ended_at: Option<Timestamp>,
+    signal: Option<i32>,
+    failure: Option<&'a str>,
+    owner: Option<&'a str>,
+    evicted: bool,
+    paused: bool,
+    usage: Option<Usage>,
+    /// `wait` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timed_out: Option<bool>,
+}
+
+impl<'a> SnapshotView<'a> {
+    /// The view `poll` answers with.
+    pub(crate) fn new(snapshot: &'a Snapshot) -> Self {
+        SnapshotView {
+            handle_id: snapshot.handle_id,
+            status: snapshot.status.as_str(),
+            running: snapshot.running(),
+            command: &snapshot.command,
+            started_at: Timestamp(snapshot.started_at),
+            pid: snapshot.pid,
+            exit_code: compat_exit_code(snapshot.status, snapshot.exit_code),
+            stdout: snapshot.stdout.text(),
+            stdout_truncated: snapshot.stdout.truncated,
+            stdout_total_bytes: snapshot.stdout.total_bytes,
+            stderr: snapshot.stderr.text(),
+            stderr_truncated: snapshot.stderr.truncated,
+            stderr_total_bytes: snapshot.stderr.total_bytes,
+            ended_at: snapshot.ended_at.map(Timestamp),
+            signal: snapshot.signal,
+            failure: snapshot.failure.as_deref(),
+            owner: snapshot.owner.as_deref(),
+            evicted: snapshot.evicted,
+            paused: snapshot.paused,
+            usage: snapshot.usage.as_ref().map(Usage::new),
+            timed_out: None,
+        }
+    }
+
+    /// The view `wait` answers with: the snapshot, then `timed_out`.
+    pub(crate) fn waited(snapshot: &'a Snapshot, timed_out: bool) -> Self {
+        SnapshotView {
+            timed_out: Some(timed_out),
+            ..SnapshotView::new(snapshot)
+        }
+    }
+}
+
+/// CPU times in (fractional) milliseconds and the peak RSS.
+#[derive(Debug, Serialize)]
+struct Usage {
+    user_time_ms: f64,
+    system_time_ms: f64,
+    max_rss_kib: u64,
+}
+
+impl Usage {
+    fn new(usage: &ResourceUsage) -> Self {
+        Usage {
+            user_time_ms: usage.user_time.as_secs_f64() * 1000.0,
+            system_time_ms: usage.system_time.as_secs_f64() * 1000.0,
+            max_rss_kib: usage.max_rss_kib,
+        }
+    }
 }
 
 /// One entry of `list`.
-pub(crate) fn summary(summary: &HandleSummary) -> Value {
-    json!({
-        "handle_id": summary.handle_id.to_string(),
-        "pid": summary.pid,
-        "command": &*summary.command,
-        "status": summary.status.as_str(),
-        "running": summary.status == Status::Running,
-        "started_at": timestamp(summary.started_at),
-        "owner": summary.owner.as_deref(),
-        "evicted": summary.evicted,
-    })
+#[derive(Debug, Serialize)]
+pub(crate) struct Summary<'a> {
+    handle_id: HandleId,
+    pid: u32,
+    command: &'a str,
+    status: &'static str,
+    running: bool,
+    started_at: Timestamp,
+    owner: Option<&'a str>,
+    evicted: bool,
+}
+
+impl<'a> Summary<'a> {
+    pub(crate) fn new(summary: &'a HandleSummary) -> Self {
+        Summary {
+            handle_id: summary.handle_id,
+            pid: summary.pid,
+            command: &summary.command,
+            status: summary.status.as_str(),
+            running: summary.status == Status::Running,
+            started_at: Timestamp(summary.started_at),
+            owner: summary.owner.as_deref(),
+            evicted: summary.evicted,
+        }
+    }
 }
 
 /// The original protocol's exit code: `null` while running, `-1` when
@@ -81,23 +161,71 @@ pub(crate) fn compat_exit_code(status: Status, exit_code: Option<i32>) -> Option
     }
 }
 
-fn stream(out: &mut Map<String, Value>, name: &str, output: &StreamOutput) {
-    out.insert(name.into(), output.text().into_owned().into());
-    out.insert(format!("{name}_truncated"), output.truncated.into());
-    out.insert(format!("{name}_total_bytes"), output.total_bytes.into());
-}
+/// RFC 3339 in UTC, for example `2025-01-31T12:00:00.123456Z`; `null` for
+/// a time RFC 3339 cannot write (a year past 9999).
+#[derive(Debug, Clone, Copy)]
+struct Timestamp(OffsetDateTime);
 
-/// RFC 3339 in UTC, for example `2025-01-31T12:00:00.123456Z`.
-fn timestamp(at: OffsetDateTime) -> Value {
-    // Formatting fails only for years past 9999.
-    at.format(&Rfc3339).map_or(Value::Null, Value::String)
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // The longest RFC 3339 time is 35 bytes (nanoseconds and an offset).
+        const CAPACITY: usize = 40;
+        let mut buffer = [0u8; CAPACITY];
+        let mut cursor = &mut buffer[..];
+        if self.0.format_into(&mut cursor, &Rfc3339).is_err() {
+            return serializer.serialize_none();
+        }
+        let written = CAPACITY - cursor.len();
+        match std::str::from_utf8(&buffer[..written]) {
+            Ok(text) => serializer.serialize_str(text),
+            Err(_) => serializer.serialize_none(),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use serde_json::json;
     use time::macros::datetime;
 
     use super::*;
+    use crate::messages::StreamOutput;
+
+    fn finished() -> Snapshot {
+        Snapshot {
+            handle_id: "psh-d6e-1".parse().unwrap(),
+            pid: 3438,
+            command: Arc::from("echo hello"),
+            status: Status::Exited,
+            started_at: datetime!(2026-11-27 09:09:59.421622113 UTC),
+            ended_at: Some(datetime!(2026-11-27 09:09:59.5 UTC)),
+            exit_code: Some(3),
+            signal: None,
+            stdout: StreamOutput {
+                bytes: bytes::Bytes::from_static(b"hello\n"),
+                total_bytes: 6,
+                ..StreamOutput::default()
+            },
+            stderr: StreamOutput {
+                bytes: bytes::Bytes::from_static(b"ok\xff"),
+                total_bytes: 10,
+                truncated: true,
+                ..StreamOutput::default()
+            },
+            failure: None,
+            owner: Some(Arc::from("job-7")),
+            paused: false,
+            usage: Some(ResourceUsage {
+                user_time: Duration::from_micros(1500),
+                system_time: Duration::ZERO,
+                max_rss_kib: 2048,
+            }),
+            evicted: false,
+        }
+    }
 
     #[test]
     fn exit_code_is_minus_one_when_killed_or_timed_out() {
@@ -111,24 +239,58 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339_utc() {
-        let at = datetime!(2025-01-31 12:00:00.5 UTC);
-        assert_eq!(timestamp(at), "2025-01-31T12:00:00.5Z");
+        let at = Timestamp(datetime!(2025-01-31 12:00:00.5 UTC));
+        assert_eq!(serde_json::to_value(at).unwrap(), "2025-01-31T12:00:00.5Z");
+    }
+
+    /// The bytes written, keys in the protocol's order.
+    #[test]
+    fn a_snapshot_is_written_in_the_protocol_order() {
+        let snapshot = finished();
+        let written = serde_json::to_string(&SnapshotView::new(&snapshot)).unwrap();
+        assert_eq!(
+            written,
+            concat!(
+                r#"{"handle_id":"psh-d6e-1","status":"exited","running":false,"#,
+                r#""command":"echo hello","started_at":"2026-11-27T09:09:59.421622113Z","#,
+                r#""pid":3438,"exit_code":3,"#,
+                r#""stdout":"hello\n","stdout_truncated":false,"stdout_total_bytes":6,"#,
+                r#""stderr":"ok\ufffd","stderr_truncated":true,"stderr_total_bytes":10,"#,
+                r#""ended_at":"2026-11-27T09:09:59.5Z","signal":null,"failure":null,"#,
+                r#""owner":"job-7","evicted":false,"paused":false,"#,
+                r#""usage":{"user_time_ms":1.5,"system_time_ms":0.0,"max_rss_kib":2048}}"#,
+            )
+            .replace(r"\ufffd", "\u{fffd}")
+        );
+        let waited = serde_json::to_value(SnapshotView::waited(&snapshot, true)).unwrap();
+        assert_eq!(waited["timed_out"], true);
+        let keys: Vec<&String> = waited.as_object().unwrap().keys().collect();
+        assert_eq!(keys.last().unwrap().as_str(), "timed_out");
     }
 
     #[test]
-    // StreamOutput is gaining fields (issue 3); keep this test compiling.
-    #[allow(clippy::needless_update)]
-    fn streams_get_lossy_text_and_totals() {
-        let mut out = Map::new();
-        let output = StreamOutput {
-            bytes: bytes::Bytes::from_static(b"ok\xff"),
-            total_bytes: 10,
-            truncated: true,
-            ..StreamOutput::default()
+    fn spawned_and_summary_keep_the_original_keys() {
+        let snapshot = finished();
+        assert_eq!(
+            serde_json::to_string(&Spawned::new(&snapshot)).unwrap(),
+            r#"{"handle_id":"psh-d6e-1","pid":3438,"started_at":"2026-11-27T09:09:59.421622113Z","command":"echo hello","status":"exited"}"#
+        );
+        let summary = HandleSummary {
+            handle_id: snapshot.handle_id,
+            pid: 3438,
+            command: snapshot.command.clone(),
+            status: Status::Running,
+            started_at: snapshot.started_at,
+            owner: None,
+            evicted: false,
         };
-        stream(&mut out, "stdout", &output);
-        assert_eq!(out["stdout"], "ok\u{fffd}");
-        assert_eq!(out["stdout_truncated"], true);
-        assert_eq!(out["stdout_total_bytes"], 10);
+        assert_eq!(
+            serde_json::to_value(Summary::new(&summary)).unwrap(),
+            json!({
+                "handle_id": "psh-d6e-1", "pid": 3438, "command": "echo hello",
+                "status": "running", "running": true,
+                "started_at": "2026-11-27T09:09:59.421622113Z", "owner": null, "evicted": false,
+            })
+        );
     }
 }

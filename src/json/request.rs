@@ -4,7 +4,8 @@
 //! that cannot be parsed is answered with an error carrying its `id` when
 //! one could be read, `null` otherwise.
 
-use serde_json::{Map, Value, json};
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
 
 use super::error::JsonError;
 use super::params::type_name;
@@ -92,21 +93,74 @@ pub fn too_long(length: usize, cap: usize) -> Rejected {
 /// A response line, `\n` included: `{"id", "ok": true, "result"}` or
 /// `{"id", "ok": false, "error": {"kind", "message"}}`.
 pub fn response_line(id: &Value, outcome: Result<&Value, &JsonError>) -> Vec<u8> {
-    let response = match outcome {
-        Ok(result) => json!({"id": id, "ok": true, "result": result}),
-        Err(error) => json!({
-            "id": id,
-            "ok": false,
-            "error": {"kind": error.kind().as_str(), "message": error.to_string()},
-        }),
-    };
-    let mut line = match serde_json::to_vec(&response) {
-        Ok(line) => line,
-        // A `Value` always serializes; keep the one-line promise anyway.
-        Err(_) => br#"{"id":null,"ok":false,"error":{"kind":"internal","message":"the response could not be encoded"}}"#.to_vec(),
-    };
-    line.push(b'\n');
+    let mut line = Vec::new();
+    write_response(&mut line, id, outcome);
     line
+}
+
+/// Appends the response line for `outcome` to `line`, `\n` included,
+/// serializing the result straight from `T`.
+pub(crate) fn write_response<T: Serialize>(
+    line: &mut Vec<u8>,
+    id: &Value,
+    outcome: Result<&T, &JsonError>,
+) {
+    let start = line.len();
+    let written = match outcome {
+        Ok(result) => serde_json::to_writer(
+            &mut *line,
+            &Success {
+                id,
+                ok: true,
+                result,
+            },
+        ),
+        Err(error) => serde_json::to_writer(
+            &mut *line,
+            &Failure {
+                id,
+                ok: false,
+                error: ErrorBody {
+                    kind: error.kind().as_str(),
+                    message: error,
+                },
+            },
+        ),
+    };
+    if written.is_err() {
+        // Nothing procward answers fails to serialize; keep the one-line
+        // promise anyway.
+        line.truncate(start);
+        line.extend_from_slice(
+            br#"{"id":null,"ok":false,"error":{"kind":"internal","message":"the response could not be encoded"}}"#,
+        );
+    }
+    line.push(b'\n');
+}
+
+#[derive(Serialize)]
+struct Success<'a, T> {
+    id: &'a Value,
+    ok: bool,
+    result: &'a T,
+}
+
+#[derive(Serialize)]
+struct Failure<'a> {
+    id: &'a Value,
+    ok: bool,
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    kind: &'static str,
+    #[serde(serialize_with = "display")]
+    message: &'a JsonError,
+}
+
+fn display<S: Serializer>(error: &&JsonError, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(error)
 }
 
 impl Rejected {
@@ -118,6 +172,8 @@ impl Rejected {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::json::ErrorKind;
 

@@ -27,10 +27,11 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::answer::Answer;
 use super::dispatcher::{Dispatcher, kill_all};
 use super::error::JsonError;
 use super::lines::{Line, LineReader};
-use super::request::{Request, response_line, too_long};
+use super::request::{Request, too_long, write_response};
 use super::stdin_order::{StdinOrder, Turn};
 use crate::messages::{KillRequest, Status};
 use crate::registry::Registry;
@@ -250,7 +251,7 @@ async fn answer(
         turn.wait().await;
     }
     let Request { id, op, params } = request;
-    let handler = tokio::spawn(async move { dispatcher.dispatch(&op, &params).await });
+    let handler = tokio::spawn(async move { dispatcher.answer(&op, &params).await });
     let result = match handler.await {
         Ok(result) => result,
         Err(err) => {
@@ -258,7 +259,11 @@ async fn answer(
             Err(JsonError::Internal("the request handler failed".to_owned()))
         }
     };
-    let _ = lines.send(response_line(&id, result.as_ref()));
+    // Room for the envelope and the id (usually a short string or number).
+    let hint = result.as_ref().map_or(256, Answer::len_hint) + 64;
+    let mut line = Vec::with_capacity(hint);
+    write_response(&mut line, &id, result.as_ref());
+    let _ = lines.send(line);
     // Only now may the next stdin request to the same handle start.
     drop(turn);
 }

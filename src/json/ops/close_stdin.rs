@@ -1,14 +1,15 @@
 //! `close_stdin`: end of file for a piped stdin, after the writes sent
 //! before it.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::json::answer::Answer;
 use crate::json::dispatcher::Dispatcher;
 use crate::json::error::JsonError;
 use crate::json::params::Params;
 
-pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Value, JsonError> {
+pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     let id = params.handle_id()?;
     dispatcher.registry().close_stdin(id).await?;
-    Ok(json!({"closed": true}))
+    Ok(json!({"closed": true}).into())
 }

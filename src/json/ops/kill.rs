@@ -3,15 +3,16 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::json::answer::Answer;
 use crate::json::dispatcher::Dispatcher;
 use crate::json::error::JsonError;
 use crate::json::params::Params;
 use crate::json::{render, signal};
 use crate::messages::KillRequest;
 
-pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Value, JsonError> {
+pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     let id = params.handle_id()?;
     let request = parse(params)?;
     let snapshot = dispatcher.registry().kill(id, request).await?;
@@ -21,7 +22,8 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<V
         "handle_id": snapshot.handle_id.to_string(),
         "exit_code": render::compat_exit_code(snapshot.status, snapshot.exit_code),
         "signal": snapshot.signal,
-    }))
+    })
+    .into())
 }
 
 pub(crate) fn parse(params: Params<'_>) -> Result<KillRequest, JsonError> {
@@ -46,7 +48,7 @@ fn kill_request(signal: i32, grace: Option<Duration>) -> KillRequest {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Map;
+    use serde_json::{Map, Value};
 
     use super::*;
     use crate::messages::{SIGKILL, SIGTERM};

@@ -3,13 +3,14 @@
 
 use serde_json::{Value, json};
 
+use crate::json::answer::Answer;
 use crate::json::dispatcher::Dispatcher;
 use crate::json::error::JsonError;
 use crate::json::ops::kill;
 use crate::json::params::Params;
 use crate::json::render;
 
-pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Value, JsonError> {
+pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     let owner = params
         .str("owner")?
         .ok_or_else(|| JsonError::invalid("missing `owner`"))?;
@@ -26,5 +27,5 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<V
             })
         })
         .collect();
-    Ok(json!({"killed": handles.len(), "handles": handles}))
+    Ok(json!({"killed": handles.len(), "handles": handles}).into())
 }

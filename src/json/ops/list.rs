@@ -1,12 +1,10 @@
 //! `list`: every handle the registry holds (receipts of evicted ones
 //! included), oldest first, optionally only one owner's or one status.
 
-use serde_json::{Value, json};
-
+use crate::json::answer::Answer;
 use crate::json::dispatcher::Dispatcher;
 use crate::json::error::{JsonError, quoted};
 use crate::json::params::Params;
-use crate::json::render;
 use crate::messages::{ListFilter, Status};
 
 const STATUSES: &[Status] = &[
@@ -16,7 +14,7 @@ const STATUSES: &[Status] = &[
     Status::TimedOut,
 ];
 
-pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Value, JsonError> {
+pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     let owner = params.str("owner")?.map(str::to_owned);
     let status = match params.str("status")? {
         None => None,
@@ -33,14 +31,11 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<V
                 })?,
         ),
     };
-    let handles: Vec<Value> = dispatcher
+    let handles = dispatcher
         .registry()
         .list_where(filter(owner, status))
-        .await?
-        .iter()
-        .map(render::summary)
-        .collect();
-    Ok(json!({"handles": handles}))
+        .await?;
+    Ok(Answer::Listed(handles))
 }
 
 // ListFilter may gain fields; fill them from the default.

@@ -1,8 +1,9 @@
 //! `read`: one output stream from a byte offset on, for tailing a process
 //! without copying its whole capture on every call.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::json::answer::Answer;
 use crate::json::dispatcher::Dispatcher;
 use crate::json::encoding::{Encoding, incomplete_utf8_tail};
 use crate::json::error::{JsonError, quoted};
@@ -12,7 +13,7 @@ use crate::messages::{OutputStream, ReadRequest};
 /// The longest UTF-8 character, in bytes.
 const MAX_CHAR_BYTES: usize = 4;
 
-pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Value, JsonError> {
+pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     let id = params.handle_id()?;
     let request = parse(params)?;
     let encoding = Encoding::from_params(params)?;
@@ -40,7 +41,8 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<V
         "dropped": chunk.dropped,
         "total_bytes": chunk.total_bytes,
         "complete": chunk.complete,
-    }))
+    })
+    .into())
 }
 
 fn parse(params: Params<'_>) -> Result<ReadRequest, JsonError> {
@@ -67,7 +69,7 @@ fn parse(params: Params<'_>) -> Result<ReadRequest, JsonError> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Map;
+    use serde_json::{Map, Value};
 
     use super::*;
 

@@ -1,14 +1,15 @@
 //! `release`: forget a handle, killing its tree first if it is running.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::json::answer::Answer;
 use crate::json::dispatcher::Dispatcher;
 use crate::json::error::JsonError;
 use crate::json::params::Params;
 
-pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Value, JsonError> {
+pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     let id = params.handle_id()?;
     let released = dispatcher.registry().release(id).await?;
     dispatcher.untrack(id);
-    Ok(json!({"released": released}))
+    Ok(json!({"released": released}).into())
 }

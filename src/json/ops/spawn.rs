@@ -2,11 +2,11 @@
 
 use serde_json::Value;
 
+use crate::json::answer::Answer;
 use crate::json::dispatcher::Dispatcher;
 use crate::json::encoding::decode_bytes;
 use crate::json::error::{JsonError, quoted};
 use crate::json::params::Params;
-use crate::json::render;
 use crate::messages::{Limits, SpawnRequest, Stdin};
 
 /// A parsed `spawn` request.
@@ -18,7 +18,7 @@ pub(crate) struct SpawnParams {
     pub(crate) outlive_connection: bool,
 }
 
-pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Value, JsonError> {
+pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     let SpawnParams {
         request,
         outlive_connection,
@@ -27,7 +27,7 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<V
     if !outlive_connection {
         dispatcher.track(snapshot.handle_id).await;
     }
-    Ok(render::spawned(&snapshot))
+    Ok(Answer::Spawned(snapshot))
 }
 
 pub(crate) fn parse(params: Params<'_>) -> Result<SpawnParams, JsonError> {

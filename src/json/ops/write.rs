@@ -1,14 +1,15 @@
 //! `write`: append bytes to the stdin of a process spawned with
 //! `"stdin": "pipe"`. Answers once the bytes are in the pipe.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::json::answer::Answer;
 use crate::json::dispatcher::Dispatcher;
 use crate::json::encoding::decode_bytes;
 use crate::json::error::JsonError;
 use crate::json::params::Params;
 
-pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Value, JsonError> {
+pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     let id = params.handle_id()?;
     let data = params
         .get("data")
@@ -16,5 +17,5 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<V
     let bytes = decode_bytes("data", data)?;
     let written = bytes.len();
     dispatcher.registry().write(id, bytes).await?;
-    Ok(json!({"written": written}))
+    Ok(json!({"written": written}).into())
 }

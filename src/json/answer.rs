@@ -1,0 +1,95 @@
+//! [`Answer`]: an op's result before it is written.
+//!
+//! The ops answer with the registry's own data where they can (a snapshot,
+//! a listing), and the response line is serialized from it directly
+//! through the borrowing views of [`render`](super::render). Only a
+//! library caller of [`Dispatcher::dispatch`](super::Dispatcher::dispatch)
+//! gets it as a `serde_json::Value`.
+
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+
+use super::error::JsonError;
+use super::render::{SnapshotView, Spawned, Summary};
+use crate::messages::{HandleSummary, Snapshot, WaitOutcome};
+
+/// The result object of one request.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// A result built as a JSON value (the small ones).
+    Value(Value),
+    /// `spawn`: the running snapshot, written with the original five keys.
+    Spawned(Snapshot),
+    /// `poll`, `pause`, `resume`: the full snapshot.
+    Snapshot(Snapshot),
+    /// `wait`: the snapshot and `timed_out`.
+    Waited(WaitOutcome),
+    /// `list`: `{"handles": [...]}`.
+    Listed(Vec<HandleSummary>),
+}
+
+impl Answer {
+    /// The answer as a JSON value, with the keys in the order they are
+    /// written.
+    pub(crate) fn into_value(self) -> Result<Value, JsonError> {
+        match self {
+            Answer::Value(value) => Ok(value),
+            // Only maps with string keys and plain values: this does not fail.
+            other => serde_json::to_value(&other).map_err(|err| {
+                JsonError::Internal(format!("the result could not be encoded: {err}"))
+            }),
+        }
+    }
+}
+
+impl Answer {
+    /// About how many bytes the answer takes written, so that its response
+    /// line is allocated once (escapes may still make it grow).
+    pub(crate) fn len_hint(&self) -> usize {
+        // The keys and fixed-size values of a snapshot take about 500 bytes.
+        const SNAPSHOT: usize = 512;
+        match self {
+            Answer::Value(_) => 256,
+            Answer::Spawned(snapshot) => 192 + snapshot.command.len(),
+            Answer::Snapshot(snapshot) | Answer::Waited(WaitOutcome { snapshot, .. }) => {
+                SNAPSHOT
+                    + snapshot.command.len()
+                    + snapshot.stdout.bytes.len()
+                    + snapshot.stderr.bytes.len()
+                    + snapshot.owner.as_ref().map_or(0, |owner| owner.len())
+                    + snapshot.failure.as_ref().map_or(0, String::len)
+            }
+            Answer::Listed(handles) => 16 + handles.len() * 256,
+        }
+    }
+}
+
+impl From<Value> for Answer {
+    fn from(value: Value) -> Self {
+        Answer::Value(value)
+    }
+}
+
+impl Serialize for Answer {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Answer::Value(value) => value.serialize(serializer),
+            Answer::Spawned(snapshot) => Spawned::new(snapshot).serialize(serializer),
+            Answer::Snapshot(snapshot) => SnapshotView::new(snapshot).serialize(serializer),
+            Answer::Waited(outcome) => {
+                SnapshotView::waited(&outcome.snapshot, outcome.timed_out).serialize(serializer)
+            }
+            Answer::Listed(handles) => Listing { handles }.serialize(serializer),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Listing<'a> {
+    #[serde(serialize_with = "summaries")]
+    handles: &'a [HandleSummary],
+}
+
+fn summaries<S: Serializer>(handles: &&[HandleSummary], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(handles.iter().map(Summary::new))
+}
