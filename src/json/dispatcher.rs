@@ -104,7 +104,9 @@ impl Dispatcher {
     ) -> Result<Answer, JsonError> {
         let params = Params(params);
         match op {
-            "spawn" => ops::spawn::run(self, params).await,
+            // Boxed: its future is more than twice the size of any other
+            // op's, and every request's task would pay for it.
+            "spawn" => Box::pin(ops::spawn::run(self, params)).await,
             "poll" => ops::poll::run(self, params).await,
             "wait" => ops::wait::run(self, params).await,
             "kill" => ops::kill::run(self, params).await,

@@ -21,6 +21,9 @@
 
 use std::future::Future;
 use std::io;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -251,11 +254,11 @@ async fn answer(
         turn.wait().await;
     }
     let Request { id, op, params } = request;
-    let handler = tokio::spawn(async move { dispatcher.answer(&op, &params).await });
-    let result = match handler.await {
+    let handler = std::pin::pin!(dispatcher.answer(&op, &params));
+    let result = match catch_unwind(handler).await {
         Ok(result) => result,
-        Err(err) => {
-            tracing::error!(%err, "a request handler failed");
+        Err(()) => {
+            tracing::error!(op, "a request handler panicked");
             Err(JsonError::Internal("the request handler failed".to_owned()))
         }
     };
@@ -266,6 +269,21 @@ async fn answer(
     let _ = lines.send(line);
     // Only now may the next stdin request to the same handle start.
     drop(turn);
+}
+
+/// Runs `future` to its end on this task, catching a panic in it as
+/// `Err(())`. (Running it on a task of its own would catch the panic too,
+/// at the cost of a spawn and a wake-up per request.)
+async fn catch_unwind<F: Future>(mut future: Pin<&mut F>) -> Result<F::Output, ()> {
+    std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            // Not polled again: the future is dropped with this one.
+            Err(_) => Poll::Ready(Err(())),
+        }
+    })
+    .await
 }
 
 /// Writes each line whole, flushing whenever no more lines are queued.
@@ -297,5 +315,27 @@ async fn write_lines<W: AsyncWrite + Unpin>(
     if !broken {
         let _ = output.flush().await;
         let _ = output.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_in_a_handler_is_caught_and_the_task_goes_on() {
+        let mut polled = false;
+        let handler = std::pin::pin!(std::future::poll_fn(|cx| {
+            if !polled {
+                polled = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            panic!("a handler bug");
+        }));
+        let caught: Result<(), ()> = catch_unwind(handler).await;
+        assert_eq!(caught, Err(()));
+        let fine = std::pin::pin!(async { 7 });
+        assert_eq!(catch_unwind(fine).await, Ok(7));
     }
 }
