@@ -253,19 +253,20 @@ async fn answer(
     if let Some(turn) = &mut turn {
         turn.wait().await;
     }
-    let Request { id, op, params } = request;
-    let handler = std::pin::pin!(dispatcher.answer(&op, &params));
-    let result = match catch_unwind(handler).await {
+    // Boxed: the task's future is moved several times on its way into
+    // the runtime and the handler's is the bulk of it.
+    let mut handler = Box::pin(dispatcher.answer(&request.op, &request.params));
+    let result = match catch_unwind(handler.as_mut()).await {
         Ok(result) => result,
         Err(()) => {
-            tracing::error!(op, "a request handler panicked");
+            tracing::error!(op = request.op, "a request handler panicked");
             Err(JsonError::Internal("the request handler failed".to_owned()))
         }
     };
     // Room for the envelope and the id (usually a short string or number).
     let hint = result.as_ref().map_or(256, Answer::len_hint) + 64;
     let mut line = Vec::with_capacity(hint);
-    write_response(&mut line, &id, result.as_ref());
+    write_response(&mut line, &request.id, result.as_ref());
     let _ = lines.send(line);
     // Only now may the next stdin request to the same handle start.
     drop(turn);
