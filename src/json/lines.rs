@@ -5,11 +5,16 @@ use std::io;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
+/// The line buffer is kept for the next line up to this size; a larger
+/// one (after a rare long line) is freed.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
 /// One line read from the input.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Line {
-    /// A whole line, without its `\n`.
-    Complete(Vec<u8>),
+pub(crate) enum Line<'a> {
+    /// A whole line, without its `\n`, held by the reader until the next
+    /// call (one buffer serves every line).
+    Complete(&'a [u8]),
     /// A line longer than the cap: its bytes were skipped, not kept.
     TooLong {
         /// How many bytes it had (without its `\n`).
@@ -25,6 +30,8 @@ pub(crate) struct LineReader<R> {
     line: Vec<u8>,
     /// Bytes of the current line so far, kept or not.
     length: usize,
+    /// `line` holds the line returned last, to be cleared before reading on.
+    returned: bool,
 }
 
 impl<R: AsyncBufRead + Unpin> LineReader<R> {
@@ -34,6 +41,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
             cap,
             line: Vec::new(),
             length: 0,
+            returned: false,
         }
     }
 
@@ -42,7 +50,14 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
     ///
     /// Cancel safety: cancel safe. What was read of a line stays in the
     /// reader, and the next call goes on from there.
-    pub(crate) async fn next_line(&mut self) -> io::Result<Option<Line>> {
+    pub(crate) async fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+        if std::mem::take(&mut self.returned) {
+            if self.line.capacity() > KEEP_CAPACITY {
+                self.line = Vec::new();
+            } else {
+                self.line.clear();
+            }
+        }
         loop {
             let chunk = self.input.fill_buf().await?;
             if chunk.is_empty() {
@@ -69,13 +84,13 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
         }
     }
 
-    fn finish(&mut self) -> Line {
+    fn finish(&mut self) -> Line<'_> {
         let length = std::mem::take(&mut self.length);
-        let line = std::mem::take(&mut self.line);
+        self.returned = true;
         if length > self.cap {
             Line::TooLong { length }
         } else {
-            Line::Complete(line)
+            Line::Complete(&self.line)
         }
     }
 }
@@ -86,17 +101,27 @@ mod tests {
 
     use super::*;
 
-    async fn lines(input: &[u8], cap: usize, buffer: usize) -> Vec<Line> {
+    /// A line as the tests keep it, after the reader has moved on.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Owned {
+        Complete(Vec<u8>),
+        TooLong { length: usize },
+    }
+
+    async fn lines(input: &[u8], cap: usize, buffer: usize) -> Vec<Owned> {
         let mut reader = LineReader::new(BufReader::with_capacity(buffer, input), cap);
         let mut out = Vec::new();
         while let Some(line) = reader.next_line().await.unwrap() {
-            out.push(line);
+            out.push(match line {
+                Line::Complete(bytes) => Owned::Complete(bytes.to_vec()),
+                Line::TooLong { length } => Owned::TooLong { length },
+            });
         }
         out
     }
 
-    fn complete(text: &str) -> Line {
-        Line::Complete(text.as_bytes().to_vec())
+    fn complete(text: &str) -> Owned {
+        Owned::Complete(text.as_bytes().to_vec())
     }
 
     #[tokio::test]
@@ -116,7 +141,7 @@ mod tests {
                 lines(b"12345\n123456\n1\n", 5, buffer).await,
                 vec![
                     complete("12345"),
-                    Line::TooLong { length: 6 },
+                    Owned::TooLong { length: 6 },
                     complete("1")
                 ]
             );

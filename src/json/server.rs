@@ -199,7 +199,7 @@ where
             Ok(None) => break Ok(()),
             Err(err) => break Err(err),
         };
-        match Request::parse(&bytes) {
+        match Request::parse(bytes) {
             Err(rejected) => {
                 let _ = lines_tx.send(rejected.response_line());
             }
