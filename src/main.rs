@@ -173,12 +173,23 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     // early SIGTERM still shuts down cleanly.
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    let stop = async move {
+    // The signals are awaited on a task of their own: the server polls
+    // `stop` before every request line it reads, and polling tokio's
+    // signal streams costs several hundred instructions (callgrind: 3 % of
+    // a request); polling a oneshot is an atomic load.
+    let (stopping, stopped) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
         let name = tokio::select! {
             _ = terminate.recv() => "SIGTERM",
             _ = interrupt.recv() => "SIGINT",
         };
         tracing::info!(signal = name, "shutting down");
+        let _ = stopping.send(());
+    });
+    let stop = async move {
+        // Only a signal sends; the sender is dropped unsent only when the
+        // runtime shuts down, and stopping is right then too.
+        let _ = stopped.await;
     };
     let config = RegistryConfig::default()
         .max_handles(args.max_handles)
