@@ -147,7 +147,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let served = runtime.block_on(serve(args));
+    // On a worker rather than in `block_on`'s own thread: the reading loop
+    // then shares the workers with the requests it spawns, and its yields
+    // let them run (see `json::serve`), instead of reading ahead of them
+    // through a whole burst of pipelined requests.
+    let served = runtime.block_on(async {
+        tokio::spawn(serve(args))
+            .await
+            .unwrap_or_else(|err| Err(format!("the server task failed: {err}").into()))
+    });
     runtime.shutdown_timeout(RUNTIME_STOP_WAIT);
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -168,7 +176,7 @@ fn init_logging() {
         .try_init();
 }
 
-async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // Listen for the signals before anything can be spawned, so that an
     // early SIGTERM still shuts down cleanly.
     let mut terminate = signal(SignalKind::terminate())?;
