@@ -1,5 +1,8 @@
 //! `procward serve`: requests per second of `poll` over stdin/stdout, with
 //! 8 clients' worth of requests pipelined into one stream.
+//!
+//! `PROCWARD_SERVE_BIN=path` runs another build of the server instead of
+//! this one's, to compare two builds in alternating runs of one session.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -20,7 +23,9 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_procward"))
+        let binary = std::env::var_os("PROCWARD_SERVE_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_procward").into());
+        let mut child = Command::new(binary)
             .arg("serve")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
