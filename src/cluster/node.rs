@@ -23,6 +23,7 @@ use super::tls::node_acceptor;
 use super::tls_listener::TlsListener;
 use super::wire::MAX_FRAME_BYTES;
 use crate::config::RegistryConfig;
+use crate::json::ServeConfig;
 use crate::messages::KillRequest;
 use crate::registry::Registry;
 
@@ -72,6 +73,12 @@ pub struct NodeOptions {
     /// --tls-cert and --tls-key.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+
+    /// A JSON file with the spawn policy every remote spawn passes and the
+    /// named profiles a spawn may ask for, in the format of `procward serve
+    /// --config` (docs/security.md). Without it every spawn is allowed.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
 }
 
 /// Runs `procward node` to completion (SIGTERM or SIGINT) and returns the
@@ -141,7 +148,13 @@ pub async fn run_node(
     }
     // The guard kills the node's trees if the node dies without this
     // function's cleanup (SIGKILL): the children never outlive the node.
-    let registry = Registry::start(RegistryConfig::default().reap_orphans(true).guard(true))
+    let mut config = RegistryConfig::default().reap_orphans(true).guard(true);
+    if let Some(path) = &options.config {
+        let file = ServeConfig::load(path)
+            .map_err(|why| RemoteError::new(RemoteErrorKind::InvalidRequest, why))?;
+        config = file.apply(config);
+    }
+    let registry = Registry::start(config)
         .await
         .map_err(RemoteError::from)?;
     let (closed_peers, _) = broadcast::channel(CLOSED_PEERS_BACKLOG);
