@@ -46,6 +46,7 @@ mod encoding;
 mod error;
 mod lines;
 mod ops;
+mod outbox;
 mod owned;
 mod params;
 mod render;

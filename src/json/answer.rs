@@ -42,28 +42,6 @@ impl Answer {
     }
 }
 
-impl Answer {
-    /// About how many bytes the answer takes written, so that its response
-    /// line is allocated once (escapes may still make it grow).
-    pub(crate) fn len_hint(&self) -> usize {
-        // The keys and fixed-size values of a snapshot take about 500 bytes.
-        const SNAPSHOT: usize = 512;
-        match self {
-            Answer::Value(_) => 256,
-            Answer::Spawned(snapshot) => 192 + snapshot.command.len(),
-            Answer::Snapshot(snapshot) | Answer::Waited(WaitOutcome { snapshot, .. }) => {
-                SNAPSHOT
-                    + snapshot.command.len()
-                    + snapshot.stdout.bytes.len()
-                    + snapshot.stderr.bytes.len()
-                    + snapshot.owner.as_ref().map_or(0, |owner| owner.len())
-                    + snapshot.failure.as_ref().map_or(0, String::len)
-            }
-            Answer::Listed(handles) => 16 + handles.len() * 256,
-        }
-    }
-}
-
 impl From<Value> for Answer {
     fn from(value: Value) -> Self {
         Answer::Value(value)

@@ -8,7 +8,7 @@
 //! not ordered among themselves, except `write` and `close_stdin` to one
 //! handle, which are applied in the order they were read. Every line
 //! read gets exactly one response line. One writer task owns the output;
-//! request tasks hand it finished lines through a channel, so lines are
+//! request tasks append finished lines whole to its outbox, so lines are
 //! never interleaved.
 //!
 //! # Closing
@@ -19,21 +19,22 @@
 //! socket connection); requests still running get their answers, which are
 //! written and flushed; then the function returns.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::sync::mpsc;
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::task::JoinSet;
 
-use super::answer::Answer;
 use super::dispatcher::{Dispatcher, kill_all};
 use super::error::JsonError;
 use super::lines::{Line, LineReader};
+use super::outbox::Outbox;
 use super::request::{Request, too_long, write_response};
 use super::stdin_order::{StdinOrder, Turn};
 use crate::messages::{KillRequest, Status};
@@ -45,6 +46,16 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
 /// The default grace between `SIGTERM` and `SIGKILL` when the server
 /// shuts down: 500 ms.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+
+/// A response line's buffer (see [`LINE`]) is kept for the next one up to
+/// this size; a larger one (a snapshot with a lot of output) is freed.
+const KEEP_LINE_CAPACITY: usize = 64 * 1024;
+
+thread_local! {
+    /// Where a request task serializes its response line before copying it
+    /// into the outbox: one buffer for each worker thread, reused.
+    static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// How long a closing server waits past the shutdown grace for kills and
 /// requests still running before it gives up on them.
@@ -184,8 +195,11 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (lines_tx, lines_rx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(write_lines(output, lines_rx));
+    let outbox = Arc::new(Outbox::default());
+    let writer = tokio::spawn({
+        let outbox = outbox.clone();
+        async move { outbox.write_to(output).await }
+    });
     let mut spawns = JoinSet::new();
     let mut requests = JoinSet::new();
     let mut stdin_order = StdinOrder::default();
@@ -200,7 +214,7 @@ where
         let bytes = match line {
             Ok(Some(Line::Complete(bytes))) => bytes,
             Ok(Some(Line::TooLong { length })) => {
-                let _ = lines_tx.send(too_long(length, options.max_line_bytes).response_line());
+                outbox.push(&too_long(length, options.max_line_bytes).response_line());
                 continue;
             }
             Ok(None) => break Ok(()),
@@ -208,7 +222,7 @@ where
         };
         match Request::parse(bytes) {
             Err(rejected) => {
-                let _ = lines_tx.send(rejected.response_line());
+                outbox.push(&rejected.response_line());
             }
             Ok(request) => {
                 let tasks = if request.op == "spawn" {
@@ -217,7 +231,7 @@ where
                     &mut requests
                 };
                 let turn = stdin_order.turn(&request);
-                tasks.spawn(answer(dispatcher.clone(), request, turn, lines_tx.clone()));
+                tasks.spawn(answer(dispatcher.clone(), request, turn, outbox.clone()));
             }
         }
         // Forget the requests already answered.
@@ -234,7 +248,7 @@ where
     finish(&mut spawns, options.close_deadline()).await;
     on_close(options).await;
     finish(&mut requests, options.close_deadline()).await;
-    drop(lines_tx);
+    outbox.close();
     if writer.await.is_err() {
         tracing::error!("the response writer panicked");
     }
@@ -261,7 +275,7 @@ async fn answer(
     dispatcher: Dispatcher,
     request: Request,
     mut turn: Option<Turn>,
-    lines: mpsc::UnboundedSender<Vec<u8>>,
+    outbox: Arc<Outbox>,
 ) {
     if let Some(turn) = &mut turn {
         turn.wait().await;
@@ -276,11 +290,14 @@ async fn answer(
             Err(JsonError::Internal("the request handler failed".to_owned()))
         }
     };
-    // Room for the envelope and the id (usually a short string or number).
-    let hint = result.as_ref().map_or(256, Answer::len_hint) + 64;
-    let mut line = Vec::with_capacity(hint);
-    write_response(&mut line, &request.id, result.as_ref());
-    let _ = lines.send(line);
+    LINE.with_borrow_mut(|line| {
+        line.clear();
+        write_response(line, &request.id, result.as_ref());
+        outbox.push(line);
+        if line.capacity() > KEEP_LINE_CAPACITY {
+            *line = Vec::new();
+        }
+    });
     // Only now may the next stdin request to the same handle start.
     drop(turn);
 }
@@ -298,38 +315,6 @@ async fn catch_unwind<F: Future>(mut future: Pin<&mut F>) -> Result<F::Output, (
         }
     })
     .await
-}
-
-/// Writes each line whole, flushing whenever no more lines are queued.
-/// Once the output fails (the reader went away), lines are dropped so that
-/// requests never block on it.
-///
-/// Lines go through a buffer: tokio's stdout hands every write to the
-/// blocking pool, so writing each line on its own capped the server at
-/// about 14,000 responses a second; batching what is queued tripled that.
-async fn write_lines<W: AsyncWrite + Unpin>(
-    output: W,
-    mut lines: mpsc::UnboundedReceiver<Vec<u8>>,
-) {
-    let mut output = tokio::io::BufWriter::with_capacity(64 * 1024, output);
-    let mut broken = false;
-    while let Some(line) = lines.recv().await {
-        if broken {
-            continue;
-        }
-        let mut result = output.write_all(&line).await;
-        if result.is_ok() && lines.is_empty() {
-            result = output.flush().await;
-        }
-        if let Err(err) = result {
-            tracing::warn!(%err, "cannot write responses; dropping them from now on");
-            broken = true;
-        }
-    }
-    if !broken {
-        let _ = output.flush().await;
-        let _ = output.shutdown().await;
-    }
 }
 
 #[cfg(test)]
