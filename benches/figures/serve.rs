@@ -50,8 +50,9 @@ impl Server {
     }
 
     /// Writes `n` poll requests from a thread of their own while this one
-    /// reads the `n` responses; returns requests per second.
-    fn poll_rate(&mut self, handle: &str, n: usize) -> f64 {
+    /// reads the `n` responses; returns requests per second and the
+    /// server's CPU time per request, in seconds.
+    fn poll_rate(&mut self, handle: &str, n: usize) -> (f64, f64) {
         let mut lines = Vec::with_capacity(n * 64);
         for i in 0..n {
             let id = format!("c{}-{}", i % CLIENTS, i / CLIENTS);
@@ -59,6 +60,7 @@ impl Server {
             writeln!(lines, "{request}").expect("formatting");
         }
         let mut stdin = self.child.stdin.take().expect("stdin open");
+        let cpu_before = self.cpu_seconds();
         let start = Instant::now();
         let writer = std::thread::spawn(move || {
             let mut out = BufWriter::with_capacity(64 * 1024, &mut stdin);
@@ -76,9 +78,30 @@ impl Server {
             debug_assert!(line.contains("\"ok\":true"), "{line}");
         }
         let elapsed = start.elapsed();
+        let cpu = self.cpu_seconds() - cpu_before;
         assert!(line.contains("\"ok\":true"), "{line}");
         self.child.stdin = Some(writer.join().expect("writer thread"));
-        n as f64 / elapsed.as_secs_f64()
+        (n as f64 / elapsed.as_secs_f64(), cpu / n as f64)
+    }
+
+    /// The server's CPU time so far (user + system, every thread), from
+    /// `/proc/<pid>/stat`. On a shared machine it moves less than the
+    /// rate, which also depends on how much CPU the server was given.
+    fn cpu_seconds(&self) -> f64 {
+        /// The unit of those times: `USER_HZ`, 100 on Linux.
+        const TICKS_PER_SECOND: f64 = 100.0;
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("reading the server's /proc/<pid>/stat");
+        // `pid (comm) state ...`: utime and stime are the 12th and 13th
+        // fields after the command name.
+        let (_, fields) = stat.rsplit_once(") ").expect("a /proc/<pid>/stat line");
+        let ticks: f64 = fields
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|field| field.parse::<f64>().expect("a tick count"))
+            .sum();
+        ticks / TICKS_PER_SECOND
     }
 
     /// Closing stdin makes the server kill what it runs and exit.
@@ -98,9 +121,12 @@ pub(crate) fn serve(opts: &Opts) -> Vec<Row> {
         .to_owned();
     server.request(&json!({"id": 1, "op": "wait", "handle_id": handle}));
     let mut rates = Samples::default();
+    let mut cpu = Samples::default();
     server.poll_rate(&handle, 20_000);
     for _ in 0..opts.rounds(8) {
-        rates.push(server.poll_rate(&handle, 100_000));
+        let (rate, cpu_per_poll) = server.poll_rate(&handle, 100_000);
+        rates.push(rate);
+        cpu.push(cpu_per_poll);
     }
     server.stop();
     vec![
@@ -110,5 +136,10 @@ pub(crate) fn serve(opts: &Opts) -> Vec<Row> {
             rates,
         )
         .target(Target::Absolute(200_000.0), "≥ 200,000/s"),
+        Row::new(
+            "`procward serve`: server CPU time per poll (user + system, all threads)",
+            Unit::Seconds,
+            cpu,
+        ),
     ]
 }
