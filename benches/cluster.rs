@@ -204,7 +204,11 @@ fn start_node(name: &str, cookie: &Path, extra: &[&Path]) -> Res<(Child, String)
         .arg(cookie)
         .stdout(Stdio::piped());
     if let [cert, key] = extra {
-        command.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        command
+            .arg("--tls-cert")
+            .arg(cert)
+            .arg("--tls-key")
+            .arg(key);
     }
     let mut node = command.spawn()?;
     let stdout = node.stdout.take().ok_or("no stdout")?;
@@ -273,6 +277,8 @@ async fn main() -> Res<()> {
     row("spawn+wait+release of `true`, per second", &|f| {
         format!("{:.0}", f.spawns_per_second)
     });
-    row("subscription to a 256 MiB flood", &|f| f.subscription.clone());
+    row("subscription to a 256 MiB flood", &|f| {
+        f.subscription.clone()
+    });
     Ok(())
 }

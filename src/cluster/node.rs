@@ -154,9 +154,7 @@ pub async fn run_node(
             .map_err(|why| RemoteError::new(RemoteErrorKind::InvalidRequest, why))?;
         config = file.apply(config);
     }
-    let registry = Registry::start(config)
-        .await
-        .map_err(RemoteError::from)?;
+    let registry = Registry::start(config).await.map_err(RemoteError::from)?;
     let (closed_peers, _) = broadcast::channel(CLOSED_PEERS_BACKLOG);
     let gateway_args =
         GatewayArgs::new(registry.clone(), options.name.clone()).closed_peers(closed_peers.clone());
