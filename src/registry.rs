@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, RpcReplyPort};
 
 use crate::actors::RegistryActor;
@@ -221,13 +220,15 @@ impl Registry {
         operation: &'static str,
         build: impl FnOnce(RpcReplyPort<T>) -> RegistryMsg,
     ) -> Result<T> {
-        match self.actor.call(build, None).await {
-            Ok(CallResult::Success(value)) => Ok(value),
-            Ok(CallResult::Timeout | CallResult::SenderError) => Err(Error::NoReply { operation }),
-            Err(err) => Err(Error::RegistryUnavailable {
+        // What `ActorRef::call` does without a timeout, in a smaller future:
+        // ractor's carries its timeout machinery even when there is none.
+        let (tx, rx) = ractor::concurrency::oneshot();
+        self.actor
+            .cast(build(tx.into()))
+            .map_err(|err| Error::RegistryUnavailable {
                 reason: err.to_string(),
-            }),
-        }
+            })?;
+        rx.await.map_err(|_| Error::NoReply { operation })
     }
 }
 
