@@ -104,6 +104,12 @@ struct ServeArgs {
     #[arg(long)]
     no_kill_escapees: bool,
 
+    /// Run no guard process. By default a small `sh` guard kills every
+    /// tree the server started if the server itself is SIGKILLed or
+    /// crashes (it finds them by their `PROCWARD_TOKEN`).
+    #[arg(long)]
+    no_guard: bool,
+
     /// A JSON file with the spawn policy every request passes and the
     /// named profiles a spawn may ask for with `sandbox_profile` (see
     /// docs/security.md). Without it every spawn is allowed and every
@@ -205,7 +211,8 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send +
         .drain_grace(Duration::from_millis(args.drain_grace_ms))
         .kill_grace(Duration::from_millis(args.kill_grace_ms))
         .reap_orphans(!args.no_reap_orphans)
-        .kill_escapees(!args.no_kill_escapees);
+        .kill_escapees(!args.no_kill_escapees)
+        .guard(!args.no_guard);
     let config = match &args.config {
         Some(path) => json::ServeConfig::load(path)?.apply(config),
         None => config,

@@ -109,3 +109,28 @@ fn eof_right_after_requests_still_answers_them() {
     assert_eq!(spawned["ok"], true, "{spawned}");
     assert_all_gone(server.pid(), &[pid_of(&spawned["result"])]);
 }
+
+#[test]
+fn a_sigkilled_server_leaves_nothing_behind() {
+    let mut server = Server::start(&[]);
+    // A tree with a background child and an escapee that left the group.
+    let pids = spawn_tree(&mut server, "sleep 300 & setsid sleep 300 & wait");
+    let server_pid = server.pid();
+    // No code of the server runs after this: its guard cleans up.
+    server.signal(Signal::KILL);
+    server.wait_exit();
+    assert_all_gone(server_pid, &pids);
+}
+
+#[test]
+fn without_a_guard_a_sigkilled_server_leaves_its_trees() {
+    let mut server = Server::start(&["--no-guard"]);
+    let pids = spawn_tree(&mut server, "sleep 300 & sleep 300 & wait");
+    server.signal(Signal::KILL);
+    server.wait_exit();
+    // What the guard is for; the test ends what it started, by pid.
+    assert!(pids.iter().all(|&pid| harness::alive(pid)), "{pids:?}");
+    for pid in pids {
+        harness::send_signal(pid, Signal::KILL);
+    }
+}
