@@ -15,6 +15,13 @@ use procward::{Registry, RegistryConfig};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
+/// The server makes and frees many small buffers on several threads at
+/// once; mimalloc's per-thread heaps keep glibc's malloc locks out of
+/// that path (docs/performance.md). The library leaves the allocator to
+/// the program that embeds it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// How long the runtime may take to stop after serving. The blocking read
 /// of stdin cannot be cancelled, so waiting for it could hang forever.
 const RUNTIME_STOP_WAIT: Duration = Duration::from_millis(200);
