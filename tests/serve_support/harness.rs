@@ -305,7 +305,9 @@ pub(crate) fn alive(pid: u32) -> bool {
     matches!(proc_state(pid), Some((state, _)) if state != 'Z')
 }
 
-/// The pids whose parent is `parent` (zombies included).
+/// The pids whose parent is `parent` (zombies included), but the
+/// server's guard process (`--no-guard` turns it off): what the server
+/// spawned for its requests.
 pub(crate) fn children_of(parent: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -313,7 +315,14 @@ pub(crate) fn children_of(parent: u32) -> Vec<u32> {
     entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| matches!(proc_state(*pid), Some((_, ppid)) if ppid == parent))
+        .filter(|pid| !is_guard(*pid))
         .collect()
+}
+
+/// Whether `pid` is a registry's guard (`sh -c … procward-guard …`).
+fn is_guard(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmdline| cmdline.split(|&b| b == 0).any(|arg| arg == b"procward-guard"))
 }
 
 /// Waits until none of `pids` is alive, and none is a zombie left to the
