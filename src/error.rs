@@ -38,6 +38,9 @@ pub enum Error {
     /// started.
     #[error("spawn denied by policy: {reason}")]
     PolicyDenied {
+        /// Which kind of rule refused it (a `Concurrency` denial may pass
+        /// later).
+        rule: crate::policy::DenyRule,
         /// What the policy refused.
         reason: String,
     },

@@ -6,6 +6,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::messages::SpawnRequest;
 
 /// What a policy knows besides the request.
@@ -20,20 +22,67 @@ pub struct PolicyContext<'a> {
     pub running_of_owner: usize,
 }
 
-/// A denial: why the request may not run. Becomes
+/// Which kind of rule refused a spawn: what a caller can branch on without
+/// reading the reason (a `concurrency` denial may succeed later; the others
+/// will not until the request or the policy changes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DenyRule {
+    /// The program is not allowed, is denied, or cannot be resolved.
+    Program,
+    /// Shell command lines are not allowed.
+    Shell,
+    /// The working directory is outside the allowed roots or cannot be
+    /// resolved.
+    Cwd,
+    /// Too many processes run now (in all, or of the owner).
+    Concurrency,
+    /// The requested sandbox profile does not exist.
+    Profile,
+    /// A rule of a policy outside procward, or one this version does not
+    /// know (sent by a newer peer).
+    #[serde(other)]
+    Other,
+}
+
+impl DenyRule {
+    /// The rule's name as the protocols spell it (`"concurrency"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenyRule::Program => "program",
+            DenyRule::Shell => "shell",
+            DenyRule::Cwd => "cwd",
+            DenyRule::Concurrency => "concurrency",
+            DenyRule::Profile => "profile",
+            DenyRule::Other => "other",
+        }
+    }
+}
+
+/// A denial: which rule refused the request and why. Becomes
 /// [`Error::PolicyDenied`](crate::Error::PolicyDenied).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denied {
+    /// Which kind of rule refused it.
+    pub rule: DenyRule,
     /// What the policy refused, for the caller to read.
     pub reason: String,
 }
 
 impl Denied {
-    /// A denial with this reason.
-    pub fn new(reason: impl Into<String>) -> Self {
+    /// A denial by a rule of `rule`'s kind, with this reason.
+    pub fn because(rule: DenyRule, reason: impl Into<String>) -> Self {
         Denied {
+            rule,
             reason: reason.into(),
         }
+    }
+
+    /// A denial with this reason, by a rule of kind [`DenyRule::Other`]
+    /// (for policies of your own).
+    pub fn new(reason: impl Into<String>) -> Self {
+        Denied::because(DenyRule::Other, reason)
     }
 }
 

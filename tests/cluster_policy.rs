@@ -10,6 +10,7 @@ use std::ffi::OsString;
 
 use nodes::{Node, Scratch, Started, client_for};
 use procward::cluster::{Placement, RemoteErrorKind};
+use procward::policy::DenyRule;
 use procward::{SpawnRequest, Status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,6 +29,7 @@ async fn the_nodes_policy_applies_to_remote_spawns() {
         .await
         .unwrap_err();
     assert_eq!(denied.kind, RemoteErrorKind::PolicyDenied, "{denied}");
+    assert_eq!(denied.rule, Some(DenyRule::Shell), "{denied}");
 
     let allowed = client
         .spawn(SpawnRequest::argv(["echo", "no shell"]), strict())

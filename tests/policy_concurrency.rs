@@ -2,12 +2,15 @@
 //! spawn is denied (not queued) with a reason naming the cap and the count,
 //! and a process that ended frees its place.
 
-use procward::policy::{ConcurrencyLimit, PolicyChain};
+use procward::policy::{ConcurrencyLimit, DenyRule, PolicyChain};
 use procward::{Error, KillRequest, Registry, RegistryConfig, Snapshot, SpawnRequest, Status};
 
 fn denial(result: procward::Result<Snapshot>) -> String {
     match result {
-        Err(Error::PolicyDenied { reason }) => reason,
+        Err(Error::PolicyDenied { rule, reason }) => {
+            assert_eq!(rule, DenyRule::Concurrency, "{reason}");
+            reason
+        }
         other => panic!("expected a policy denial, got {other:?}"),
     }
 }

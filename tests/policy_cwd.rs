@@ -10,13 +10,16 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use procward::policy::{CwdPolicy, PolicyChain};
+use procward::policy::{CwdPolicy, DenyRule, PolicyChain};
 use procward::{Error, Registry, RegistryConfig, Snapshot, SpawnRequest};
 use support::TempDir;
 
 fn denial(result: procward::Result<Snapshot>) -> String {
     match result {
-        Err(Error::PolicyDenied { reason }) => reason,
+        Err(Error::PolicyDenied { rule, reason }) => {
+            assert_eq!(rule, DenyRule::Cwd, "{reason}");
+            reason
+        }
         other => panic!("expected a policy denial, got {other:?}"),
     }
 }

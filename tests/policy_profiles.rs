@@ -9,13 +9,13 @@ mod support;
 use std::collections::BTreeMap;
 use std::fs;
 
-use procward::policy::{PolicyChain, PolicyConfig, ShellPolicy};
+use procward::policy::{DenyRule, PolicyChain, PolicyConfig, ShellPolicy};
 use procward::{Error, Registry, RegistryConfig, Snapshot, SpawnRequest};
 use support::unique_path;
 
 fn denial(result: procward::Result<Snapshot>) -> String {
     match result {
-        Err(Error::PolicyDenied { reason }) => reason,
+        Err(Error::PolicyDenied { reason, .. }) => reason,
         other => panic!("expected a policy denial, got {other:?}"),
     }
 }
@@ -28,11 +28,17 @@ async fn an_unknown_profile_is_denied_and_starts_nothing() {
         .await
         .unwrap();
 
-    let reason = denial(
-        registry
-            .spawn(SpawnRequest::shell(&line).sandbox_profile("nope"))
-            .await,
-    );
+    let unknown = registry
+        .spawn(SpawnRequest::shell(&line).sandbox_profile("nope"))
+        .await;
+    assert!(matches!(
+        unknown,
+        Err(Error::PolicyDenied {
+            rule: DenyRule::Profile,
+            ..
+        })
+    ));
+    let reason = denial(unknown);
     assert!(
         reason.contains("unknown sandbox profile \"nope\""),
         "{reason}"

@@ -10,14 +10,17 @@ use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use procward::policy::{PolicyChain, ProgramAllowlist, ProgramDenylist};
+use procward::policy::{DenyRule, PolicyChain, ProgramAllowlist, ProgramDenylist};
 use procward::{Error, Registry, RegistryConfig, Snapshot, SpawnRequest, Status};
 use support::{TempDir, unique_path};
 
 /// The reason of a policy denial; panics on anything else.
 fn denial(result: procward::Result<Snapshot>) -> String {
     match result {
-        Err(Error::PolicyDenied { reason }) => reason,
+        Err(Error::PolicyDenied { rule, reason }) => {
+            assert_eq!(rule, DenyRule::Program, "{reason}");
+            reason
+        }
         other => panic!("expected a policy denial, got {other:?}"),
     }
 }

@@ -6,7 +6,7 @@ mod support;
 
 use std::fs;
 
-use procward::policy::{PolicyChain, ShellPolicy};
+use procward::policy::{DenyRule, PolicyChain, ShellPolicy};
 use procward::{Error, Registry, RegistryConfig, SpawnRequest};
 use support::unique_path;
 
@@ -26,7 +26,8 @@ async fn the_shell_form_is_denied_and_argv_runs() {
         )))
         .await;
     match denied {
-        Err(Error::PolicyDenied { reason }) => {
+        Err(Error::PolicyDenied { rule, reason }) => {
+            assert_eq!(rule, DenyRule::Shell);
             assert!(
                 reason.contains("shell commands are not allowed"),
                 "{reason}"

@@ -34,23 +34,27 @@ fn profiles_gate_spawns_and_unknown_names_are_denied() {
         .call("wait", json!({"handle_id": allowed["handle_id"]}));
     assert_eq!(done["stdout"], "ok\n");
 
-    for (request, says) in [
+    for (request, says, rule) in [
         (
             json!({"argv": ["cat"], "sandbox_profile": "echo-only"}),
             "allowlist",
+            "program",
         ),
         (
             json!({"command": "echo x", "sandbox_profile": "echo-only"}),
+            "shell",
             "shell",
         ),
         (
             json!({"argv": ["echo"], "sandbox_profile": "no-such-profile"}),
             "unknown sandbox profile",
+            "profile",
         ),
-        (json!({"argv": ["yes"]}), "yes"),
+        (json!({"argv": ["yes"]}), "yes", "program"),
     ] {
         let error = server.io.fail("spawn", request.clone());
         assert_eq!(error["kind"], "policy_denied", "{request}: {error}");
+        assert_eq!(error["rule"], rule, "{request}: {error}");
         let message = error["message"].as_str().unwrap_or_default();
         assert!(message.contains(says), "{request}: {message}");
     }

@@ -28,7 +28,7 @@ use crate::messages::{
     Forked, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ProcessReport,
     RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status, StreamOutput, WaitOutcome,
 };
-use crate::policy::{Denied, PolicyContext, SpawnPolicy};
+use crate::policy::{Denied, DenyRule, PolicyContext, SpawnPolicy};
 
 /// How long stopping the registry waits for its process actors to kill and
 /// reap their children.
@@ -515,6 +515,7 @@ impl RegistryState {
             running_of_owner: self.table.running_of(&owner_key).len(),
         };
         let denied = |denied: Denied| Error::PolicyDenied {
+            rule: denied.rule,
             reason: denied.reason,
         };
         self.config
@@ -527,6 +528,7 @@ impl RegistryState {
                 .profiles
                 .get(&name)
                 .ok_or_else(|| Error::PolicyDenied {
+                    rule: DenyRule::Profile,
                     reason: format!("unknown sandbox profile {name:?}"),
                 })?;
             profile.check(request, &context).map_err(denied)?;

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::policy::DenyRule;
 
 /// What kind of failure a [`RemoteError`] reports: what a caller can branch
 /// on without reading the message.
@@ -62,6 +63,10 @@ pub struct RemoteError {
     pub kind: RemoteErrorKind,
     /// What went wrong, for people.
     pub message: String,
+    /// For a [`RemoteErrorKind::PolicyDenied`] error, which kind of rule
+    /// refused the spawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<DenyRule>,
 }
 
 impl RemoteError {
@@ -70,6 +75,7 @@ impl RemoteError {
         RemoteError {
             kind,
             message: message.into(),
+            rule: None,
         }
     }
 
@@ -104,7 +110,14 @@ impl From<Error> for RemoteError {
             }
             _ => RemoteErrorKind::Internal,
         };
-        RemoteError::new(kind, err.to_string())
+        let rule = match &err {
+            Error::PolicyDenied { rule, .. } => Some(*rule),
+            _ => None,
+        };
+        RemoteError {
+            rule,
+            ..RemoteError::new(kind, err.to_string())
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::policy::DenyRule;
 
 /// The `kind` of an error response: what a client can branch on without
 /// reading the message.
@@ -79,6 +80,14 @@ pub enum JsonError {
 }
 
 impl JsonError {
+    /// For a `policy_denied` error, which kind of rule refused the spawn.
+    pub fn rule(&self) -> Option<DenyRule> {
+        match self {
+            JsonError::Registry(Error::PolicyDenied { rule, .. }) => Some(*rule),
+            _ => None,
+        }
+    }
+
     /// The protocol error kind.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -154,10 +163,14 @@ mod tests {
         .into();
         assert_eq!(invalid.kind(), ErrorKind::InvalidRequest);
         let denied: JsonError = Error::PolicyDenied {
+            rule: DenyRule::Concurrency,
             reason: "no".into(),
         }
         .into();
         assert_eq!(denied.kind(), ErrorKind::PolicyDenied);
+        assert_eq!(denied.rule(), Some(DenyRule::Concurrency));
+        let unknown_op = JsonError::UnknownOp("frob".into());
+        assert_eq!(unknown_op.rule(), None);
         let gone: JsonError = Error::NoReply { operation: "poll" }.into();
         assert_eq!(gone.kind(), ErrorKind::Internal);
     }

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::error::JsonError;
 use super::params::type_name;
+use crate::policy::DenyRule;
 
 /// A parsed request line: `{"id": ..., "op": "...", ...params}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -210,7 +211,8 @@ pub fn too_long(length: usize, cap: usize) -> Rejected {
 }
 
 /// A response line, `\n` included: `{"id", "ok": true, "result"}` or
-/// `{"id", "ok": false, "error": {"kind", "message"}}`.
+/// `{"id", "ok": false, "error": {"kind", "message"}}` (and `"rule"` for a
+/// `policy_denied` error).
 pub fn response_line(id: &Value, outcome: Result<&Value, &JsonError>) -> Vec<u8> {
     let mut line = Vec::new();
     write_response(&mut line, id, outcome);
@@ -242,6 +244,7 @@ pub(crate) fn write_response<T: Serialize>(
                 error: ErrorBody {
                     kind: error.kind().as_str(),
                     message: error,
+                    rule: error.rule().map(DenyRule::as_str),
                 },
             },
         ),
@@ -276,6 +279,9 @@ struct ErrorBody<'a> {
     kind: &'static str,
     #[serde(serialize_with = "display")]
     message: &'a JsonError,
+    /// Which kind of rule refused a spawn (`policy_denied` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'static str>,
 }
 
 fn display<S: Serializer>(error: &&JsonError, serializer: S) -> Result<S::Ok, S::Error> {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::resolve::{listed, pin_program, resolve_program};
-use super::{Denied, PolicyContext, SpawnPolicy};
+use super::{Denied, DenyRule, PolicyContext, SpawnPolicy};
 use crate::messages::SpawnRequest;
 
 /// Allows only the listed programs.
@@ -73,11 +73,14 @@ impl SpawnPolicy for ProgramAllowlist {
     fn check(&self, request: &mut SpawnRequest, _: &PolicyContext<'_>) -> Result<(), Denied> {
         let resolved = resolve_program(request)?;
         if !listed(&resolved, &self.programs) {
-            return Err(Denied::new(format!(
-                "program {:?} resolves to {}, which is not in the allowlist",
-                request.command.program(),
-                resolved.display()
-            )));
+            return Err(Denied::because(
+                DenyRule::Program,
+                format!(
+                    "program {:?} resolves to {}, which is not in the allowlist",
+                    request.command.program(),
+                    resolved.display()
+                ),
+            ));
         }
         pin_program(request, &resolved);
         Ok(())

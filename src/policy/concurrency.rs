@@ -1,6 +1,6 @@
 //! [`ConcurrencyLimit`]: how many processes may run at once.
 
-use super::{Denied, PolicyContext, SpawnPolicy};
+use super::{Denied, DenyRule, PolicyContext, SpawnPolicy};
 use crate::messages::SpawnRequest;
 
 /// Caps the processes running at once, overall and per owner. A spawn past
@@ -58,10 +58,13 @@ impl SpawnPolicy for ConcurrencyLimit {
     fn check(&self, _: &mut SpawnRequest, context: &PolicyContext<'_>) -> Result<(), Denied> {
         if let Some(max) = self.overall {
             if context.running_total >= max {
-                return Err(Denied::new(format!(
-                    "too many running processes: {} running, the limit overall is {max}",
-                    context.running_total
-                )));
+                return Err(Denied::because(
+                    DenyRule::Concurrency,
+                    format!(
+                        "too many running processes: {} running, the limit overall is {max}",
+                        context.running_total
+                    ),
+                ));
             }
         }
         if let Some(max) = self.per_owner {
@@ -70,10 +73,13 @@ impl SpawnPolicy for ConcurrencyLimit {
                     Some(owner) => format!("for owner {owner:?}"),
                     None => "without an owner".to_owned(),
                 };
-                return Err(Denied::new(format!(
-                    "too many running processes {who}: {} running, the limit per owner is {max}",
-                    context.running_of_owner
-                )));
+                return Err(Denied::because(
+                    DenyRule::Concurrency,
+                    format!(
+                        "too many running processes {who}: {} running, the limit per owner is {max}",
+                        context.running_of_owner
+                    ),
+                ));
             }
         }
         Ok(())

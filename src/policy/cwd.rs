@@ -4,7 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::resolve::base_dir;
-use super::{Denied, PolicyContext, SpawnPolicy};
+use super::{Denied, DenyRule, PolicyContext, SpawnPolicy};
 use crate::messages::SpawnRequest;
 
 /// Confines the child's working directory under the given roots.
@@ -64,12 +64,13 @@ impl SpawnPolicy for CwdPolicy {
     fn check(&self, request: &mut SpawnRequest, _: &PolicyContext<'_>) -> Result<(), Denied> {
         let Some(asked) = request.cwd.clone() else {
             let Some(first) = self.roots.first() else {
-                return Err(Denied::new(
+                return Err(Denied::because(
+                    DenyRule::Cwd,
                     "no cwd roots are configured: every cwd is denied",
                 ));
             };
             let root = usable_root(first).ok_or_else(|| {
-                Denied::new(format!(
+                Denied::because(DenyRule::Cwd, format!(
                     "no cwd was given and the default root {} is not an existing absolute directory",
                     first.display()
                 ))
@@ -78,16 +79,22 @@ impl SpawnPolicy for CwdPolicy {
             return Ok(());
         };
         let absolute = base_dir(request).map_err(|why| {
-            Denied::new(format!("cwd {} cannot be resolved: {why}", asked.display()))
+            Denied::because(
+                DenyRule::Cwd,
+                format!("cwd {} cannot be resolved: {why}", asked.display()),
+            )
         })?;
         let canonical = fs::canonicalize(&absolute).map_err(|err| {
-            Denied::new(format!("cwd {} cannot be resolved: {err}", asked.display()))
+            Denied::because(
+                DenyRule::Cwd,
+                format!("cwd {} cannot be resolved: {err}", asked.display()),
+            )
         })?;
         if !canonical.is_dir() {
-            return Err(Denied::new(format!(
-                "cwd {} is not a directory",
-                asked.display()
-            )));
+            return Err(Denied::because(
+                DenyRule::Cwd,
+                format!("cwd {} is not a directory", asked.display()),
+            ));
         }
         let inside = self
             .roots
@@ -95,12 +102,15 @@ impl SpawnPolicy for CwdPolicy {
             .filter_map(|root| usable_root(root))
             .any(|root| canonical.starts_with(root));
         if !inside {
-            return Err(Denied::new(format!(
-                "cwd {} resolves to {}, which is outside the allowed roots {}",
-                asked.display(),
-                canonical.display(),
-                self.roots_text()
-            )));
+            return Err(Denied::because(
+                DenyRule::Cwd,
+                format!(
+                    "cwd {} resolves to {}, which is outside the allowed roots {}",
+                    asked.display(),
+                    canonical.display(),
+                    self.roots_text()
+                ),
+            ));
         }
         request.cwd = Some(canonical);
         Ok(())

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::resolve::{listed, pin_program, resolve_program};
-use super::{Denied, PolicyContext, SpawnPolicy};
+use super::{Denied, DenyRule, PolicyContext, SpawnPolicy};
 use crate::messages::SpawnRequest;
 
 /// Denies the listed programs; allows every other program that resolves.
@@ -45,11 +45,14 @@ impl SpawnPolicy for ProgramDenylist {
     fn check(&self, request: &mut SpawnRequest, _: &PolicyContext<'_>) -> Result<(), Denied> {
         let resolved = resolve_program(request)?;
         if listed(&resolved, &self.programs) {
-            return Err(Denied::new(format!(
-                "program {:?} resolves to {}, which is in the denylist",
-                request.command.program(),
-                resolved.display()
-            )));
+            return Err(Denied::because(
+                DenyRule::Program,
+                format!(
+                    "program {:?} resolves to {}, which is in the denylist",
+                    request.command.program(),
+                    resolved.display()
+                ),
+            ));
         }
         pin_program(request, &resolved);
         Ok(())

@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::Denied;
+use super::{Denied, DenyRule};
 use crate::messages::{Command, SpawnRequest};
 
 /// The program of `request` (`/bin/sh` for a shell command) as an absolute,
@@ -22,8 +22,12 @@ use crate::messages::{Command, SpawnRequest};
 /// regular file wins.
 pub(super) fn resolve_program(request: &SpawnRequest) -> Result<PathBuf, Denied> {
     let program = request.command.program();
-    let cannot =
-        |why: String| Denied::new(format!("program {program:?} cannot be resolved: {why}"));
+    let cannot = |why: String| {
+        Denied::because(
+            DenyRule::Program,
+            format!("program {program:?} cannot be resolved: {why}"),
+        )
+    };
     let found = if program.contains('/') {
         let path = base_dir(request).map_err(&cannot)?.join(program);
         if !is_executable_file(&path) {

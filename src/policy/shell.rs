@@ -1,6 +1,6 @@
 //! [`ShellPolicy`]: whether the shell form of a command may run.
 
-use super::{Denied, PolicyContext, SpawnPolicy};
+use super::{Denied, DenyRule, PolicyContext, SpawnPolicy};
 use crate::messages::{Command, SpawnRequest};
 
 /// Allows or denies [`Command::Shell`] requests; argv requests always pass.
@@ -35,7 +35,8 @@ impl ShellPolicy {
 impl SpawnPolicy for ShellPolicy {
     fn check(&self, request: &mut SpawnRequest, _: &PolicyContext<'_>) -> Result<(), Denied> {
         match request.command {
-            Command::Shell(_) if !self.allowed => Err(Denied::new(
+            Command::Shell(_) if !self.allowed => Err(Denied::because(
+                DenyRule::Shell,
                 "shell commands are not allowed: pass the program and its arguments as an argv",
             )),
             _ => Ok(()),
