@@ -321,8 +321,11 @@ pub(crate) fn children_of(parent: u32) -> Vec<u32> {
 
 /// Whether `pid` is a registry's guard (`sh -c … procward-guard …`).
 fn is_guard(pid: u32) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|cmdline| cmdline.split(|&b| b == 0).any(|arg| arg == b"procward-guard"))
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+        cmdline
+            .split(|&b| b == 0)
+            .any(|arg| arg == b"procward-guard")
+    })
 }
 
 /// Waits until none of `pids` is alive, and none is a zombie left to the
