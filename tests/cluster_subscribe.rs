@@ -264,17 +264,8 @@ async fn an_actor_can_subscribe_to_a_remote_process() {
         .await
         .unwrap();
     client.write(&job.handle, "go\n").await.unwrap();
-    let mut out = Vec::new();
-    loop {
-        match tokio::time::timeout(nodes::DEADLINE, rx.recv()).await {
-            Ok(Some(OutputEvent::Chunk { bytes, .. })) => out.extend_from_slice(&bytes),
-            Ok(Some(OutputEvent::Exit(snapshot))) => {
-                assert_eq!(snapshot.status, Status::Exited);
-                break;
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let (out, exit) = relay::bytes_until_exit(&mut rx).await;
+    assert_eq!(exit.status, Status::Exited);
     assert_eq!(out, b"via-actor\n");
     relay.stop(None);
     relay_task.await.unwrap();

@@ -8,7 +8,6 @@ mod output;
 mod relay;
 
 use output::{registry, seq_output};
-use std::time::Duration;
 
 use bytes::BytesMut;
 use procward::{OutputEvent, OutputStream, SpawnRequest, Status, Stdin, Subscriber};
@@ -147,17 +146,8 @@ async fn an_actor_can_subscribe() {
         .await
         .unwrap();
     registry.write(spawned.handle_id, "go\n").await.unwrap();
-    let mut out = Vec::new();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
-            Ok(Some(OutputEvent::Chunk { bytes, .. })) => out.extend_from_slice(&bytes),
-            Ok(Some(OutputEvent::Exit(snapshot))) => {
-                assert_eq!(snapshot.status, Status::Exited);
-                break;
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let (out, exit) = relay::bytes_until_exit(&mut rx).await;
+    assert_eq!(exit.status, Status::Exited);
     assert_eq!(out, b"via-actor\n");
     relay.stop(None);
     relay_task.await.unwrap();
