@@ -316,3 +316,20 @@ async fn a_forwarded_subscriber_that_keeps_chunks_closes_the_window() {
     feeds_become(&client, 0).await;
     client.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_forwarded_channel_ends_the_feed() {
+    let (_scratch, _node, client) = alpha("sub-drop").await;
+    // Silent until killed: only the dropped receiver can end the feed.
+    let cat = on_alpha(&client, SpawnRequest::argv(["cat"]).stdin(Stdin::Pipe)).await;
+    let (tx, rx) = mpsc::unbounded_channel();
+    client
+        .subscribe_with(&cat.handle, Subscriber::Channel(tx))
+        .await
+        .unwrap();
+    feeds_become(&client, 1).await;
+    drop(rx);
+    feeds_become(&client, 0).await;
+    assert!(client.release(&cat.handle).await.unwrap());
+    client.shutdown().await.unwrap();
+}

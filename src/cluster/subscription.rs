@@ -110,9 +110,10 @@ impl RemoteSubscription {
     /// it may hold one window here and the node one more (at most 32
     /// chunks) before output is counted as missed.
     ///
-    /// The task ends after the exit event, when the subscriber is gone, or
-    /// when the node fails; then it ends with the error, and the
-    /// subscriber gets no exit event. Await the handle to learn which.
+    /// The task ends after the exit event, when the subscriber is gone (a
+    /// dropped channel receiver at once, a stopped actor at the next
+    /// event), or when the node fails; then it ends with the error, and
+    /// the subscriber gets no exit event. Await the handle to learn which.
     pub fn forward(
         self,
         subscriber: Subscriber,
@@ -122,7 +123,20 @@ impl RemoteSubscription {
 
     async fn pump(mut self, subscriber: Subscriber) -> Result<(), RemoteError> {
         let window = Arc::new(Semaphore::new(SUBSCRIBER_WINDOW));
-        while let Some(mut event) = self.recv().await? {
+        loop {
+            // A channel whose receiver is gone ends the feed at once (recv
+            // is cancel safe); an actor that stopped is noticed at the next
+            // event.
+            let next = match &subscriber {
+                Subscriber::Channel(tx) => tokio::select! {
+                    next = self.recv() => next?,
+                    () = tx.closed() => return Ok(()),
+                },
+                Subscriber::Actor(_) => self.recv().await?,
+            };
+            let Some(mut event) = next else {
+                return Ok(());
+            };
             if let OutputEvent::Chunk { credit, .. } = &mut event {
                 // The semaphore is never closed; its permits come back as
                 // the subscriber drops chunks (or drops its mailbox).
@@ -140,7 +154,6 @@ impl RemoteSubscription {
                 return Ok(());
             }
         }
-        Ok(())
     }
 
     /// Buffers the events of `batch` that have not arrived before.
