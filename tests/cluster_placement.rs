@@ -6,8 +6,8 @@
 mod nodes;
 
 use nodes::{Node, Scratch, alive, client_for, eventually};
-use procward::SpawnRequest;
 use procward::cluster::{Placement, RemoteErrorKind};
+use procward::{KillRequest, ListFilter, SpawnRequest, Status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn least_loaded_node_gets_the_spawn() {
@@ -52,4 +52,60 @@ async fn least_loaded_node_gets_the_spawn() {
     for pid in pids {
         eventually("the client's processes to be killed", || !alive(pid));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_operations_reach_every_node() {
+    let scratch = Scratch::new("owners");
+    let cookie = scratch.cookie("cookie", "owners-cookie", 0o600);
+    let a = Node::start("node-a", &cookie);
+    let b = Node::start("node-b", &cookie);
+    let client = client_for("owners-cookie", &[&a, &b]).await;
+
+    let job = || SpawnRequest::argv(["sleep", "30"]).owner("job-9");
+    let mut pids = Vec::new();
+    for node in ["node-a", "node-b", "node-b"] {
+        let spawned = client
+            .spawn_detached(job(), Placement::Node(node.into()))
+            .await
+            .unwrap();
+        pids.push(spawned.snapshot.pid);
+    }
+    let bystander = client
+        .spawn(
+            SpawnRequest::argv(["sleep", "30"]),
+            Placement::Node("node-a".into()),
+        )
+        .await
+        .unwrap();
+
+    let mut killed = client
+        .kill_owner("job-9", KillRequest::default())
+        .await
+        .unwrap();
+    killed.sort_by(|x, y| x.handle.cmp(&y.handle));
+    let nodes: Vec<&str> = killed.iter().map(|k| k.handle.node.as_str()).collect();
+    assert_eq!(nodes, ["node-a", "node-b", "node-b"]);
+    assert!(killed.iter().all(|k| k.snapshot.status == Status::Killed));
+    for pid in pids {
+        eventually("the owner's processes to be gone", || !alive(pid));
+    }
+    assert!(
+        alive(bystander.snapshot.pid),
+        "another owner's process was hit"
+    );
+
+    let owned = ListFilter {
+        owner: Some("job-9".into()),
+        status: None,
+    };
+    assert_eq!(client.list(owned.clone()).await.unwrap().len(), 3);
+    assert_eq!(client.release_owner("job-9").await.unwrap(), 3);
+    assert!(client.list(owned).await.unwrap().is_empty());
+
+    client
+        .kill(&bystander.handle, KillRequest::default())
+        .await
+        .unwrap();
+    client.shutdown().await.unwrap();
 }

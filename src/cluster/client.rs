@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -557,14 +558,21 @@ impl ClusterClient {
     }
 
     /// The handles of every connected node that pass `filter`, by node
-    /// name, then oldest first. Fails if any node fails.
+    /// name, then oldest first. The nodes are asked at once. Fails if any
+    /// node fails.
     pub async fn list(
         &self,
         filter: ListFilter,
     ) -> Result<Vec<(RemoteHandle, HandleSummary)>, RemoteError> {
+        let answers = self
+            .on_every_node(move |client, node| {
+                let filter = filter.clone();
+                async move { client.list_on(&node, filter).await }
+            })
+            .await;
         let mut all = Vec::new();
-        for node in self.nodes() {
-            for summary in self.list_on(&node, filter.clone()).await? {
+        for (node, summaries) in answers {
+            for summary in summaries? {
                 let handle = RemoteHandle {
                     node: node.clone(),
                     id: summary.handle_id,
@@ -575,23 +583,31 @@ impl ClusterClient {
         Ok(all)
     }
 
-    /// Kills every running tree of `owner` on every connected node and
-    /// answers their terminal snapshots. Fails if any node fails.
+    /// Kills every running tree of `owner` on every connected node, on all
+    /// nodes at once, and answers their terminal snapshots. Fails if any
+    /// node fails (the other nodes' kills still happen).
     pub async fn kill_owner(
         &self,
         owner: impl Into<String>,
         request: KillRequest,
     ) -> Result<Vec<RemoteSnapshot>, RemoteError> {
         let owner = owner.into();
+        let answers = self
+            .on_every_node(move |client, node| {
+                let args = KillOwnerArgs {
+                    owner: owner.clone(),
+                    request,
+                };
+                async move {
+                    client
+                        .call(&node, |tx| RemoteRegistryMsg::KillOwner(Wire::ok(args), tx))
+                        .await
+                }
+            })
+            .await;
         let mut all = Vec::new();
-        for node in self.nodes() {
-            let args = KillOwnerArgs {
-                owner: owner.clone(),
-                request,
-            };
-            let killed: Vec<Snapshot> = self
-                .call(&node, |tx| RemoteRegistryMsg::KillOwner(Wire::ok(args), tx))
-                .await?;
+        for (node, killed) in answers {
+            let killed: Vec<Snapshot> = killed?;
             all.extend(killed.into_iter().map(|snapshot| RemoteSnapshot {
                 handle: RemoteHandle {
                     node: node.clone(),
@@ -604,19 +620,26 @@ impl ClusterClient {
     }
 
     /// Releases every handle of `owner` on every connected node (killing
-    /// its running trees first) and answers how many were released. Fails
-    /// if any node fails.
+    /// its running trees first), on all nodes at once, and answers how
+    /// many were released. Fails if any node fails (the other nodes'
+    /// releases still happen).
     pub async fn release_owner(&self, owner: impl Into<String>) -> Result<usize, RemoteError> {
         let owner = owner.into();
+        let answers = self
+            .on_every_node(move |client, node| {
+                let owner = owner.clone();
+                async move {
+                    client
+                        .call(&node, |tx| {
+                            RemoteRegistryMsg::ReleaseOwner(Wire::ok(owner), tx)
+                        })
+                        .await
+                }
+            })
+            .await;
         let mut released = 0;
-        for node in self.nodes() {
-            let owner = owner.clone();
-            let count: usize = self
-                .call(&node, |tx| {
-                    RemoteRegistryMsg::ReleaseOwner(Wire::ok(owner), tx)
-                })
-                .await?;
-            released += count;
+        for (_, count) in answers {
+            released += count?;
         }
         Ok(released)
     }
@@ -633,11 +656,14 @@ impl ClusterClient {
     }
 
     async fn least_loaded(&self) -> Result<String, RemoteError> {
+        let answers = self
+            .on_every_node(|client, node| async move { client.info(&node).await })
+            .await;
         let mut best: Option<(usize, String)> = None;
-        for node in self.nodes() {
+        for (node, info) in answers {
             // A node that fails to answer is skipped: placement goes to the
-            // nodes that can take the spawn.
-            let Ok(info) = self.info(&node).await else {
+            // nodes that can take the spawn. Ties go to the first name.
+            let Ok(info) = info else {
                 continue;
             };
             if best
@@ -653,6 +679,37 @@ impl ClusterClient {
                 "no connected node can take a spawn",
             )
         })
+    }
+
+    /// Runs `call` against every connected node at once (each in a task of
+    /// its own, so one slow node does not hold up the others), and answers
+    /// by node name in order. Dropping the future leaves the calls running
+    /// to their end; only their answers are lost.
+    async fn on_every_node<T, F, Fut>(&self, call: F) -> Vec<(String, Result<T, RemoteError>)>
+    where
+        T: Send + 'static,
+        F: Fn(ClusterClient, String) -> Fut,
+        Fut: Future<Output = Result<T, RemoteError>> + Send + 'static,
+    {
+        let calls: Vec<_> = self
+            .nodes()
+            .into_iter()
+            .map(|node| {
+                let task = tokio::spawn(call(self.clone(), node.clone()));
+                (node, task)
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(calls.len());
+        for (node, task) in calls {
+            let answer = task.await.unwrap_or_else(|err| {
+                Err(RemoteError::new(
+                    RemoteErrorKind::Internal,
+                    format!("the call to node `{node}` failed: {err}"),
+                ))
+            });
+            answers.push((node, answer));
+        }
+        answers
     }
 
     fn lock_nodes(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, NodeLink>> {
