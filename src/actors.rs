@@ -1,13 +1,10 @@
 //! The actors: the registry, one process actor per OS process, and the
-//! helpers they own (the handle table, output capture, the OS child).
+//! helpers they own (the handle table, receipts, output capture and
+//! subscribers, the stdin writer). The OS work they ask for is in
+//! [`crate::os`].
 
 mod capture;
-mod child;
-mod escapees;
-mod guard;
 mod handle_table;
-mod limits;
-mod orphans;
 mod output_reader;
 mod process;
 mod receipts;
@@ -15,7 +12,6 @@ mod registry;
 mod stdin_writer;
 mod subscribers;
 
-pub(crate) use child::Spawned;
 pub use registry::{RegistryActor, RegistryState};
 #[cfg(feature = "cluster")]
 pub(crate) use subscribers::SUBSCRIBER_WINDOW;

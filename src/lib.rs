@@ -55,6 +55,7 @@ mod config;
 mod error;
 pub mod json;
 pub mod messages;
+mod os;
 pub mod policy;
 mod registry;
 

@@ -40,6 +40,9 @@ pub enum DenyRule {
     Concurrency,
     /// The requested sandbox profile does not exist.
     Profile,
+    /// The request's owner was closed by a `close_owner` (a cancelled
+    /// session) and not reopened since.
+    OwnerClosed,
     /// A rule of a policy outside procward, or one this version does not
     /// know (sent by a newer peer).
     #[serde(other)]
@@ -55,6 +58,7 @@ impl DenyRule {
             DenyRule::Cwd => "cwd",
             DenyRule::Concurrency => "concurrency",
             DenyRule::Profile => "profile",
+            DenyRule::OwnerClosed => "owner_closed",
             DenyRule::Other => "other",
         }
     }

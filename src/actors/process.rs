@@ -12,9 +12,13 @@
 //!   else sent).
 //!
 //! After the child exits, output is drained until both pipes close or the
-//! drain grace passes; then the rest of the process group is killed, the
-//! child is reaped, and the handle turns terminal: waiters and killers get
-//! the terminal snapshot and the registry is told.
+//! drain grace passes; then the rest of the process group is killed, what
+//! the pipes already hold is read, the OS worker sweeps the tree (in
+//! orphan-reaping and escapee-hunting modes), the child is reaped, and the
+//! handle turns terminal: waiters and killers get the terminal snapshot and
+//! the registry is told. Every byte the tree wrote to its pipes before the
+//! drain ended is in the terminal snapshot (or counted as dropped by the
+//! cap).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,10 +30,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 
 use super::capture::Capture;
-use super::child::{ChildProcess, ExitInfo, Spawned};
-use super::escapees::kill_escapees;
 use super::handle_table::Owner;
-use super::orphans::sweep_group;
 use super::output_reader::read_stream;
 use super::stdin_writer::{StdinCommand, write_stdin};
 use super::subscribers::{Subscribers, exit_only};
@@ -41,12 +42,12 @@ use crate::messages::{
     ProcessReport, ReadChunk, ReadRequest, RegistryMsg, Report, SIGKILL, Snapshot, SnapshotWatch,
     Status, Stdin, Subscribed, Subscriber, WaitOutcome,
 };
+use crate::os::child::{ChildProcess, ExitInfo, Spawned};
+use crate::os::worker::{Cleanup, worker};
 
 /// How long the actor's stop waits for a killed child to exit before it
 /// leaves the reaping to [`ChildProcess`]'s drop.
 const STOP_REAP_WAIT: Duration = Duration::from_secs(5);
-/// How long a sweep of a killed group waits for its last members.
-const SWEEP_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The actor owning one OS process. Only the registry starts it.
 pub(crate) struct ProcessActor;
@@ -86,6 +87,9 @@ pub(crate) struct ProcessState {
     stderr: Capture,
     open_streams: u8,
     stdin: StdinLink,
+    /// Turned true when the drain is over: the readers read what the pipes
+    /// hold, then close.
+    drain_now: watch::Sender<bool>,
     subscribers: Subscribers,
     leader_exited: bool,
     /// The terminal status to be, once a kill, the timeout or the exit has
@@ -151,15 +155,18 @@ impl Actor for ProcessActor {
             };
             let _ = watcher.cast(event.into());
         }));
+        let (drain_now, drain_rx) = watch::channel(false);
         tasks.push(tokio::spawn(read_stream(
             stdout,
             OutputStream::Stdout,
             myself.clone(),
+            drain_rx.clone(),
         )));
         tasks.push(tokio::spawn(read_stream(
             stderr,
             OutputStream::Stderr,
             myself.clone(),
+            drain_rx,
         )));
         if let Some(timeout) = args.timeout {
             tasks.push(timer(&myself, timeout, Event::TimeoutExpired));
@@ -187,6 +194,7 @@ impl Actor for ProcessActor {
             stderr: Capture::new(args.output_cap),
             open_streams: 2,
             stdin,
+            drain_now,
             subscribers: Subscribers::default(),
             leader_exited: false,
             settled: None,
@@ -651,19 +659,27 @@ impl ProcessState {
 
     /// Ends the handle after the child has exited: kills what is left of
     /// its group while the child is still unreaped (so the group id is still
-    /// ours), sweeps the group's orphans in orphan-reaping mode, then reaps
-    /// the child and answers everyone waiting.
+    /// ours), has the readers read what the pipes hold and close, has the OS
+    /// worker sweep the tree (orphan-reaping and escapee-hunting modes),
+    /// then reaps the child and answers everyone waiting. Called again as
+    /// each of those steps completes.
     fn finish(&mut self, myself: &ActorRef<ProcessMsg>) {
         if self.sweeping {
             return;
         }
         self.signal(Signal::KILL);
-        if self.reap_orphans || self.escapee_token.is_some() {
+        if self.open_streams > 0 {
+            // The last `StreamClosed` calls this again.
+            self.drain_now.send_replace(true);
+            return;
+        }
+        if let Some(cleanup) = self.cleanup() {
             self.sweeping = true;
-            let cleanup = self.cleanup();
             let actor = myself.clone();
             self.tasks.push(tokio::spawn(async move {
-                cleanup.await;
+                if let Ok(worker) = worker() {
+                    worker.cleanup(cleanup).await;
+                }
                 let _ = actor.cast(Event::SweepDone.into());
             }));
             return;
@@ -671,20 +687,15 @@ impl ProcessState {
         self.reap_and_end();
     }
 
-    /// Kills escapees (in escapee mode) and sweeps the group's orphans (in
-    /// orphan-reaping mode), with the child still unreaped.
-    fn cleanup(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let pid = self.child.pid();
-        let token = self.escapee_token.clone();
-        let sweep = self.reap_orphans;
-        async move {
-            if let Some(token) = token {
-                kill_escapees(&token, pid, SWEEP_DEADLINE).await;
-            }
-            if sweep {
-                sweep_group(pid, SWEEP_DEADLINE).await;
-            }
-        }
+    /// What the OS worker must do before the child is reaped, if anything:
+    /// sweep the group's orphans (orphan-reaping mode) and kill the
+    /// escapees (escapee mode).
+    fn cleanup(&self) -> Option<Cleanup> {
+        (self.reap_orphans || self.escapee_token.is_some()).then(|| Cleanup {
+            leader: self.child.pid(),
+            sweep_group: self.reap_orphans,
+            token: self.escapee_token.clone(),
+        })
     }
 
     fn reap_and_end(&mut self) {
@@ -722,7 +733,11 @@ impl ProcessState {
                     Err(err) => tracing::error!(handle = %self.id, %err, "cannot watch the child"),
                 }
             }
-            self.cleanup().await;
+            if let Some(cleanup) = self.cleanup()
+                && let Ok(worker) = worker()
+            {
+                worker.cleanup(cleanup).await;
+            }
             exit = self.child.reap().ok().flatten();
         }
         self.become_terminal(exit);

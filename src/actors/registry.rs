@@ -8,6 +8,7 @@
 //! terminal snapshot, answers for the handle from then on, and drains the
 //! actor (it answers what is already queued for it, then stops).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,18 +17,20 @@ use ractor::{
     Actor, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort, SupervisionEvent,
 };
 
-use super::guard::Guard;
 use super::handle_table::{EntryState, HandleTable, Owner, RunningActor, running_summary};
 use super::process::{ProcessActor, ProcessArgs};
 use super::receipts::{Receipt, ReceiptState, Receipts};
 use super::subscribers::exit_only;
-use super::{child, escapees};
 use crate::config::RegistryConfig;
 use crate::error::{Error, Result};
 use crate::messages::{
     Forked, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ProcessReport,
     RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status, StreamOutput, WaitOutcome,
 };
+use crate::os::child::RawSpawned;
+use crate::os::escapees;
+use crate::os::guard::Guard;
+use crate::os::worker::{self, Worker};
 use crate::policy::{Denied, DenyRule, PolicyContext, SpawnPolicy};
 
 /// How long stopping the registry waits for its process actors to kill and
@@ -62,6 +65,27 @@ pub struct RegistryState {
     /// Kills what carries the prefix if the host dies; dismissed by an
     /// orderly stop.
     guard: Option<Guard>,
+    /// The OS worker that forks and sweeps for every registry.
+    worker: &'static Worker,
+    /// Spawns accepted and still starting (forking, or their process actor
+    /// starting), by number: they count against the concurrency caps, and
+    /// a `KillOwner` kills them once they have started.
+    starting: HashMap<u64, Starting>,
+    /// How many of `starting` each owner has.
+    starting_of: HashMap<Owner, usize>,
+    next_spawn: u64,
+    /// Owners closed by `CloseOwner`: their spawns are denied.
+    closed: HashSet<Arc<str>>,
+    /// Turns SIGCHLD into orphan reaping (orphan-reaping mode).
+    child_signals: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A spawn accepted and still starting.
+#[derive(Debug)]
+struct Starting {
+    owner: Owner,
+    /// Kills asked for by a `KillOwner` meanwhile, sent once it runs.
+    kills: Vec<(KillRequest, RpcReplyPort<Result<Snapshot>>)>,
 }
 
 impl RunningActor for ActorRef<ProcessMsg> {
@@ -94,15 +118,24 @@ impl Actor for RegistryActor {
         config: RegistryConfig,
     ) -> Result<RegistryState, ActorProcessingErr> {
         config.validate()?;
-        if config.reap_orphans {
-            super::orphans::become_subreaper()?;
-        }
+        let worker = worker::worker()?;
+        let child_signals = if config.reap_orphans {
+            worker.reap_orphans().map_err(|source| Error::Os {
+                operation: "becoming a child subreaper",
+                source,
+            })?;
+            Some(listen_for_child_signals(worker))
+        } else {
+            None
+        };
         let token_prefix = escapees::new_token_prefix();
         let guard = if config.guard {
-            Some(Guard::start(&token_prefix).map_err(|source| Error::Os {
+            let guard = Guard::start(&token_prefix).map_err(|source| Error::Os {
                 operation: "starting the registry's guard process",
                 source,
-            })?)
+            })?;
+            worker.keep(guard.pid());
+            Some(guard)
         } else {
             None
         };
@@ -113,6 +146,12 @@ impl Actor for RegistryActor {
             token_prefix,
             next_token: 1,
             guard,
+            worker,
+            starting: HashMap::new(),
+            starting_of: HashMap::new(),
+            next_spawn: 0,
+            closed: HashSet::new(),
+            child_signals,
         })
     }
 
@@ -194,6 +233,14 @@ impl Actor for RegistryActor {
             RegistryMsg::KillOwner(owner, request, reply) => {
                 state.kill_owner(owner, request, reply)
             }
+            RegistryMsg::CloseOwner(owner, request, reply) => {
+                state.closed.insert(owner.as_str().into());
+                tracing::debug!(%owner, "owner closed");
+                state.kill_owner(owner, request, reply)
+            }
+            RegistryMsg::ReopenOwner(owner, reply) => {
+                send(reply, state.closed.remove(owner.as_str()))
+            }
             RegistryMsg::ReleaseOwner(owner, reply) => state.release_owner(owner, reply),
             RegistryMsg::Report(ProcessReport(report)) => {
                 if let Some(forked) = state.on_report(report) {
@@ -237,6 +284,9 @@ impl Actor for RegistryActor {
         myself
             .drain_children_and_wait(Some(STOP_CHILDREN_WAIT))
             .await;
+        if let Some(listener) = state.child_signals.take() {
+            listener.abort();
+        }
         // Everything is killed and reaped: the guard has nothing to do.
         if let Some(guard) = state.guard.take() {
             guard.dismiss().await;
@@ -286,6 +336,25 @@ fn forward(actor: &ActorRef<ProcessMsg>, message: ProcessMsg) {
 
 fn owner_key(owner: String) -> Owner {
     Some(owner.into())
+}
+
+/// Tells the OS worker of every SIGCHLD, so orphans are reaped as they
+/// die. Without a signal driver in the runtime, orphans are still reaped
+/// at every cleanup pass.
+fn listen_for_child_signals(worker: &'static Worker) -> tokio::task::JoinHandle<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    tokio::spawn(async move {
+        let mut signals = match signal(SignalKind::child()) {
+            Ok(signals) => signals,
+            Err(err) => {
+                tracing::warn!(%err, "cannot listen for SIGCHLD; orphans are reaped at cleanups only");
+                return;
+            }
+        };
+        while signals.recv().await.is_some() {
+            worker.child_signal();
+        }
+    })
 }
 
 impl RegistryState {
@@ -380,9 +449,9 @@ impl RegistryState {
         }
     }
 
-    /// Checks the request and forks the child off the registry's own loop
-    /// (posix_spawn blocks until the program is executed, about half a
-    /// millisecond); the forked child comes back as `Report::Forked`.
+    /// Checks the request and has the OS worker fork the child, off the
+    /// registry's own loop; the outcome comes back as `Report::Forked`.
+    /// Until then the spawn counts against the concurrency caps.
     fn spawn(
         &mut self,
         myself: &ActorRef<RegistryMsg>,
@@ -402,24 +471,45 @@ impl RegistryState {
             token
         });
         let escapee_token = token.filter(|_| self.config.kill_escapees);
+        let seq = self.next_spawn;
+        self.next_spawn += 1;
+        let owner: Owner = request.owner.clone().and_then(owner_key);
+        *self.starting_of.entry(owner.clone()).or_default() += 1;
+        self.starting.insert(
+            seq,
+            Starting {
+                owner,
+                kills: Vec::new(),
+            },
+        );
         let registry = myself.clone();
-        tokio::task::spawn_blocking(move || match child::spawn(&request) {
-            Err(err) => send(reply, Err(err)),
-            Ok(spawned) => {
-                let forked = Forked {
-                    request,
+        let worker = self.worker;
+        tokio::spawn(async move {
+            let result = worker.spawn(request).await;
+            // If the registry is gone, the message is dropped with the
+            // child in it, whose drop kills and reaps it; the caller's
+            // port is dropped too (`Error::NoReply`).
+            let _ = registry.cast(RegistryMsg::Report(ProcessReport(Report::Forked(
+                Box::new(Forked {
+                    seq,
+                    result,
                     escapee_token,
-                    spawned,
                     reply,
-                };
-                // If the registry is gone, the message is dropped with the
-                // child in it, whose drop kills and reaps it; the caller's
-                // port is dropped too (`Error::NoReply`).
-                let _ = registry.cast(RegistryMsg::Report(ProcessReport(Report::Forked(
-                    Box::new(forked),
-                ))));
-            }
+                }),
+            ))));
         });
+    }
+
+    /// Takes a spawn off the books of spawns starting.
+    fn started(&mut self, seq: u64) -> Option<Starting> {
+        let starting = self.starting.remove(&seq)?;
+        if let Some(count) = self.starting_of.get_mut(&starting.owner) {
+            *count -= 1;
+            if *count == 0 {
+                self.starting_of.remove(&starting.owner);
+            }
+        }
+        Some(starting)
     }
 
     /// Validates the request, runs the policy on it, and validates what the
@@ -431,15 +521,31 @@ impl RegistryState {
     }
 
     /// Starts the process actor of a forked child, makes room for it, and
-    /// answers the spawn.
+    /// answers the spawn; then sends it the kills a `KillOwner` asked for
+    /// while it was starting.
     async fn start_process(&mut self, myself: &ActorRef<RegistryMsg>, forked: Forked) {
         let Forked {
-            request,
+            seq,
+            result,
             escapee_token,
-            spawned,
             reply,
         } = forked;
-        let result = self.register(myself, request, escapee_token, spawned).await;
+        let kills = self.started(seq).map(|s| s.kills).unwrap_or_default();
+        let result = match result {
+            Ok((request, spawned)) => {
+                self.register(myself, *request, escapee_token, spawned)
+                    .await
+            }
+            Err(err) => Err(err),
+        };
+        if let Ok(snapshot) = &result
+            && let Some(EntryState::Running(actor)) =
+                self.table.get(&snapshot.handle_id).map(|e| &e.state)
+        {
+            for (request, port) in kills {
+                forward(actor, ProcessMsg::Kill(request, port));
+            }
+        }
         send(reply, result);
     }
 
@@ -448,8 +554,9 @@ impl RegistryState {
         myself: &ActorRef<RegistryMsg>,
         request: SpawnRequest,
         escapee_token: Option<String>,
-        spawned: child::Spawned,
+        spawned: RawSpawned,
     ) -> Result<Snapshot> {
+        let spawned = spawned.register()?;
         let pid = spawned.child.pid();
         let handle_id = HandleId::next(pid);
         let command: Arc<str> = request.display().into();
@@ -508,11 +615,21 @@ impl RegistryState {
     /// request. Nothing has been started yet.
     fn apply_policy(&self, request: &mut SpawnRequest) -> Result<()> {
         let owner_key: Owner = request.owner.clone().and_then(owner_key);
+        if let Some(owner) = &owner_key
+            && self.closed.contains(owner)
+        {
+            return Err(Error::PolicyDenied {
+                rule: DenyRule::OwnerClosed,
+                reason: format!("owner {owner:?} is closed; reopen it to spawn for it"),
+            });
+        }
         let owner = request.owner.clone();
+        // Spawns still starting count: a burst gets exactly the cap.
         let context = PolicyContext {
             owner: owner.as_deref(),
-            running_total: self.table.running_count(),
-            running_of_owner: self.table.running_of(&owner_key).len(),
+            running_total: self.table.running_count() + self.starting.len(),
+            running_of_owner: self.table.running_of(&owner_key).len()
+                + self.starting_of.get(&owner_key).copied().unwrap_or(0),
         };
         let denied = |denied: Denied| Error::PolicyDenied {
             rule: denied.rule,
@@ -629,11 +746,20 @@ impl RegistryState {
         if let Err(err) = check_signal(&request) {
             return send(reply, Err(err));
         }
+        let owner = owner_key(owner);
         let mut answers = Vec::new();
-        for id in self.table.running_of(&owner_key(owner)) {
+        for id in self.table.running_of(&owner) {
             if let Some(EntryState::Running(actor)) = self.table.get(&id).map(|e| &e.state) {
                 let (tx, rx) = oneshot();
                 forward(actor, ProcessMsg::Kill(request, tx.into()));
+                answers.push(rx);
+            }
+        }
+        // Spawns of the owner still starting are killed once they run.
+        for starting in self.starting.values_mut() {
+            if starting.owner == owner {
+                let (tx, rx) = oneshot();
+                starting.kills.push((request, tx.into()));
                 answers.push(rx);
             }
         }

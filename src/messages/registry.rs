@@ -89,7 +89,19 @@ pub enum RegistryMsg {
     /// Kills every running process of an owner (for a cancelled script or
     /// session); answers with their terminal snapshots once all are
     /// terminal.
+    ///
+    /// Spawns of the owner that reached the registry before this message
+    /// and are still starting are killed as soon as they have started, and
+    /// the answer waits for them too: nothing the owner asked for before
+    /// the kill keeps running.
     KillOwner(String, KillRequest, RpcReplyPort<Result<Vec<Snapshot>>>),
+    /// [`KillOwner`](Self::KillOwner), and closes the owner: every later
+    /// spawn naming it is denied ([`DenyRule::OwnerClosed`](crate::policy::DenyRule::OwnerClosed))
+    /// until [`ReopenOwner`](Self::ReopenOwner). For "cancel this session
+    /// for good", where a spawn racing the cancel must not leak.
+    CloseOwner(String, KillRequest, RpcReplyPort<Result<Vec<Snapshot>>>),
+    /// Lets a closed owner spawn again. Answers whether it was closed.
+    ReopenOwner(String, RpcReplyPort<bool>),
     /// Releases every handle and receipt of an owner, killing its running
     /// trees first; answers how many were released, once all are reaped.
     ReleaseOwner(String, RpcReplyPort<usize>),
@@ -117,16 +129,18 @@ pub(crate) enum Report {
     },
     /// A caller was given the terminal snapshot after `Finished`.
     Observed(HandleId),
-    /// A spawn's child was forked (off the registry's loop); the registry
-    /// starts its process actor and answers the spawn.
+    /// A spawn's fork ended (on the OS worker's thread): the registry
+    /// starts the process actor of the child, or passes the error on, and
+    /// answers the spawn.
     Forked(Box<Forked>),
 }
 
-/// A forked child on its way back to the registry.
+/// A fork's outcome on its way back to the registry.
 #[derive(Debug)]
 pub(crate) struct Forked {
-    pub(crate) request: SpawnRequest,
+    /// The spawn's number in the registry's books of spawns starting.
+    pub(crate) seq: u64,
+    pub(crate) result: Result<(Box<SpawnRequest>, crate::os::child::RawSpawned)>,
     pub(crate) escapee_token: Option<String>,
-    pub(crate) spawned: crate::actors::Spawned,
     pub(crate) reply: RpcReplyPort<Result<Snapshot>>,
 }

@@ -81,6 +81,11 @@ impl Guard {
         })
     }
 
+    /// The guard's pid (a child of this process that is not a leader).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// Tells the guard that everything is already killed and reaped, and
     /// reaps it.
     pub(crate) async fn dismiss(mut self) {

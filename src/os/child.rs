@@ -1,6 +1,12 @@
 //! The OS side of one child: starting it in a process group of its own,
 //! watching for its exit, signalling its group, and reaping it.
 //!
+//! [`spawn`] forks on the [OS worker](super::worker)'s thread and needs no
+//! runtime; [`RawSpawned::register`] then hands the pipes and the pidfd to
+//! the tokio reactor of the caller. A child holds three descriptors here
+//! (its stdout and stderr pipes and one pidfd, shared by the exit watcher
+//! and the reaper), four with a piped stdin.
+//!
 //! Every signal procward sends goes through [`ChildProcess::signal_group`],
 //! and that refuses once the child is reaped. The child's pid is also its
 //! process-group id; while the child is unreaped (running, or a zombie), the
@@ -13,9 +19,10 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustix::process::{
@@ -46,6 +53,53 @@ impl ExitInfo {
     }
 }
 
+/// A forked child with its pipes, not yet registered with any runtime.
+/// Dropping it kills the child's group and reaps it, like [`ChildProcess`].
+#[derive(Debug)]
+pub(crate) struct RawSpawned {
+    pub(crate) child: ChildProcess,
+    stdin: Option<OwnedFd>,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
+impl RawSpawned {
+    /// Registers the pipes and the pidfd with the current tokio runtime's
+    /// reactor. Must run inside a runtime. On error the child is dropped:
+    /// killed and reaped.
+    pub(crate) fn register(self) -> Result<Spawned, Error> {
+        let RawSpawned {
+            mut child,
+            stdin,
+            stdout,
+            stderr,
+        } = self;
+        child.watch().map_err(|source| Error::Os {
+            operation: "registering the child's pidfd",
+            source,
+        })?;
+        let receiver = |fd| {
+            pipe::Receiver::from_owned_fd(fd).map_err(|source| Error::Os {
+                operation: "registering the child's pipes",
+                source,
+            })
+        };
+        let stdin = match stdin {
+            None => None,
+            Some(fd) => Some(pipe::Sender::from_owned_fd(fd).map_err(|source| Error::Os {
+                operation: "registering the child's stdin pipe",
+                source,
+            })?),
+        };
+        Ok(Spawned {
+            stdout: receiver(stdout)?,
+            stderr: receiver(stderr)?,
+            stdin,
+            child,
+        })
+    }
+}
+
 /// A started child with the read ends of its stdout and stderr pipes, and
 /// the write end of its stdin unless that is `/dev/null`.
 #[derive(Debug)]
@@ -57,9 +111,9 @@ pub(crate) struct Spawned {
 }
 
 /// Starts `req` in a new process group whose id is the child's pid, with
-/// stdout/stderr piped and stdin as the request says. Must run inside a tokio
-/// runtime (the pipes are registered with its reactor).
-pub(crate) fn spawn(req: &SpawnRequest) -> Result<Spawned, Error> {
+/// stdout/stderr piped and stdin as the request says. Blocks until the
+/// program is executed (or fails to be): for the OS worker's thread.
+pub(crate) fn spawn(req: &SpawnRequest) -> Result<RawSpawned, Error> {
     let mut cmd = match &req.command {
         Command::Argv(argv) => {
             let (program, args) = argv
@@ -121,7 +175,7 @@ pub(crate) fn spawn(req: &SpawnRequest) -> Result<Spawned, Error> {
     })?;
     let child = ChildProcess {
         pid,
-        pidfd: Some(pidfd),
+        pidfd: Some(Pidfd::Raw(pidfd)),
     };
     let stdin = std_child.stdin.take().map(OwnedFd::from);
     let stdout = std_child.stdout.take().map(OwnedFd::from);
@@ -135,43 +189,42 @@ pub(crate) fn spawn(req: &SpawnRequest) -> Result<Spawned, Error> {
             source: io::Error::other("stdout or stderr was not piped"),
         });
     };
-    let receiver = |fd| {
-        pipe::Receiver::from_owned_fd(fd).map_err(|source| Error::Os {
-            operation: "registering the child's pipes",
-            source,
-        })
-    };
-    let stdin = match stdin {
-        None => None,
-        Some(fd) => Some(pipe::Sender::from_owned_fd(fd).map_err(|source| Error::Os {
-            operation: "registering the child's stdin pipe",
-            source,
-        })?),
-    };
-    Ok(Spawned {
-        stdout: receiver(stdout)?,
-        stderr: receiver(stderr)?,
-        stdin,
+    Ok(RawSpawned {
         child,
+        stdin,
+        stdout,
+        stderr,
     })
 }
 
-/// Resolves once the process behind `pidfd` has exited (pidfds turn
-/// readable then, and stay so). Must run inside a tokio runtime.
-pub(crate) fn pidfd_exited(
-    pidfd: OwnedFd,
-) -> io::Result<impl Future<Output = io::Result<()>> + use<>> {
+/// A child's pidfd: plain until [`ChildProcess::watch`] registers it with
+/// a runtime, then shared by the exit watcher and the reaper (one
+/// descriptor, not a duplicate each).
+#[derive(Debug)]
+enum Pidfd {
+    Raw(OwnedFd),
+    Watched(Arc<AsyncFd<OwnedFd>>),
+}
+
+impl AsFd for Pidfd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Pidfd::Raw(fd) => fd.as_fd(),
+            Pidfd::Watched(watched) => watched.get_ref().as_fd(),
+        }
+    }
+}
+
+/// Registers `pidfd` with the current runtime's reactor, for readiness
+/// (pidfds turn readable when their process exits, and stay so).
+fn register_pidfd(pidfd: OwnedFd) -> Result<AsyncFd<OwnedFd>, (OwnedFd, io::Error)> {
     // SAFETY: `register_with_interest` needs the fd to stay open and the
     // same for the AsyncFd's whole life. `pidfd` is an `OwnedFd` moved into
     // the AsyncFd: nothing else can close or replace it, and its
     // `as_raw_fd` always returns the fd it owns.
     #[allow(unsafe_code)]
-    let watch = unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
-        .map_err(io::Error::from)?;
-    Ok(async move {
-        watch.readable().await?.retain_ready();
-        Ok(())
-    })
+    unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
+        .map_err(|err| err.into_parts())
 }
 
 /// The one owner of a child's pid: it signals the child's group while the
@@ -184,7 +237,7 @@ pub(crate) fn pidfd_exited(
 pub(crate) struct ChildProcess {
     pid: Pid,
     /// `None` once the child is reaped.
-    pidfd: Option<OwnedFd>,
+    pidfd: Option<Pidfd>,
 }
 
 impl ChildProcess {
@@ -209,15 +262,37 @@ impl ChildProcess {
         }
     }
 
+    /// Registers the pidfd with the current runtime's reactor, so that
+    /// [`exited`](Self::exited) can be awaited. Must run inside a runtime.
+    fn watch(&mut self) -> io::Result<()> {
+        if let Some(Pidfd::Raw(_)) = &self.pidfd
+            && let Some(Pidfd::Raw(fd)) = self.pidfd.take()
+        {
+            match register_pidfd(fd) {
+                Ok(watched) => self.pidfd = Some(Pidfd::Watched(Arc::new(watched))),
+                Err((fd, err)) => {
+                    // Keep the pidfd: the drop of `self` kills and reaps.
+                    self.pidfd = Some(Pidfd::Raw(fd));
+                    return Err(err);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Resolves once the child has exited; it stays unreaped. The future
-    /// owns a duplicate of the pidfd, so it can run on its own task.
+    /// shares the child's one pidfd, so it can run on its own task.
     pub(crate) fn exited(&self) -> io::Result<impl Future<Output = io::Result<()>> + use<>> {
-        let fd = self
-            .pidfd
-            .as_ref()
-            .ok_or_else(|| io::Error::other("the child is already reaped"))?
-            .try_clone()?;
-        pidfd_exited(fd)
+        let Some(Pidfd::Watched(watched)) = &self.pidfd else {
+            return Err(io::Error::other(
+                "the child is already reaped, or its pidfd is not registered",
+            ));
+        };
+        let watched = watched.clone();
+        Ok(async move {
+            watched.readable().await?.retain_ready();
+            Ok(())
+        })
     }
 
     /// How the child ended, without reaping it; `None` while it runs.
@@ -258,6 +333,7 @@ impl ChildProcess {
             }
         }
         self.pidfd = None;
+        super::worker::forget_leader(pid);
         // SAFETY: the buffer was zeroed (all-zero is a valid rusage: it is
         // plain integers) and wait4 filled it when it reaped.
         #[allow(unsafe_code)]
@@ -284,7 +360,7 @@ impl ChildProcess {
             .as_ref()
             .ok_or_else(|| io::Error::other("the child is already reaped"))?;
         loop {
-            match waitid(WaitId::PidFd(std::os::fd::AsFd::as_fd(pidfd)), options) {
+            match waitid(WaitId::PidFd(pidfd.as_fd()), options) {
                 Ok(status) => return Ok(status.as_ref().map(ExitInfo::from_status)),
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(errno) => return Err(errno.into()),
@@ -314,10 +390,8 @@ impl Drop for ChildProcess {
         let reaper = std::thread::Builder::new()
             .name("procward-reaper".into())
             .spawn(move || {
-                let _ = waitid(
-                    WaitId::PidFd(std::os::fd::AsFd::as_fd(&pidfd)),
-                    WaitIdOptions::EXITED,
-                );
+                let _ = waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED);
+                super::worker::forget_leader(pid.as_raw_nonzero().get());
             });
         if let Err(err) = reaper {
             tracing::error!(%err, "could not start a reaper thread; the child stays a zombie");

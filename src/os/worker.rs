@@ -1,0 +1,500 @@
+//! The OS worker: one thread per OS process that does procward's blocking
+//! OS work. It forks every child, reaps orphans, and runs the `/proc` scans
+//! that end a handle (the group sweep and the escapee hunt), in batches.
+//!
+//! Why one thread, owned by nobody but itself:
+//! - Forking blocks until the program is executed. On tokio's blocking
+//!   pool a burst of spawns grows up to 512 threads; here it queues, with
+//!   at most [`SPAWN_QUEUE`] spawns waiting and the rest of the callers
+//!   waiting for a place (back-pressure, not threads).
+//! - Forks and orphan reaping happen on the same thread, in order, so the
+//!   reaper knows every leader forked so far and never reaps a spawned child
+//!   behind its process actor's back, however fast that child exits.
+//! - Ending N handles at once costs one pass over `/proc`, not N: every
+//!   cleanup queued when a pass starts is served by it. None of it runs on
+//!   an async runtime's workers.
+//!
+//! The worker's state (the leaders forked and not yet reaped, the cleanups
+//! waiting) is plain data owned by its thread; requests reach it through a
+//! channel and answers go back through oneshot channels.
+//!
+//! # Caveats
+//!
+//! In orphan-reaping mode (this OS process is a child subreaper) the worker
+//! reaps every zombie child of this process that it did not fork as a
+//! handle's leader and that is not in this process's own process group.
+//! A program that enables orphan reaping and also starts children of its
+//! own in other process groups, outside procward, must not rely on
+//! waiting for them by pid.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::process::{
+    Pid, WaitId, WaitIdOptions, WaitOptions, getpgrp, getpid, set_child_subreaper, waitid, waitpid,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use super::child::{self, RawSpawned};
+use super::escapees::{self, TOKEN_VAR};
+use super::procfs::{self, ProcStat};
+use crate::error::Error;
+use crate::messages::SpawnRequest;
+
+/// Spawns queued for the worker at once; further spawns wait for a place.
+pub(crate) const SPAWN_QUEUE: usize = 256;
+/// How long a cleanup waits for its group's members and the escapees it
+/// killed to die before it gives up (and says so in the log).
+const CLEANUP_DEADLINE: Duration = Duration::from_secs(5);
+/// The first pause between two passes while cleanups wait; it doubles up
+/// to [`MAX_PAUSE`], as no event announces a re-parented orphan's end.
+const MIN_PAUSE: Duration = Duration::from_micros(500);
+const MAX_PAUSE: Duration = Duration::from_millis(20);
+
+/// What a handle's end asks of the worker.
+#[derive(Debug, Clone)]
+pub(crate) struct Cleanup {
+    /// The handle's child: exited, unreaped, and leader of its group, which
+    /// was sent SIGKILL.
+    pub(crate) leader: u32,
+    /// Wait until no other member of the leader's group is left, reaping
+    /// those that are our zombie children (orphan-reaping mode).
+    pub(crate) sweep_group: bool,
+    /// Kill every process whose environment carries this token, until a
+    /// pass finds none alive (escapee-hunting mode).
+    pub(crate) token: Option<String>,
+}
+
+enum Job {
+    Spawn {
+        request: Box<SpawnRequest>,
+        _permit: OwnedSemaphorePermit,
+        reply: oneshot::Sender<Result<(Box<SpawnRequest>, RawSpawned), Error>>,
+    },
+    Cleanup {
+        cleanup: Cleanup,
+        reply: oneshot::Sender<()>,
+    },
+    /// A leader was reaped by its owner: its pid is no longer ours.
+    ForgetLeader(i32),
+    /// A child that is not a leader: never reap it (the registry's guard).
+    Keep(i32),
+    /// This process became a child subreaper.
+    ReapOrphans,
+    /// A SIGCHLD arrived.
+    ChildSignal,
+}
+
+/// The way to the worker thread. Cheap to share: every registry of this OS
+/// process uses the same one.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    jobs: mpsc::Sender<Job>,
+    spawn_places: Arc<Semaphore>,
+}
+
+static WORKER: OnceLock<Option<Worker>> = OnceLock::new();
+
+/// The worker, started on first use. `Err` if its thread could not be
+/// started (then no spawn can run in this process).
+pub(crate) fn worker() -> Result<&'static Worker, Error> {
+    WORKER
+        .get_or_init(|| {
+            let (jobs, rx) = mpsc::channel();
+            match std::thread::Builder::new()
+                .name("procward-os".into())
+                .spawn(move || WorkerState::new().run(rx))
+            {
+                Ok(_) => Some(Worker {
+                    jobs,
+                    spawn_places: Arc::new(Semaphore::new(SPAWN_QUEUE)),
+                }),
+                Err(err) => {
+                    tracing::error!(%err, "could not start procward's OS worker thread");
+                    None
+                }
+            }
+        })
+        .as_ref()
+        .ok_or_else(|| Error::Os {
+            operation: "starting procward's OS worker thread",
+            source: io::Error::other("the thread could not be started"),
+        })
+}
+
+/// Tells the worker that `pid` was reaped by its owner. Callable from any
+/// thread, inside or outside a runtime.
+pub(crate) fn forget_leader(pid: i32) {
+    if let Some(Some(worker)) = WORKER.get() {
+        let _ = worker.jobs.send(Job::ForgetLeader(pid));
+    }
+}
+
+fn gone() -> Error {
+    Error::Os {
+        operation: "reaching procward's OS worker thread",
+        source: io::Error::other("the worker thread has stopped"),
+    }
+}
+
+impl Worker {
+    /// Forks `request` on the worker's thread. Waits for a place in the
+    /// queue first. Cancel safe: a child forked for a dropped call is
+    /// killed and reaped.
+    pub(crate) async fn spawn(
+        &self,
+        request: SpawnRequest,
+    ) -> Result<(Box<SpawnRequest>, RawSpawned), Error> {
+        let permit = self
+            .spawn_places
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| gone())?;
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::Spawn {
+                request: Box::new(request),
+                _permit: permit,
+                reply,
+            })
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// Runs `cleanup` in the worker's next pass over `/proc`, and resolves
+    /// when it is done (or gave up at its deadline).
+    pub(crate) async fn cleanup(&self, cleanup: Cleanup) {
+        let (reply, done) = oneshot::channel();
+        if self.jobs.send(Job::Cleanup { cleanup, reply }).is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// Makes this OS process a child subreaper and has the worker reap
+    /// every orphan it adopts (see the module's caveats).
+    pub(crate) fn reap_orphans(&self) -> io::Result<()> {
+        set_child_subreaper(Some(getpid())).map_err(io::Error::from)?;
+        self.jobs
+            .send(Job::ReapOrphans)
+            .map_err(|_| io::Error::other("the OS worker thread has stopped"))
+    }
+
+    /// A SIGCHLD arrived: reap the orphans that are zombies now.
+    pub(crate) fn child_signal(&self) {
+        let _ = self.jobs.send(Job::ChildSignal);
+    }
+
+    /// `pid` is a child of ours that is not a leader and not an orphan (the
+    /// registry's guard): never reap it.
+    pub(crate) fn keep(&self, pid: u32) {
+        if let Ok(pid) = i32::try_from(pid) {
+            let _ = self.jobs.send(Job::Keep(pid));
+        }
+    }
+}
+
+/// A cleanup waiting for its group to empty or its escapees to die.
+struct Pending {
+    leader: i32,
+    sweep_group: bool,
+    token: Option<String>,
+    /// The leader's start time, read once: no escapee started before it.
+    leader_start: Option<u64>,
+    /// Escapees killed and not yet seen dead.
+    killed: Vec<OwnedFd>,
+    give_up: Instant,
+    reply: oneshot::Sender<()>,
+}
+
+struct WorkerState {
+    /// Leaders forked and not yet reaped, with how many times each pid is
+    /// registered (a reused pid may be forked again before the first
+    /// owner's `ForgetLeader` arrives).
+    leaders: HashMap<i32, u32>,
+    /// Children that are neither leaders nor orphans (guards).
+    kept: Vec<i32>,
+    reaping_orphans: bool,
+    pending: Vec<Pending>,
+    me: i32,
+    my_group: i32,
+    stat_buf: String,
+    env_buf: Vec<u8>,
+}
+
+impl WorkerState {
+    fn new() -> Self {
+        WorkerState {
+            leaders: HashMap::new(),
+            kept: Vec::new(),
+            reaping_orphans: false,
+            pending: Vec::new(),
+            me: getpid().as_raw_nonzero().get(),
+            my_group: getpgrp().as_raw_nonzero().get(),
+            stat_buf: String::new(),
+            env_buf: Vec::new(),
+        }
+    }
+
+    fn run(mut self, jobs: mpsc::Receiver<Job>) {
+        let mut pause = MIN_PAUSE;
+        let mut next_pass: Option<Instant> = None;
+        loop {
+            let first = match next_pass {
+                None => match jobs.recv() {
+                    Ok(job) => Some(job),
+                    Err(mpsc::RecvError) => return,
+                },
+                Some(at) => match jobs.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(job) => Some(job),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                },
+            };
+            let mut new_cleanup = false;
+            let mut reap = false;
+            for job in first
+                .into_iter()
+                .chain(std::iter::from_fn(|| jobs.try_recv().ok()))
+            {
+                match job {
+                    Job::Spawn { request, reply, .. } => {
+                        let _ = reply.send(self.spawn(request));
+                    }
+                    Job::Cleanup { cleanup, reply } => {
+                        self.add_cleanup(cleanup, reply);
+                        new_cleanup = true;
+                    }
+                    Job::ForgetLeader(pid) => self.forget(pid),
+                    Job::Keep(pid) => self.kept.push(pid),
+                    Job::ReapOrphans => {
+                        self.reaping_orphans = true;
+                        reap = true;
+                    }
+                    Job::ChildSignal => reap = true,
+                }
+            }
+            if new_cleanup {
+                pause = MIN_PAUSE;
+                next_pass = Some(Instant::now());
+            }
+            if next_pass.is_some_and(|at| Instant::now() >= at) {
+                self.pass();
+                reap = false;
+                next_pass = if self.pending.is_empty() {
+                    None
+                } else {
+                    let at = Instant::now() + pause;
+                    pause = (pause * 2).min(MAX_PAUSE);
+                    Some(at)
+                };
+            }
+            if reap && self.reaping_orphans {
+                self.reap_orphans();
+            }
+        }
+    }
+
+    fn spawn(
+        &mut self,
+        request: Box<SpawnRequest>,
+    ) -> Result<(Box<SpawnRequest>, RawSpawned), Error> {
+        let spawned = child::spawn(&request)?;
+        *self.leaders.entry(spawned.child.pid() as i32).or_default() += 1;
+        Ok((request, spawned))
+    }
+
+    fn forget(&mut self, pid: i32) {
+        if let Some(count) = self.leaders.get_mut(&pid) {
+            *count -= 1;
+            if *count == 0 {
+                self.leaders.remove(&pid);
+            }
+        }
+    }
+
+    fn add_cleanup(&mut self, cleanup: Cleanup, reply: oneshot::Sender<()>) {
+        let Ok(leader) = i32::try_from(cleanup.leader) else {
+            let _ = reply.send(());
+            return;
+        };
+        self.pending.push(Pending {
+            leader,
+            sweep_group: cleanup.sweep_group,
+            token: cleanup.token,
+            leader_start: None,
+            killed: Vec::new(),
+            give_up: Instant::now() + CLEANUP_DEADLINE,
+            reply,
+        });
+    }
+
+    fn is_leader(&self, pid: i32) -> bool {
+        self.leaders.contains_key(&pid)
+    }
+
+    /// Reaps our zombie children that are neither leaders nor kept nor in
+    /// our own group; returns the living (or unreapable) ones.
+    fn reap_orphans(&mut self) -> Option<Vec<ProcStat>> {
+        let children = match procfs::own_children() {
+            Ok(children) => children,
+            Err(err) => {
+                tracing::warn!(%err, "cannot list this process's children; orphans are not reaped now");
+                return None;
+            }
+        };
+        let mut alive = Vec::new();
+        for pid in children {
+            if self.is_leader(pid) || self.kept.contains(&pid) {
+                continue;
+            }
+            let Some(stat) = procfs::read_stat(pid, &mut self.stat_buf) else {
+                continue;
+            };
+            if stat.is_zombie()
+                && stat.pgrp != self.my_group
+                && let Some(pid) = Pid::from_raw(pid)
+                && matches!(waitpid(Some(pid), WaitOptions::NOHANG), Ok(Some(_)))
+            {
+                continue;
+            }
+            alive.push(stat);
+        }
+        Some(alive)
+    }
+
+    /// One pass for every pending cleanup; answers those that are done.
+    fn pass(&mut self) {
+        self.reap_killed();
+        if self.reaping_orphans
+            && let Some(alive) = self.reap_orphans()
+            && alive.iter().all(|stat| stat.pgrp == self.my_group)
+            && self.pending.iter().all(|p| p.killed.is_empty())
+        {
+            // This process is a subreaper: every living descendant of an
+            // exited leader has an ancestor among our children that is not
+            // a leader, and there is none (our own group's children are
+            // the host's, not a tree's). Every cleanup is done, without
+            // reading the rest of `/proc`.
+            for pending in self.pending.drain(..) {
+                let _ = pending.reply.send(());
+            }
+            return;
+        }
+        let members = self.scan();
+        let now = Instant::now();
+        let mut waiting = Vec::with_capacity(self.pending.len());
+        for (pending, members) in self.pending.drain(..).zip(members) {
+            let done = members == 0 && pending.killed.is_empty();
+            if !done && now < pending.give_up {
+                waiting.push(pending);
+                continue;
+            }
+            if !done {
+                tracing::warn!(
+                    leader = pending.leader,
+                    members,
+                    escapees = pending.killed.len(),
+                    "process tree still has members after the cleanup deadline"
+                );
+            }
+            let _ = pending.reply.send(());
+        }
+        self.pending = waiting;
+    }
+
+    /// Drops the killed escapees that have exited, reaping those that are
+    /// our children.
+    fn reap_killed(&mut self) {
+        for pending in &mut self.pending {
+            pending.killed.retain(|pidfd| {
+                let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
+                let now = Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                // A pidfd turns readable when its process exits.
+                let exited = matches!(poll(&mut fds, Some(&now)), Ok(n) if n > 0);
+                if exited {
+                    // Not our child (ECHILD) is fine: its parent reaps it.
+                    let _ = waitid(
+                        WaitId::PidFd(pidfd.as_fd()),
+                        WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+                    );
+                }
+                !exited
+            });
+        }
+    }
+
+    /// Reads `/proc` once for every pending cleanup: returns the members
+    /// left in each one's group (reaping our zombie children among them),
+    /// and kills the processes that carry a pending token.
+    fn scan(&mut self) -> Vec<usize> {
+        let mut members = vec![0; self.pending.len()];
+        let mut groups: HashMap<i32, usize> = HashMap::new();
+        let mut tokens: HashMap<String, usize> = HashMap::new();
+        let mut min_start = u64::MAX;
+        for (i, pending) in self.pending.iter_mut().enumerate() {
+            if pending.sweep_group {
+                groups.insert(pending.leader, i);
+            }
+            if let Some(token) = &pending.token {
+                tokens.insert(token.clone(), i);
+                if pending.leader_start.is_none() {
+                    pending.leader_start = procfs::read_stat(pending.leader, &mut self.stat_buf)
+                        .map(|stat| stat.start_time);
+                }
+                min_start = min_start.min(pending.leader_start.unwrap_or(0));
+            }
+        }
+        let pids = match procfs::pids() {
+            Ok(pids) => pids,
+            Err(err) => {
+                // Nothing can be found (out of descriptors, say): say so,
+                // and keep every cleanup waiting until its deadline.
+                tracing::warn!(%err, "cannot read /proc; process trees cannot be swept now");
+                return vec![1; self.pending.len()];
+            }
+        };
+        for pid in pids {
+            if pid == self.me || self.is_leader(pid) {
+                continue;
+            }
+            let Some(stat) = procfs::read_stat(pid, &mut self.stat_buf) else {
+                continue;
+            };
+            if let Some(&i) = groups.get(&stat.pgrp) {
+                if stat.is_zombie()
+                    && stat.ppid == self.me
+                    && let Some(pid) = Pid::from_raw(pid)
+                    && matches!(waitpid(Some(pid), WaitOptions::NOHANG), Ok(Some(_)))
+                {
+                    continue;
+                }
+                // Alive (it was sent SIGKILL with its group), or a zombie
+                // whose dying parent will leave it to us.
+                members[i] += 1;
+                continue;
+            }
+            if tokens.is_empty() || stat.is_zombie() || stat.start_time < min_start {
+                // No escapee of a pending tree started before its leader.
+                continue;
+            }
+            let Some(token) = procfs::env_var(pid, TOKEN_VAR, &mut self.env_buf) else {
+                continue;
+            };
+            if let Some(&i) = tokens.get(&token)
+                && let Some(pidfd) = escapees::kill_pinned(pid, &token, &mut self.env_buf)
+            {
+                self.pending[i].killed.push(pidfd);
+            }
+        }
+        members
+    }
+}
