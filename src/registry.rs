@@ -182,7 +182,8 @@ impl Registry {
 
     /// Kills every running process tree of `owner` (for a cancelled script
     /// or session) and returns their terminal snapshots once all are
-    /// terminal.
+    /// terminal. Spawns of `owner` sent before this call and still starting
+    /// are killed too, as soon as they have started.
     pub async fn kill_owner(
         &self,
         owner: impl Into<String>,
@@ -193,6 +194,29 @@ impl Registry {
             RegistryMsg::KillOwner(owner, request, tx)
         })
         .await?
+    }
+
+    /// [`kill_owner`](Self::kill_owner), and closes `owner`: every later
+    /// spawn naming it is denied with [`Error::PolicyDenied`] and rule
+    /// [`DenyRule::OwnerClosed`](crate::policy::DenyRule::OwnerClosed),
+    /// until [`reopen_owner`](Self::reopen_owner).
+    pub async fn close_owner(
+        &self,
+        owner: impl Into<String>,
+        request: KillRequest,
+    ) -> Result<Vec<Snapshot>> {
+        let owner = owner.into();
+        self.call("close_owner", |tx| {
+            RegistryMsg::CloseOwner(owner, request, tx)
+        })
+        .await?
+    }
+
+    /// Lets a closed owner spawn again; returns whether it was closed.
+    pub async fn reopen_owner(&self, owner: impl Into<String>) -> Result<bool> {
+        let owner = owner.into();
+        self.call("reopen_owner", |tx| RegistryMsg::ReopenOwner(owner, tx))
+            .await
     }
 
     /// Releases every handle and receipt of `owner`, killing its running

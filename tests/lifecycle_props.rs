@@ -1,6 +1,9 @@
 //! Property tests of lifecycle races: random programs of spawn, poll, wait,
 //! kill, release and kill-owner, run by several concurrent tasks against one
 //! registry with a small cap, checked after every step and at the end.
+//! Children that print known bytes and exit must have exactly those bytes
+//! in their terminal snapshot, with a drain grace of a few milliseconds
+//! and bursts of them running at once.
 //!
 //! `cargo test` runs a few cases. For many more (the figures in
 //! docs/testing.md come from this):
@@ -30,6 +33,8 @@ enum Kind {
     Tree,
     LargeOutput,
     SpawnTimeout,
+    /// Prints `out-<tag>` and `err-<tag>` and exits 0.
+    Known(u16),
 }
 
 impl Kind {
@@ -42,6 +47,7 @@ impl Kind {
             Kind::SpawnTimeout => {
                 SpawnRequest::shell("sleep 5 & sleep 5").timeout(Duration::from_millis(30))
             }
+            Kind::Known(tag) => SpawnRequest::shell(format!("echo out-{tag}; echo err-{tag} >&2")),
         }
     }
 }
@@ -56,6 +62,8 @@ enum Op {
     Kill(usize),
     Release(usize),
     KillOwner(u8),
+    /// Spawns this many `Known` children at once and waits for each.
+    Burst(u8),
 }
 
 fn kind() -> impl Strategy<Value = Kind> {
@@ -65,6 +73,7 @@ fn kind() -> impl Strategy<Value = Kind> {
         Just(Kind::Tree),
         Just(Kind::LargeOutput),
         Just(Kind::SpawnTimeout),
+        any::<u16>().prop_map(Kind::Known),
     ]
 }
 
@@ -76,6 +85,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::Kill),
         1 => any::<usize>().prop_map(Op::Release),
         1 => (0u8..3).prop_map(Op::KillOwner),
+        1 => (8u8..40).prop_map(Op::Burst),
     ]
 }
 
@@ -86,6 +96,9 @@ struct Case {
     /// Large: no receipt is ever pushed out, so every handle that was not
     /// released must stay resolvable. Small: receipts expire.
     max_receipts: usize,
+    /// A few milliseconds: shorter than a busy runtime takes to read a
+    /// pipe, so a drain that dropped unread bytes would show.
+    drain_grace_ms: u64,
     programs: Vec<Vec<Op>>,
 }
 
@@ -93,13 +106,17 @@ fn case() -> impl Strategy<Value = Case> {
     (
         2usize..5,
         prop_oneof![Just(2usize), Just(1000)],
+        1u64..6,
         prop::collection::vec(prop::collection::vec(op(), 1..7), 2..4),
     )
-        .prop_map(|(max_handles, max_receipts, programs)| Case {
-            max_handles,
-            max_receipts,
-            programs,
-        })
+        .prop_map(
+            |(max_handles, max_receipts, drain_grace_ms, programs)| Case {
+                max_handles,
+                max_receipts,
+                drain_grace_ms,
+                programs,
+            },
+        )
 }
 
 /// What the tasks have seen, shared between them.
@@ -108,6 +125,8 @@ struct Seen {
     handles: Vec<(HandleId, u32)>,
     terminal: HashMap<HandleId, Status>,
     released: HashSet<HandleId>,
+    /// Handles of `Known` children, with their tag.
+    known: HashMap<HandleId, u16>,
 }
 
 type Shared = Arc<Mutex<Seen>>;
@@ -133,6 +152,19 @@ impl Checker {
     fn saw(&self, snapshot: &Snapshot, was_terminal: bool) -> Result<(), String> {
         let mut seen = lock(&self.seen);
         let id = snapshot.handle_id;
+        if let Some(tag) = seen.known.get(&id)
+            && snapshot.status == Status::Exited
+            && snapshot.exit_code == Some(0)
+            && !snapshot.evicted
+        {
+            // It exited by itself: every byte it wrote is kept.
+            let (out, err) = (snapshot.stdout.text(), snapshot.stderr.text());
+            if out != format!("out-{tag}\n") || err != format!("err-{tag}\n") {
+                return Err(format!(
+                    "{id} exited 0 but kept stdout {out:?} and stderr {err:?} (tag {tag})"
+                ));
+            }
+        }
         if snapshot.running() {
             if was_terminal {
                 return Err(format!("{id} answered running after it was seen terminal"));
@@ -206,7 +238,34 @@ impl Checker {
                 if !snap.running() {
                     return Err(format!("spawn answered {}", snap.status));
                 }
-                lock(&self.seen).handles.push((snap.handle_id, snap.pid));
+                let mut seen = lock(&self.seen);
+                seen.handles.push((snap.handle_id, snap.pid));
+                if let Kind::Known(tag) = kind {
+                    seen.known.insert(snap.handle_id, tag);
+                }
+            }
+            Op::Burst(count) => {
+                let runs = (0..u16::from(count)).map(|tag| async move {
+                    let request = Kind::Known(tag).request().owner("burst");
+                    let snap = self
+                        .registry
+                        .spawn(request)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    {
+                        let mut seen = lock(&self.seen);
+                        seen.handles.push((snap.handle_id, snap.pid));
+                        seen.known.insert(snap.handle_id, tag);
+                    }
+                    let id = snap.handle_id;
+                    match self.registry.wait(id, None).await {
+                        Ok(outcome) => self.saw(&outcome.snapshot, false),
+                        Err(err) => self.allowed(id, &err),
+                    }
+                });
+                for result in futures::future::join_all(runs).await {
+                    result?;
+                }
             }
             Op::Poll(index) => {
                 let Some(id) = self.pick(index) else {
@@ -310,8 +369,9 @@ async fn run_case(case: Case) -> Result<(), String> {
     let config = RegistryConfig::default()
         .max_handles(case.max_handles)
         .max_receipts(case.max_receipts)
-        .drain_grace(Duration::from_millis(200))
-        .reap_orphans(true);
+        .drain_grace(Duration::from_millis(case.drain_grace_ms))
+        .reap_orphans(true)
+        .kill_escapees(true);
     let registry = Registry::start(config).await.map_err(|e| e.to_string())?;
     let seen: Shared = Arc::default();
     let tasks: Vec<_> = case

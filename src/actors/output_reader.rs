@@ -138,3 +138,85 @@ fn send(
     };
     actor.cast(event.into()).is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::OwnedFd;
+
+    use ractor::{Actor, ActorProcessingErr};
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::messages::ProcessEvent;
+
+    /// Stands in for the process actor: adds up the bytes of one stream
+    /// and reports the total when the stream closes.
+    struct Collector;
+
+    impl Actor for Collector {
+        type Msg = ProcessMsg;
+        type State = (usize, Option<oneshot::Sender<usize>>);
+        type Arguments = oneshot::Sender<usize>;
+
+        async fn pre_start(
+            &self,
+            _: ActorRef<ProcessMsg>,
+            done: oneshot::Sender<usize>,
+        ) -> Result<Self::State, ActorProcessingErr> {
+            Ok((0, Some(done)))
+        }
+
+        async fn handle(
+            &self,
+            _: ActorRef<ProcessMsg>,
+            message: ProcessMsg,
+            state: &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            match message {
+                ProcessMsg::Event(ProcessEvent(Event::Output { chunk, .. })) => {
+                    state.0 += chunk.len()
+                }
+                ProcessMsg::Event(ProcessEvent(Event::StreamClosed(_))) => {
+                    if let Some(done) = state.1.take() {
+                        let _ = done.send(state.0);
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+    }
+
+    /// Reads `written` bytes put in a pipe whose write end stays open (a
+    /// descendant holding it), with the drain already over when the reader
+    /// starts: what the pipe holds must still all be read.
+    async fn drain_of(written: usize) -> usize {
+        let (read_end, write_end): (OwnedFd, OwnedFd) = rustix::pipe::pipe().expect("a pipe");
+        rustix::pipe::fcntl_setpipe_size(&write_end, 1 << 20).expect("a 1 MiB pipe");
+        let data = vec![b'x'; written];
+        let mut left = &data[..];
+        while !left.is_empty() {
+            let n = rustix::io::write(&write_end, left).expect("writing the pipe");
+            left = &left[n..];
+        }
+        let pipe = pipe::Receiver::from_owned_fd(read_end).expect("registering the pipe");
+        let (done, total) = oneshot::channel();
+        let (actor, handle) = Actor::spawn(None, Collector, done)
+            .await
+            .expect("collector");
+        let (_drain_now, drain_rx) = watch::channel(true);
+        read_stream(pipe, OutputStream::Stdout, actor.clone(), drain_rx).await;
+        let total = total.await.expect("the stream closed");
+        actor.stop(None);
+        let _ = handle.await;
+        drop(write_end);
+        total
+    }
+
+    #[tokio::test]
+    async fn a_final_drain_reads_what_the_pipe_holds() {
+        assert_eq!(drain_of(60_000).await, 60_000);
+        assert_eq!(drain_of((1 << 20) - 1).await, (1 << 20) - 1);
+        assert_eq!(drain_of(0).await, 0);
+    }
+}
