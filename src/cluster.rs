@@ -42,19 +42,22 @@
 //! Dropping a future of [`ClusterClient`] abandons the answer only, as
 //! locally: a spawn that reached the node still starts.
 
+mod admission;
 mod client;
 mod cookie;
 mod error;
 mod events;
 mod feed;
 mod gateway;
+mod listener;
 mod node;
+mod pre_auth;
 mod private_file;
 mod subscription;
 mod tls;
-mod tls_listener;
 mod wire;
 
+pub use admission::HandshakeLimits;
 pub use client::{ClientOptions, ClusterClient, Placement, RemoteHandle, RemoteSnapshot};
 pub use cookie::read_cookie_file;
 pub use error::{RemoteError, RemoteErrorKind};
@@ -64,6 +67,7 @@ pub use gateway::{
     RemoteRegistryActor, RemoteRegistryMsg, WaitArgs, WriteArgs,
 };
 pub use node::{NodeOptions, node_main, run_node, session_owner};
+pub use pre_auth::{PRE_AUTH_BYTES, PRE_AUTH_FRAME_BYTES};
 pub use subscription::RemoteSubscription;
 pub use tls::ClientTls;
 pub use wire::{MAX_WIRE_BYTES, Wire};

@@ -189,7 +189,7 @@ impl ClusterClient {
         let (table, sessions) = watch::channel(Sessions::new());
         let subscribed = server.cast(NodeServerMessage::SubscribeToEvents {
             id: "procward.client".to_owned(),
-            subscription: Box::new(SessionWatcher::new(table, None)),
+            subscription: Box::new(SessionWatcher::new(table)),
         });
         if let Err(err) = subscribed {
             server.stop(None);
