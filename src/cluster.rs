@@ -32,7 +32,10 @@
 //!   acknowledges the chunks before it, so the node's window of 16 chunks
 //!   bounds it as locally (see its docs).
 //! - Anyone holding the cookie can run any command the node's policy
-//!   allows, as the node's user.
+//!   allows, as the node's user. A peer without it can do nothing but
+//!   hold a bounded, short-lived pending connection
+//!   ([`HandshakeLimits`], [`PRE_AUTH_FRAME_BYTES`], [`PRE_AUTH_BYTES`];
+//!   docs/cluster.md, "Unauthenticated peers").
 //! - Sessions are plain TCP unless the node runs with `--tls-cert` and
 //!   `--tls-key` and the client with [`ClientOptions::tls`] (see
 //!   [`ClientTls`] and docs/cluster.md).

@@ -114,7 +114,7 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text
         .parse()
         .map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    if !(seconds > 0.0) {
+    if seconds.is_nan() || seconds <= 0.0 {
         return Err("the handshake timeout must be more than 0 seconds".to_owned());
     }
     Duration::try_from_secs_f64(seconds).map_err(|err| format!("`{text}`: {err}"))
@@ -353,5 +353,19 @@ async fn keep_sessions(
                 Err(err) => tracing::warn!(%peer, %err, "session closed; kill_owner failed"),
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_timeouts_are_positive_seconds() {
+        assert_eq!(parse_seconds("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
+        for bad in ["0", "-1", "NaN", "inf", "soon", ""] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
     }
 }
