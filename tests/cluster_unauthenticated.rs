@@ -4,7 +4,8 @@
 //! and TLS), an oversized frame before authentication stays in the socket
 //! (the node's memory stays flat) and is closed at the deadline, silent
 //! peers delay no client and are closed, and thousands of failed
-//! handshakes leave nothing behind.
+//! handshakes leave nothing behind; and a client's large first request
+//! right after it authenticates goes through.
 #![cfg(feature = "cluster")]
 // The helpers below are test code too, outside `#[test]` functions.
 #![allow(clippy::unwrap_used)]
@@ -323,4 +324,21 @@ async fn thousands_of_failed_handshakes_leave_nothing_behind() {
     let mut junk = TcpStream::connect(target.node.addr.as_str()).await.unwrap();
     junk.write_all(&frame(&[0xff; 64])).await.unwrap();
     assert!(closed_by_peer(&mut junk).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_may_send_large_frames_right_after_it_authenticates() {
+    for tls in [false, true] {
+        let target = Target::start("large-first", tls, &[]);
+        let client = target.client("eager").await;
+        // Far over the pre-authentication frame limit, sent at once.
+        let big = "x".repeat(100 << 10);
+        let job = client
+            .spawn(SpawnRequest::argv(["true", big.as_str()]), on_n1())
+            .await
+            .unwrap();
+        let done = client.wait(&job.handle, None).await.unwrap();
+        assert_eq!(done.snapshot.exit_code, Some(0), "{:?}", done.snapshot);
+        client.shutdown().await.unwrap();
+    }
 }

@@ -319,6 +319,8 @@ impl ClusterClient {
             };
             return Err(connect_err(format!("the node closed the session ({why})")));
         }
+        let session =
+            session.ok_or_else(|| connect_err("the session closed at once".to_owned()))?;
 
         let gateway = loop {
             if let Some(gateway) = gateway_of(&session, node_id) {

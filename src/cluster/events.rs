@@ -32,7 +32,9 @@ pub(crate) struct SessionView {
     pub(crate) is_server: bool,
     pub(crate) phase: Phase,
     /// The session actor; the stubs of the peer's actors are its children.
-    pub(crate) session: ActorCell,
+    /// Let go once the session closes, so that a closed session's record
+    /// holds no actor.
+    pub(crate) session: Option<ActorCell>,
 }
 
 /// Every session the server has had, by node id. Closed sessions stay (as
@@ -63,7 +65,7 @@ impl SessionWatcher {
                 peer_name: None,
                 is_server: ses.is_server,
                 phase,
-                session: ses.actor.get_cell(),
+                session: Some(ses.actor.get_cell()),
             });
             if peer_name.is_some() {
                 entry.peer_name = peer_name.clone();
@@ -71,6 +73,9 @@ impl SessionWatcher {
             // A closed session never reopens: its node id is not reused.
             if entry.phase != Phase::Closed {
                 entry.phase = phase;
+            }
+            if entry.phase == Phase::Closed {
+                entry.session = None;
             }
         });
     }

@@ -2,7 +2,7 @@
 //! rustls configurations that ractor_cluster's TLS transport takes.
 //!
 //! This module owns the crate's PEM parsing and rustls configuration (the
-//! node's handshakes run in `tls_listener.rs`). It builds the node's
+//! node's handshakes run in `listener.rs`). It builds the node's
 //! acceptor (`procward node --tls-cert/--tls-key/--tls-client-ca`) and the
 //! client's [`ClientTls`]. Both sides speak TLS 1.3 only and use rustls'
 //! aws-lc-rs provider, named explicitly: nothing depends on a
