@@ -163,11 +163,16 @@ fn internal(what: &str, err: impl std::fmt::Display) -> RemoteError {
 }
 
 /// Runs a node until `stop` completes: a registry (reaping orphans), its
-/// gateway in [`REGISTRY_GROUP`], and a `NodeServer` on `options.listen`
-/// that admits peers with the cookie; with `tls_cert` and `tls_key`, over
-/// TLS only (and with `tls_client_ca`, only peers presenting a
-/// certificate that CA signed). Every file is checked before anything
-/// starts: a missing, unparsable or shared one (the cookie, the key) is an
+/// gateway in [`REGISTRY_GROUP`], and a `NodeServer` fed by a listener on
+/// `options.listen` that admits peers with the cookie; with `tls_cert` and
+/// `tls_key`, over TLS only (and with `tls_client_ca`, only peers
+/// presenting a certificate that CA signed). Until a connection
+/// authenticates it is held to [`NodeOptions::handshake_limits`] and to
+/// [`PRE_AUTH_FRAME_BYTES`](super::PRE_AUTH_FRAME_BYTES) /
+/// [`PRE_AUTH_BYTES`](super::PRE_AUTH_BYTES), and nothing it sends has
+/// any effect (docs/cluster.md, "Unauthenticated peers"). Every file is
+/// checked before anything starts: a missing, unparsable, shared or
+/// foreign-owned one (the cookie, the key) is an
 /// [`InvalidRequest`](RemoteErrorKind::InvalidRequest) naming it, as is
 /// `tls_cert` without `tls_key` or the other way round. Prints one line,
 /// `procward node <name> listening on <addr>`, to stdout once peers can
