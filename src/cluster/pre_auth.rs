@@ -230,6 +230,9 @@ impl<R: AsyncRead + Unpin> AsyncRead for GatedRead<R> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let GatedRead { inner, phase } = self.get_mut();
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
         loop {
             let (verdict, deadline, frames) = match phase {
                 Phase::Open(backlog) => {
