@@ -32,7 +32,10 @@
 //!   acknowledges the chunks before it, so the node's window of 16 chunks
 //!   bounds it as locally (see its docs).
 //! - Anyone holding the cookie can run any command the node's policy
-//!   allows, as the node's user.
+//!   allows, as the node's user. A peer without it can do nothing but
+//!   hold a bounded, short-lived pending connection
+//!   ([`HandshakeLimits`], [`PRE_AUTH_FRAME_BYTES`], [`PRE_AUTH_BYTES`];
+//!   docs/cluster.md, "Unauthenticated peers").
 //! - Sessions are plain TCP unless the node runs with `--tls-cert` and
 //!   `--tls-key` and the client with [`ClientOptions::tls`] (see
 //!   [`ClientTls`] and docs/cluster.md).
@@ -42,19 +45,22 @@
 //! Dropping a future of [`ClusterClient`] abandons the answer only, as
 //! locally: a spawn that reached the node still starts.
 
+mod admission;
 mod client;
 mod cookie;
 mod error;
 mod events;
 mod feed;
 mod gateway;
+mod listener;
 mod node;
+mod pre_auth;
 mod private_file;
 mod subscription;
 mod tls;
-mod tls_listener;
 mod wire;
 
+pub use admission::HandshakeLimits;
 pub use client::{ClientOptions, ClusterClient, Placement, RemoteHandle, RemoteSnapshot};
 pub use cookie::read_cookie_file;
 pub use error::{RemoteError, RemoteErrorKind};
@@ -64,6 +70,7 @@ pub use gateway::{
     RemoteRegistryActor, RemoteRegistryMsg, WaitArgs, WriteArgs,
 };
 pub use node::{NodeOptions, node_main, run_node, session_owner};
+pub use pre_auth::{PRE_AUTH_BYTES, PRE_AUTH_FRAME_BYTES};
 pub use subscription::RemoteSubscription;
 pub use tls::ClientTls;
 pub use wire::{MAX_WIRE_BYTES, Wire};

@@ -1,5 +1,6 @@
 //! Cookies: the right one admits a client, a wrong one is refused, and a
-//! node refuses to start with a missing, empty or shared cookie file.
+//! node refuses to start with a missing, empty, shared or foreign cookie
+//! file.
 #![cfg(feature = "cluster")]
 
 #[path = "cluster_support/nodes.rs"]
@@ -42,6 +43,17 @@ fn node_refuses_bad_cookie_files() {
         (scratch.cookie("group", "secret", 0o640), "chmod 600"),
         (scratch.cookie("world", "secret", 0o604), "chmod 600"),
     ];
+    let mut cases = cases.to_vec();
+    // A private cookie that another user owns: root can make one; anyone
+    // else finds one in /etc/passwd (owned by root, though not private).
+    let foreign = if rustix::process::geteuid().is_root() {
+        let path = scratch.cookie("foreign", "secret", 0o600);
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        path
+    } else {
+        "/etc/passwd".into()
+    };
+    cases.push((foreign, "is owned by uid"));
     for (path, expected) in cases {
         match Node::try_start("refuser", &path) {
             Started::Ready(_) => panic!("node started with {}", path.display()),

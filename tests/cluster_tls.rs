@@ -2,7 +2,7 @@
 //! CA admits a client, anything else (another CA, a plain client, a TLS
 //! client at a plain node, a missing or foreign client certificate under
 //! `--tls-client-ca`) ends `connect` with kind `connect`, and a node
-//! refuses to start with half or shared TLS files.
+//! refuses to start with half, shared or foreign TLS files.
 #![cfg(feature = "cluster")]
 // The helpers below are test code too, outside `#[test]` functions.
 #![allow(clippy::unwrap_used)]
@@ -270,7 +270,7 @@ fn node_refuses_half_or_shared_tls_files() {
     let ca_file = ca.write(&scratch.0, "ca");
 
     let arg = |flag: &str, path: &Path| -> Vec<OsString> { vec![flag.into(), path.into()] };
-    let cases: Vec<(Vec<OsString>, Vec<String>)> = vec![
+    let mut cases: Vec<(Vec<OsString>, Vec<String>)> = vec![
         (arg("--tls-cert", &cert), vec!["--tls-key".into()]),
         (arg("--tls-key", &key), vec!["--tls-cert".into()]),
         (arg("--tls-client-ca", &ca_file), vec!["--tls-cert".into()]),
@@ -295,6 +295,15 @@ fn node_refuses_half_or_shared_tls_files() {
             vec![missing.display().to_string(), "cannot be read".into()],
         ),
     ];
+    // A private key that another user owns (only root can make one).
+    if rustix::process::geteuid().is_root() {
+        let foreign_key = write_file(&scratch.0, "foreign.key", &ca.node(&["x"]).key_pem, 0o600);
+        std::os::unix::fs::chown(&foreign_key, Some(65534), None).unwrap();
+        cases.push((
+            tls_args(&cert, &foreign_key, None),
+            vec![foreign_key.display().to_string(), "is owned by uid".into()],
+        ));
+    }
     for (args, expected) in cases {
         match Node::try_start_with("refuser", &cookie, &args) {
             Started::Ready(_) => panic!("node started with {args:?}"),

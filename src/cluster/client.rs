@@ -189,7 +189,7 @@ impl ClusterClient {
         let (table, sessions) = watch::channel(Sessions::new());
         let subscribed = server.cast(NodeServerMessage::SubscribeToEvents {
             id: "procward.client".to_owned(),
-            subscription: Box::new(SessionWatcher::new(table, None)),
+            subscription: Box::new(SessionWatcher::new(table)),
         });
         if let Err(err) = subscribed {
             server.stop(None);
@@ -319,6 +319,8 @@ impl ClusterClient {
             };
             return Err(connect_err(format!("the node closed the session ({why})")));
         }
+        let session =
+            session.ok_or_else(|| connect_err("the session closed at once".to_owned()))?;
 
         let gateway = loop {
             if let Some(gateway) = gateway_of(&session, node_id) {

@@ -8,7 +8,8 @@ use super::private_file::read_private_file;
 /// Reads the magic cookie that nodes and clients authenticate with.
 ///
 /// Refuses (with [`RemoteErrorKind::InvalidRequest`] and a message naming
-/// the file) a file that is missing, not a regular file, readable or
+/// the file) a file that is missing, not a regular file, owned by another
+/// user than the process's effective user (`chown` it), readable or
 /// writable by group or others (`chmod 600` it), not UTF-8, or empty.
 /// Leading and trailing whitespace (a final newline) is not part of the
 /// cookie.

@@ -12,15 +12,16 @@ use ractor_cluster::node::NodeConnectionMode;
 use ractor_cluster::{IncomingEncryptionMode, NodeServer, NodeServerMessage};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 use tokio_rustls::TlsAcceptor;
 
+use super::admission::HandshakeLimits;
 use super::cookie::read_cookie_file;
 use super::error::{RemoteError, RemoteErrorKind};
-use super::events::SessionWatcher;
+use super::events::{Authenticated, NodeEvent, NodeWatcher};
 use super::gateway::{GatewayArgs, REGISTRY_GROUP, RemoteRegistryActor};
-use super::tls::node_acceptor;
-use super::tls_listener::TlsListener;
+use super::listener::Listener;
+use super::tls::{node_acceptor, refusing_acceptor};
 use super::wire::MAX_FRAME_BYTES;
 use crate::config::RegistryConfig;
 use crate::json::ServeConfig;
@@ -36,7 +37,8 @@ const RUNTIME_STOP_WAIT: Duration = Duration::from_millis(200);
 /// The owner key of the processes a client session spawns without asking
 /// them to outlive it. `peer` is the client's full node name
 /// (`name@hostname`). When that session closes, the node kills every
-/// running process of this owner.
+/// running process of this owner. Only a session that authenticated does
+/// this: one that claims the name without proving the cookie does not.
 pub fn session_owner(peer: &str) -> String {
     format!("procward.session:{peer}")
 }
@@ -53,8 +55,8 @@ pub struct NodeOptions {
     #[arg(long, value_name = "NAME")]
     pub name: String,
 
-    /// File holding the cluster's magic cookie; must be private to its
-    /// owner (mode 600) and not empty.
+    /// File holding the cluster's magic cookie; must be owned by the user
+    /// the node runs as, private to it (mode 600) and not empty.
     #[arg(long, value_name = "PATH")]
     pub cookie_file: PathBuf,
 
@@ -63,8 +65,8 @@ pub struct NodeOptions {
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
 
-    /// PEM file with the private key of --tls-cert; must be private to
-    /// its owner (mode 600).
+    /// PEM file with the private key of --tls-cert; must be owned by the
+    /// user the node runs as and private to it (mode 600).
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
@@ -79,6 +81,43 @@ pub struct NodeOptions {
     /// --config` (docs/security.md). Without it every spawn is allowed.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
+
+    /// Seconds a connection has, from accept to authentication (the TLS
+    /// handshake included), before it is closed.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
+    pub handshake_timeout: Duration,
+
+    /// Connections not authenticated yet, in all; a connection past this
+    /// closes the oldest pending one of the busiest address.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pending_handshakes: u32,
+
+    /// Connections not authenticated yet from one IP address; a connection
+    /// past this closes that address's oldest pending one.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pending_per_address: u32,
+}
+
+impl NodeOptions {
+    /// The limits on connections that have not authenticated yet.
+    pub fn handshake_limits(&self) -> HandshakeLimits {
+        HandshakeLimits {
+            timeout: self.handshake_timeout,
+            per_address: self.max_pending_per_address as usize,
+            total: self.max_pending_handshakes as usize,
+        }
+    }
+}
+
+/// A positive number of seconds, fractions allowed (`5`, `0.5`).
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if seconds.is_nan() || seconds <= 0.0 {
+        return Err("the handshake timeout must be more than 0 seconds".to_owned());
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|err| format!("`{text}`: {err}"))
 }
 
 /// Runs `procward node` to completion (SIGTERM or SIGINT) and returns the
@@ -124,11 +163,16 @@ fn internal(what: &str, err: impl std::fmt::Display) -> RemoteError {
 }
 
 /// Runs a node until `stop` completes: a registry (reaping orphans), its
-/// gateway in [`REGISTRY_GROUP`], and a `NodeServer` on `options.listen`
-/// that admits peers with the cookie; with `tls_cert` and `tls_key`, over
-/// TLS only (and with `tls_client_ca`, only peers presenting a
-/// certificate that CA signed). Every file is checked before anything
-/// starts: a missing, unparsable or shared one (the cookie, the key) is an
+/// gateway in [`REGISTRY_GROUP`], and a `NodeServer` fed by a listener on
+/// `options.listen` that admits peers with the cookie; with `tls_cert` and
+/// `tls_key`, over TLS only (and with `tls_client_ca`, only peers
+/// presenting a certificate that CA signed). Until a connection
+/// authenticates it is held to [`NodeOptions::handshake_limits`] and to
+/// [`PRE_AUTH_FRAME_BYTES`](super::PRE_AUTH_FRAME_BYTES) /
+/// [`PRE_AUTH_BYTES`](super::PRE_AUTH_BYTES), and nothing it sends has
+/// any effect (docs/cluster.md, "Unauthenticated peers"). Every file is
+/// checked before anything starts: a missing, unparsable, shared or
+/// foreign-owned one (the cookie, the key) is an
 /// [`InvalidRequest`](RemoteErrorKind::InvalidRequest) naming it, as is
 /// `tls_cert` without `tls_key` or the other way round. Prints one line,
 /// `procward node <name> listening on <addr>`, to stdout once peers can
@@ -201,64 +245,56 @@ async fn serve(
             format!("cannot listen on {}: {err}", options.listen),
         )
     };
-    // With TLS, a TlsListener of ours owns the node's address (see
-    // tls_listener.rs for why), and the NodeServer's own listener, which
-    // ractor_cluster always starts, is moved to an ephemeral loopback port
-    // where it, too, accepts TLS only.
-    let (front, mode, port, listen_ip) = match tls {
-        None => (
-            None,
-            IncomingEncryptionMode::Raw,
-            options.listen.port(),
-            options.listen.ip(),
-        ),
-        Some(acceptor) => {
-            let listener = TcpListener::bind(options.listen)
-                .await
-                .map_err(|err| cannot_listen(&err))?;
-            let loopback = match options.listen {
-                SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            };
-            let mode = IncomingEncryptionMode::Tls(acceptor.clone());
-            (Some((listener, acceptor)), mode, 0, loopback)
-        }
+    // The node's own Listener owns its address and hands every connection
+    // to the NodeServer (see listener.rs for why). The listener that
+    // ractor_cluster always starts is moved to an ephemeral loopback port
+    // where it completes no handshake.
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .map_err(|err| cannot_listen(&err))?;
+    let loopback = match options.listen {
+        SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
     };
     let server = NodeServer::new(
-        port,
+        0,
         cookie,
         options.name.clone(),
         options.listen.ip().to_string(),
-        Some(mode),
+        Some(IncomingEncryptionMode::Tls(refusing_acceptor()?)),
         Some(NodeConnectionMode::Isolated),
     )
-    .with_listen_addr(listen_ip)
+    .with_listen_addr(loopback)
     .with_max_inbound_frame_size(MAX_FRAME_BYTES);
     let (server, _) = Actor::spawn(None, server, ())
         .await
         .map_err(|err| cannot_listen(&err))?;
-    let (table, _) = watch::channel(Default::default());
-    let (closed_tx, closed_rx) = mpsc::unbounded_channel();
+    let (events_tx, events) = mpsc::unbounded_channel();
     let subscribed = server.cast(NodeServerMessage::SubscribeToEvents {
         id: "procward.node".to_owned(),
-        subscription: Box::new(SessionWatcher::new(table, Some(closed_tx))),
+        subscription: Box::new(NodeWatcher::new(events_tx)),
     });
     if let Err(err) = subscribed {
         server.stop(None);
         return Err(internal("cannot watch sessions", err));
     }
-    let reaper = tokio::spawn(kill_closed_sessions(
+    let (authenticated_tx, authenticated) = mpsc::unbounded_channel();
+    let keeper = tokio::spawn(keep_sessions(
         registry.clone(),
-        closed_rx,
+        events,
+        authenticated_tx,
         closed_peers,
     ));
-    let front = front.map(|(listener, acceptor)| {
-        tracing::info!(
-            mutual = options.tls_client_ca.is_some(),
-            "accepting TLS sessions only"
-        );
-        TlsListener::start(listener, acceptor, server.clone())
-    });
+    let limits = options.handshake_limits();
+    tracing::info!(
+        tls = tls.is_some(),
+        mutual = options.tls_client_ca.is_some(),
+        timeout = ?limits.timeout,
+        per_address = limits.per_address,
+        total = limits.total,
+        "accepting sessions"
+    );
+    let front = Listener::start(listener, tls, limits, server.clone(), authenticated);
     println!(
         "procward node {} listening on {}",
         options.name, options.listen
@@ -266,7 +302,7 @@ async fn serve(
     stop.await;
     drop(front);
     stop_server(server).await;
-    reaper.abort();
+    keeper.abort();
     Ok(())
 }
 
@@ -279,14 +315,36 @@ async fn stop_server(server: ActorRef<NodeServerMessage>) {
         .await;
 }
 
-/// When a client session closes, ends its subscriptions' feeds and kills
-/// what it spawned without asking to outlive it.
-async fn kill_closed_sessions(
+/// Keeps the node's table of authenticated sessions: tells the listener
+/// which connections authenticated, and when an authenticated client
+/// session closes, ends its subscriptions' feeds and kills what it spawned
+/// without asking to outlive it. A session that never authenticated
+/// closes without effect, whatever name it claimed.
+async fn keep_sessions(
     registry: Registry,
-    mut closed: mpsc::UnboundedReceiver<String>,
+    mut events: mpsc::UnboundedReceiver<NodeEvent>,
+    authenticated: mpsc::UnboundedSender<String>,
     closed_peers: broadcast::Sender<String>,
 ) {
-    while let Some(peer) = closed.recv().await {
+    let mut sessions = Authenticated::default();
+    while let Some(event) = events.recv().await {
+        let peer = match event {
+            NodeEvent::Authenticated {
+                node_id,
+                label,
+                peer,
+            } => {
+                sessions.insert(node_id, peer.clone());
+                tracing::info!(%peer, %label, open = sessions.len(), "session authenticated");
+                // A closed receiver means the listener is gone (stopping).
+                let _ = authenticated.send(label);
+                continue;
+            }
+            NodeEvent::Closed { node_id } => match sessions.close(node_id) {
+                Some(peer) => peer,
+                None => continue,
+            },
+        };
         // No feed listening is not an error.
         let _ = closed_peers.send(peer.clone());
         let registry = registry.clone();
@@ -300,5 +358,19 @@ async fn kill_closed_sessions(
                 Err(err) => tracing::warn!(%peer, %err, "session closed; kill_owner failed"),
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_timeouts_are_positive_seconds() {
+        assert_eq!(parse_seconds("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
+        for bad in ["0", "-1", "NaN", "inf", "soon", ""] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! rustls configurations that ractor_cluster's TLS transport takes.
 //!
 //! This module owns the crate's PEM parsing and rustls configuration (the
-//! node's handshakes run in `tls_listener.rs`). It builds the node's
+//! node's handshakes run in `listener.rs`). It builds the node's
 //! acceptor (`procward node --tls-cert/--tls-key/--tls-client-ca`) and the
 //! client's [`ClientTls`]. Both sides speak TLS 1.3 only and use rustls'
 //! aws-lc-rs provider, named explicitly: nothing depends on a
@@ -21,7 +21,8 @@ use std::sync::Arc;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_rustls::rustls::crypto::CryptoProvider;
-use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -89,8 +90,9 @@ impl ClientTls {
     /// nodes that require client certificates (mutual TLS).
     ///
     /// Fails with [`RemoteErrorKind::InvalidRequest`], naming the file, if
-    /// a file cannot be read or parsed, if the key file is readable or
-    /// writable by group or others (`chmod 600` it), or if the key does not
+    /// a file cannot be read or parsed, if the key file is owned by another
+    /// user or readable or writable by group or others (`chmod 600` it),
+    /// or if the key does not
     /// belong to the certificate.
     pub fn identity(
         mut self,
@@ -188,6 +190,30 @@ pub(crate) fn node_acceptor(
         ))
     })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// An acceptor that completes no handshake: for the listener that
+/// ractor_cluster always starts, which a node moves to a loopback port
+/// and does not use (every session comes through the node's own
+/// listener, see `listener.rs`). A peer that finds that port gets a TLS
+/// alert, whatever it sends.
+pub(crate) fn refusing_acceptor() -> Result<TlsAcceptor, RemoteError> {
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|err| internal("cannot configure TLS", err))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(NoCertificate));
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Resolves no certificate, so every handshake aborts.
+#[derive(Debug)]
+struct NoCertificate;
+
+impl ResolvesServerCert for NoCertificate {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        None
+    }
 }
 
 /// The one crypto provider of the crate; aws-lc-rs is what ractor_cluster's

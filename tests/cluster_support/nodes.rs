@@ -18,6 +18,9 @@ use procward::cluster::{ClientOptions, ClusterClient};
 /// How long anything may take on a loaded machine before a test gives up.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 
+/// How many of a node's last stderr lines a failed start reports.
+const STDERR_TAIL: usize = 200;
+
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// A scratch directory for one test, removed on drop.
@@ -105,6 +108,20 @@ impl Node {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        // Drained all along: a node that logs more than a pipe holds
+        // (a warning per closed session, say) must not block on stderr.
+        let stderr = child.stderr.take().unwrap();
+        let stderr = thread::spawn(move || {
+            let mut tail = std::collections::VecDeque::new();
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tail.len() == STDERR_TAIL {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
+            }
+            Vec::from(tail).join("\n")
+        });
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -122,9 +139,9 @@ impl Node {
             }),
             _ => {
                 let _ = child.kill();
-                let output = child.wait_with_output().unwrap();
+                let _ = child.wait();
                 Started::Failed {
-                    stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+                    stderr: stderr.join().unwrap_or_default(),
                 }
             }
         }
