@@ -121,7 +121,55 @@ fn cwd_suffix(cwd: &Option<PathBuf>) -> String {
     }
 }
 
+/// What kind of failure an [`Error`] is: what a caller (or a protocol
+/// that carries errors, like the JSON server and the cluster) can branch on
+/// without reading the message. [`Error::kind`] sorts every variant with an
+/// exhaustive match, so a new variant cannot fall into `Internal` unseen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The request is wrong and would be wrong again: fix it.
+    InvalidRequest,
+    /// The OS refused to start the program.
+    SpawnFailed,
+    /// The spawn policy refused the request.
+    PolicyDenied,
+    /// No such handle: never known, released, or its receipt expired; or a
+    /// string that is not a handle id at all (it names no handle either).
+    UnknownHandle,
+    /// A read asked for an offset past what the stream has seen.
+    OffsetOutOfRange,
+    /// A write or close went to a stdin that is already closed.
+    StdinClosed,
+    /// A write or close went to a process whose stdin is not a pipe.
+    StdinNotPiped,
+    /// The registry is not running, or the actor holding the request
+    /// stopped before it answered.
+    RegistryUnavailable,
+    /// procward itself failed (an OS call it needs, an actor that would not
+    /// start).
+    Internal,
+}
+
 impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidRequest { .. } => ErrorKind::InvalidRequest,
+            Error::Spawn { .. } => ErrorKind::SpawnFailed,
+            Error::PolicyDenied { .. } => ErrorKind::PolicyDenied,
+            Error::UnknownHandle(_) | Error::MalformedHandle(_) => ErrorKind::UnknownHandle,
+            Error::OffsetOutOfRange { .. } => ErrorKind::OffsetOutOfRange,
+            Error::StdinClosed(_) => ErrorKind::StdinClosed,
+            Error::StdinNotPiped(_) => ErrorKind::StdinNotPiped,
+            Error::RegistryUnavailable { .. } | Error::NoReply { .. } => {
+                ErrorKind::RegistryUnavailable
+            }
+            Error::Os { .. } | Error::ActorStart { .. } => ErrorKind::Internal,
+        }
+    }
+
     pub(crate) fn invalid(reason: impl Into<String>) -> Self {
         Error::InvalidRequest {
             reason: reason.into(),

@@ -62,7 +62,7 @@ mod registry;
 pub use actors::{RegistryActor, RegistryState};
 pub use clock::Clock;
 pub use config::{DEFAULT_OUTPUT_CAP, RegistryConfig};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use messages::{
     Command, HandleId, HandleSummary, KillRequest, Limits, ListFilter, OutputEvent, OutputStream,
     ProcessMsg, ReadChunk, ReadRequest, RegistryMsg, ResourceUsage, Snapshot, SnapshotWatch,

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::policy::DenyRule;
 
 /// What kind of failure a [`RemoteError`] reports: what a caller can branch
@@ -95,20 +95,16 @@ impl RemoteError {
 
 impl From<Error> for RemoteError {
     fn from(err: Error) -> Self {
-        let kind = match &err {
-            Error::InvalidRequest { .. } | Error::MalformedHandle(_) => {
-                RemoteErrorKind::InvalidRequest
-            }
-            Error::Spawn { .. } => RemoteErrorKind::SpawnFailed,
-            Error::PolicyDenied { .. } => RemoteErrorKind::PolicyDenied,
-            Error::UnknownHandle(_) => RemoteErrorKind::UnknownHandle,
-            Error::OffsetOutOfRange { .. } => RemoteErrorKind::OffsetOutOfRange,
-            Error::StdinClosed(_) => RemoteErrorKind::StdinClosed,
-            Error::StdinNotPiped(_) => RemoteErrorKind::StdinNotPiped,
-            Error::RegistryUnavailable { .. } | Error::NoReply { .. } => {
-                RemoteErrorKind::RegistryUnavailable
-            }
-            _ => RemoteErrorKind::Internal,
+        let kind = match err.kind() {
+            ErrorKind::InvalidRequest => RemoteErrorKind::InvalidRequest,
+            ErrorKind::SpawnFailed => RemoteErrorKind::SpawnFailed,
+            ErrorKind::PolicyDenied => RemoteErrorKind::PolicyDenied,
+            ErrorKind::UnknownHandle => RemoteErrorKind::UnknownHandle,
+            ErrorKind::OffsetOutOfRange => RemoteErrorKind::OffsetOutOfRange,
+            ErrorKind::StdinClosed => RemoteErrorKind::StdinClosed,
+            ErrorKind::StdinNotPiped => RemoteErrorKind::StdinNotPiped,
+            ErrorKind::RegistryUnavailable => RemoteErrorKind::RegistryUnavailable,
+            ErrorKind::Internal => RemoteErrorKind::Internal,
         };
         let rule = match &err {
             Error::PolicyDenied { rule, .. } => Some(*rule),
