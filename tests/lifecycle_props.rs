@@ -156,8 +156,10 @@ impl Checker {
             && snapshot.status == Status::Exited
             && snapshot.exit_code == Some(0)
             && !snapshot.evicted
+            && !seen.released.contains(&id)
         {
-            // It exited by itself: every byte it wrote is kept.
+            // It exited by itself and was neither evicted nor released
+            // (which forget the output): every byte it wrote is kept.
             let (out, err) = (snapshot.stdout.text(), snapshot.stderr.text());
             if out != format!("out-{tag}\n") || err != format!("err-{tag}\n") {
                 return Err(format!(
