@@ -9,6 +9,7 @@
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
+use super::encoding::OutputLimit;
 use super::error::JsonError;
 use super::render::{SnapshotView, Spawned, Summary};
 use crate::messages::{HandleSummary, Snapshot, WaitOutcome};
@@ -20,10 +21,11 @@ pub(crate) enum Answer {
     Value(Value),
     /// `spawn`: the running snapshot, written with the original five keys.
     Spawned(Snapshot),
-    /// `poll`, `pause`, `resume`: the full snapshot.
-    Snapshot(Snapshot),
-    /// `wait`: the snapshot and `timed_out`.
-    Waited(WaitOutcome),
+    /// `poll`, `pause`, `resume`: the full snapshot, its output within the
+    /// limit.
+    Snapshot(Snapshot, OutputLimit),
+    /// `wait`: the snapshot and `timed_out`, its output within the limit.
+    Waited(WaitOutcome, OutputLimit),
     /// `list`: `{"handles": [...]}`.
     Listed(Vec<HandleSummary>),
 }
@@ -53,9 +55,12 @@ impl Serialize for Answer {
         match self {
             Answer::Value(value) => value.serialize(serializer),
             Answer::Spawned(snapshot) => Spawned::new(snapshot).serialize(serializer),
-            Answer::Snapshot(snapshot) => SnapshotView::new(snapshot).serialize(serializer),
-            Answer::Waited(outcome) => {
-                SnapshotView::waited(&outcome.snapshot, outcome.timed_out).serialize(serializer)
+            Answer::Snapshot(snapshot, limit) => {
+                SnapshotView::new(snapshot, *limit).serialize(serializer)
+            }
+            Answer::Waited(outcome, limit) => {
+                SnapshotView::waited(&outcome.snapshot, outcome.timed_out, *limit)
+                    .serialize(serializer)
             }
             Answer::Listed(handles) => Listing { handles }.serialize(serializer),
         }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use tokio::task::JoinSet;
 
 use super::answer::Answer;
+use super::encoding::OutputLimit;
 use super::error::JsonError;
 use super::ops;
 use super::owned::OwnedHandles;
@@ -15,6 +16,7 @@ use super::params::Params;
 use crate::error::Error;
 use crate::messages::{HandleId, KillRequest, Status};
 use crate::registry::Registry;
+use super::server::DEFAULT_MAX_RESPONSE_BYTES;
 
 /// Runs JSON requests (`op` name + parameters object) against a
 /// [`Registry`] and answers with a JSON result or a typed [`JsonError`].
@@ -40,6 +42,8 @@ use crate::registry::Registry;
 pub struct Dispatcher {
     registry: Registry,
     owner: Option<Arc<Owner>>,
+    /// The most output bytes of one stream in one answer.
+    max_response_bytes: usize,
 }
 
 /// A connection's own bookkeeping of what it spawned.
@@ -55,6 +59,7 @@ impl Dispatcher {
         Dispatcher {
             registry,
             owner: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 
@@ -70,6 +75,34 @@ impl Dispatcher {
                 tag: tag.into(),
                 handles: Mutex::new(OwnedHandles::default()),
             })),
+            max_response_bytes: self.max_response_bytes,
+        }
+    }
+
+    /// The same dispatcher with the cap on the output bytes of one stream
+    /// in one answer (`poll`, `wait`, `read`, `pause`, `resume`) set to
+    /// `bytes`; the default is [`DEFAULT_MAX_RESPONSE_BYTES`]. A request's
+    /// own `max_bytes` can only lower it.
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// The cap for one answer: the request's `max_bytes` (when given),
+    /// never above the dispatcher's.
+    pub(crate) fn output_limit(&self, params: Params<'_>) -> Result<OutputLimit, JsonError> {
+        let asked = params
+            .count("max_bytes")?
+            .map_or(usize::MAX, |max| usize::try_from(max).unwrap_or(usize::MAX));
+        Ok(OutputLimit {
+            max_bytes: asked.min(self.max_response_bytes),
+        })
+    }
+
+    /// The dispatcher's own cap, for answers without a `max_bytes`.
+    pub(crate) fn default_output_limit(&self) -> OutputLimit {
+        OutputLimit {
+            max_bytes: self.max_response_bytes,
         }
     }
 

@@ -1,142 +1,284 @@
-//! [`Outbox`]: the response lines waiting to be written, in one buffer.
+//! [`Outbox`]: one connection's response lines on their way out, and the
+//! bound on how many bytes of them may wait unsent.
 //!
-//! Request tasks append each finished line whole, under a lock, and the
-//! writer takes everything that has gathered and writes it with one write
-//! and one flush. Batching matters: tokio's stdout hands every write to
-//! the blocking pool, and writing each line on its own capped the server
-//! at about 14,000 responses a second. A line is copied into the buffer
-//! rather than handed over in an allocation of its own (a channel of
-//! `Vec`s before): allocated on one thread and freed on another, those
-//! kept glibc's allocator taking its locks.
+//! Request tasks hand each finished line to the one task that owns the
+//! output ([`Writer::write_to`]) through a channel; nothing is shared under
+//! a lock. The writer takes every line that has gathered and writes them
+//! with one write and one flush: tokio's stdout hands every write to the
+//! blocking pool, and writing each line on its own capped the server at
+//! about 14,000 responses a second.
+//!
+//! # Back-pressure
+//!
+//! The outbox counts the bytes handed over and not yet written. While that
+//! count is above the bound, [`room`](Outbox::room) waits: the reading loop
+//! calls it before reading each request, so a client that does not read
+//! its responses stops being read. A response is rendered only in one of
+//! [`RENDERING`] slots, and only when the count is within the bound, so
+//! the unsent bytes never pass the bound plus [`RENDERING`] lines. Once the
+//! output fails (the reader went away) lines are dropped and nothing waits.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore, mpsc};
 
-/// A batch larger than this is not kept for reuse once written.
-const KEEP_CAPACITY: usize = 1024 * 1024;
+/// How many responses of one connection may be rendered at once; each
+/// holds at most one line outside the unsent bound.
+pub(crate) const RENDERING: usize = 2;
 
-/// Response lines on their way to the output. Shared by the request tasks
-/// (through an `Arc`) and the one task running [`Outbox::write_to`].
-#[derive(Debug, Default)]
-pub(crate) struct Outbox {
-    state: Mutex<State>,
-    /// Told when the buffer stops being empty, and when the box closes.
-    ready: Notify,
+/// A render buffer (see [`LINE`]) larger than this is handed over as the
+/// line itself rather than copied, and not kept for the next line.
+const KEEP_LINE_CAPACITY: usize = 64 * 1024;
+
+/// A write buffer larger than this is not kept for reuse once written.
+const KEEP_BATCH_CAPACITY: usize = 1024 * 1024;
+
+/// The most lines taken from the channel for one write.
+const BATCH_LINES: usize = 1024;
+
+thread_local! {
+    /// Where a request task serializes its response line: one buffer for
+    /// each worker thread, reused, so that a small line costs one
+    /// allocation of its exact size.
+    static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-#[derive(Debug, Default)]
-struct State {
-    /// Whole lines, each ending with `\n`.
-    lines: Vec<u8>,
-    /// No more lines will come: write what is left and stop.
-    closed: bool,
+/// The sending side, shared by the reading loop and the request tasks of
+/// one connection (through an `Arc`). The writer stops once every `Outbox`
+/// is dropped and the lines sent are written.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    lines: mpsc::UnboundedSender<Vec<u8>>,
+    /// Render slots: at most [`RENDERING`] lines are built at once.
+    rendering: Semaphore,
+    shared: Arc<Shared>,
+}
+
+/// What the outbox and its writer both see: counters and a wake-up, no
+/// lock.
+#[derive(Debug)]
+struct Shared {
+    /// Bytes of the lines sent and not yet written.
+    unsent: AtomicUsize,
+    /// Above this many unsent bytes, [`Outbox::room`] waits.
+    bound: usize,
     /// The output failed: lines are dropped from now on.
-    broken: bool,
+    broken: AtomicBool,
+    /// Told after each write, and when the output breaks.
+    drained: Notify,
+}
+
+impl Shared {
+    fn has_room(&self) -> bool {
+        self.broken.load(Ordering::Acquire) || self.unsent.load(Ordering::Acquire) <= self.bound
+    }
+}
+
+/// The receiving side: owns the output. See [`Writer::write_to`].
+#[derive(Debug)]
+pub(crate) struct Writer {
+    lines: mpsc::UnboundedReceiver<Vec<u8>>,
+    shared: Arc<Shared>,
 }
 
 impl Outbox {
-    /// Appends one whole line (its `\n` included). Never waits for the
-    /// output.
+    /// An outbox whose [`room`](Self::room) waits while more than `bound`
+    /// bytes are unsent, and the writer that drains it.
+    pub(crate) fn new(bound: usize) -> (Outbox, Writer) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            unsent: AtomicUsize::new(0),
+            bound,
+            broken: AtomicBool::new(false),
+            drained: Notify::new(),
+        });
+        let outbox = Outbox {
+            lines: sender,
+            rendering: Semaphore::new(RENDERING),
+            shared: shared.clone(),
+        };
+        let writer = Writer {
+            lines: receiver,
+            shared,
+        };
+        (outbox, writer)
+    }
+
+    /// Waits until the unsent bytes are within the bound (or the output
+    /// has failed, so that nothing waits on it).
+    ///
+    /// Cancel safety: cancel safe; it holds nothing.
+    pub(crate) async fn room(&self) {
+        loop {
+            if self.shared.has_room() {
+                return;
+            }
+            let notified = self.shared.drained.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the check below, so that a write finishing
+            // in between still wakes us.
+            notified.as_mut().enable();
+            if self.shared.has_room() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Sends one whole line (its `\n` included) without waiting: for the
+    /// reading loop's own small answers (a refused line), sent after
+    /// [`room`](Self::room).
     pub(crate) fn push(&self, line: &[u8]) {
-        let mut state = self.lock();
-        if state.broken {
+        self.send(line.to_vec());
+    }
+
+    /// Waits for a render slot and for room, then builds a line with
+    /// `render` (which appends it, `\n` included, to an empty buffer) and
+    /// sends it.
+    ///
+    /// Cancel safety: cancel safe until `render` runs; nothing is sent if
+    /// it is dropped before.
+    pub(crate) async fn render(&self, render: impl FnOnce(&mut Vec<u8>)) {
+        // The semaphore is never closed: the slot is always granted.
+        let _slot = self.rendering.acquire().await.ok();
+        self.room().await;
+        let line = LINE.with_borrow_mut(|buffer| {
+            buffer.clear();
+            render(buffer);
+            if buffer.capacity() > KEEP_LINE_CAPACITY {
+                // A large line (a snapshot with much output) goes as it is,
+                // its spare capacity given back, rather than copied.
+                let mut line = std::mem::take(buffer);
+                line.shrink_to_fit();
+                line
+            } else {
+                buffer.to_vec()
+            }
+        });
+        self.send(line);
+    }
+
+    fn send(&self, line: Vec<u8>) {
+        if self.shared.broken.load(Ordering::Acquire) {
             return;
         }
-        let was_empty = state.lines.is_empty();
-        state.lines.extend_from_slice(line);
-        drop(state);
-        if was_empty {
-            self.ready.notify_one();
+        let length = line.len();
+        self.shared.unsent.fetch_add(length, Ordering::AcqRel);
+        if self.lines.send(line).is_err() {
+            // The writer is gone (its output failed): nothing to count.
+            self.shared.unsent.fetch_sub(length, Ordering::AcqRel);
         }
     }
 
-    /// No more lines will be pushed: [`write_to`](Self::write_to) writes
-    /// what is left, then returns.
-    pub(crate) fn close(&self) {
-        self.lock().closed = true;
-        self.ready.notify_one();
+    /// Bytes sent and not yet written.
+    #[cfg(test)]
+    fn unsent(&self) -> usize {
+        self.shared.unsent.load(Ordering::Acquire)
     }
+}
 
+impl Writer {
     /// Writes the lines as they come, each batch with one write and a
-    /// flush, until the box is closed and empty; then shuts `output`
-    /// down. Once the output fails (the reader went away), lines are
-    /// dropped so that requests never block on it.
-    pub(crate) async fn write_to<W: AsyncWrite + Unpin>(&self, output: W) {
-        // Written straight from the batches: no buffer of its own needed.
+    /// flush, until every [`Outbox`] is dropped and the lines are written;
+    /// then shuts `output` down. Once the output fails (the reader went
+    /// away), lines are dropped so that requests never wait on it.
+    pub(crate) async fn write_to<W: AsyncWrite + Unpin>(mut self, output: W) {
         let mut output = output;
+        let mut lines = Vec::with_capacity(BATCH_LINES);
         let mut batch = Vec::new();
-        loop {
-            {
-                let mut state = self.lock();
-                if state.lines.is_empty() {
-                    if state.closed {
-                        break;
-                    }
-                } else {
-                    // Swap in the last batch's buffer, emptied, for reuse.
-                    std::mem::swap(&mut state.lines, &mut batch);
+        while self.lines.recv_many(&mut lines, BATCH_LINES).await > 0 {
+            let length: usize = lines.iter().map(Vec::len).sum();
+            let mut written = if let [line] = lines.as_slice() {
+                output.write_all(line).await
+            } else {
+                batch.clear();
+                for line in lines.drain(..) {
+                    batch.extend_from_slice(&line);
                 }
-            }
-            if batch.is_empty() {
-                self.ready.notified().await;
-                continue;
-            }
-            let mut written = output.write_all(&batch).await;
+                output.write_all(&batch).await
+            };
+            lines.clear();
             if written.is_ok() {
                 written = output.flush().await;
             }
+            if batch.capacity() > KEEP_BATCH_CAPACITY {
+                batch = Vec::new();
+            }
+            self.shared.unsent.fetch_sub(length, Ordering::AcqRel);
             if let Err(err) = written {
                 tracing::warn!(%err, "cannot write responses; dropping them from now on");
-                let mut state = self.lock();
-                state.broken = true;
-                state.lines = Vec::new();
+                self.shared.broken.store(true, Ordering::Release);
+                self.shared.drained.notify_waiters();
                 return;
             }
-            if batch.capacity() > KEEP_CAPACITY {
-                batch = Vec::new();
-            } else {
-                batch.clear();
-            }
+            self.shared.drained.notify_waiters();
         }
         let _ = output.shutdown().await;
-    }
-
-    /// The lock, even if a panicking thread poisoned it: the buffer only
-    /// ever holds whole lines.
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::pin::Pin;
-    use std::sync::Arc;
     use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use tokio::io::AsyncReadExt;
 
     use super::*;
 
+    fn line(text: &str) -> impl FnOnce(&mut Vec<u8>) + '_ {
+        move |buffer| buffer.extend_from_slice(text.as_bytes())
+    }
+
     #[tokio::test]
-    async fn lines_pushed_before_and_after_the_writer_starts_are_all_written() {
-        let outbox = Arc::new(Outbox::default());
-        outbox.push(b"one\n");
+    async fn lines_sent_before_and_after_the_writer_starts_are_all_written() {
+        let (outbox, writer) = Outbox::new(1024);
+        outbox.render(line("one\n")).await;
         let (output, mut input) = tokio::io::duplex(64);
-        let writer = tokio::spawn({
-            let outbox = outbox.clone();
-            async move { outbox.write_to(output).await }
-        });
+        let writer = tokio::spawn(writer.write_to(output));
         tokio::task::yield_now().await;
         outbox.push(b"two\n");
-        outbox.push(b"three\n");
-        outbox.close();
+        outbox.render(line("three\n")).await;
+        drop(outbox);
         let mut written = String::new();
-        tokio::io::AsyncReadExt::read_to_string(&mut input, &mut written)
-            .await
-            .unwrap();
+        input.read_to_string(&mut written).await.unwrap();
         writer.await.unwrap();
         assert_eq!(written, "one\ntwo\nthree\n");
+    }
+
+    #[tokio::test]
+    async fn room_waits_while_the_unsent_bytes_pass_the_bound_and_until_they_drain() {
+        let (outbox, writer) = Outbox::new(10);
+        // A pipe of 16 bytes that nobody reads yet.
+        let (output, mut input) = tokio::io::duplex(16);
+        let writer = tokio::spawn(writer.write_to(output));
+        outbox.push(&[b'x'; 100]);
+        assert_eq!(outbox.unsent(), 100);
+        let waited = tokio::time::timeout(Duration::from_millis(50), outbox.room()).await;
+        assert!(waited.is_err(), "room granted with 100 bytes unsent");
+        // A line rendered now waits too, and is not built meanwhile.
+        let rendered = tokio::time::timeout(
+            Duration::from_millis(50),
+            outbox.render(|_| panic!("rendered past the bound")),
+        )
+        .await;
+        assert!(rendered.is_err());
+        let reading = tokio::spawn(async move {
+            let mut all = Vec::new();
+            input.read_to_end(&mut all).await.unwrap();
+            all
+        });
+        tokio::time::timeout(Duration::from_secs(10), outbox.room())
+            .await
+            .expect("room once the reader drains the output");
+        assert_eq!(outbox.unsent(), 0);
+        drop(outbox);
+        writer.await.unwrap();
+        assert_eq!(reading.await.unwrap().len(), 100);
     }
 
     /// An output that always fails, as a closed pipe does.
@@ -161,11 +303,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn after_the_output_fails_lines_are_dropped() {
-        let outbox = Outbox::default();
-        outbox.push(b"lost\n");
-        outbox.write_to(Broken).await;
+    async fn after_the_output_fails_lines_are_dropped_and_nothing_waits() {
+        let (outbox, writer) = Outbox::new(1);
+        outbox.push(b"lost, and past the bound\n");
+        writer.write_to(Broken).await;
         outbox.push(b"dropped\n");
-        assert!(outbox.lock().lines.is_empty());
+        assert_eq!(outbox.unsent(), 0);
+        tokio::time::timeout(Duration::from_secs(10), outbox.room())
+            .await
+            .expect("no waiting on a broken output");
     }
 }

@@ -8,8 +8,27 @@
 //! not ordered among themselves, except `write` and `close_stdin` to one
 //! handle, which are applied in the order they were read. Every line
 //! read gets exactly one response line. One writer task owns the output;
-//! request tasks append finished lines whole to its outbox, so lines are
-//! never interleaved.
+//! request tasks send finished lines whole to it, so lines are never
+//! interleaved.
+//!
+//! # Back-pressure
+//!
+//! Each connection (stdin/stdout, or one socket connection) has its own
+//! bounds, so that a slow or silent client only ever holds itself up:
+//!
+//! - no more request lines are read while more than
+//!   [`max_unsent_bytes`](ServeOptions::max_unsent_bytes) of responses wait
+//!   to be written, nor while
+//!   [`max_in_flight`](ServeOptions::max_in_flight) requests (or
+//!   [`max_in_flight_bytes`](ServeOptions::max_in_flight_bytes) of request
+//!   lines) are read and not yet answered;
+//! - a finished request renders its response only when the unsent bytes
+//!   are within their bound, two at a time;
+//! - the output bytes of one stream in one response are capped by
+//!   [`max_response_bytes`](ServeOptions::max_response_bytes).
+//!
+//! docs/protocol.md ("Back-pressure and response size") gives the worst
+//! case these add up to.
 //!
 //! # Closing
 //!
@@ -19,7 +38,6 @@
 //! socket connection); requests still running get their answers, which are
 //! written and flushed; then the function returns.
 
-use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::panic::AssertUnwindSafe;
@@ -29,7 +47,8 @@ use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
-use tokio::task::JoinSet;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
 
 use super::dispatcher::{Dispatcher, kill_all};
 use super::error::JsonError;
@@ -47,15 +66,22 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
 /// shuts down: 500 ms.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 
-/// A response line's buffer (see [`LINE`]) is kept for the next one up to
-/// this size; a larger one (a snapshot with a lot of output) is freed.
-const KEEP_LINE_CAPACITY: usize = 64 * 1024;
+/// The default cap on the output bytes of one stream in one response
+/// (`poll`, `wait`, `read`, `pause`, `resume`): 16 MiB, the default
+/// capture cap, so that a default capture is never cut.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
-thread_local! {
-    /// Where a request task serializes its response line before copying it
-    /// into the outbox: one buffer for each worker thread, reused.
-    static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
+/// The default bound on a connection's unsent response bytes, past which
+/// it is not read: 8 MiB.
+pub const DEFAULT_MAX_UNSENT_BYTES: usize = 8 * 1024 * 1024;
+
+/// The default cap on a connection's requests read and not yet answered:
+/// 1024.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+
+/// The default cap on the request line bytes of a connection's requests
+/// read and not yet answered: 16 MiB.
+pub const DEFAULT_MAX_IN_FLIGHT_BYTES: usize = 16 * 1024 * 1024;
 
 /// How long a closing server waits past the shutdown grace for kills and
 /// requests still running before it gives up on them.
@@ -73,6 +99,22 @@ pub struct ServeOptions {
     /// `SIGKILL`. Zero sends `SIGKILL` at once. Default
     /// [`DEFAULT_SHUTDOWN_GRACE`].
     pub shutdown_grace: Duration,
+    /// The most output bytes of one stream in one response. A request's
+    /// own `max_bytes` can only lower it; a stream cut by it is flagged
+    /// (`stdout_cut`/`stderr_cut` in a snapshot, a short `read`). Default
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`].
+    pub max_response_bytes: usize,
+    /// A connection is not read while more than this many response bytes
+    /// wait to be written to it. Default [`DEFAULT_MAX_UNSENT_BYTES`].
+    pub max_unsent_bytes: usize,
+    /// A connection is not read while this many of its requests are read
+    /// and not yet answered (a pending `wait` counts). Default
+    /// [`DEFAULT_MAX_IN_FLIGHT`].
+    pub max_in_flight: usize,
+    /// A connection is not read on while the request lines of its requests
+    /// read and not yet answered add up to this many bytes (a longer line
+    /// counts as this many). Default [`DEFAULT_MAX_IN_FLIGHT_BYTES`].
+    pub max_in_flight_bytes: usize,
 }
 
 impl Default for ServeOptions {
@@ -80,6 +122,10 @@ impl Default for ServeOptions {
         ServeOptions {
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_unsent_bytes: DEFAULT_MAX_UNSENT_BYTES,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_in_flight_bytes: DEFAULT_MAX_IN_FLIGHT_BYTES,
         }
     }
 }
@@ -94,6 +140,31 @@ impl ServeOptions {
     /// Sets [`shutdown_grace`](Self::shutdown_grace).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;
+        self
+    }
+
+    /// Sets [`max_response_bytes`](Self::max_response_bytes).
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// Sets [`max_unsent_bytes`](Self::max_unsent_bytes).
+    pub fn max_unsent_bytes(mut self, bytes: usize) -> Self {
+        self.max_unsent_bytes = bytes;
+        self
+    }
+
+    /// Sets [`max_in_flight`](Self::max_in_flight); at least 1 is used.
+    pub fn max_in_flight(mut self, requests: usize) -> Self {
+        self.max_in_flight = requests;
+        self
+    }
+
+    /// Sets [`max_in_flight_bytes`](Self::max_in_flight_bytes); at least 1
+    /// is used.
+    pub fn max_in_flight_bytes(mut self, bytes: usize) -> Self {
+        self.max_in_flight_bytes = bytes;
         self
     }
 
@@ -195,17 +266,24 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let outbox = Arc::new(Outbox::default());
-    let writer = tokio::spawn({
-        let outbox = outbox.clone();
-        async move { outbox.write_to(output).await }
-    });
+    let dispatcher = dispatcher.max_response_bytes(options.max_response_bytes);
+    let (outbox, writer) = Outbox::new(options.max_unsent_bytes);
+    let outbox = Arc::new(outbox);
+    let writer = AbortOnDrop(tokio::spawn(writer.write_to(output)));
+    let admission = Admission::new(options);
     let mut spawns = JoinSet::new();
     let mut requests = JoinSet::new();
     let mut stdin_order = StdinOrder::default();
     let mut reader = LineReader::new(BufReader::new(input), options.max_line_bytes);
     let mut stop = std::pin::pin!(stop);
     let read_result = loop {
+        // Back-pressure: read on only once the client has taken enough of
+        // its responses and a request slot is free.
+        let slot = tokio::select! {
+            biased;
+            () = &mut stop => break Ok(()),
+            slot = admission.slot(&outbox) => slot,
+        };
         let line = tokio::select! {
             biased;
             () = &mut stop => break Ok(()),
@@ -220,18 +298,39 @@ where
             Ok(None) => break Ok(()),
             Err(err) => break Err(err),
         };
+        let length = bytes.len();
         match Request::parse(bytes) {
             Err(rejected) => {
                 outbox.push(&rejected.response_line());
             }
             Ok(request) => {
+                // The line's bytes, once parsed: a stop meanwhile still
+                // lets this request run and be answered, then ends reading.
+                let (bytes_slot, stopping) = tokio::select! {
+                    biased;
+                    () = &mut stop => (None, true),
+                    bytes_slot = admission.bytes(length) => (bytes_slot, false),
+                };
                 let tasks = if request.op == "spawn" {
                     &mut spawns
                 } else {
                     &mut requests
                 };
                 let turn = stdin_order.turn(&request);
-                tasks.spawn(answer(dispatcher.clone(), request, turn, outbox.clone()));
+                let held = Held {
+                    _slot: slot,
+                    _bytes: bytes_slot,
+                };
+                tasks.spawn(answer(
+                    dispatcher.clone(),
+                    request,
+                    turn,
+                    outbox.clone(),
+                    held,
+                ));
+                if stopping {
+                    break Ok(());
+                }
             }
         }
         // Forget the requests already answered.
@@ -248,11 +347,77 @@ where
     finish(&mut spawns, options.close_deadline()).await;
     on_close(options).await;
     finish(&mut requests, options.close_deadline()).await;
-    outbox.close();
-    if writer.await.is_err() {
+    // The writer ends once the last outbox is gone and its lines written.
+    drop(outbox);
+    if writer.finish().await.is_err() {
         tracing::error!("the response writer panicked");
     }
     read_result
+}
+
+/// The per-connection caps on requests read and not yet answered.
+struct Admission {
+    /// One permit per request.
+    requests: Arc<Semaphore>,
+    /// One permit per byte of request line.
+    bytes: Arc<Semaphore>,
+    /// Permits in `bytes`: a longer line takes them all.
+    bytes_total: usize,
+}
+
+/// What one request holds until its response is sent.
+struct Held {
+    _slot: Option<OwnedSemaphorePermit>,
+    _bytes: Option<OwnedSemaphorePermit>,
+}
+
+impl Admission {
+    fn new(options: &ServeOptions) -> Self {
+        let bytes_total = options.max_in_flight_bytes.clamp(1, Semaphore::MAX_PERMITS);
+        Admission {
+            requests: Arc::new(Semaphore::new(
+                options.max_in_flight.clamp(1, Semaphore::MAX_PERMITS),
+            )),
+            bytes: Arc::new(Semaphore::new(bytes_total)),
+            bytes_total,
+        }
+    }
+
+    /// Waits for room in the outbox, then for a request slot.
+    ///
+    /// Cancel safety: cancel safe.
+    async fn slot(&self, outbox: &Outbox) -> Option<OwnedSemaphorePermit> {
+        outbox.room().await;
+        // The semaphores are never closed.
+        self.requests.clone().acquire_owned().await.ok()
+    }
+
+    /// Waits until a request line of `length` bytes fits.
+    ///
+    /// Cancel safety: cancel safe.
+    async fn bytes(&self, length: usize) -> Option<OwnedSemaphorePermit> {
+        let weight = length.clamp(1, self.bytes_total);
+        let weight = u32::try_from(weight).unwrap_or(u32::MAX);
+        self.bytes.clone().acquire_many_owned(weight).await.ok()
+    }
+}
+
+/// A task that is aborted if its handle is dropped before it ends: the
+/// response writer must not outlive a connection task that was cancelled
+/// (a client that never reads would otherwise keep it, and its lines,
+/// forever).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl AbortOnDrop {
+    async fn finish(mut self) -> Result<(), tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Waits for `tasks` to finish, for at most `deadline`; then drops the
@@ -269,13 +434,15 @@ async fn finish(tasks: &mut JoinSet<()>, deadline: Duration) {
 }
 
 /// Runs one request (after the one before it in its stdin `turn`, if any)
-/// and queues its response line. A handler that panics is still answered,
-/// with an `internal` error.
+/// and sends its response line, once the outbox has room for it. A
+/// handler that panics is still answered, with an `internal` error. What
+/// the request `held` is given back once its line is sent.
 async fn answer(
     dispatcher: Dispatcher,
     request: Request,
     mut turn: Option<Turn>,
     outbox: Arc<Outbox>,
+    held: Held,
 ) {
     if let Some(turn) = &mut turn {
         turn.wait().await;
@@ -290,16 +457,13 @@ async fn answer(
             Err(JsonError::Internal("the request handler failed".to_owned()))
         }
     };
-    LINE.with_borrow_mut(|line| {
-        line.clear();
-        write_response(line, &request.id, result.as_ref());
-        outbox.push(line);
-        if line.capacity() > KEEP_LINE_CAPACITY {
-            *line = Vec::new();
-        }
-    });
+    drop(handler);
+    outbox
+        .render(|line| write_response(line, &request.id, result.as_ref()))
+        .await;
     // Only now may the next stdin request to the same handle start.
     drop(turn);
+    drop(held);
 }
 
 /// Runs `future` to its end on this task, catching a panic in it as
