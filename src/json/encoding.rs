@@ -3,10 +3,10 @@
 //!
 //! # Text or base64
 //!
-//! A snapshot's `stdout`/`stderr` is JSON text when that costs at most a
-//! third more than the bytes, and base64 otherwise (`*_encoding` says
-//! which), so that a stream of `n` bytes never takes more than about
-//! `4n/3` bytes of the response. Text means valid UTF-8, with two kinds of
+//! A snapshot's `stdout`/`stderr` is JSON text when that is at most 64
+//! bytes longer than base64 would be, and base64 otherwise (`*_encoding`
+//! says which), so that a stream of `n` bytes never takes more than
+//! `4⌈n/3⌉ + 64` bytes of the response. Text means valid UTF-8, with two kinds of
 //! damage forgiven and shown as U+FFFD (as every snapshot did before):
 //! a character cut off at the end (a child still writing it), and the
 //! characters the capture cap split where it dropped the middle. Anything
@@ -143,10 +143,16 @@ fn as_text(bytes: &[u8], junction: Option<usize>) -> Option<Cow<'_, str>> {
 /// The longest UTF-8 character, in bytes.
 const MAX_CHAR_BYTES: usize = 4;
 
-/// Whether JSON escapes add at most a third to `text`.
+/// How many bytes longer than base64 the JSON text of a stream may be and
+/// still go as text: short output with a newline or two stays readable.
+const TEXT_SLACK: usize = 64;
+
+/// Whether `text` written as a JSON string (escapes included) is at most
+/// [`TEXT_SLACK`] bytes longer than the base64 of as many bytes.
 fn cheap_to_escape(text: &str) -> bool {
     let extra: usize = text.bytes().map(|byte| usize::from(ESCAPE_EXTRA[usize::from(byte)])).sum();
-    extra <= text.len() / 3
+    let base64 = text.len().div_ceil(3).saturating_mul(4);
+    text.len().saturating_add(extra) <= base64.saturating_add(TEXT_SLACK)
 }
 
 /// The bytes serde_json adds when it writes each byte in a string: one for
@@ -262,13 +268,16 @@ mod tests {
     fn output_that_escapes_dearly_goes_as_base64() {
         let nuls = [0u8; 64];
         assert_eq!(show(&nuls, None, ALL).0, Shown::Base64(&nuls));
+        // Short output stays text whatever it holds.
+        assert_eq!(show(b"0\n", None, ALL).0, text("0\n"));
+        assert_eq!(show(&nuls[..8], None, ALL).0, text("\0\0\0\0\0\0\0\0"));
         // Newlines and quotes cost one byte each: text up to a third.
-        let lines = "ab\n".repeat(20);
+        let lines = "ab\n".repeat(200);
         assert_eq!(show(lines.as_bytes(), None, ALL).0, text(&lines));
-        let quotes = "\"\"a".repeat(20);
+        let quotes = "\"\"a".repeat(200);
         assert_eq!(show(quotes.as_bytes(), None, ALL).0, Shown::Base64(quotes.as_bytes()));
         // A few controls in text are fine.
-        let bell = format!("{}\u{7}", "x".repeat(30));
+        let bell = format!("{}\u{7}", "x".repeat(300));
         assert_eq!(show(bell.as_bytes(), None, ALL).0, text(&bell));
     }
 
@@ -300,10 +309,9 @@ mod tests {
         assert_eq!(show(b"abcdef", None, limit), (text("abc"), true));
         assert_eq!(show(b"abc", None, limit), (text("abc"), false));
         assert_eq!(show("a€".as_bytes(), None, limit), (text("a"), true));
-        assert_eq!(
-            show(b"\0\0\0\0", None, limit),
-            (Shown::Base64(b"\0\0\0"), true)
-        );
+        let nuls = [0u8; 200];
+        let limit_150 = OutputLimit { max_bytes: 150 };
+        assert_eq!(show(&nuls, None, limit_150), (Shown::Base64(&nuls[..150]), true));
         let zero = OutputLimit { max_bytes: 0 };
         assert_eq!(show(b"abc", None, zero), (text(""), true));
     }
