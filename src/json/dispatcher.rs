@@ -13,10 +13,10 @@ use super::error::JsonError;
 use super::ops;
 use super::owned::OwnedHandles;
 use super::params::Params;
+use super::server::DEFAULT_MAX_RESPONSE_BYTES;
 use crate::error::Error;
 use crate::messages::{HandleId, KillRequest, Status};
 use crate::registry::Registry;
-use super::server::DEFAULT_MAX_RESPONSE_BYTES;
 
 /// Runs JSON requests (`op` name + parameters object) against a
 /// [`Registry`] and answers with a JSON result or a typed [`JsonError`].

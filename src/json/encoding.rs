@@ -104,7 +104,11 @@ impl Serialize for Shown<'_> {
 /// A cut that splits a character ends text before it.
 pub(crate) fn show(bytes: &[u8], junction: Option<usize>, limit: OutputLimit) -> (Shown<'_>, bool) {
     let cut = bytes.len() > limit.max_bytes;
-    let kept = if cut { &bytes[..limit.max_bytes] } else { bytes };
+    let kept = if cut {
+        &bytes[..limit.max_bytes]
+    } else {
+        bytes
+    };
     let text = if cut {
         &kept[..kept.len() - incomplete_utf8_tail(kept)]
     } else {
@@ -127,7 +131,8 @@ fn as_text(bytes: &[u8], junction: Option<usize>) -> Option<Cow<'_, str>> {
         Some(at) => (&bytes[..at], Some(&bytes[at..])),
         None => (bytes, None),
     };
-    let whole = |part: &[u8]| std::str::from_utf8(&part[..part.len() - incomplete_utf8_tail(part)]).is_ok();
+    let whole =
+        |part: &[u8]| std::str::from_utf8(&part[..part.len() - incomplete_utf8_tail(part)]).is_ok();
     let tail_ok = tail.is_none_or(|tail| {
         // The end of a character whose start the cap dropped.
         let orphans = tail
@@ -150,7 +155,10 @@ const TEXT_SLACK: usize = 64;
 /// Whether `text` written as a JSON string (escapes included) is at most
 /// [`TEXT_SLACK`] bytes longer than the base64 of as many bytes.
 fn cheap_to_escape(text: &str) -> bool {
-    let extra: usize = text.bytes().map(|byte| usize::from(ESCAPE_EXTRA[usize::from(byte)])).sum();
+    let extra: usize = text
+        .bytes()
+        .map(|byte| usize::from(ESCAPE_EXTRA[usize::from(byte)]))
+        .sum();
     let base64 = text.len().div_ceil(3).saturating_mul(4);
     text.len().saturating_add(extra) <= base64.saturating_add(TEXT_SLACK)
 }
@@ -259,9 +267,15 @@ mod tests {
     fn text_stays_text_and_other_bytes_go_as_base64() {
         assert_eq!(show(b"hi\n", None, ALL), (text("hi\n"), false));
         assert_eq!(show(b"", None, ALL), (text(""), false));
-        assert_eq!(show("naïve €".as_bytes(), None, ALL), (text("naïve €"), false));
+        assert_eq!(
+            show("naïve €".as_bytes(), None, ALL),
+            (text("naïve €"), false)
+        );
         // Latin-1, not UTF-8.
-        assert_eq!(show(b"caf\xe9!", None, ALL), (Shown::Base64(b"caf\xe9!"), false));
+        assert_eq!(
+            show(b"caf\xe9!", None, ALL),
+            (Shown::Base64(b"caf\xe9!"), false)
+        );
     }
 
     #[test]
@@ -275,7 +289,10 @@ mod tests {
         let lines = "ab\n".repeat(200);
         assert_eq!(show(lines.as_bytes(), None, ALL).0, text(&lines));
         let quotes = "\"\"a".repeat(200);
-        assert_eq!(show(quotes.as_bytes(), None, ALL).0, Shown::Base64(quotes.as_bytes()));
+        assert_eq!(
+            show(quotes.as_bytes(), None, ALL).0,
+            Shown::Base64(quotes.as_bytes())
+        );
         // A few controls in text are fine.
         let bell = format!("{}\u{7}", "x".repeat(300));
         assert_eq!(show(bell.as_bytes(), None, ALL).0, text(&bell));
@@ -311,7 +328,10 @@ mod tests {
         assert_eq!(show("a€".as_bytes(), None, limit), (text("a"), true));
         let nuls = [0u8; 200];
         let limit_150 = OutputLimit { max_bytes: 150 };
-        assert_eq!(show(&nuls, None, limit_150), (Shown::Base64(&nuls[..150]), true));
+        assert_eq!(
+            show(&nuls, None, limit_150),
+            (Shown::Base64(&nuls[..150]), true)
+        );
         let zero = OutputLimit { max_bytes: 0 };
         assert_eq!(show(b"abc", None, zero), (text(""), true));
     }

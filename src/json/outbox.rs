@@ -145,6 +145,10 @@ impl Outbox {
         // The semaphore is never closed: the slot is always granted.
         let _slot = self.rendering.acquire().await.ok();
         self.room().await;
+        if self.shared.broken.load(Ordering::Acquire) {
+            // Nobody will read it: do not build it.
+            return;
+        }
         let line = LINE.with_borrow_mut(|buffer| {
             buffer.clear();
             render(buffer);

@@ -282,8 +282,7 @@ mod tests {
                 r#""stderr_encoding":"base64","stderr_cut":false}"#,
             )
         );
-        let waited =
-            serde_json::to_value(SnapshotView::waited(&snapshot, true, UNCAPPED)).unwrap();
+        let waited = serde_json::to_value(SnapshotView::waited(&snapshot, true, UNCAPPED)).unwrap();
         assert_eq!(waited["timed_out"], true);
         let keys: Vec<&String> = waited.as_object().unwrap().keys().collect();
         assert_eq!(keys.last().unwrap().as_str(), "timed_out");

@@ -36,7 +36,9 @@
 //! read; spawns already read finish; the processes that the close concerns
 //! are killed (every process, for [`serve`]; the connection's own, for a
 //! socket connection); requests still running get their answers, which are
-//! written and flushed; then the function returns.
+//! written and flushed; then the function returns. A client that does not
+//! read its last answers within the close deadline (the shutdown grace
+//! plus 5 s) loses them: closing never waits on it for longer.
 
 use std::future::Future;
 use std::io;
@@ -347,10 +349,14 @@ where
     finish(&mut spawns, options.close_deadline()).await;
     on_close(options).await;
     finish(&mut requests, options.close_deadline()).await;
-    // The writer ends once the last outbox is gone and its lines written.
+    // The writer ends once the last outbox is gone and its lines written;
+    // a client that does not take them gets the same deadline as the
+    // requests, then they are dropped.
     drop(outbox);
-    if writer.finish().await.is_err() {
-        tracing::error!("the response writer panicked");
+    match tokio::time::timeout(options.close_deadline(), writer.finish()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => tracing::error!("the response writer panicked"),
+        Err(_) => tracing::warn!("the client did not take its last responses in time; dropped"),
     }
     read_result
 }
