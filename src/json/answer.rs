@@ -44,6 +44,28 @@ impl Answer {
     }
 }
 
+impl Answer {
+    /// About how many bytes of output or data the answer carries: enough
+    /// to tell a line that takes long to write from a small one before
+    /// writing it.
+    pub(crate) fn weight(&self) -> usize {
+        let shown = |snapshot: &Snapshot, limit: &OutputLimit| {
+            let stdout = snapshot.stdout.bytes.len().min(limit.max_bytes);
+            stdout.saturating_add(snapshot.stderr.bytes.len().min(limit.max_bytes))
+        };
+        match self {
+            // `read`'s data, for one: the strings at the top.
+            Answer::Value(Value::Object(map)) => map
+                .values()
+                .map(|value| value.as_str().map_or(0, str::len))
+                .sum(),
+            Answer::Value(_) | Answer::Spawned(_) | Answer::Listed(_) => 0,
+            Answer::Snapshot(snapshot, limit) => shown(snapshot, limit),
+            Answer::Waited(outcome, limit) => shown(&outcome.snapshot, limit),
+        }
+    }
+}
+
 impl From<Value> for Answer {
     fn from(value: Value) -> Self {
         Answer::Value(value)

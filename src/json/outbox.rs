@@ -165,6 +165,39 @@ impl Outbox {
         self.send(line);
     }
 
+    /// As [`render`](Self::render), but builds the line on tokio's
+    /// blocking pool: for a line large enough (a snapshot with megabytes of
+    /// output) that building it would hold a worker thread, and the other
+    /// connections' requests waiting on it, for milliseconds. Returns
+    /// `false` if `render` panicked, and then nothing was sent.
+    pub(crate) async fn render_blocking(
+        &self,
+        render: impl FnOnce(&mut Vec<u8>) + Send + 'static,
+    ) -> bool {
+        let _slot = self.rendering.acquire().await.ok();
+        self.room().await;
+        if self.shared.broken.load(Ordering::Acquire) {
+            return true;
+        }
+        let built = tokio::task::spawn_blocking(move || {
+            let mut line = Vec::new();
+            render(&mut line);
+            line.shrink_to_fit();
+            line
+        })
+        .await;
+        match built {
+            Ok(line) => {
+                self.send(line);
+                true
+            }
+            Err(err) => {
+                tracing::error!(%err, "building a response failed");
+                false
+            }
+        }
+    }
+
     fn send(&self, line: Vec<u8>) {
         if self.shared.broken.load(Ordering::Acquire) {
             return;
