@@ -1,7 +1,6 @@
 //! [`Dispatcher`]: runs one JSON request against a registry.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -11,11 +10,11 @@ use super::answer::Answer;
 use super::encoding::OutputLimit;
 use super::error::JsonError;
 use super::ops;
-use super::owned::OwnedHandles;
+use super::owned::Owned;
 use super::params::Params;
 use super::server::DEFAULT_MAX_RESPONSE_BYTES;
 use crate::error::Error;
-use crate::messages::{HandleId, KillRequest, Status};
+use crate::messages::{HandleId, KillRequest};
 use crate::registry::Registry;
 
 /// Runs JSON requests (`op` name + parameters object) against a
@@ -50,7 +49,7 @@ pub struct Dispatcher {
 #[derive(Debug)]
 struct Owner {
     tag: String,
-    handles: Mutex<OwnedHandles>,
+    handles: Owned,
 }
 
 impl Dispatcher {
@@ -68,13 +67,22 @@ impl Dispatcher {
     /// with `outlive_connection`, so that
     /// [`kill_owned`](Self::kill_owned) can kill them when the connection
     /// closes.
+    ///
+    /// The handles are kept by a task of their own, started on the current
+    /// Tokio runtime: called outside one, the dispatcher remembers nothing
+    /// (and [`kill_owned`](Self::kill_owned) kills nothing).
     pub fn for_connection(&self, tag: impl Into<String>) -> Self {
+        let tag = tag.into();
+        let owner = match Owned::start(self.registry.clone()) {
+            Some(handles) => Some(Arc::new(Owner { tag, handles })),
+            None => {
+                tracing::warn!(connection = %tag, "no Tokio runtime: the connection's handles are not remembered");
+                None
+            }
+        };
         Dispatcher {
             registry: self.registry.clone(),
-            owner: Some(Arc::new(Owner {
-                tag: tag.into(),
-                handles: Mutex::new(OwnedHandles::default()),
-            })),
+            owner,
             max_response_bytes: self.max_response_bytes,
         }
     }
@@ -164,33 +172,20 @@ impl Dispatcher {
         let Some(owner) = &self.owner else {
             return 0;
         };
-        let ids = lock(&owner.handles).take();
+        let ids = owner.handles.take().await;
         tracing::debug!(connection = %owner.tag, handles = ids.len(), "killing the connection's processes");
         kill_all(&self.registry, ids, request, deadline).await
     }
 
     pub(crate) async fn track(&self, id: HandleId) {
-        let Some(owner) = &self.owner else {
-            return;
-        };
-        if !lock(&owner.handles).insert(id) {
-            return;
+        if let Some(owner) = &self.owner {
+            owner.handles.track(id);
         }
-        let checked = lock(&owner.handles).ids();
-        let Ok(summaries) = self.registry.list().await else {
-            return;
-        };
-        let running: HashSet<HandleId> = summaries
-            .iter()
-            .filter(|summary| summary.status == Status::Running)
-            .map(|summary| summary.handle_id)
-            .collect();
-        lock(&owner.handles).prune(&checked, &running);
     }
 
     pub(crate) fn untrack(&self, id: HandleId) {
         if let Some(owner) = &self.owner {
-            lock(&owner.handles).remove(&id);
+            owner.handles.untrack(id);
         }
     }
 }
@@ -223,9 +218,4 @@ pub(crate) async fn kill_all(
         tracing::warn!(?deadline, "some kills did not finish in time");
     }
     count
-}
-
-/// The lock, even if a panicking thread poisoned it: the set stays usable.
-fn lock(handles: &Mutex<OwnedHandles>) -> MutexGuard<'_, OwnedHandles> {
-    handles.lock().unwrap_or_else(PoisonError::into_inner)
 }
