@@ -33,8 +33,15 @@ pub(crate) const RENDERING: usize = 2;
 /// line itself rather than copied, and not kept for the next line.
 const KEEP_LINE_CAPACITY: usize = 64 * 1024;
 
+/// Room for a snapshot line's keys and small values beyond its output.
+const LINE_KEYS: usize = 4096;
+
+/// Small lines are gathered into one write up to this size; a line this
+/// large is written on its own, without a copy.
+const BATCH_BYTES: usize = 1024 * 1024;
+
 /// A write buffer larger than this is not kept for reuse once written.
-const KEEP_BATCH_CAPACITY: usize = 1024 * 1024;
+const KEEP_BATCH_CAPACITY: usize = 2 * BATCH_BYTES;
 
 /// The most lines taken from the channel for one write.
 const BATCH_LINES: usize = 1024;
@@ -168,10 +175,13 @@ impl Outbox {
     /// As [`render`](Self::render), but builds the line on tokio's
     /// blocking pool: for a line large enough (a snapshot with megabytes of
     /// output) that building it would hold a worker thread, and the other
-    /// connections' requests waiting on it, for milliseconds. Returns
-    /// `false` if `render` panicked, and then nothing was sent.
+    /// connections' requests waiting on it, for milliseconds. The buffer
+    /// starts with room for `weight` bytes of output as base64 (the most a
+    /// snapshot's output costs), so that it does not double its way up.
+    /// Returns `false` if `render` panicked, and then nothing was sent.
     pub(crate) async fn render_blocking(
         &self,
+        weight: usize,
         render: impl FnOnce(&mut Vec<u8>) + Send + 'static,
     ) -> bool {
         let _slot = self.rendering.acquire().await.ok();
@@ -179,10 +189,13 @@ impl Outbox {
         if self.shared.broken.load(Ordering::Acquire) {
             return true;
         }
+        let capacity = weight
+            .div_ceil(3)
+            .saturating_mul(4)
+            .saturating_add(LINE_KEYS);
         let built = tokio::task::spawn_blocking(move || {
-            let mut line = Vec::new();
+            let mut line = Vec::with_capacity(capacity);
             render(&mut line);
-            line.shrink_to_fit();
             line
         })
         .await;
@@ -218,6 +231,28 @@ impl Outbox {
 }
 
 impl Writer {
+    /// Writes and empties `batch` (if it holds anything), and counts it
+    /// as sent.
+    async fn write<W: AsyncWrite + Unpin>(
+        &self,
+        output: &mut W,
+        batch: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let written = output.write_all(batch).await;
+        self.wrote(batch.len());
+        batch.clear();
+        written
+    }
+
+    /// `bytes` are written (or lost with the output): room for more.
+    fn wrote(&self, bytes: usize) {
+        self.shared.unsent.fetch_sub(bytes, Ordering::AcqRel);
+        self.shared.drained.notify_waiters();
+    }
+
     /// Writes the lines as they come, each batch with one write and a
     /// flush, until every [`Outbox`] is dropped and the lines are written;
     /// then shuts `output` down. Once the output fails (the reader went
@@ -227,31 +262,39 @@ impl Writer {
         let mut lines = Vec::with_capacity(BATCH_LINES);
         let mut batch = Vec::new();
         while self.lines.recv_many(&mut lines, BATCH_LINES).await > 0 {
-            let length: usize = lines.iter().map(Vec::len).sum();
-            let mut written = if let [line] = lines.as_slice() {
-                output.write_all(line).await
-            } else {
-                batch.clear();
-                for line in lines.drain(..) {
+            let mut written = Ok(());
+            for line in lines.drain(..) {
+                if line.len() >= BATCH_BYTES {
+                    written = self.write(&mut output, &mut batch).await;
+                    if written.is_ok() {
+                        written = output.write_all(&line).await;
+                        self.wrote(line.len());
+                    }
+                } else {
                     batch.extend_from_slice(&line);
+                    if batch.len() >= BATCH_BYTES {
+                        written = self.write(&mut output, &mut batch).await;
+                    }
                 }
-                output.write_all(&batch).await
-            };
-            lines.clear();
+                if written.is_err() {
+                    break;
+                }
+            }
+            if written.is_ok() {
+                written = self.write(&mut output, &mut batch).await;
+            }
             if written.is_ok() {
                 written = output.flush().await;
             }
             if batch.capacity() > KEEP_BATCH_CAPACITY {
                 batch = Vec::new();
             }
-            self.shared.unsent.fetch_sub(length, Ordering::AcqRel);
             if let Err(err) = written {
                 tracing::warn!(%err, "cannot write responses; dropping them from now on");
                 self.shared.broken.store(true, Ordering::Release);
                 self.shared.drained.notify_waiters();
                 return;
             }
-            self.shared.drained.notify_waiters();
         }
         let _ = output.shutdown().await;
     }

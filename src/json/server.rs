@@ -92,6 +92,11 @@ pub const DEFAULT_MAX_IN_FLIGHT_BYTES: usize = 16 * 1024 * 1024;
 /// on the worker threads.
 const LARGE_ANSWER: usize = 64 * 1024;
 
+/// An answer carrying at most this many bytes is held without a share of
+/// the connection's answer budget (see [`answer`]): the in-flight cap
+/// bounds those.
+const HOLD_FREE: usize = 4 * 1024;
+
 /// How long a closing server waits past the shutdown grace for kills and
 /// requests still running before it gives up on them.
 const CLOSE_MARGIN: Duration = Duration::from_secs(5);
@@ -280,6 +285,7 @@ where
     let outbox = Arc::new(outbox);
     let writer = AbortOnDrop(tokio::spawn(writer.write_to(output)));
     let admission = Admission::new(options);
+    let answers = Budget::new(options.max_unsent_bytes);
     let mut spawns = JoinSet::new();
     let mut requests = JoinSet::new();
     let mut stdin_order = StdinOrder::default();
@@ -335,6 +341,7 @@ where
                     request,
                     turn,
                     outbox.clone(),
+                    answers.clone(),
                     held,
                 ));
                 if stopping {
@@ -450,34 +457,43 @@ async fn finish(tasks: &mut JoinSet<()>, deadline: Duration) {
 /// and sends its response line, once the outbox has room for it. A
 /// handler that panics is still answered, with an `internal` error. What
 /// the request `held` is given back once its line is sent.
+///
+/// An answer of more than [`HOLD_FREE`] bytes is kept only under a share
+/// of the connection's `answers` budget. A `poll` or `read` that finds the
+/// budget spent lets its answer go, waits for a share, and asks again: so
+/// the output a slow client's requests hold while they wait to be written
+/// stays within the budget, whatever the registry would hand out.
 async fn answer(
     dispatcher: Dispatcher,
     request: Request,
     mut turn: Option<Turn>,
     outbox: Arc<Outbox>,
+    answers: Budget,
     held: Held,
 ) {
     if let Some(turn) = &mut turn {
         turn.wait().await;
     }
-    // Boxed: the task's future is moved several times on its way into
-    // the runtime and the handler's is the bulk of it.
-    let mut handler = Box::pin(dispatcher.answer(&request.op, &request.params));
-    let result = match catch_unwind(handler.as_mut()).await {
-        Ok(result) => result,
-        Err(()) => {
-            tracing::error!(op = request.op, "a request handler panicked");
-            Err(JsonError::Internal("the request handler failed".to_owned()))
+    let mut result = run(&dispatcher, &request).await;
+    let mut share = None;
+    let weight = result.as_ref().map_or(0, Answer::weight);
+    if weight > HOLD_FREE {
+        share = answers.try_take(weight);
+        if share.is_none() && matches!(request.op.as_str(), "poll" | "read") {
+            drop(result);
+            share = answers.take(weight).await;
+            result = run(&dispatcher, &request).await;
         }
-    };
-    drop(handler);
+    }
     if result
         .as_ref()
         .is_ok_and(|answer| answer.weight() > LARGE_ANSWER)
     {
         let id = request.id.clone();
         let built = outbox
-            .render_blocking(move |line| write_response(line, &id, result.as_ref()))
+            .render_blocking(weight, move |line| {
+                write_response(line, &id, result.as_ref());
+            })
             .await;
         if !built {
             let failed = JsonError::Internal("the response could not be written".to_owned());
@@ -492,7 +508,63 @@ async fn answer(
     }
     // Only now may the next stdin request to the same handle start.
     drop(turn);
+    drop(share);
     drop(held);
+}
+
+/// Runs the request's handler, catching a panic as an `internal` error.
+async fn run(dispatcher: &Dispatcher, request: &Request) -> Result<Answer, JsonError> {
+    // Boxed: the task's future is moved several times on its way into
+    // the runtime and the handler's is the bulk of it.
+    let mut handler = Box::pin(dispatcher.answer(&request.op, &request.params));
+    match catch_unwind(handler.as_mut()).await {
+        Ok(result) => result,
+        Err(()) => {
+            tracing::error!(op = request.op, "a request handler panicked");
+            Err(JsonError::Internal("the request handler failed".to_owned()))
+        }
+    }
+}
+
+/// A connection's budget for the output its finished requests hold until
+/// their lines are sent: one permit per byte.
+#[derive(Clone)]
+struct Budget {
+    permits: Arc<Semaphore>,
+    total: usize,
+}
+
+impl Budget {
+    fn new(bytes: usize) -> Self {
+        let total = bytes.clamp(1, Semaphore::MAX_PERMITS);
+        Budget {
+            permits: Arc::new(Semaphore::new(total)),
+            total,
+        }
+    }
+
+    /// A share of `weight` bytes (all of the budget, for a larger answer)
+    /// if free now.
+    fn try_take(&self, weight: usize) -> Option<OwnedSemaphorePermit> {
+        self.permits
+            .clone()
+            .try_acquire_many_owned(self.weight(weight))
+            .ok()
+    }
+
+    /// Waits for a share of `weight` bytes.
+    async fn take(&self, weight: usize) -> Option<OwnedSemaphorePermit> {
+        // The semaphore is never closed.
+        self.permits
+            .clone()
+            .acquire_many_owned(self.weight(weight))
+            .await
+            .ok()
+    }
+
+    fn weight(&self, weight: usize) -> u32 {
+        u32::try_from(weight.clamp(1, self.total)).unwrap_or(u32::MAX)
+    }
 }
 
 /// Runs `future` to its end on this task, catching a panic in it as
