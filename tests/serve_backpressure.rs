@@ -212,19 +212,28 @@ fn no_reader_case(polls: usize, output: u64, lists: usize) -> NoReader {
         latencies.push(asked.elapsed());
         assert_eq!(listed["handles"].as_array().map(Vec::len), Some(1));
     };
+    // Settled: the server has begun writing it answers (so it has read
+    // and answered some of its polls), and neither that nor its writes
+    // move while the other client is answered.
     let deadline = Instant::now() + harness::DEADLINE;
+    let look = || {
+        (
+            rustix::io::ioctl_fionread(&silent).expect("FIONREAD"),
+            written.load(Ordering::SeqCst),
+        )
+    };
     loop {
-        let before = written.load(Ordering::SeqCst);
+        let before = look();
         for _ in 0..5 {
             list(&mut other, &mut list_latencies);
         }
-        let after = written.load(Ordering::SeqCst);
-        if before == after && after > 0 {
+        let after = look();
+        if before == after && after.0 > 0 {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "the silent client's writes never settled"
+            "the silent client's connection never settled"
         );
     }
     if polls > MAX_IN_FLIGHT + 1000 {
@@ -317,6 +326,25 @@ fn no_reader_figures() {
     );
 }
 
+/// Waits until the server stops reading the pipe `pipe` (its write end):
+/// the pipe fills up (small writes are atomic, so "full" leaves gaps in
+/// its pages) and neither it nor the lines `written` move between two
+/// looks. Returns how many lines were written.
+fn wait_stalled(pipe: &OwnedFd, written: &AtomicUsize) -> usize {
+    let capacity = rustix::pipe::fcntl_getpipe_size(pipe).expect("the pipe's size");
+    let mut last = (0, 0);
+    wait_until("the server's stdin to fill up and stay full", || {
+        let now = (
+            rustix::io::ioctl_fionread(pipe).expect("FIONREAD") as usize,
+            written.load(Ordering::SeqCst),
+        );
+        let settled = now == last && now.0 > capacity / 2;
+        last = now;
+        settled
+    });
+    last.1
+}
+
 /// Reads response lines until the one with `id`.
 fn response_for(reader: &mut BufReader<ChildStdout>, id: &str) -> Value {
     loop {
@@ -363,21 +391,9 @@ fn over_stdio_a_client_that_does_not_read_stops_being_read() {
 
     // 2,000 polls, about 2 MB of requests: far more than the pipe holds.
     let pipe: OwnedFd = input.as_fd().try_clone_to_owned().expect("dup stdin");
-    let capacity = rustix::pipe::fcntl_getpipe_size(&pipe).expect("the pipe's size");
     let polls = 2000;
     let (written, writer) = write_polls(input, &handle, polls);
-    // The server stops reading: its stdin fills up (small writes are
-    // atomic, so "full" leaves gaps in the pipe's pages) and stays so.
-    let mut last = (0, 0);
-    wait_until("the server's stdin to fill up and stay full", || {
-        let now = (
-            rustix::io::ioctl_fionread(&pipe).expect("FIONREAD") as usize,
-            written.load(Ordering::SeqCst),
-        );
-        let settled = now == last && now.0 > capacity / 2;
-        last = now;
-        settled
-    });
+    let last = wait_stalled(&pipe, &written);
     assert!(written.load(Ordering::SeqCst) < polls);
     let (hwm_after, rss) = memory(pid);
     let line = output_bytes + 2048;
@@ -390,14 +406,14 @@ fn over_stdio_a_client_that_does_not_read_stops_being_read() {
     );
     assert_eq!(
         written.load(Ordering::SeqCst),
-        last.1,
+        last,
         "read while nobody read"
     );
     eprintln!(
         "stdio, no reader: VmHWM {} -> {} MiB, {} of {polls} polls written",
         hwm_before / MIB,
         hwm_after / MIB,
-        last.1
+        last
     );
 
     // Reading again lets it read on.
@@ -528,4 +544,97 @@ fn binary_output_round_trips_through_base64() {
         &bytes[..1000]
     );
     assert_no_children(server.pid());
+}
+
+/// Reads response lines into a channel, so that a test can ask whether
+/// one came in a given time.
+fn responses(output: ChildStdout) -> std::sync::mpsc::Receiver<Value> {
+    let (sender, received) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(output).lines() {
+            let Ok(line) = line else { break };
+            let Ok(response) = serde_json::from_str(&line) else {
+                break;
+            };
+            if sender.send(response).is_err() {
+                break;
+            }
+        }
+    });
+    received
+}
+
+#[test]
+fn a_connection_at_its_in_flight_cap_is_not_read_until_a_request_ends() {
+    let mut server = Served::start(&["--max-in-flight", "4"], Stdio::piped);
+    let mut input = server.0.stdin.take().expect("piped stdin");
+    let received = responses(server.0.stdout.take().expect("piped stdout"));
+    let next = || {
+        received
+            .recv_timeout(harness::DEADLINE)
+            .expect("a response in time")
+    };
+    let gate = std::env::temp_dir().join(format!("procward-inflight-{}", std::process::id()));
+    let _ = std::fs::remove_file(&gate);
+    let script = format!("while [ ! -e '{}' ]; do sleep 0.02; done", gate.display());
+    writeln!(
+        input,
+        "{}",
+        json!({"id": "s", "op": "spawn", "command": script, "mode": "shell"})
+    )
+    .expect("write");
+    let spawned = next();
+    let handle = spawned["result"]["handle_id"].clone();
+    // Four pending waits fill the cap; the list behind them is not read.
+    for i in 0..4 {
+        writeln!(
+            input,
+            "{}",
+            json!({"id": i, "op": "wait", "handle_id": handle})
+        )
+        .expect("write");
+    }
+    writeln!(input, "{}", json!({"id": "l", "op": "list"})).expect("write");
+    let early = received.recv_timeout(Duration::from_millis(500));
+    assert!(early.is_err(), "answered at the cap: {early:?}");
+    // The process ends, the waits are answered, and only then the list.
+    std::fs::write(&gate, b"").expect("open the gate");
+    let order: Vec<Value> = (0..5).map(|_| next()["id"].clone()).collect();
+    let _ = std::fs::remove_file(&gate);
+    assert_ne!(order[0], "l", "the list came before any wait: {order:?}");
+    assert!(order.contains(&json!("l")), "{order:?}");
+    drop(input);
+    let status = harness::wait_child(&mut server.0);
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn closing_does_not_wait_for_a_client_that_never_reads() {
+    let mut server = Served::start(&["--shutdown-grace-ms", "0"], Stdio::piped);
+    let mut input = server.0.stdin.take().expect("piped stdin");
+    let mut output = BufReader::new(server.0.stdout.take().expect("piped stdout"));
+    let mut spawn = output_of(1_000_000);
+    spawn["id"] = json!("s");
+    spawn["op"] = json!("spawn");
+    writeln!(input, "{spawn}").expect("write");
+    let handle = response_for(&mut output, "s")["result"]["handle_id"].clone();
+    writeln!(
+        input,
+        "{}",
+        json!({"id": "w", "op": "wait", "handle_id": handle})
+    )
+    .expect("write");
+    response_for(&mut output, "w");
+    // Far more answers than the pipe and the unsent bound hold, never read:
+    // the server is stuck on its output when it is told to stop.
+    let pipe: OwnedFd = input.as_fd().try_clone_to_owned().expect("dup stdin");
+    let (written, writer) = write_polls(input, &handle, 2000);
+    wait_stalled(&pipe, &written);
+    drop(pipe);
+    harness::send_signal(server.pid(), rustix::process::Signal::TERM);
+    let status = harness::wait_child(&mut server.0);
+    assert!(status.success(), "{status:?}");
+    // The server is gone: a write still blocked on its stdin fails.
+    writer.join().expect("the writer thread");
+    drop(output);
 }
