@@ -44,6 +44,7 @@ mod config;
 mod dispatcher;
 mod encoding;
 mod error;
+mod gate;
 mod lines;
 mod ops;
 mod outbox;

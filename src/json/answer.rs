@@ -53,13 +53,20 @@ impl Answer {
             let stdout = snapshot.stdout.bytes.len().min(limit.max_bytes);
             stdout.saturating_add(snapshot.stderr.bytes.len().min(limit.max_bytes))
         };
+        /// About what one entry of a list (of handles, say) takes.
+        const ENTRY: usize = 256;
         match self {
-            // `read`'s data, for one: the strings at the top.
+            // `read`'s data, for one: the strings at the top, and lists.
             Answer::Value(Value::Object(map)) => map
                 .values()
-                .map(|value| value.as_str().map_or(0, str::len))
+                .map(|value| match value {
+                    Value::String(text) => text.len(),
+                    Value::Array(items) => items.len().saturating_mul(ENTRY),
+                    _ => 0,
+                })
                 .sum(),
-            Answer::Value(_) | Answer::Spawned(_) | Answer::Listed(_) => 0,
+            Answer::Listed(handles) => handles.len().saturating_mul(ENTRY),
+            Answer::Value(_) | Answer::Spawned(_) => 0,
             Answer::Snapshot(snapshot, limit) => shown(snapshot, limit),
             Answer::Waited(outcome, limit) => shown(&outcome.snapshot, limit),
         }

@@ -23,11 +23,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, mpsc};
+
+use super::gate::{Gate, Waiting};
 
 /// How many responses of one connection may be rendered at once; each
 /// holds at most one line outside the unsent bound.
 pub(crate) const RENDERING: usize = 2;
+
+/// An answer carrying at most this many bytes of output is rendered
+/// without a render slot: its line is small (the in-flight cap bounds how
+/// many there are), and a slot for each would cost every `poll` a wait.
+pub(crate) const SMALL_ANSWER: usize = 4 * 1024;
 
 /// A render buffer (see [`LINE`]) larger than this is handed over as the
 /// line itself rather than copied, and not kept for the next line.
@@ -59,8 +66,8 @@ thread_local! {
 #[derive(Debug)]
 pub(crate) struct Outbox {
     lines: mpsc::UnboundedSender<Vec<u8>>,
-    /// Render slots: at most [`RENDERING`] lines are built at once.
-    rendering: Semaphore,
+    /// Render slots: at most [`RENDERING`] large lines are built at once.
+    rendering: Arc<Gate>,
     shared: Arc<Shared>,
 }
 
@@ -74,13 +81,15 @@ struct Shared {
     bound: usize,
     /// The output failed: lines are dropped from now on.
     broken: AtomicBool,
-    /// Told after each write, and when the output breaks.
+    /// Tasks waiting in [`Outbox::room`].
+    waiters: AtomicUsize,
+    /// Told after a write while someone waits, and when the output breaks.
     drained: Notify,
 }
 
 impl Shared {
     fn has_room(&self) -> bool {
-        self.broken.load(Ordering::Acquire) || self.unsent.load(Ordering::Acquire) <= self.bound
+        self.broken.load(Ordering::SeqCst) || self.unsent.load(Ordering::SeqCst) <= self.bound
     }
 }
 
@@ -100,11 +109,12 @@ impl Outbox {
             unsent: AtomicUsize::new(0),
             bound,
             broken: AtomicBool::new(false),
+            waiters: AtomicUsize::new(0),
             drained: Notify::new(),
         });
         let outbox = Outbox {
             lines: sender,
-            rendering: Semaphore::new(RENDERING),
+            rendering: Gate::new(RENDERING),
             shared: shared.clone(),
         };
         let writer = Writer {
@@ -119,10 +129,15 @@ impl Outbox {
     ///
     /// Cancel safety: cancel safe; it holds nothing.
     pub(crate) async fn room(&self) {
+        if self.shared.has_room() {
+            return;
+        }
+        let _waiting = Waiting::new(&self.shared.waiters);
+        self.wait_for_room().await;
+    }
+
+    async fn wait_for_room(&self) {
         loop {
-            if self.shared.has_room() {
-                return;
-            }
             let notified = self.shared.drained.notified();
             let mut notified = std::pin::pin!(notified);
             // Registered before the check below, so that a write finishing
@@ -142,15 +157,19 @@ impl Outbox {
         self.send(line.to_vec());
     }
 
-    /// Waits for a render slot and for room, then builds a line with
-    /// `render` (which appends it, `\n` included, to an empty buffer) and
-    /// sends it.
+    /// Waits for room (and a render slot, for an answer of more than
+    /// [`SMALL_ANSWER`] bytes of output: its `weight`), then builds a line
+    /// with `render` (which appends it, `\n` included, to an empty buffer)
+    /// and sends it.
     ///
     /// Cancel safety: cancel safe until `render` runs; nothing is sent if
     /// it is dropped before.
-    pub(crate) async fn render(&self, render: impl FnOnce(&mut Vec<u8>)) {
-        // The semaphore is never closed: the slot is always granted.
-        let _slot = self.rendering.acquire().await.ok();
+    pub(crate) async fn render(&self, weight: usize, render: impl FnOnce(&mut Vec<u8>)) {
+        let _slot = if weight > SMALL_ANSWER {
+            Some(self.rendering.enter(1).await)
+        } else {
+            None
+        };
         self.room().await;
         if self.shared.broken.load(Ordering::Acquire) {
             // Nobody will read it: do not build it.
@@ -184,7 +203,7 @@ impl Outbox {
         weight: usize,
         render: impl FnOnce(&mut Vec<u8>) + Send + 'static,
     ) -> bool {
-        let _slot = self.rendering.acquire().await.ok();
+        let _slot = self.rendering.enter(1).await;
         self.room().await;
         if self.shared.broken.load(Ordering::Acquire) {
             return true;
@@ -249,8 +268,11 @@ impl Writer {
 
     /// `bytes` are written (or lost with the output): room for more.
     fn wrote(&self, bytes: usize) {
-        self.shared.unsent.fetch_sub(bytes, Ordering::AcqRel);
-        self.shared.drained.notify_waiters();
+        self.shared.unsent.fetch_sub(bytes, Ordering::SeqCst);
+        // Sequentially consistent with the waiter's count-then-check.
+        if self.shared.waiters.load(Ordering::SeqCst) > 0 {
+            self.shared.drained.notify_waiters();
+        }
     }
 
     /// Writes the lines as they come, each batch with one write and a
@@ -317,12 +339,12 @@ mod tests {
     #[tokio::test]
     async fn lines_sent_before_and_after_the_writer_starts_are_all_written() {
         let (outbox, writer) = Outbox::new(1024);
-        outbox.render(line("one\n")).await;
+        outbox.render(0, line("one\n")).await;
         let (output, mut input) = tokio::io::duplex(64);
         let writer = tokio::spawn(writer.write_to(output));
         tokio::task::yield_now().await;
         outbox.push(b"two\n");
-        outbox.render(line("three\n")).await;
+        outbox.render(0, line("three\n")).await;
         drop(outbox);
         let mut written = String::new();
         input.read_to_string(&mut written).await.unwrap();
@@ -343,7 +365,7 @@ mod tests {
         // A line rendered now waits too, and is not built meanwhile.
         let rendered = tokio::time::timeout(
             Duration::from_millis(50),
-            outbox.render(|_| panic!("rendered past the bound")),
+            outbox.render(0, |_| panic!("rendered past the bound")),
         )
         .await;
         assert!(rendered.is_err());

@@ -49,14 +49,14 @@ use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::answer::Answer;
 use super::dispatcher::{Dispatcher, kill_all};
 use super::error::JsonError;
+use super::gate::{Gate, Pass};
 use super::lines::{Line, LineReader};
-use super::outbox::Outbox;
+use super::outbox::{Outbox, SMALL_ANSWER};
 use super::request::{Request, too_long, write_response};
 use super::stdin_order::{StdinOrder, Turn};
 use crate::messages::{KillRequest, Status};
@@ -95,7 +95,7 @@ const LARGE_ANSWER: usize = 64 * 1024;
 /// An answer carrying at most this many bytes is held without a share of
 /// the connection's answer budget (see [`answer`]): the in-flight cap
 /// bounds those.
-const HOLD_FREE: usize = 4 * 1024;
+const HOLD_FREE: usize = SMALL_ANSWER;
 
 /// How long a closing server waits past the shutdown grace for kills and
 /// requests still running before it gives up on them.
@@ -377,48 +377,40 @@ where
 
 /// The per-connection caps on requests read and not yet answered.
 struct Admission {
-    /// One permit per request.
-    requests: Arc<Semaphore>,
-    /// One permit per byte of request line.
-    bytes: Arc<Semaphore>,
-    /// Permits in `bytes`: a longer line takes them all.
-    bytes_total: usize,
+    /// One per request.
+    requests: Arc<Gate>,
+    /// One per byte of request line.
+    bytes: Arc<Gate>,
 }
 
 /// What one request holds until its response is sent.
 struct Held {
-    _slot: Option<OwnedSemaphorePermit>,
-    _bytes: Option<OwnedSemaphorePermit>,
+    _slot: Option<Pass>,
+    _bytes: Option<Pass>,
 }
 
 impl Admission {
     fn new(options: &ServeOptions) -> Self {
-        let bytes_total = options.max_in_flight_bytes.clamp(1, Semaphore::MAX_PERMITS);
         Admission {
-            requests: Arc::new(Semaphore::new(
-                options.max_in_flight.clamp(1, Semaphore::MAX_PERMITS),
-            )),
-            bytes: Arc::new(Semaphore::new(bytes_total)),
-            bytes_total,
+            requests: Gate::new(options.max_in_flight.max(1)),
+            bytes: Gate::new(options.max_in_flight_bytes.max(1)),
         }
     }
 
     /// Waits for room in the outbox, then for a request slot.
     ///
     /// Cancel safety: cancel safe.
-    async fn slot(&self, outbox: &Outbox) -> Option<OwnedSemaphorePermit> {
+    async fn slot(&self, outbox: &Outbox) -> Option<Pass> {
         outbox.room().await;
-        // The semaphores are never closed.
-        self.requests.clone().acquire_owned().await.ok()
+        Some(self.requests.enter(1).await)
     }
 
-    /// Waits until a request line of `length` bytes fits.
+    /// Waits until a request line of `length` bytes fits (a line longer
+    /// than the cap waits until no other is in flight).
     ///
     /// Cancel safety: cancel safe.
-    async fn bytes(&self, length: usize) -> Option<OwnedSemaphorePermit> {
-        let weight = length.clamp(1, self.bytes_total);
-        let weight = u32::try_from(weight).unwrap_or(u32::MAX);
-        self.bytes.clone().acquire_many_owned(weight).await.ok()
+    async fn bytes(&self, length: usize) -> Option<Pass> {
+        Some(self.bytes.enter(length).await)
     }
 }
 
@@ -485,10 +477,8 @@ async fn answer(
             result = run(&dispatcher, &request).await;
         }
     }
-    if result
-        .as_ref()
-        .is_ok_and(|answer| answer.weight() > LARGE_ANSWER)
-    {
+    let weight = result.as_ref().map_or(0, Answer::weight);
+    if weight > LARGE_ANSWER {
         let id = request.id.clone();
         let built = outbox
             .render_blocking(weight, move |line| {
@@ -498,12 +488,16 @@ async fn answer(
         if !built {
             let failed = JsonError::Internal("the response could not be written".to_owned());
             outbox
-                .render(|line| write_response::<Answer>(line, &request.id, Err(&failed)))
+                .render(0, |line| {
+                    write_response::<Answer>(line, &request.id, Err(&failed));
+                })
                 .await;
         }
     } else {
         outbox
-            .render(|line| write_response(line, &request.id, result.as_ref()))
+            .render(weight, |line| {
+                write_response(line, &request.id, result.as_ref());
+            })
             .await;
     }
     // Only now may the next stdin request to the same handle start.
@@ -527,43 +521,24 @@ async fn run(dispatcher: &Dispatcher, request: &Request) -> Result<Answer, JsonE
 }
 
 /// A connection's budget for the output its finished requests hold until
-/// their lines are sent: one permit per byte.
+/// their lines are sent: bytes, through a [`Gate`] (an answer larger than
+/// the budget is held alone).
 #[derive(Clone)]
-struct Budget {
-    permits: Arc<Semaphore>,
-    total: usize,
-}
+struct Budget(Arc<Gate>);
 
 impl Budget {
     fn new(bytes: usize) -> Self {
-        let total = bytes.clamp(1, Semaphore::MAX_PERMITS);
-        Budget {
-            permits: Arc::new(Semaphore::new(total)),
-            total,
-        }
+        Budget(Gate::new(bytes.max(1)))
     }
 
-    /// A share of `weight` bytes (all of the budget, for a larger answer)
-    /// if free now.
-    fn try_take(&self, weight: usize) -> Option<OwnedSemaphorePermit> {
-        self.permits
-            .clone()
-            .try_acquire_many_owned(self.weight(weight))
-            .ok()
+    /// A share of `weight` bytes, if free now.
+    fn try_take(&self, weight: usize) -> Option<Pass> {
+        self.0.try_enter(weight)
     }
 
     /// Waits for a share of `weight` bytes.
-    async fn take(&self, weight: usize) -> Option<OwnedSemaphorePermit> {
-        // The semaphore is never closed.
-        self.permits
-            .clone()
-            .acquire_many_owned(self.weight(weight))
-            .await
-            .ok()
-    }
-
-    fn weight(&self, weight: usize) -> u32 {
-        u32::try_from(weight.clamp(1, self.total)).unwrap_or(u32::MAX)
+    async fn take(&self, weight: usize) -> Option<Pass> {
+        Some(self.0.enter(weight).await)
     }
 }
 
