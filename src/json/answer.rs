@@ -45,13 +45,20 @@ impl Answer {
 }
 
 impl Answer {
-    /// About how many bytes of output or data the answer carries: enough
-    /// to tell a line that takes long to write from a small one before
-    /// writing it.
+    /// About how many bytes of output, data and strings the answer
+    /// carries: enough to tell a line that takes long to write, or much
+    /// memory to hold, from a small one before writing it.
     pub(crate) fn weight(&self) -> usize {
+        // The output shown, and the strings the spawn set (a command can
+        // be as long as a request line).
         let shown = |snapshot: &Snapshot, limit: &OutputLimit| {
             let stdout = snapshot.stdout.bytes.len().min(limit.max_bytes);
-            stdout.saturating_add(snapshot.stderr.bytes.len().min(limit.max_bytes))
+            let stderr = snapshot.stderr.bytes.len().min(limit.max_bytes);
+            let owner = snapshot.owner.as_deref().map_or(0, str::len);
+            stdout
+                .saturating_add(stderr)
+                .saturating_add(snapshot.command.len())
+                .saturating_add(owner)
         };
         /// About what one entry of a list (of handles, say) takes.
         const ENTRY: usize = 256;
