@@ -564,9 +564,11 @@ fn responses(output: ChildStdout) -> std::sync::mpsc::Receiver<Value> {
     received
 }
 
-#[test]
-fn a_connection_at_its_in_flight_cap_is_not_read_until_a_request_ends() {
-    let mut server = Served::start(&["--max-in-flight", "4"], Stdio::piped);
+/// Four pending waits (each padded to `pad` bytes) on a server started
+/// with `args`: the list sent behind them must not be read, so not
+/// answered, before one of the waits ends.
+fn nothing_read_past_four_pending_waits(args: &[&str], pad: usize) {
+    let mut server = Served::start(args, Stdio::piped);
     let mut input = server.0.stdin.take().expect("piped stdin");
     let received = responses(server.0.stdout.take().expect("piped stdout"));
     let next = || {
@@ -574,7 +576,7 @@ fn a_connection_at_its_in_flight_cap_is_not_read_until_a_request_ends() {
             .recv_timeout(harness::DEADLINE)
             .expect("a response in time")
     };
-    let gate = std::env::temp_dir().join(format!("procward-inflight-{}", std::process::id()));
+    let gate = std::env::temp_dir().join(format!("procward-inflight-{}-{pad}", std::process::id()));
     let _ = std::fs::remove_file(&gate);
     let script = format!("while [ ! -e '{}' ]; do sleep 0.02; done", gate.display());
     writeln!(
@@ -585,16 +587,18 @@ fn a_connection_at_its_in_flight_cap_is_not_read_until_a_request_ends() {
     .expect("write");
     let spawned = next();
     let handle = spawned["result"]["handle_id"].clone();
-    // Four pending waits fill the cap; the list behind them is not read.
+    let pad = "p".repeat(pad);
     for i in 0..4 {
         writeln!(
             input,
             "{}",
-            json!({"id": i, "op": "wait", "handle_id": handle})
+            json!({"id": i, "op": "wait", "handle_id": handle, "pad": pad})
         )
         .expect("write");
     }
     writeln!(input, "{}", json!({"id": "l", "op": "list"})).expect("write");
+    // An answer now would show the cap broken; silence proves nothing
+    // alone, so the order below is the check.
     let early = received.recv_timeout(Duration::from_millis(500));
     assert!(early.is_err(), "answered at the cap: {early:?}");
     // The process ends, the waits are answered, and only then the list.
@@ -606,6 +610,17 @@ fn a_connection_at_its_in_flight_cap_is_not_read_until_a_request_ends() {
     drop(input);
     let status = harness::wait_child(&mut server.0);
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_connection_at_its_in_flight_cap_is_not_read_until_a_request_ends() {
+    nothing_read_past_four_pending_waits(&["--max-in-flight", "4"], 0);
+}
+
+#[test]
+fn a_connection_at_its_in_flight_bytes_is_not_read_until_a_request_ends() {
+    // Four waits of about 1,080 bytes do not fit in 4,000.
+    nothing_read_past_four_pending_waits(&["--max-in-flight-bytes", "4000"], 1000);
 }
 
 #[test]
