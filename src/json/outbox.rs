@@ -157,6 +157,34 @@ impl Outbox {
         self.send(line.to_vec());
     }
 
+    /// Whether the unsent bytes are within the bound now (or the output
+    /// has failed).
+    pub(crate) fn has_room(&self) -> bool {
+        self.shared.has_room()
+    }
+
+    /// Builds a line with `render` now and sends it: for a small answer
+    /// when [`has_room`](Self::has_room) said yes.
+    pub(crate) fn render_now(&self, render: impl FnOnce(&mut Vec<u8>)) {
+        if self.shared.broken.load(Ordering::Acquire) {
+            return;
+        }
+        let line = LINE.with_borrow_mut(|buffer| {
+            buffer.clear();
+            render(buffer);
+            if buffer.capacity() > KEEP_LINE_CAPACITY {
+                // A large line goes as it is, its spare capacity given
+                // back, rather than copied.
+                let mut line = std::mem::take(buffer);
+                line.shrink_to_fit();
+                line
+            } else {
+                buffer.to_vec()
+            }
+        });
+        self.send(line);
+    }
+
     /// Waits for room (and a render slot, for an answer of more than
     /// [`SMALL_ANSWER`] bytes of output: its `weight`), then builds a line
     /// with `render` (which appends it, `\n` included, to an empty buffer)
@@ -171,24 +199,8 @@ impl Outbox {
             None
         };
         self.room().await;
-        if self.shared.broken.load(Ordering::Acquire) {
-            // Nobody will read it: do not build it.
-            return;
-        }
-        let line = LINE.with_borrow_mut(|buffer| {
-            buffer.clear();
-            render(buffer);
-            if buffer.capacity() > KEEP_LINE_CAPACITY {
-                // A large line (a snapshot with much output) goes as it is,
-                // its spare capacity given back, rather than copied.
-                let mut line = std::mem::take(buffer);
-                line.shrink_to_fit();
-                line
-            } else {
-                buffer.to_vec()
-            }
-        });
-        self.send(line);
+        // Nobody will read it if the output broke: then it is not built.
+        self.render_now(render);
     }
 
     /// As [`render`](Self::render), but builds the line on tokio's

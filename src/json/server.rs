@@ -466,18 +466,49 @@ async fn answer(
     if let Some(turn) = &mut turn {
         turn.wait().await;
     }
-    let mut result = run(&dispatcher, &request).await;
-    let mut share = None;
+    let result = run(&dispatcher, &request).await;
     let weight = result.as_ref().map_or(0, Answer::weight);
+    if weight <= SMALL_ANSWER && outbox.has_room() {
+        // The common case, with no wait: the answer is not held across an
+        // await, which keeps this task's future small (tokio moves it
+        // several times before its first poll).
+        outbox.render_now(|line| write_response(line, &request.id, result.as_ref()));
+    } else {
+        Box::pin(respond(
+            &dispatcher,
+            &request,
+            result,
+            weight,
+            &outbox,
+            &answers,
+        ))
+        .await;
+    }
+    // Only now may the next stdin request to the same handle start.
+    drop(turn);
+    drop(held);
+}
+
+/// Sends the response to `request`, whose handler gave `result` (of
+/// `weight`), once the outbox has room for it; see [`answer`].
+async fn respond(
+    dispatcher: &Dispatcher,
+    request: &Request,
+    mut result: Result<Answer, JsonError>,
+    mut weight: usize,
+    outbox: &Outbox,
+    answers: &Budget,
+) {
+    let mut share = None;
     if weight > HOLD_FREE {
         share = answers.try_take(weight);
         if share.is_none() && matches!(request.op.as_str(), "poll" | "read") {
             drop(result);
             share = answers.take(weight).await;
-            result = run(&dispatcher, &request).await;
+            result = run(dispatcher, request).await;
+            weight = result.as_ref().map_or(0, Answer::weight);
         }
     }
-    let weight = result.as_ref().map_or(0, Answer::weight);
     if weight > LARGE_ANSWER {
         let id = request.id.clone();
         let built = outbox
@@ -500,10 +531,7 @@ async fn answer(
             })
             .await;
     }
-    // Only now may the next stdin request to the same handle start.
-    drop(turn);
     drop(share);
-    drop(held);
 }
 
 /// Runs the request's handler, catching a panic as an `internal` error.
