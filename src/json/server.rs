@@ -23,7 +23,11 @@
 //!   [`max_in_flight_bytes`](ServeOptions::max_in_flight_bytes) of request
 //!   lines) are read and not yet answered;
 //! - a finished request renders its response only when the unsent bytes
-//!   are within their bound, two at a time;
+//!   are within their bound, and one carrying more than 4 KiB only two at
+//!   a time (more than 64 KiB: on the blocking pool); an answer over 4 KiB
+//!   is held only under a share of a per-connection budget (the unsent
+//!   bound), and a `poll` or `read` that finds it spent drops its answer
+//!   and asks again once there is room;
 //! - the output bytes of one stream in one response are capped by
 //!   [`max_response_bytes`](ServeOptions::max_response_bytes).
 //!
@@ -36,9 +40,10 @@
 //! read; spawns already read finish; the processes that the close concerns
 //! are killed (every process, for [`serve`]; the connection's own, for a
 //! socket connection); requests still running get their answers, which are
-//! written and flushed; then the function returns. A client that does not
-//! read its last answers within the close deadline (the shutdown grace
-//! plus 5 s) loses them: closing never waits on it for longer.
+//! written and flushed; then the function returns. The requests get the
+//! close deadline (the shutdown grace plus 5 s) to finish, and their
+//! answers as long again to be written: a client that does not read them
+//! in that time loses them, and closing never waits on it for longer.
 
 use std::future::Future;
 use std::io;
