@@ -329,7 +329,7 @@ where
                 let (bytes_slot, stopping) = tokio::select! {
                     biased;
                     () = &mut stop => (None, true),
-                    bytes_slot = admission.bytes(length) => (bytes_slot, false),
+                    bytes_slot = admission.bytes(length) => (Some(bytes_slot), false),
                 };
                 let tasks = if request.op == "spawn" {
                     &mut spawns
@@ -390,7 +390,8 @@ struct Admission {
 
 /// What one request holds until its response is sent.
 struct Held {
-    _slot: Option<Pass>,
+    _slot: Pass,
+    /// `None` only for the request read as the loop was told to stop.
     _bytes: Option<Pass>,
 }
 
@@ -405,17 +406,17 @@ impl Admission {
     /// Waits for room in the outbox, then for a request slot.
     ///
     /// Cancel safety: cancel safe.
-    async fn slot(&self, outbox: &Outbox) -> Option<Pass> {
+    async fn slot(&self, outbox: &Outbox) -> Pass {
         outbox.room().await;
-        Some(self.requests.enter(1).await)
+        self.requests.enter(1).await
     }
 
     /// Waits until a request line of `length` bytes fits (a line longer
     /// than the cap waits until no other is in flight).
     ///
     /// Cancel safety: cancel safe.
-    async fn bytes(&self, length: usize) -> Option<Pass> {
-        Some(self.bytes.enter(length).await)
+    async fn bytes(&self, length: usize) -> Pass {
+        self.bytes.enter(length).await
     }
 }
 
@@ -509,7 +510,7 @@ async fn respond(
         share = answers.try_take(weight);
         if share.is_none() && matches!(request.op.as_str(), "poll" | "read") {
             drop(result);
-            share = answers.take(weight).await;
+            share = Some(answers.take(weight).await);
             result = run(dispatcher, request).await;
             weight = result.as_ref().map_or(0, Answer::weight);
         }
@@ -570,8 +571,8 @@ impl Budget {
     }
 
     /// Waits for a share of `weight` bytes.
-    async fn take(&self, weight: usize) -> Option<Pass> {
-        Some(self.0.enter(weight).await)
+    async fn take(&self, weight: usize) -> Pass {
+        self.0.enter(weight).await
     }
 }
 
