@@ -611,4 +611,70 @@ mod tests {
         let fine = std::pin::pin!(async { 7 });
         assert_eq!(catch_unwind(fine).await, Ok(7));
     }
+
+    /// A `poll` whose answer finds the connection's budget spent lets it
+    /// go and asks again once there is room; other ops keep theirs.
+    #[tokio::test]
+    async fn a_poll_over_the_budget_asks_again_once_there_is_room() {
+        use serde_json::json;
+        use tokio::io::AsyncReadExt;
+
+        let config = crate::RegistryConfig::default()
+            .guard(false)
+            .reap_orphans(false)
+            .kill_escapees(false);
+        let registry = Registry::start(config).await.unwrap();
+        let dispatcher = Dispatcher::new(registry.clone());
+        let spawn = json!({"command": "head -c 5000 /dev/zero | tr '\\0' b", "mode": "shell"});
+        let spawned = dispatcher
+            .dispatch("spawn", spawn.as_object().unwrap())
+            .await
+            .unwrap();
+        let handle = json!({"handle_id": spawned["handle_id"]});
+        dispatcher
+            .dispatch("wait", handle.as_object().unwrap())
+            .await
+            .unwrap();
+
+        let (outbox, writer) = Outbox::new(1 << 20);
+        let (output, mut input) = tokio::io::duplex(1 << 20);
+        let writing = tokio::spawn(writer.write_to(output));
+        let budget = Budget::new(100);
+        let hog = budget.take(100).await;
+        // An answer the handler gave before: stale, and over the budget.
+        let stale = || Ok(Answer::Value(json!({"data": "x".repeat(5000)})));
+        let request = |op: &str| {
+            let mut line = json!({"id": op, "op": op});
+            line["handle_id"] = spawned["handle_id"].clone();
+            Request::parse(line.to_string().as_bytes()).unwrap()
+        };
+        let (poll, wait) = (request("poll"), request("wait"));
+        respond(&dispatcher, &wait, stale(), 5000, &outbox, &budget).await;
+        {
+            let polling = respond(&dispatcher, &poll, stale(), 5000, &outbox, &budget);
+            let mut polling = std::pin::pin!(polling);
+            let early = tokio::time::timeout(Duration::from_millis(100), polling.as_mut()).await;
+            assert!(early.is_err(), "answered over the budget");
+            drop(hog);
+            polling.await;
+        }
+        drop(outbox);
+        writing.await.unwrap();
+        let mut written = String::new();
+        input.read_to_string(&mut written).await.unwrap();
+        let lines: Vec<serde_json::Value> = written
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        // The wait kept its answer; the poll asked the registry again.
+        assert_eq!(lines[0]["id"], "wait");
+        assert_eq!(
+            lines[0]["result"]["data"].as_str().map(str::len),
+            Some(5000)
+        );
+        assert_eq!(lines[1]["id"], "poll");
+        assert_eq!(lines[1]["result"]["stdout"], "b".repeat(5000));
+        registry.shutdown().await.unwrap();
+    }
 }
