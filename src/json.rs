@@ -44,6 +44,7 @@ mod config;
 mod dispatcher;
 mod encoding;
 mod error;
+mod gate;
 mod lines;
 mod ops;
 mod outbox;
@@ -60,5 +61,9 @@ pub use config::ServeConfig;
 pub use dispatcher::Dispatcher;
 pub use error::{ErrorKind, JsonError};
 pub use request::{Rejected, Request, response_line, too_long};
-pub use server::{DEFAULT_MAX_LINE_BYTES, DEFAULT_SHUTDOWN_GRACE, ServeOptions, serve};
+pub use server::{
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES, DEFAULT_MAX_LINE_BYTES,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_UNSENT_BYTES, DEFAULT_SHUTDOWN_GRACE, ServeOptions,
+    serve,
+};
 pub use socket::serve_socket;

@@ -10,7 +10,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use procward::json::{self, DEFAULT_MAX_LINE_BYTES, DEFAULT_SHUTDOWN_GRACE, ServeOptions};
+use procward::json::{
+    self, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES, DEFAULT_MAX_LINE_BYTES,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_UNSENT_BYTES, DEFAULT_SHUTDOWN_GRACE, ServeOptions,
+};
 use procward::{Registry, RegistryConfig};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
@@ -90,6 +93,29 @@ struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE_BYTES,
           value_parser = at_least_one)]
     max_line_bytes: usize,
+
+    /// The most output bytes of one stream that one response carries
+    /// (`poll`, `wait`, `read`, `pause`, `resume`); a request's `max_bytes`
+    /// can only lower it. A stream cut by it is flagged.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_RESPONSE_BYTES)]
+    max_response_bytes: usize,
+
+    /// A connection (stdin/stdout or a socket connection) is not read while
+    /// more than this many bytes of its responses wait to be written.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_UNSENT_BYTES)]
+    max_unsent_bytes: usize,
+
+    /// A connection is not read while this many of its requests are read
+    /// and not yet answered (pending waits included).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_IN_FLIGHT,
+          value_parser = at_least_one)]
+    max_in_flight: usize,
+
+    /// A connection is not read on while the request lines of its requests
+    /// not yet answered add up to this many bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_IN_FLIGHT_BYTES,
+          value_parser = at_least_one)]
+    max_in_flight_bytes: usize,
 
     /// Serve on a Unix socket at PATH (created with mode 0600) instead of
     /// stdin/stdout. All connections share one registry; a connection's
@@ -227,7 +253,11 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send +
     let registry = Registry::start(config).await?;
     let options = ServeOptions::default()
         .max_line_bytes(args.max_line_bytes)
-        .shutdown_grace(Duration::from_millis(args.shutdown_grace_ms));
+        .shutdown_grace(Duration::from_millis(args.shutdown_grace_ms))
+        .max_response_bytes(args.max_response_bytes)
+        .max_unsent_bytes(args.max_unsent_bytes)
+        .max_in_flight(args.max_in_flight)
+        .max_in_flight_bytes(args.max_in_flight_bytes);
     match &args.socket {
         Some(path) => json::serve_socket(registry, path, &options, stop).await?,
         None => {

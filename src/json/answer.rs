@@ -9,6 +9,7 @@
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
+use super::encoding::OutputLimit;
 use super::error::JsonError;
 use super::render::{SnapshotView, Spawned, Summary};
 use crate::messages::{HandleSummary, Snapshot, WaitOutcome};
@@ -20,10 +21,11 @@ pub(crate) enum Answer {
     Value(Value),
     /// `spawn`: the running snapshot, written with the original five keys.
     Spawned(Snapshot),
-    /// `poll`, `pause`, `resume`: the full snapshot.
-    Snapshot(Snapshot),
-    /// `wait`: the snapshot and `timed_out`.
-    Waited(WaitOutcome),
+    /// `poll`, `pause`, `resume`: the full snapshot, its output within the
+    /// limit.
+    Snapshot(Snapshot, OutputLimit),
+    /// `wait`: the snapshot and `timed_out`, its output within the limit.
+    Waited(WaitOutcome, OutputLimit),
     /// `list`: `{"handles": [...]}`.
     Listed(Vec<HandleSummary>),
 }
@@ -42,6 +44,42 @@ impl Answer {
     }
 }
 
+impl Answer {
+    /// About how many bytes of output, data and strings the answer
+    /// carries: enough to tell a line that takes long to write, or much
+    /// memory to hold, from a small one before writing it.
+    pub(crate) fn weight(&self) -> usize {
+        // The output shown, and the strings the spawn set (a command can
+        // be as long as a request line).
+        let shown = |snapshot: &Snapshot, limit: &OutputLimit| {
+            let stdout = snapshot.stdout.bytes.len().min(limit.max_bytes);
+            let stderr = snapshot.stderr.bytes.len().min(limit.max_bytes);
+            let owner = snapshot.owner.as_deref().map_or(0, str::len);
+            stdout
+                .saturating_add(stderr)
+                .saturating_add(snapshot.command.len())
+                .saturating_add(owner)
+        };
+        /// About what one entry of a list (of handles, say) takes.
+        const ENTRY: usize = 256;
+        match self {
+            // `read`'s data, for one: the strings at the top, and lists.
+            Answer::Value(Value::Object(map)) => map
+                .values()
+                .map(|value| match value {
+                    Value::String(text) => text.len(),
+                    Value::Array(items) => items.len().saturating_mul(ENTRY),
+                    _ => 0,
+                })
+                .sum(),
+            Answer::Listed(handles) => handles.len().saturating_mul(ENTRY),
+            Answer::Value(_) | Answer::Spawned(_) => 0,
+            Answer::Snapshot(snapshot, limit) => shown(snapshot, limit),
+            Answer::Waited(outcome, limit) => shown(&outcome.snapshot, limit),
+        }
+    }
+}
+
 impl From<Value> for Answer {
     fn from(value: Value) -> Self {
         Answer::Value(value)
@@ -53,9 +91,12 @@ impl Serialize for Answer {
         match self {
             Answer::Value(value) => value.serialize(serializer),
             Answer::Spawned(snapshot) => Spawned::new(snapshot).serialize(serializer),
-            Answer::Snapshot(snapshot) => SnapshotView::new(snapshot).serialize(serializer),
-            Answer::Waited(outcome) => {
-                SnapshotView::waited(&outcome.snapshot, outcome.timed_out).serialize(serializer)
+            Answer::Snapshot(snapshot, limit) => {
+                SnapshotView::new(snapshot, *limit).serialize(serializer)
+            }
+            Answer::Waited(outcome, limit) => {
+                SnapshotView::waited(&outcome.snapshot, outcome.timed_out, *limit)
+                    .serialize(serializer)
             }
             Answer::Listed(handles) => Listing { handles }.serialize(serializer),
         }

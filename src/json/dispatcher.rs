@@ -1,19 +1,20 @@
 //! [`Dispatcher`]: runs one JSON request against a registry.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tokio::task::JoinSet;
 
 use super::answer::Answer;
+use super::encoding::OutputLimit;
 use super::error::JsonError;
 use super::ops;
-use super::owned::OwnedHandles;
+use super::owned::Owned;
 use super::params::Params;
+use super::server::DEFAULT_MAX_RESPONSE_BYTES;
 use crate::error::Error;
-use crate::messages::{HandleId, KillRequest, Status};
+use crate::messages::{HandleId, KillRequest};
 use crate::registry::Registry;
 
 /// Runs JSON requests (`op` name + parameters object) against a
@@ -40,13 +41,15 @@ use crate::registry::Registry;
 pub struct Dispatcher {
     registry: Registry,
     owner: Option<Arc<Owner>>,
+    /// The most output bytes of one stream in one answer.
+    max_response_bytes: usize,
 }
 
 /// A connection's own bookkeeping of what it spawned.
 #[derive(Debug)]
 struct Owner {
     tag: String,
-    handles: Mutex<OwnedHandles>,
+    handles: Owned,
 }
 
 impl Dispatcher {
@@ -55,6 +58,7 @@ impl Dispatcher {
         Dispatcher {
             registry,
             owner: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 
@@ -63,13 +67,50 @@ impl Dispatcher {
     /// with `outlive_connection`, so that
     /// [`kill_owned`](Self::kill_owned) can kill them when the connection
     /// closes.
+    ///
+    /// The handles are kept by a task of their own, started on the current
+    /// Tokio runtime: called outside one, the dispatcher remembers nothing
+    /// (and [`kill_owned`](Self::kill_owned) kills nothing).
     pub fn for_connection(&self, tag: impl Into<String>) -> Self {
+        let tag = tag.into();
+        let owner = match Owned::start(self.registry.clone()) {
+            Some(handles) => Some(Arc::new(Owner { tag, handles })),
+            None => {
+                tracing::warn!(connection = %tag, "no Tokio runtime: the connection's handles are not remembered");
+                None
+            }
+        };
         Dispatcher {
             registry: self.registry.clone(),
-            owner: Some(Arc::new(Owner {
-                tag: tag.into(),
-                handles: Mutex::new(OwnedHandles::default()),
-            })),
+            owner,
+            max_response_bytes: self.max_response_bytes,
+        }
+    }
+
+    /// The same dispatcher with the cap on the output bytes of one stream
+    /// in one answer (`poll`, `wait`, `read`, `pause`, `resume`) set to
+    /// `bytes`; the default is [`DEFAULT_MAX_RESPONSE_BYTES`]. A request's
+    /// own `max_bytes` can only lower it.
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// The cap for one answer: the request's `max_bytes` (when given),
+    /// never above the dispatcher's.
+    pub(crate) fn output_limit(&self, params: Params<'_>) -> Result<OutputLimit, JsonError> {
+        let asked = params
+            .count("max_bytes")?
+            .map_or(usize::MAX, |max| usize::try_from(max).unwrap_or(usize::MAX));
+        Ok(OutputLimit {
+            max_bytes: asked.min(self.max_response_bytes),
+        })
+    }
+
+    /// The dispatcher's own cap, for answers without a `max_bytes`.
+    pub(crate) fn default_output_limit(&self) -> OutputLimit {
+        OutputLimit {
+            max_bytes: self.max_response_bytes,
         }
     }
 
@@ -131,33 +172,20 @@ impl Dispatcher {
         let Some(owner) = &self.owner else {
             return 0;
         };
-        let ids = lock(&owner.handles).take();
+        let ids = owner.handles.take().await;
         tracing::debug!(connection = %owner.tag, handles = ids.len(), "killing the connection's processes");
         kill_all(&self.registry, ids, request, deadline).await
     }
 
     pub(crate) async fn track(&self, id: HandleId) {
-        let Some(owner) = &self.owner else {
-            return;
-        };
-        if !lock(&owner.handles).insert(id) {
-            return;
+        if let Some(owner) = &self.owner {
+            owner.handles.track(id);
         }
-        let checked = lock(&owner.handles).ids();
-        let Ok(summaries) = self.registry.list().await else {
-            return;
-        };
-        let running: HashSet<HandleId> = summaries
-            .iter()
-            .filter(|summary| summary.status == Status::Running)
-            .map(|summary| summary.handle_id)
-            .collect();
-        lock(&owner.handles).prune(&checked, &running);
     }
 
     pub(crate) fn untrack(&self, id: HandleId) {
         if let Some(owner) = &self.owner {
-            lock(&owner.handles).remove(&id);
+            owner.handles.untrack(id);
         }
     }
 }
@@ -190,9 +218,4 @@ pub(crate) async fn kill_all(
         tracing::warn!(?deadline, "some kills did not finish in time");
     }
     count
-}
-
-/// The lock, even if a panicking thread poisoned it: the set stays usable.
-fn lock(handles: &Mutex<OwnedHandles>) -> MutexGuard<'_, OwnedHandles> {
-    handles.lock().unwrap_or_else(PoisonError::into_inner)
 }

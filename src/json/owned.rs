@@ -6,14 +6,101 @@
 //! instead it is pruned of handles that are no longer running whenever it
 //! has doubled since the last pruning, which keeps it within twice the
 //! number of running handles at an amortized O(1) cost per spawn.
+//!
+//! The set belongs to one task ([`Owned::start`]); the connection's
+//! requests reach it through a channel, in the order they send, so a
+//! spawn's id is in the set before a later [`Owned::take`] empties it.
 
 use std::collections::HashSet;
 
-use crate::messages::HandleId;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::messages::{HandleId, Status};
+use crate::registry::Registry;
+
+/// What the keeper task is asked to do.
+#[derive(Debug)]
+enum Command {
+    Track(HandleId),
+    Untrack(HandleId),
+    Take(oneshot::Sender<Vec<HandleId>>),
+}
+
+/// A cheap handle to the task that keeps one connection's handles. The
+/// task ends when the last handle is dropped.
+#[derive(Debug, Clone)]
+pub(crate) struct Owned {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Owned {
+    /// Starts the keeper task on the current Tokio runtime; `None` outside
+    /// one.
+    pub(crate) fn start(registry: Registry) -> Option<Self> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let (commands, received) = mpsc::unbounded_channel();
+        runtime.spawn(keep(registry, received));
+        Some(Owned { commands })
+    }
+
+    /// Adds `id` to the set.
+    pub(crate) fn track(&self, id: HandleId) {
+        // The keeper only stops once every sender is gone.
+        let _ = self.commands.send(Command::Track(id));
+    }
+
+    /// Removes `id` from the set.
+    pub(crate) fn untrack(&self, id: HandleId) {
+        let _ = self.commands.send(Command::Untrack(id));
+    }
+
+    /// Empties the set, returning what it held (after every track and
+    /// untrack sent before).
+    pub(crate) async fn take(&self) -> Vec<HandleId> {
+        let (reply, taken) = oneshot::channel();
+        if self.commands.send(Command::Take(reply)).is_err() {
+            return Vec::new();
+        }
+        taken.await.unwrap_or_default()
+    }
+}
+
+/// The keeper task: owns the set and answers the commands in order.
+async fn keep(registry: Registry, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let mut handles = OwnedHandles::default();
+    while let Some(command) = commands.recv().await {
+        match command {
+            Command::Track(id) => {
+                if handles.insert(id) {
+                    prune(&registry, &mut handles).await;
+                }
+            }
+            Command::Untrack(id) => handles.remove(&id),
+            Command::Take(reply) => {
+                let _ = reply.send(handles.take());
+            }
+        }
+    }
+}
+
+/// Drops the handles the registry no longer runs.
+async fn prune(registry: &Registry, handles: &mut OwnedHandles) {
+    let checked = handles.ids();
+    let Ok(summaries) = registry.list().await else {
+        return;
+    };
+    let running: HashSet<HandleId> = summaries
+        .iter()
+        .filter(|summary| summary.status == Status::Running)
+        .map(|summary| summary.handle_id)
+        .collect();
+    handles.prune(&checked, &running);
+}
 
 /// The smallest size at which the set is pruned.
 const MIN_PRUNE_AT: usize = 256;
 
+/// The set itself, with its pruning rule.
 #[derive(Debug)]
 pub(crate) struct OwnedHandles {
     ids: HashSet<HandleId>,
@@ -71,6 +158,7 @@ impl OwnedHandles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RegistryConfig;
 
     fn ids(n: usize) -> Vec<HandleId> {
         (0..n)
@@ -103,5 +191,28 @@ mod tests {
         left.sort();
         assert_eq!(left, vec![all[1], all[2]]);
         assert!(owned.take().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_keeper_tracks_in_order_and_prunes_what_is_not_running() {
+        let config = RegistryConfig::default()
+            .guard(false)
+            .reap_orphans(false)
+            .kill_escapees(false);
+        let registry = Registry::start(config).await.unwrap();
+        let owned = Owned::start(registry.clone()).unwrap();
+        // Ids the registry never ran: the pruning at MIN_PRUNE_AT drops them.
+        let all = ids(MIN_PRUNE_AT + 10);
+        for id in &all {
+            owned.track(*id);
+        }
+        owned.untrack(all[MIN_PRUNE_AT]);
+        let mut left = owned.take().await;
+        left.sort();
+        let mut expected = all[MIN_PRUNE_AT + 1..].to_vec();
+        expected.sort();
+        assert_eq!(left, expected);
+        assert!(owned.take().await.is_empty());
+        registry.shutdown().await.unwrap();
     }
 }

@@ -7,13 +7,12 @@
 //! when it is valid UTF-8. [`Dispatcher::dispatch`](super::Dispatcher)
 //! turns the same views into a `Value` for library callers.
 
-use std::borrow::Cow;
-
 use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::messages::{HandleId, HandleSummary, ResourceUsage, Snapshot, Status};
+use super::encoding::{OutputLimit, Shown, show};
+use crate::messages::{HandleId, HandleSummary, ResourceUsage, Snapshot, Status, StreamOutput};
 
 /// The result of `spawn`: the original five keys.
 #[derive(Debug, Serialize)]
@@ -38,7 +37,8 @@ impl<'a> Spawned<'a> {
 }
 
 /// The full view of a handle, as `poll` answers and `wait` extends with
-/// `timed_out`.
+/// `timed_out`. Each stream shows at most the answer's
+/// [`OutputLimit`], as text or base64 ([`show`]).
 #[derive(Debug, Serialize)]
 pub(crate) struct SnapshotView<'a> {
     handle_id: HandleId,
@@ -48,10 +48,10 @@ pub(crate) struct SnapshotView<'a> {
     started_at: Timestamp,
     pid: u32,
     exit_code: Option<i32>,
-    stdout: Cow<'a, str>,
+    stdout: Shown<'a>,
     stdout_truncated: bool,
     stdout_total_bytes: u64,
-    stderr: Cow<'a, str>,
+    stderr: Shown<'a>,
     stderr_truncated: bool,
     stderr_total_bytes: u64,
     ended_at: Option<Timestamp>,
@@ -61,6 +61,10 @@ pub(crate) struct SnapshotView<'a> {
     evicted: bool,
     paused: bool,
     usage: Option<Usage>,
+    stdout_encoding: &'static str,
+    stdout_cut: bool,
+    stderr_encoding: &'static str,
+    stderr_cut: bool,
     /// `wait` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     timed_out: Option<bool>,
@@ -68,7 +72,9 @@ pub(crate) struct SnapshotView<'a> {
 
 impl<'a> SnapshotView<'a> {
     /// The view `poll` answers with.
-    pub(crate) fn new(snapshot: &'a Snapshot) -> Self {
+    pub(crate) fn new(snapshot: &'a Snapshot, limit: OutputLimit) -> Self {
+        let (stdout, stdout_cut) = show_stream(&snapshot.stdout, limit);
+        let (stderr, stderr_cut) = show_stream(&snapshot.stderr, limit);
         SnapshotView {
             handle_id: snapshot.handle_id,
             status: snapshot.status.as_str(),
@@ -77,10 +83,12 @@ impl<'a> SnapshotView<'a> {
             started_at: Timestamp(snapshot.started_at),
             pid: snapshot.pid,
             exit_code: compat_exit_code(snapshot.status, snapshot.exit_code),
-            stdout: snapshot.stdout.text(),
+            stdout_encoding: stdout.encoding(),
+            stdout,
             stdout_truncated: snapshot.stdout.truncated,
             stdout_total_bytes: snapshot.stdout.total_bytes,
-            stderr: snapshot.stderr.text(),
+            stderr_encoding: stderr.encoding(),
+            stderr,
             stderr_truncated: snapshot.stderr.truncated,
             stderr_total_bytes: snapshot.stderr.total_bytes,
             ended_at: snapshot.ended_at.map(Timestamp),
@@ -90,17 +98,24 @@ impl<'a> SnapshotView<'a> {
             evicted: snapshot.evicted,
             paused: snapshot.paused,
             usage: snapshot.usage.as_ref().map(Usage::new),
+            stdout_cut,
+            stderr_cut,
             timed_out: None,
         }
     }
 
     /// The view `wait` answers with: the snapshot, then `timed_out`.
-    pub(crate) fn waited(snapshot: &'a Snapshot, timed_out: bool) -> Self {
+    pub(crate) fn waited(snapshot: &'a Snapshot, timed_out: bool, limit: OutputLimit) -> Self {
         SnapshotView {
             timed_out: Some(timed_out),
-            ..SnapshotView::new(snapshot)
+            ..SnapshotView::new(snapshot, limit)
         }
     }
+}
+
+/// One stream within `limit`, and whether it was cut.
+fn show_stream(output: &StreamOutput, limit: OutputLimit) -> (Shown<'_>, bool) {
+    show(&output.bytes, output.dropped_at, limit)
 }
 
 /// CPU times in (fractional) milliseconds and the peak RSS.
@@ -192,7 +207,6 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::messages::StreamOutput;
 
     fn finished() -> Snapshot {
         Snapshot {
@@ -243,11 +257,16 @@ mod tests {
         assert_eq!(serde_json::to_value(at).unwrap(), "2025-01-31T12:00:00.5Z");
     }
 
-    /// The bytes written, keys in the protocol's order.
+    const UNCAPPED: OutputLimit = OutputLimit {
+        max_bytes: usize::MAX,
+    };
+
+    /// The bytes written, keys in the protocol's order. Output that is not
+    /// UTF-8 goes as base64.
     #[test]
     fn a_snapshot_is_written_in_the_protocol_order() {
         let snapshot = finished();
-        let written = serde_json::to_string(&SnapshotView::new(&snapshot)).unwrap();
+        let written = serde_json::to_string(&SnapshotView::new(&snapshot, UNCAPPED)).unwrap();
         assert_eq!(
             written,
             concat!(
@@ -255,17 +274,32 @@ mod tests {
                 r#""command":"echo hello","started_at":"2026-11-27T09:09:59.421622113Z","#,
                 r#""pid":3438,"exit_code":3,"#,
                 r#""stdout":"hello\n","stdout_truncated":false,"stdout_total_bytes":6,"#,
-                r#""stderr":"ok\ufffd","stderr_truncated":true,"stderr_total_bytes":10,"#,
+                r#""stderr":"b2v/","stderr_truncated":true,"stderr_total_bytes":10,"#,
                 r#""ended_at":"2026-11-27T09:09:59.5Z","signal":null,"failure":null,"#,
                 r#""owner":"job-7","evicted":false,"paused":false,"#,
-                r#""usage":{"user_time_ms":1.5,"system_time_ms":0.0,"max_rss_kib":2048}}"#,
+                r#""usage":{"user_time_ms":1.5,"system_time_ms":0.0,"max_rss_kib":2048},"#,
+                r#""stdout_encoding":"text","stdout_cut":false,"#,
+                r#""stderr_encoding":"base64","stderr_cut":false}"#,
             )
-            .replace(r"\ufffd", "\u{fffd}")
         );
-        let waited = serde_json::to_value(SnapshotView::waited(&snapshot, true)).unwrap();
+        let waited = serde_json::to_value(SnapshotView::waited(&snapshot, true, UNCAPPED)).unwrap();
         assert_eq!(waited["timed_out"], true);
         let keys: Vec<&String> = waited.as_object().unwrap().keys().collect();
         assert_eq!(keys.last().unwrap().as_str(), "timed_out");
+    }
+
+    #[test]
+    fn each_stream_is_cut_to_the_limit_and_flagged() {
+        let snapshot = finished();
+        let limit = OutputLimit { max_bytes: 3 };
+        let view = serde_json::to_value(SnapshotView::new(&snapshot, limit)).unwrap();
+        assert_eq!(view["stdout"], "hel");
+        assert_eq!(view["stdout_cut"], true);
+        // The totals keep their meaning: what the child wrote.
+        assert_eq!(view["stdout_total_bytes"], 6);
+        assert_eq!(view["stderr"], "b2v/");
+        assert_eq!(view["stderr_encoding"], "base64");
+        assert_eq!(view["stderr_cut"], false);
     }
 
     #[test]

@@ -15,7 +15,10 @@ const MAX_CHAR_BYTES: usize = 4;
 
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     let id = params.handle_id()?;
-    let request = parse(params)?;
+    let mut request = parse(params)?;
+    // Never more than the server's cap on one response, asked or not:
+    // `next_offset` tells the caller where to go on.
+    request.max_bytes = Some(dispatcher.output_limit(params)?.max_bytes);
     let encoding = Encoding::from_params(params)?;
     let chunk = dispatcher.registry().read(id, request).await?;
     let mut bytes = &chunk.bytes[..];

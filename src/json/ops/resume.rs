@@ -8,5 +8,8 @@ use crate::json::params::Params;
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     let id = params.handle_id()?;
     let snapshot = dispatcher.registry().resume(id).await?;
-    Ok(Answer::Snapshot(snapshot))
+    Ok(Answer::Snapshot(
+        snapshot,
+        dispatcher.default_output_limit(),
+    ))
 }

@@ -1,6 +1,7 @@
 //! `wait`: answer when the handle is terminal, or when the wait's own
 //! timeout passes first (then `timed_out` is true, `status` is `running`
-//! and the process keeps running).
+//! and the process keeps running). `max_bytes` caps the output bytes of
+//! each stream it shows.
 
 use crate::json::answer::Answer;
 use crate::json::dispatcher::Dispatcher;
@@ -10,6 +11,7 @@ use crate::json::params::Params;
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     let id = params.handle_id()?;
     let timeout = params.millis_either("timeout", "timeout_ms")?;
+    let limit = dispatcher.output_limit(params)?;
     let outcome = dispatcher.registry().wait(id, timeout).await?;
-    Ok(Answer::Waited(outcome))
+    Ok(Answer::Waited(outcome, limit))
 }
