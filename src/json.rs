@@ -59,6 +59,6 @@ mod stdin_order;
 pub use config::ServeConfig;
 pub use dispatcher::Dispatcher;
 pub use error::{ErrorKind, JsonError};
-pub use request::{Rejected, Request, response_line, too_long};
+pub use request::{Rejected, Request, RequestId, response_line, too_long};
 pub use server::{DEFAULT_MAX_LINE_BYTES, DEFAULT_SHUTDOWN_GRACE, ServeOptions, serve};
 pub use socket::serve_socket;
