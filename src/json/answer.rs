@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::error::JsonError;
 use super::render::{SnapshotView, Spawned, Summary};
-use crate::messages::{HandleSummary, Snapshot, WaitOutcome};
+use crate::messages::{HandleSummary, Snapshot, Status, WaitOutcome};
 
 /// The result object of one request.
 #[derive(Debug)]
@@ -22,7 +22,8 @@ pub(crate) enum Answer {
     Spawned(Snapshot),
     /// `poll`, `pause`, `resume`: the full snapshot.
     Snapshot(Snapshot),
-    /// `wait`: the snapshot and `timed_out`.
+    /// `wait` (and `spawn` with `wait`): the snapshot, `timed_out` and
+    /// `wait_timed_out`.
     Waited(WaitOutcome),
     /// `list`: `{"handles": [...]}`.
     Listed(Vec<HandleSummary>),
@@ -54,10 +55,29 @@ impl Serialize for Answer {
             Answer::Value(value) => value.serialize(serializer),
             Answer::Spawned(snapshot) => Spawned::new(snapshot).serialize(serializer),
             Answer::Snapshot(snapshot) => SnapshotView::new(snapshot).serialize(serializer),
-            Answer::Waited(outcome) => {
-                SnapshotView::waited(&outcome.snapshot, outcome.timed_out).serialize(serializer)
-            }
+            Answer::Waited(outcome) => Waited::new(outcome).serialize(serializer),
             Answer::Listed(handles) => Listing { handles }.serialize(serializer),
+        }
+    }
+}
+
+/// A wait's answer: the snapshot, then `timed_out` (true when the wait's
+/// own timeout passed *or* the spawn timeout ended the process, as the
+/// original registry said), then `wait_timed_out` (only the former), for
+/// callers that must tell the two apart.
+#[derive(Serialize)]
+struct Waited<'a> {
+    #[serde(flatten)]
+    view: SnapshotView<'a>,
+    wait_timed_out: bool,
+}
+
+impl<'a> Waited<'a> {
+    fn new(outcome: &'a WaitOutcome) -> Self {
+        let timed_out = outcome.timed_out || outcome.snapshot.status == Status::TimedOut;
+        Waited {
+            view: SnapshotView::waited(&outcome.snapshot, timed_out),
+            wait_timed_out: outcome.timed_out,
         }
     }
 }
