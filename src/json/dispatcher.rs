@@ -13,7 +13,7 @@ use super::ops;
 use super::owned::OwnedHandles;
 use super::params::Params;
 use crate::error::Error;
-use crate::messages::{HandleId, KillRequest, Status};
+use crate::messages::{HandleId, KillRequest, Snapshot, SpawnRequest, Status};
 use crate::registry::Registry;
 
 /// Runs JSON requests (`op` name + parameters object) against a
@@ -40,6 +40,24 @@ use crate::registry::Registry;
 pub struct Dispatcher {
     registry: Registry,
     owner: Option<Arc<Owner>>,
+    /// The largest `output_cap` a spawn may ask for.
+    max_output_cap: usize,
+    /// The identity a connection's owners are bound to, if any.
+    binding: Option<Arc<Binding>>,
+}
+
+/// The default ceiling on a spawn's `output_cap`: 64 MiB.
+pub const DEFAULT_MAX_OUTPUT_CAP: usize = 64 * 1024 * 1024;
+
+/// A connection's identity, to which the owners it names are bound.
+#[derive(Debug)]
+struct Binding {
+    /// `uid:1000`, `conn:7`, ...: every owner the connection names becomes
+    /// `identity/name`, and a spawn without an owner gets `identity`.
+    identity: String,
+    /// The connection sees and touches only handles whose owner is bound
+    /// to its identity.
+    isolated: bool,
 }
 
 /// A connection's own bookkeeping of what it spawned.
@@ -55,7 +73,83 @@ impl Dispatcher {
         Dispatcher {
             registry,
             owner: None,
+            max_output_cap: DEFAULT_MAX_OUTPUT_CAP,
+            binding: None,
         }
+    }
+
+    /// Sets the largest `output_cap` a spawn may ask for (default
+    /// [`DEFAULT_MAX_OUTPUT_CAP`]); a spawn above it is an
+    /// `invalid_request` naming the ceiling.
+    pub fn with_max_output_cap(mut self, bytes: usize) -> Self {
+        self.max_output_cap = bytes;
+        self
+    }
+
+    /// The largest `output_cap` a spawn may ask for.
+    pub fn max_output_cap(&self) -> usize {
+        self.max_output_cap
+    }
+
+    /// Binds the owners this dispatcher's requests name to `identity`: a
+    /// spawn's `owner` becomes `identity/owner` (just `identity` when it
+    /// names none), and `list`, `kill_owner` and `release_owner` read
+    /// `owner` the same way. With `isolated`, `list` shows only the
+    /// handles so bound, and every op on another handle fails as
+    /// `unknown_handle`, as if it did not exist.
+    pub fn bound_to(mut self, identity: impl Into<String>, isolated: bool) -> Self {
+        self.binding = Some(Arc::new(Binding {
+            identity: identity.into(),
+            isolated,
+        }));
+        self
+    }
+
+    /// The owner key a request naming `owner` means: `owner` itself, or
+    /// bound to the connection's identity.
+    pub(crate) fn owner_key(&self, owner: Option<&str>) -> Option<String> {
+        match (&self.binding, owner) {
+            (None, owner) => owner.map(str::to_owned),
+            (Some(binding), None) => Some(binding.identity.clone()),
+            (Some(binding), Some(owner)) => Some(format!("{}/{owner}", binding.identity)),
+        }
+    }
+
+    /// `request` with its owner bound to the connection's identity.
+    pub(crate) fn bind_owner(&self, mut request: SpawnRequest) -> SpawnRequest {
+        if self.binding.is_some() {
+            request.owner = self.owner_key(request.owner.as_deref());
+        }
+        request
+    }
+
+    /// Whether this dispatcher may see a handle of `owner`.
+    pub(crate) fn may_see(&self, owner: Option<&str>) -> bool {
+        let Some(binding) = self.binding.as_deref().filter(|binding| binding.isolated) else {
+            return true;
+        };
+        owner.is_some_and(|owner| {
+            owner
+                .strip_prefix(binding.identity.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    }
+
+    /// Fails as an unknown handle when this dispatcher is isolated and `id`
+    /// is not one of its own; the snapshot is returned for ops that need it.
+    pub(crate) async fn check_access(&self, id: HandleId) -> Result<Option<Snapshot>, JsonError> {
+        if !self
+            .binding
+            .as_deref()
+            .is_some_and(|binding| binding.isolated)
+        {
+            return Ok(None);
+        }
+        let snapshot = self.registry.poll(id).await?;
+        if !self.may_see(snapshot.owner.as_deref()) {
+            return Err(Error::UnknownHandle(id).into());
+        }
+        Ok(Some(snapshot))
     }
 
     /// A dispatcher on the same registry for one connection, tagged `tag`
@@ -65,11 +159,11 @@ impl Dispatcher {
     /// closes.
     pub fn for_connection(&self, tag: impl Into<String>) -> Self {
         Dispatcher {
-            registry: self.registry.clone(),
             owner: Some(Arc::new(Owner {
                 tag: tag.into(),
                 handles: Mutex::new(OwnedHandles::default()),
             })),
+            ..self.clone()
         }
     }
 
@@ -80,8 +174,8 @@ impl Dispatcher {
 
     /// Runs `op` with `params` (the request object without `id` and `op`).
     ///
-    /// Unknown parameters are ignored, as the original protocol did; a
-    /// parameter that is `null` counts as absent.
+    /// A parameter the op does not know is an `invalid_request` naming it;
+    /// a parameter that is `null` counts as absent.
     ///
     /// Cancel safety: as for the [`Registry`] method behind the op. A
     /// dropped `spawn` may still start its process, and then that process

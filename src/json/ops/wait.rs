@@ -7,8 +7,16 @@ use crate::json::dispatcher::Dispatcher;
 use crate::json::error::JsonError;
 use crate::json::params::Params;
 
+/// The parameters `wait` reads; any other is refused.
+const PARAMS: &[&str] = &["handle_id", "timeout", "timeout_ms", "max_bytes"];
+
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
+    params.only("wait", PARAMS)?;
+    // A bound on the output bytes of the answer, which the response-size
+    // work wires up; read here so that a bad value is refused already.
+    let _max_bytes = params.count("max_bytes")?;
     let id = params.handle_id()?;
+    dispatcher.check_access(id).await?;
     let timeout = params.millis_either("timeout", "timeout_ms")?;
     let outcome = dispatcher.registry().wait(id, timeout).await?;
     Ok(Answer::Waited(outcome))
