@@ -304,3 +304,25 @@ fn the_output_cap_ceiling_refuses_by_name_and_bounds_capture() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--max-output-cap 100"), "{stderr}");
 }
+
+/// The documented exception to one answer per line: the server closes
+/// spawns before it kills, so a spawn with `wait` still pending when the
+/// input ends holds the close until the close deadline and is dropped.
+#[test]
+fn a_spawn_with_wait_pending_when_the_input_ends_is_dropped_and_killed() {
+    let mut server = Server::start(&["--shutdown-grace-ms", "0"]);
+    let id = server
+        .io
+        .send_op("spawn", json!({"argv": ["sleep", "30"], "wait": true}));
+    let mut pid = None;
+    harness::wait_until("the process to run", || {
+        let listed = server.io.call("list", json!({}));
+        pid = listed["handles"][0]["pid"].as_u64();
+        pid.is_some()
+    });
+    server.io.close();
+    let rest = server.io.read_to_end();
+    assert!(rest.iter().all(|response| response["id"] != id), "{rest:?}");
+    assert!(server.wait_exit().success());
+    harness::assert_all_gone(server.pid(), &[pid.unwrap_or_default() as u32]);
+}
