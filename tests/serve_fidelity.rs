@@ -82,7 +82,8 @@ fn ids_are_echoed_exactly_as_sent() {
         "-0",
         "1e2",
         "1.50",
-        r#""\u00e9""#,
+        "42",
+        r#""a b""#,
         r#"[1,{"x":-0.0}]"#,
     ];
     let mut input = String::new();

@@ -16,26 +16,55 @@ use crate::policy::DenyRule;
 
 mod scan;
 
-/// A request's `id` as the client wrote it: its JSON text, without the
-/// whitespace outside strings. It is echoed in the response as this text,
-/// so a number comes back exactly as sent (`123456789012345678901234567890`,
-/// `-0`, `1e2`), never rounded through a float.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(Cow<'static, str>);
+/// A request's `id`, echoed in the response as the client wrote it: a
+/// number comes back exactly as sent (`123456789012345678901234567890`,
+/// `-0`, `1e2`), never rounded through a float, and so does an array or
+/// object holding one (without the whitespace outside strings). A string
+/// comes back as the same string (its escapes may be written differently).
+#[derive(Debug, Clone)]
+pub struct RequestId(Repr);
+
+#[derive(Debug, Clone)]
+enum Repr {
+    /// A value whose JSON text serde_json writes back as it was read: an
+    /// integer, a string, `true`, `false`, `null`.
+    Value(Value),
+    /// The JSON text as sent, for what a `Value` would change.
+    Text(Box<str>),
+}
 
 impl RequestId {
     /// The id of a request that has none, or whose id could not be read.
-    pub const NULL: RequestId = RequestId(Cow::Borrowed("null"));
+    pub const NULL: RequestId = RequestId(Repr::Value(Value::Null));
 
     /// The id's JSON text, as it is written in the response.
-    pub fn as_json(&self) -> &str {
-        &self.0
+    pub fn as_json(&self) -> Cow<'_, str> {
+        match &self.0 {
+            Repr::Value(value) => Cow::Owned(value.to_string()),
+            Repr::Text(text) => Cow::Borrowed(text),
+        }
     }
 
     /// The id as serde_json reads it (a number too large for an integer
     /// becomes a float, as for any JSON reader).
     pub fn value(&self) -> Value {
-        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+        match &self.0 {
+            Repr::Value(value) => value.clone(),
+            Repr::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        }
+    }
+
+    /// Appends the id's JSON text to `line`.
+    fn write_to(&self, line: &mut Vec<u8>) {
+        match &self.0 {
+            Repr::Text(text) => line.extend_from_slice(text.as_bytes()),
+            Repr::Value(value) => {
+                if serde_json::to_writer(&mut *line, value).is_err() {
+                    // Writing a value into a Vec does not fail.
+                    line.extend_from_slice(b"null");
+                }
+            }
+        }
     }
 }
 
@@ -45,17 +74,34 @@ impl Default for RequestId {
     }
 }
 
+/// Two ids are equal when their JSON text is.
+impl PartialEq for RequestId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_json() == other.as_json()
+    }
+}
+
+impl Eq for RequestId {}
+
 /// The id with this value's JSON text.
 impl From<&Value> for RequestId {
     fn from(value: &Value) -> Self {
-        RequestId(Cow::Owned(value.to_string()))
+        RequestId(Repr::Text(value.to_string().into()))
     }
 }
 
 impl std::fmt::Display for RequestId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.as_json())
     }
+}
+
+/// Whether serde_json would write `id` back with other text than it was
+/// read from: a number that is not an integer (`1e2`, `-0`, one past
+/// `u64`). Arrays and objects are taken from the line too (see
+/// [`LineVisitor`]).
+fn changes_in_a_value(id: &Value) -> bool {
+    matches!(id, Value::Number(number) if number.is_f64())
 }
 
 /// A parsed request line: `{"id": ..., "op": "...", ...params}`.
@@ -101,19 +147,31 @@ impl Request {
         }
         let parsed: Line = serde_json::from_slice(line)
             .map_err(|err| anonymous(JsonError::Parse(format!("the line is not JSON: {err}"))))?;
-        let (op, params) = match parsed {
-            Line::Object { op, params } => (op, params),
+        let (id, op, params, repeated, nested) = match parsed {
+            Line::Object {
+                id,
+                op,
+                params,
+                repeated,
+                nested,
+            } => (id, op, params, repeated, nested),
             Line::Other(type_name) => {
                 return Err(anonymous(JsonError::invalid(format!(
                     "a request must be a JSON object, got {type_name}"
                 ))));
             }
         };
-        let scanned = scan::scan(line);
-        let id = scanned.id.map_or(RequestId::NULL, |raw| {
-            RequestId(Cow::Owned(scan::compact(raw)))
-        });
-        if let Some(key) = scanned.duplicate {
+        // The line's text is needed for an id a `Value` would write
+        // differently, and for repeated keys below the top level.
+        let scanned =
+            (nested || id.as_ref().is_some_and(changes_in_a_value)).then(|| scan::scan(line));
+        let id = match (scanned.as_ref().and_then(|scanned| scanned.id), id) {
+            (Some(raw), _) => RequestId(Repr::Text(scan::compact(raw).into())),
+            (None, Some(value)) => RequestId(Repr::Value(value)),
+            (None, None) => RequestId::NULL,
+        };
+        let duplicate = repeated.or_else(|| scanned.and_then(|scanned| scanned.duplicate));
+        if let Some(key) = duplicate {
             return Err(Box::new(Rejected {
                 // Which of two ids is meant cannot be known.
                 id: if key == "id" { RequestId::NULL } else { id },
@@ -147,12 +205,17 @@ impl Request {
 /// A line's JSON value, read the way [`Value`] would read it but with
 /// `id` and `op` taken out as they come instead of inserted into the
 /// parameters map and removed again (hashing and allocating their keys:
-/// about a quarter of the work of answering a `poll`). The `id` is only
-/// checked here: its text is taken from the line by [`scan`].
+/// about a quarter of the work of answering a `poll`).
 enum Line {
     Object {
+        id: Option<Value>,
         op: Option<Value>,
         params: Map<String, Value>,
+        /// The first top-level key given twice.
+        repeated: Option<String>,
+        /// Whether any top-level value is an array or an object: only
+        /// then can a key repeat below the top level, which [`scan`] finds.
+        nested: bool,
     },
     /// Not an object: what it is, as [`type_name`] says it.
     Other(&'static str),
@@ -174,20 +237,36 @@ impl<'de> Visitor<'de> for LineVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Line, A::Error> {
+        let mut id = None;
         let mut op = None;
         let mut params = Map::new();
+        let mut repeated = None;
+        let mut nested = false;
         while let Some(key) = map.next_key::<Key>()? {
-            match key {
-                // Read as a value (not skipped) so that what is refused is
-                // what `Value` refuses: skipping checks no UTF-8.
-                Key::Id => drop(map.next_value::<Value>()?),
-                Key::Op => op = Some(map.next_value::<Value>()?),
-                Key::Param(name) => {
-                    params.insert(name, map.next_value::<Value>()?);
-                }
+            let value = map.next_value::<Value>()?;
+            nested |= matches!(value, Value::Array(_) | Value::Object(_));
+            let again = match key {
+                Key::Id => id.replace(value).is_some().then_some("id".to_owned()),
+                Key::Op => op.replace(value).is_some().then_some("op".to_owned()),
+                Key::Param(name) => match params.entry(name) {
+                    serde_json::map::Entry::Occupied(entry) => Some(entry.key().clone()),
+                    serde_json::map::Entry::Vacant(entry) => {
+                        entry.insert(value);
+                        None
+                    }
+                },
+            };
+            if repeated.is_none() {
+                repeated = again;
             }
         }
-        Ok(Line::Object { op, params })
+        Ok(Line::Object {
+            id,
+            op,
+            params,
+            repeated,
+            nested,
+        })
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Line, A::Error> {
@@ -292,7 +371,7 @@ pub(crate) fn write_response<T: Serialize>(
     // Written by hand around the id, whose text serde_json could not
     // write unchanged; the keys keep the order `id`, `ok`, then the rest.
     line.extend_from_slice(b"{\"id\":");
-    line.extend_from_slice(id.as_json().as_bytes());
+    id.write_to(line);
     let written = match outcome {
         Ok(result) => {
             line.extend_from_slice(b",\"ok\":true,\"result\":");
@@ -315,7 +394,7 @@ pub(crate) fn write_response<T: Serialize>(
         // promise anyway.
         line.truncate(start);
         line.extend_from_slice(b"{\"id\":");
-        line.extend_from_slice(id.as_json().as_bytes());
+        id.write_to(line);
         line.extend_from_slice(
             br#","ok":false,"error":{"kind":"internal","message":"the response could not be encoded"}"#,
         );
@@ -434,8 +513,11 @@ mod tests {
             "1e2",
             "1.0",
             "-1.5E-7",
-            r#""\u00e9""#,
+            "7",
+            "true",
+            r#""x""#,
             r#"[1,{"a":null}]"#,
+            r#"{"n":1e2}"#,
         ] {
             let line = format!(r#"{{"id": {sent}, "op": "poll"}}"#);
             let req = Request::parse(line.as_bytes()).unwrap();
@@ -445,6 +527,9 @@ mod tests {
         }
         let spaced = Request::parse(br#"{"id": [ 1 , " a b " ], "op": "x"}"#).unwrap();
         assert_eq!(spaced.id.as_json(), r#"[1," a b "]"#);
+        // A string is the same string, whatever escapes wrote it.
+        let escaped = Request::parse(br#"{"id": "\u00e9", "op": "x"}"#).unwrap();
+        assert_eq!(escaped.id.value(), json!("é"));
     }
 
     #[test]

@@ -26,21 +26,23 @@ pub(super) struct Scanned<'a> {
 }
 
 /// Scans a line that serde_json accepted as one JSON object.
+///
+/// The scan that every line gets keeps no path; only a line with a
+/// repeated key is scanned again to name it.
 pub(super) fn scan(line: &[u8]) -> Scanned<'_> {
-    let mut scanner = Scanner {
-        text: line,
-        at: 0,
-        path: Vec::new(),
-        duplicate: None,
-        id: None,
-    };
-    scanner.skip_space();
-    if scanner.peek() == Some(b'{') {
-        scanner.object(true);
+    let mut fast = Scanner::new(line, false);
+    fast.top();
+    if !fast.repeated {
+        return Scanned {
+            id: fast.id,
+            duplicate: None,
+        };
     }
+    let mut named = Scanner::new(line, true);
+    named.top();
     Scanned {
-        id: scanner.id,
-        duplicate: scanner.duplicate,
+        id: named.id,
+        duplicate: named.duplicate,
     }
 }
 
@@ -74,21 +76,81 @@ fn is_space(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
 }
 
+/// A key as it stands in the line, between its quotes.
+#[derive(Debug, Clone, Copy)]
+struct Key<'a> {
+    raw: &'a [u8],
+    escapes: bool,
+}
+
+impl<'a> Key<'a> {
+    const NONE: Key<'static> = Key {
+        raw: b"",
+        escapes: false,
+    };
+
+    fn text(self) -> Cow<'a, str> {
+        decode(self.raw, self.escapes)
+    }
+
+    /// Whether two keys are the same string (`"\u0069d"` is `"id"`).
+    fn same(self, other: Key<'_>) -> bool {
+        if !self.escapes && !other.escapes {
+            return self.raw == other.raw;
+        }
+        self.text() == other.text()
+    }
+
+    fn is(self, name: &str) -> bool {
+        if self.escapes {
+            self.text() == name
+        } else {
+            self.raw == name.as_bytes()
+        }
+    }
+}
+
 /// One step of the path to the value being scanned.
 enum Step<'a> {
-    Key(Cow<'a, str>),
+    Key(Key<'a>),
     Index(usize),
 }
+
+/// How many keys of an object are compared one by one (kept on the stack);
+/// past that they are hashed.
+const FEW_KEYS: usize = 8;
 
 struct Scanner<'a> {
     text: &'a [u8],
     at: usize,
+    /// Whether to keep the path, to name a repeated key.
+    tracking: bool,
     path: Vec<Step<'a>>,
+    repeated: bool,
     duplicate: Option<String>,
     id: Option<&'a [u8]>,
 }
 
 impl<'a> Scanner<'a> {
+    fn new(text: &'a [u8], tracking: bool) -> Self {
+        Scanner {
+            text,
+            at: 0,
+            tracking,
+            path: Vec::new(),
+            repeated: false,
+            duplicate: None,
+            id: None,
+        }
+    }
+
+    fn top(&mut self) {
+        self.skip_space();
+        if self.peek() == Some(b'{') {
+            self.object(true);
+        }
+    }
+
     fn peek(&self) -> Option<u8> {
         self.text.get(self.at).copied()
     }
@@ -118,9 +180,8 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Skips a string; returns its text between the quotes, and whether it
-    /// holds an escape.
-    fn string(&mut self) -> (&'a [u8], bool) {
+    /// Skips a string; returns it as a key.
+    fn string(&mut self) -> Key<'a> {
         self.at += 1;
         let start = self.at;
         let mut escapes = false;
@@ -136,7 +197,10 @@ impl<'a> Scanner<'a> {
         }
         let end = self.at.min(self.text.len());
         self.at += 1;
-        (&self.text[start.min(end)..end], escapes)
+        Key {
+            raw: &self.text[start.min(end)..end],
+            escapes,
+        }
     }
 
     fn array(&mut self) {
@@ -156,9 +220,13 @@ impl<'a> Scanner<'a> {
                 }
                 Some(_) => {}
             }
-            self.path.push(Step::Index(index));
+            if self.tracking {
+                self.path.push(Step::Index(index));
+            }
             self.value();
-            self.path.pop();
+            if self.tracking {
+                self.path.pop();
+            }
             index += 1;
         }
     }
@@ -167,38 +235,60 @@ impl<'a> Scanner<'a> {
     /// (`top`), also where the `id` value stands.
     fn object(&mut self, top: bool) {
         self.at += 1;
-        let mut seen: HashSet<Cow<'a, str>> = HashSet::new();
+        let mut few = [Key::NONE; FEW_KEYS];
+        let mut count = 0;
+        let mut many: Option<HashSet<Cow<'a, str>>> = None;
         loop {
             self.skip_space();
             match self.peek() {
-                None => return,
-                Some(b'}') => {
-                    self.at += 1;
-                    return;
-                }
                 Some(b',') => {
                     self.at += 1;
                     continue;
                 }
                 Some(b'"') => {}
-                // Not reached on a line serde_json accepted.
-                Some(_) => return,
+                Some(b'}') => {
+                    self.at += 1;
+                    return;
+                }
+                // The end, or (not on a line serde_json accepted) junk.
+                _ => return,
             }
-            let (raw, escapes) = self.string();
-            let key = decode(raw, escapes);
+            let key = self.string();
             self.skip_space();
             // The `:`.
             self.at += 1;
             self.skip_space();
             let start = self.at;
-            let repeated = !seen.insert(key.clone());
-            self.path.push(Step::Key(key));
-            if repeated && self.duplicate.is_none() {
-                self.duplicate = Some(self.path_text());
+            let repeated = match &mut many {
+                Some(set) => !set.insert(key.text()),
+                None if count < FEW_KEYS => {
+                    let repeated = few[..count].iter().any(|seen| seen.same(key));
+                    few[count] = key;
+                    count += 1;
+                    repeated
+                }
+                None => {
+                    let mut set: HashSet<Cow<'a, str>> =
+                        few.iter().map(|seen| seen.text()).collect();
+                    let repeated = !set.insert(key.text());
+                    many = Some(set);
+                    repeated
+                }
+            };
+            if repeated {
+                self.repeated = true;
+            }
+            if self.tracking {
+                self.path.push(Step::Key(key));
+                if repeated && self.duplicate.is_none() {
+                    self.duplicate = Some(self.path_text());
+                }
             }
             self.value();
-            let step = self.path.pop();
-            if top && matches!(&step, Some(Step::Key(key)) if key == "id") {
+            if self.tracking {
+                self.path.pop();
+            }
+            if top && key.is("id") {
                 self.id = Some(&self.text[start..self.at.min(self.text.len())]);
             }
         }
@@ -212,7 +302,7 @@ impl<'a> Scanner<'a> {
                     if !text.is_empty() {
                         text.push('.');
                     }
-                    text.push_str(key);
+                    text.push_str(&key.text());
                 }
                 Step::Index(index) => text.push_str(&format!("[{index}]")),
             }
@@ -284,5 +374,14 @@ mod tests {
         );
         assert_eq!(duplicate(r#"{"a": {"b": 1}, "c": {"b": 1}}"#), None);
         assert_eq!(duplicate(r#"{"a": "{\"b\":1,\"b\":2}"}"#), None);
+        // Past the keys compared one by one, and back.
+        let many: Vec<String> = (0..40)
+            .map(|n| format!("\"k{n}\": {{\"k{n}\": 1}}"))
+            .collect();
+        let line = format!("{{{}, \"k39\": 2}}", many.join(", "));
+        assert_eq!(duplicate(&line).as_deref(), Some("k39"));
+        let line = format!("{{{}, \"x\": {{\"k1\": 1, \"k1\": 2}}}}", many.join(", "));
+        assert_eq!(duplicate(&line).as_deref(), Some("x.k1"));
+        assert_eq!(duplicate(&format!("{{{}}}", many.join(", "))), None);
     }
 }
