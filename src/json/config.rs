@@ -72,6 +72,13 @@ impl ServeConfig {
                 .validate()
                 .map_err(|err| format!("profile {name:?}: {err}"))?;
         }
+        if config.require_profile && config.profiles.is_empty() {
+            return Err(
+                "require_profile is set, but there are no profiles: every spawn would be \
+                 denied"
+                    .to_owned(),
+            );
+        }
         if let Some(name) = &config.default_profile
             && !config.profiles.contains_key(name)
         {
@@ -145,6 +152,8 @@ mod tests {
         let config =
             ServeConfig::parse(r#"{"default_profile": "ci", "profiles": {"ci": {}}}"#).unwrap();
         assert_eq!(config.default_profile.as_deref(), Some("ci"));
+        let err = ServeConfig::parse(r#"{"require_profile": true}"#).unwrap_err();
+        assert!(err.contains("no profiles"), "{err}");
         let err = ServeConfig::parse(r#"{"profiles": {"ci": {"min_nice": 40}}}"#).unwrap_err();
         assert!(err.contains("profile \"ci\": min_nice 40"), "{err}");
     }
