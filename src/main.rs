@@ -110,12 +110,13 @@ struct ServeArgs {
     /// Socket mode: what the owners a connection names are bound to.
     /// `free`: what the request says; `uid`: the peer's uid
     /// (`uid:1000/owner`); `connection`: the connection (`conn:7/owner`).
-    #[arg(long, value_name = "BINDING", value_enum, default_value_t = Owners::Free)]
+    #[arg(long, value_name = "BINDING", value_enum, default_value_t = Owners::Free,
+          requires = "socket")]
     socket_owners: Owners,
 
     /// Socket mode: a connection sees and touches only the handles whose
     /// owner is bound to it (needs `--socket-owners uid` or `connection`).
-    #[arg(long)]
+    #[arg(long, requires = "socket")]
     socket_isolate: bool,
 
     /// Do not become a child subreaper. By default the server adopts the
