@@ -306,24 +306,50 @@ fn the_output_cap_ceiling_refuses_by_name_and_bounds_capture() {
     assert!(stderr.contains("--max-output-cap 100"), "{stderr}");
 }
 
-/// The documented exception to one answer per line: the server closes
-/// spawns before it kills, so a spawn with `wait` still pending when the
-/// input ends holds the close until the close deadline and is dropped.
+/// The input ends while a spawn waits for its process: the close kills
+/// everything, that process too, and the spawn is answered with the
+/// terminal snapshot (the server waits for spawns before it kills, so the
+/// spawn kills its own process itself).
 #[test]
-fn a_spawn_with_wait_pending_when_the_input_ends_is_dropped_and_killed() {
-    let mut server = Server::start(&["--shutdown-grace-ms", "0"]);
-    let id = server
-        .io
-        .send_op("spawn", json!({"argv": ["sleep", "30"], "wait": true}));
-    let mut pid = None;
-    harness::wait_until("the process to run", || {
-        let listed = server.io.call("list", json!({}));
-        pid = listed["handles"][0]["pid"].as_u64();
-        pid.is_some()
+fn a_spawn_with_wait_pending_when_the_input_ends_is_answered_killed() {
+    let mut server = Server::start(&["--shutdown-grace-ms", "100"]);
+    let ids: Vec<Value> = (0..20)
+        .map(|_| {
+            server
+                .io
+                .send_op("spawn", json!({"argv": ["sleep", "30"], "wait": true}))
+        })
+        .collect();
+    let mut pids = Vec::new();
+    harness::wait_until("the processes to run", || {
+        let listed = server.io.call("list", json!({"status": "running"}));
+        pids = listed["handles"]
+            .as_array()
+            .map(|handles| {
+                handles
+                    .iter()
+                    .filter_map(|h| h["pid"].as_u64())
+                    .map(|pid| pid as u32)
+                    .collect()
+            })
+            .unwrap_or_default();
+        pids.len() == ids.len()
     });
+    let started = std::time::Instant::now();
     server.io.close();
     let rest = server.io.read_to_end();
-    assert!(rest.iter().all(|response| response["id"] != id), "{rest:?}");
+    for id in &ids {
+        let response = rest
+            .iter()
+            .find(|response| &response["id"] == id)
+            .unwrap_or_else(|| panic!("no answer for {id}: {rest:?}"));
+        assert_eq!(response["result"]["status"], "killed", "{response}");
+        assert_eq!(response["result"]["signal"], 15, "{response}");
+    }
     assert!(server.wait_exit().success());
-    harness::assert_all_gone(server.pid(), &[pid.unwrap_or_default() as u32]);
+    eprintln!(
+        "20 spawns with wait answered at the close in {:?}",
+        started.elapsed()
+    );
+    harness::assert_all_gone(server.pid(), &pids);
 }

@@ -246,3 +246,45 @@ fn a_socket_planted_by_another_user_is_named() {
         "{stderr}"
     );
 }
+
+/// A connection that stops sending while a spawn waits for its process:
+/// the process dies with the connection and the spawn is answered killed;
+/// one asked to outlive the connection keeps running and is answered as a
+/// wait that timed out.
+#[test]
+fn a_spawn_with_wait_is_answered_when_its_connection_closes() {
+    let dir = SocketDir::new("owners-close");
+    let path = dir.socket();
+    let server = start(&path, &["--shutdown-grace-ms", "100"]);
+    let mut a = connect(&path);
+    let dies = a.send_op("spawn", json!({"argv": ["sleep", "30"], "wait": true}));
+    let lives = a.send_op(
+        "spawn",
+        json!({"argv": ["sleep", "30"], "wait": true, "outlive_connection": true}),
+    );
+    let mut other = connect(&path);
+    wait_until("both to run", || {
+        let listed = other.call("list", json!({"status": "running"}));
+        listed["handles"].as_array().map(Vec::len) == Some(2)
+    });
+    a.close();
+    let answers = a.read_to_end();
+    let answer = |id: &Value| {
+        answers
+            .iter()
+            .find(|answer| &answer["id"] == id)
+            .unwrap_or_else(|| panic!("no answer for {id}: {answers:?}"))["result"]
+            .clone()
+    };
+    let died = answer(&dies);
+    assert_eq!(died["status"], "killed", "{died}");
+    let lived = answer(&lives);
+    assert_eq!(lived["status"], "running", "{lived}");
+    assert_eq!(lived["wait_timed_out"], true, "{lived}");
+    assert!(alive(pid_of(&lived)));
+    let killed = other.call("kill", json!({"handle_id": lived["handle_id"]}));
+    assert_eq!(killed["status"], "killed");
+    other.close();
+    assert!(other.read_to_end().is_empty());
+    assert_all_gone(server.pid(), &[pid_of(&died), pid_of(&lived)]);
+}

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::answer::Answer;
@@ -44,6 +45,11 @@ pub struct Dispatcher {
     max_output_cap: usize,
     /// The identity a connection's owners are bound to, if any.
     binding: Option<Arc<Binding>>,
+    /// Closed (its sender dropped) when the stream this dispatcher serves
+    /// stops being read; `None` when nobody says.
+    input: Option<watch::Receiver<()>>,
+    /// The kill that closing sends to this dispatcher's processes.
+    close_kill: KillRequest,
 }
 
 /// The default ceiling on a spawn's `output_cap`: 64 MiB.
@@ -75,7 +81,37 @@ impl Dispatcher {
             owner: None,
             max_output_cap: DEFAULT_MAX_OUTPUT_CAP,
             binding: None,
+            input: None,
+            close_kill: KillRequest::default(),
         }
+    }
+
+    /// A dispatcher that learns when its stream stops being read: when
+    /// `input` closes (its sender is dropped, with the reader that holds
+    /// it), a `spawn` still waiting with `wait` sends `kill` to its process
+    /// and answers with the terminal snapshot, as the close would kill the
+    /// process anyway, and the server waits for spawns before it kills.
+    pub(crate) fn reading(mut self, input: watch::Receiver<()>, kill: KillRequest) -> Self {
+        self.input = Some(input);
+        self.close_kill = kill;
+        self
+    }
+
+    /// Resolves once the stream stops being read; never, if nobody says.
+    pub(crate) async fn input_closed(&self) {
+        match &self.input {
+            Some(input) => {
+                let mut input = input.clone();
+                // Nothing is ever sent: only the sender's drop ends this.
+                while input.changed().await.is_ok() {}
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The kill sent to a process still waited on when the stream closes.
+    pub(crate) fn close_kill(&self) -> KillRequest {
+        self.close_kill
     }
 
     /// Sets the largest `output_cap` a spawn may ask for (default

@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 
 use super::dispatcher::Dispatcher;
 use super::server::{ServeOptions, kill_running, serve_lines, stop_registry};
+use super::stdio::Reading;
 
 /// How long to back off after `accept` fails (out of file descriptors,
 /// ...), so that the loop does not spin.
@@ -131,6 +132,8 @@ pub async fn serve_socket(
                     let options = options.clone();
                     connections.spawn(async move {
                         let (input, output) = stream.into_split();
+                        let (input, reading) = Reading::new(input);
+                        let connection = connection.reading(reading, options.close_kill());
                         let stop = async move {
                             let _ = closing.wait_for(|closing| *closing).await;
                         };

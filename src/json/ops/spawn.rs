@@ -9,7 +9,7 @@ use crate::json::dispatcher::Dispatcher;
 use crate::json::encoding::decode_bytes;
 use crate::json::error::{JsonError, quoted};
 use crate::json::params::Params;
-use crate::messages::{Limits, SpawnRequest, Stdin};
+use crate::messages::{HandleId, Limits, SpawnRequest, Stdin, WaitOutcome};
 
 /// The parameters `spawn` reads; any other is refused.
 const PARAMS: &[&str] = &[
@@ -91,7 +91,11 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<A
     let Some(wait) = wait else {
         return Ok(Answer::Spawned(snapshot));
     };
-    let outcome = registry.wait(id, wait.timeout).await?;
+    let outcome = tokio::select! {
+        biased;
+        outcome = registry.wait(id, wait.timeout) => outcome?,
+        () = dispatcher.input_closed() => at_close(dispatcher, id, outlive_connection).await?,
+    };
     if wait.release && !outcome.timed_out {
         // The answer carries the terminal snapshot already; a registry
         // that stopped meanwhile has forgotten the handle anyway.
@@ -101,6 +105,33 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<A
         dispatcher.untrack(id);
     }
     Ok(Answer::Waited(outcome))
+}
+
+/// The answer of a spawn still waiting when its stream stops being read.
+/// The server finishes spawns before it kills what the close concerns, so
+/// the spawn does it for its own process (which that kill would reach
+/// anyway) and answers with the terminal snapshot. A process asked to
+/// outlive the connection is left running and answered as a wait that
+/// timed out.
+async fn at_close(
+    dispatcher: &Dispatcher,
+    id: HandleId,
+    outlive_connection: bool,
+) -> Result<WaitOutcome, JsonError> {
+    let registry = dispatcher.registry();
+    if outlive_connection {
+        let snapshot = registry.poll(id).await?;
+        let timed_out = snapshot.running();
+        return Ok(WaitOutcome {
+            snapshot,
+            timed_out,
+        });
+    }
+    let snapshot = registry.kill(id, dispatcher.close_kill()).await?;
+    Ok(WaitOutcome {
+        snapshot,
+        timed_out: false,
+    })
 }
 
 pub(crate) fn parse(params: Params<'_>) -> Result<SpawnParams, JsonError> {
