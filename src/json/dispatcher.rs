@@ -164,11 +164,7 @@ impl Dispatcher {
         let Some(binding) = self.binding.as_deref().filter(|binding| binding.isolated) else {
             return true;
         };
-        owner.is_some_and(|owner| {
-            owner
-                .strip_prefix(binding.identity.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
+        owner.is_some_and(|owner| bound_within(&binding.identity, owner))
     }
 
     /// Fails as an unknown handle when this dispatcher is isolated and `id`
@@ -292,6 +288,14 @@ impl Dispatcher {
     }
 }
 
+/// Whether `owner` is bound to `identity`: it is `identity`, or
+/// `identity/...` (`conn:1/x`, not `conn:10/x`).
+fn bound_within(identity: &str, owner: &str) -> bool {
+    owner
+        .strip_prefix(identity)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// Kills `ids` concurrently and waits for every answer, or until
 /// `deadline`. Handles that are unknown or already terminal are fine.
 pub(crate) async fn kill_all(
@@ -325,4 +329,20 @@ pub(crate) async fn kill_all(
 /// The lock, even if a panicking thread poisoned it: the set stays usable.
 fn lock(handles: &Mutex<OwnedHandles>) -> MutexGuard<'_, OwnedHandles> {
     handles.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bound_within;
+
+    #[test]
+    fn an_owner_is_bound_to_its_identity_only() {
+        assert!(bound_within("conn:1", "conn:1"));
+        assert!(bound_within("conn:1", "conn:1/job"));
+        assert!(bound_within("uid:0", "uid:0/uid:5/x"));
+        assert!(!bound_within("conn:1", "conn:10"));
+        assert!(!bound_within("conn:1", "conn:10/job"));
+        assert!(!bound_within("uid:0", "job"));
+        assert!(!bound_within("uid:0", ""));
+    }
 }
