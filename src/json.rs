@@ -34,8 +34,9 @@
 //!
 //! # Caveats
 //!
-//! - Unknown parameters are ignored (as the original protocol did), so a
-//!   misspelt optional parameter goes unnoticed.
+//! - A parameter an op does not know is refused (`invalid_request` naming
+//!   it), unlike the original protocol, which ignored it: a misspelt
+//!   optional parameter must not go unnoticed.
 //! - Responses to concurrent requests come in the order the requests
 //!   finish: match them by `id`.
 
@@ -56,14 +57,16 @@ mod server;
 mod signal;
 mod socket;
 mod stdin_order;
+mod stdio;
 
 pub use config::ServeConfig;
-pub use dispatcher::Dispatcher;
+pub use dispatcher::{DEFAULT_MAX_OUTPUT_CAP, Dispatcher};
 pub use error::{ErrorKind, JsonError};
-pub use request::{Rejected, Request, response_line, too_long};
+pub use request::{Rejected, Request, RequestId, response_line, too_long};
 pub use server::{
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES, DEFAULT_MAX_LINE_BYTES,
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_UNSENT_BYTES, DEFAULT_SHUTDOWN_GRACE, ServeOptions,
     serve,
 };
-pub use socket::serve_socket;
+pub use socket::{OwnerBinding, SocketOptions, serve_socket};
+pub use stdio::serve_with;

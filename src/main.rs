@@ -9,10 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use procward::json::{
     self, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES, DEFAULT_MAX_LINE_BYTES,
-    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_UNSENT_BYTES, DEFAULT_SHUTDOWN_GRACE, ServeOptions,
+    DEFAULT_MAX_OUTPUT_CAP, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_UNSENT_BYTES,
+    DEFAULT_SHUTDOWN_GRACE, Dispatcher, OwnerBinding, ServeOptions, SocketOptions,
 };
 use procward::{Registry, RegistryConfig};
 use tokio::signal::unix::{SignalKind, signal};
@@ -72,6 +73,12 @@ struct ServeArgs {
           value_parser = at_least_one)]
     output_cap: usize,
 
+    /// The largest `output_cap` a spawn may ask for; a spawn above it is
+    /// refused (`invalid_request`). `--output-cap` may not exceed it.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_OUTPUT_CAP,
+          value_parser = at_least_one)]
+    max_output_cap: usize,
+
     /// After a process exits, how long to keep reading output its
     /// descendants still write before killing what is left of its group.
     #[arg(long, value_name = "MS", default_value_t = millis(RegistryConfig::default().drain_grace))]
@@ -124,6 +131,18 @@ struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
 
+    /// Socket mode: what the owners a connection names are bound to.
+    /// `free`: what the request says; `uid`: the peer's uid
+    /// (`uid:1000/owner`); `connection`: the connection (`conn:7/owner`).
+    #[arg(long, value_name = "BINDING", value_enum, default_value_t = Owners::Free,
+          requires = "socket")]
+    socket_owners: Owners,
+
+    /// Socket mode: a connection sees and touches only the handles whose
+    /// owner is bound to it (needs `--socket-owners uid` or `connection`).
+    #[arg(long, requires = "socket")]
+    socket_isolate: bool,
+
     /// Do not become a child subreaper. By default the server adopts the
     /// orphans of the trees it spawns and reaps them, so that no zombie
     /// outlives a kill.
@@ -149,6 +168,24 @@ struct ServeArgs {
     /// `sandbox_profile` is denied.
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
+}
+
+/// `--socket-owners`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Owners {
+    Free,
+    Uid,
+    Connection,
+}
+
+impl From<Owners> for OwnerBinding {
+    fn from(owners: Owners) -> Self {
+        match owners {
+            Owners::Free => OwnerBinding::Free,
+            Owners::Uid => OwnerBinding::PeerUid,
+            Owners::Connection => OwnerBinding::Connection,
+        }
+    }
 }
 
 fn at_least_one(text: &str) -> Result<usize, String> {
@@ -238,6 +275,16 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send +
         // runtime shuts down, and stopping is right then too.
         let _ = stopped.await;
     };
+    if args.output_cap > args.max_output_cap {
+        return Err(format!(
+            "--output-cap {} is above --max-output-cap {}",
+            args.output_cap, args.max_output_cap
+        )
+        .into());
+    }
+    if args.socket_isolate && args.socket_owners == Owners::Free {
+        return Err("--socket-isolate needs --socket-owners uid or connection".into());
+    }
     let config = RegistryConfig::default()
         .max_handles(args.max_handles)
         .output_cap(args.output_cap)
@@ -251,6 +298,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send +
         None => config,
     };
     let registry = Registry::start(config).await?;
+    let dispatcher = Dispatcher::new(registry).with_max_output_cap(args.max_output_cap);
     let options = ServeOptions::default()
         .max_line_bytes(args.max_line_bytes)
         .shutdown_grace(Duration::from_millis(args.shutdown_grace_ms))
@@ -259,10 +307,15 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send +
         .max_in_flight(args.max_in_flight)
         .max_in_flight_bytes(args.max_in_flight_bytes);
     match &args.socket {
-        Some(path) => json::serve_socket(registry, path, &options, stop).await?,
+        Some(path) => {
+            let socket = SocketOptions::default()
+                .owners(args.socket_owners.into())
+                .isolate(args.socket_isolate);
+            json::serve_socket(dispatcher, path, &options, &socket, stop).await?;
+        }
         None => {
-            json::serve(
-                registry,
+            json::serve_with(
+                dispatcher,
                 tokio::io::stdin(),
                 tokio::io::stdout(),
                 &options,

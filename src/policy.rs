@@ -38,11 +38,16 @@ pub enum DenyRule {
     Cwd,
     /// Too many processes run now (in all, or of the owner).
     Concurrency,
-    /// The requested sandbox profile does not exist.
+    /// The requested sandbox profile does not exist, or the request names
+    /// none where one is required.
     Profile,
     /// The request's owner was closed by a `close_owner` (a cancelled
     /// session) and not reopened since.
     OwnerClosed,
+    /// The request asks for more than a ceiling allows: a longer timeout,
+    /// a larger output cap or rlimit, a lower nice value, or a umask that
+    /// clears required bits.
+    Limit,
     /// A rule of a policy outside procward, or one this version does not
     /// know (sent by a newer peer).
     #[serde(other)]
@@ -59,6 +64,7 @@ impl DenyRule {
             DenyRule::Concurrency => "concurrency",
             DenyRule::Profile => "profile",
             DenyRule::OwnerClosed => "owner_closed",
+            DenyRule::Limit => "limit",
             DenyRule::Other => "other",
         }
     }
@@ -139,20 +145,24 @@ impl PartialEq for PolicyChain {
 impl Eq for PolicyChain {}
 
 mod allowlist;
+mod ceilings;
 mod concurrency;
 mod config;
 mod cwd;
 mod denylist;
 mod env;
+mod profile;
 mod resolve;
 #[cfg(test)]
 mod scratch;
 mod shell;
 
 pub use allowlist::ProgramAllowlist;
+pub use ceilings::{LimitCeilings, Rlimit};
 pub use concurrency::ConcurrencyLimit;
 pub use config::PolicyConfig;
 pub use cwd::CwdPolicy;
 pub use denylist::ProgramDenylist;
 pub use env::EnvPolicy;
+pub use profile::ProfileDefault;
 pub use shell::ShellPolicy;

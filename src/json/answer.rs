@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::encoding::OutputLimit;
 use super::error::JsonError;
 use super::render::{SnapshotView, Spawned, Summary};
-use crate::messages::{HandleSummary, Snapshot, WaitOutcome};
+use crate::messages::{HandleSummary, Snapshot, Status, WaitOutcome};
 
 /// The result object of one request.
 #[derive(Debug)]
@@ -24,7 +24,8 @@ pub(crate) enum Answer {
     /// `poll`, `pause`, `resume`: the full snapshot, its output within the
     /// limit.
     Snapshot(Snapshot, OutputLimit),
-    /// `wait`: the snapshot and `timed_out`, its output within the limit.
+    /// `wait` (and `spawn` with `wait`): the snapshot, `timed_out` and
+    /// `wait_timed_out`, its output within the limit.
     Waited(WaitOutcome, OutputLimit),
     /// `list`: `{"handles": [...]}`.
     Listed(Vec<HandleSummary>),
@@ -94,11 +95,29 @@ impl Serialize for Answer {
             Answer::Snapshot(snapshot, limit) => {
                 SnapshotView::new(snapshot, *limit).serialize(serializer)
             }
-            Answer::Waited(outcome, limit) => {
-                SnapshotView::waited(&outcome.snapshot, outcome.timed_out, *limit)
-                    .serialize(serializer)
-            }
+            Answer::Waited(outcome, limit) => Waited::new(outcome, *limit).serialize(serializer),
             Answer::Listed(handles) => Listing { handles }.serialize(serializer),
+        }
+    }
+}
+
+/// A wait's answer: the snapshot, then `timed_out` (true when the wait's
+/// own timeout passed *or* the spawn timeout ended the process, as the
+/// original registry said), then `wait_timed_out` (only the former), for
+/// callers that must tell the two apart.
+#[derive(Serialize)]
+struct Waited<'a> {
+    #[serde(flatten)]
+    view: SnapshotView<'a>,
+    wait_timed_out: bool,
+}
+
+impl<'a> Waited<'a> {
+    fn new(outcome: &'a WaitOutcome, limit: OutputLimit) -> Self {
+        let timed_out = outcome.timed_out || outcome.snapshot.status == Status::TimedOut;
+        Waited {
+            view: SnapshotView::waited(&outcome.snapshot, timed_out, limit),
+            wait_timed_out: outcome.timed_out,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::config::RegistryConfig;
-use crate::policy::PolicyConfig;
+use crate::policy::{PolicyConfig, ProfileDefault};
 
 /// The `--config` file of `procward serve`, in JSON:
 ///
@@ -22,8 +22,15 @@ use crate::policy::PolicyConfig;
 /// ```
 ///
 /// `policy` applies to every spawn; a spawn with `sandbox_profile` also
-/// passes that profile (an unknown name is denied, never allowed). Unknown
-/// keys are errors, so a misspelled rule cannot silently allow everything.
+/// passes that profile (an unknown name is denied, never allowed). A spawn
+/// that names no profile runs under `default_profile` when there is one;
+/// with `require_profile` and no default it is denied (`"rule":
+/// "profile"`). Unknown keys are errors, so a misspelled rule cannot
+/// silently allow everything.
+///
+/// Ceilings (`max_timeout_ms`, `max_output_cap`, the rlimit maxima,
+/// `min_nice`, `required_umask`) of `policy` bind every spawn: a profile's
+/// ceilings are merged with them, the tighter of each winning.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServeConfig {
@@ -33,6 +40,14 @@ pub struct ServeConfig {
     /// Named profiles.
     #[serde(default)]
     pub profiles: BTreeMap<String, PolicyConfig>,
+    /// The profile of a spawn that names none (it must be one of
+    /// `profiles`).
+    #[serde(default)]
+    pub default_profile: Option<String>,
+    /// Deny a spawn that names no profile when there is no
+    /// `default_profile`.
+    #[serde(default)]
+    pub require_profile: bool,
 }
 
 impl ServeConfig {
@@ -43,16 +58,61 @@ impl ServeConfig {
         Self::parse(&text).map_err(|err| format!("config {}: {err}", path.display()))
     }
 
-    /// Parses the JSON text of a config file.
+    /// Parses the JSON text of a config file, and checks what serde
+    /// cannot: the values of ceilings, and that `default_profile` names a
+    /// profile of the file.
     pub fn parse(text: &str) -> Result<Self, String> {
-        serde_json::from_str(text).map_err(|err| err.to_string())
+        let config: ServeConfig = serde_json::from_str(text).map_err(|err| err.to_string())?;
+        config
+            .policy
+            .validate()
+            .map_err(|err| format!("policy: {err}"))?;
+        for (name, profile) in &config.profiles {
+            profile
+                .validate()
+                .map_err(|err| format!("profile {name:?}: {err}"))?;
+        }
+        if config.require_profile && config.profiles.is_empty() {
+            return Err(
+                "require_profile is set, but there are no profiles: every spawn would be \
+                 denied"
+                    .to_owned(),
+            );
+        }
+        if let Some(name) = &config.default_profile
+            && !config.profiles.contains_key(name)
+        {
+            return Err(format!(
+                "default_profile {name:?} is not one of the profiles"
+            ));
+        }
+        Ok(config)
     }
 
     /// The registry settings with this file's policy and profiles.
+    ///
+    /// The base policy's ceilings apply to spawns without a profile; each
+    /// profile carries the tighter of its own and the base policy's, so
+    /// that a spawn gets the ceiling that binds it when it leaves a field
+    /// out, whichever chain runs first.
     pub fn apply(&self, mut config: RegistryConfig) -> RegistryConfig {
-        config = config.policy(self.policy.build());
+        let default_cap = config.output_cap;
+        let base = self.policy.ceilings(default_cap);
+        let mut chain = self.policy.build_with(Default::default());
+        let mut profile_default = ProfileDefault::new().required(self.require_profile);
+        if let Some(name) = &self.default_profile {
+            profile_default = profile_default.default_profile(name.clone());
+        }
+        if !profile_default.is_empty() {
+            chain = chain.with(profile_default);
+        }
+        if !base.is_empty() {
+            chain = chain.with(base.unless_profile(true));
+        }
+        config = config.policy(chain);
         for (name, profile) in &self.profiles {
-            config = config.profile(name.clone(), profile.build());
+            let ceilings = profile.ceilings(default_cap).tightest(base);
+            config = config.profile(name.clone(), profile.build_with(ceilings));
         }
         config
     }
@@ -83,6 +143,19 @@ mod tests {
             .unwrap()
             .apply(RegistryConfig::default());
         assert!(registry.policy.is_empty() && registry.profiles.is_empty());
+    }
+
+    #[test]
+    fn the_default_profile_must_exist() {
+        let err = ServeConfig::parse(r#"{"default_profile": "ci"}"#).unwrap_err();
+        assert!(err.contains("\"ci\" is not one of the profiles"), "{err}");
+        let config =
+            ServeConfig::parse(r#"{"default_profile": "ci", "profiles": {"ci": {}}}"#).unwrap();
+        assert_eq!(config.default_profile.as_deref(), Some("ci"));
+        let err = ServeConfig::parse(r#"{"require_profile": true}"#).unwrap_err();
+        assert!(err.contains("no profiles"), "{err}");
+        let err = ServeConfig::parse(r#"{"profiles": {"ci": {"min_nice": 40}}}"#).unwrap_err();
+        assert!(err.contains("profile \"ci\": min_nice 40"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::answer::Answer;
@@ -14,7 +15,7 @@ use super::owned::Owned;
 use super::params::Params;
 use super::server::DEFAULT_MAX_RESPONSE_BYTES;
 use crate::error::Error;
-use crate::messages::{HandleId, KillRequest};
+use crate::messages::{HandleId, KillRequest, Snapshot, SpawnRequest};
 use crate::registry::Registry;
 
 /// Runs JSON requests (`op` name + parameters object) against a
@@ -43,6 +44,29 @@ pub struct Dispatcher {
     owner: Option<Arc<Owner>>,
     /// The most output bytes of one stream in one answer.
     max_response_bytes: usize,
+    /// The largest `output_cap` a spawn may ask for.
+    max_output_cap: usize,
+    /// The identity a connection's owners are bound to, if any.
+    binding: Option<Arc<Binding>>,
+    /// Closed (its sender dropped) when the stream this dispatcher serves
+    /// stops being read; `None` when nobody says.
+    input: Option<watch::Receiver<()>>,
+    /// The kill that closing sends to this dispatcher's processes.
+    close_kill: KillRequest,
+}
+
+/// The default ceiling on a spawn's `output_cap`: 64 MiB.
+pub const DEFAULT_MAX_OUTPUT_CAP: usize = 64 * 1024 * 1024;
+
+/// A connection's identity, to which the owners it names are bound.
+#[derive(Debug)]
+struct Binding {
+    /// `uid:1000`, `conn:7`, ...: every owner the connection names becomes
+    /// `identity/name`, and a spawn without an owner gets `identity`.
+    identity: String,
+    /// The connection sees and touches only handles whose owner is bound
+    /// to its identity.
+    isolated: bool,
 }
 
 /// A connection's own bookkeeping of what it spawned.
@@ -59,7 +83,109 @@ impl Dispatcher {
             registry,
             owner: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_output_cap: DEFAULT_MAX_OUTPUT_CAP,
+            binding: None,
+            input: None,
+            close_kill: KillRequest::default(),
         }
+    }
+
+    /// A dispatcher that learns when its stream stops being read: when
+    /// `input` closes (its sender is dropped, with the reader that holds
+    /// it), a `spawn` still waiting with `wait` sends `kill` to its process
+    /// and answers with the terminal snapshot, as the close would kill the
+    /// process anyway, and the server waits for spawns before it kills.
+    pub(crate) fn reading(mut self, input: watch::Receiver<()>, kill: KillRequest) -> Self {
+        self.input = Some(input);
+        self.close_kill = kill;
+        self
+    }
+
+    /// Resolves once the stream stops being read; never, if nobody says.
+    pub(crate) async fn input_closed(&self) {
+        match &self.input {
+            Some(input) => {
+                let mut input = input.clone();
+                // Nothing is ever sent: only the sender's drop ends this.
+                while input.changed().await.is_ok() {}
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The kill sent to a process still waited on when the stream closes.
+    pub(crate) fn close_kill(&self) -> KillRequest {
+        self.close_kill
+    }
+
+    /// Sets the largest `output_cap` a spawn may ask for (default
+    /// [`DEFAULT_MAX_OUTPUT_CAP`]); a spawn above it is an
+    /// `invalid_request` naming the ceiling.
+    pub fn with_max_output_cap(mut self, bytes: usize) -> Self {
+        self.max_output_cap = bytes;
+        self
+    }
+
+    /// The largest `output_cap` a spawn may ask for.
+    pub fn max_output_cap(&self) -> usize {
+        self.max_output_cap
+    }
+
+    /// Binds the owners this dispatcher's requests name to `identity`: a
+    /// spawn's `owner` becomes `identity/owner` (just `identity` when it
+    /// names none), and `list`, `kill_owner` and `release_owner` read
+    /// `owner` the same way. With `isolated`, `list` shows only the
+    /// handles so bound, and every op on another handle fails as
+    /// `unknown_handle`, as if it did not exist.
+    pub fn bound_to(mut self, identity: impl Into<String>, isolated: bool) -> Self {
+        self.binding = Some(Arc::new(Binding {
+            identity: identity.into(),
+            isolated,
+        }));
+        self
+    }
+
+    /// The owner key a request naming `owner` means: `owner` itself, or
+    /// bound to the connection's identity.
+    pub(crate) fn owner_key(&self, owner: Option<&str>) -> Option<String> {
+        match (&self.binding, owner) {
+            (None, owner) => owner.map(str::to_owned),
+            (Some(binding), None) => Some(binding.identity.clone()),
+            (Some(binding), Some(owner)) => Some(format!("{}/{owner}", binding.identity)),
+        }
+    }
+
+    /// `request` with its owner bound to the connection's identity.
+    pub(crate) fn bind_owner(&self, mut request: SpawnRequest) -> SpawnRequest {
+        if self.binding.is_some() {
+            request.owner = self.owner_key(request.owner.as_deref());
+        }
+        request
+    }
+
+    /// Whether this dispatcher may see a handle of `owner`.
+    pub(crate) fn may_see(&self, owner: Option<&str>) -> bool {
+        let Some(binding) = self.binding.as_deref().filter(|binding| binding.isolated) else {
+            return true;
+        };
+        owner.is_some_and(|owner| bound_within(&binding.identity, owner))
+    }
+
+    /// Fails as an unknown handle when this dispatcher is isolated and `id`
+    /// is not one of its own; the snapshot is returned for ops that need it.
+    pub(crate) async fn check_access(&self, id: HandleId) -> Result<Option<Snapshot>, JsonError> {
+        if !self
+            .binding
+            .as_deref()
+            .is_some_and(|binding| binding.isolated)
+        {
+            return Ok(None);
+        }
+        let snapshot = self.registry.poll(id).await?;
+        if !self.may_see(snapshot.owner.as_deref()) {
+            return Err(Error::UnknownHandle(id).into());
+        }
+        Ok(Some(snapshot))
     }
 
     /// A dispatcher on the same registry for one connection, tagged `tag`
@@ -81,9 +207,8 @@ impl Dispatcher {
             }
         };
         Dispatcher {
-            registry: self.registry.clone(),
             owner,
-            max_response_bytes: self.max_response_bytes,
+            ..self.clone()
         }
     }
 
@@ -121,8 +246,8 @@ impl Dispatcher {
 
     /// Runs `op` with `params` (the request object without `id` and `op`).
     ///
-    /// Unknown parameters are ignored, as the original protocol did; a
-    /// parameter that is `null` counts as absent.
+    /// A parameter the op does not know is an `invalid_request` naming it;
+    /// a parameter that is `null` counts as absent.
     ///
     /// Cancel safety: as for the [`Registry`] method behind the op. A
     /// dropped `spawn` may still start its process, and then that process
@@ -190,6 +315,14 @@ impl Dispatcher {
     }
 }
 
+/// Whether `owner` is bound to `identity`: it is `identity`, or
+/// `identity/...` (`conn:1/x`, not `conn:10/x`).
+fn bound_within(identity: &str, owner: &str) -> bool {
+    owner
+        .strip_prefix(identity)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// Kills `ids` concurrently and waits for every answer, or until
 /// `deadline`. Handles that are unknown or already terminal are fine.
 pub(crate) async fn kill_all(
@@ -218,4 +351,21 @@ pub(crate) async fn kill_all(
         tracing::warn!(?deadline, "some kills did not finish in time");
     }
     count
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::bound_within;
+
+    #[test]
+    fn an_owner_is_bound_to_its_identity_only() {
+        assert!(bound_within("conn:1", "conn:1"));
+        assert!(bound_within("conn:1", "conn:1/job"));
+        assert!(bound_within("uid:0", "uid:0/uid:5/x"));
+        assert!(!bound_within("conn:1", "conn:10"));
+        assert!(!bound_within("conn:1", "conn:10/job"));
+        assert!(!bound_within("uid:0", "job"));
+        assert!(!bound_within("uid:0", ""));
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::error::JsonError;
+use super::error::{JsonError, quoted};
 use crate::messages::HandleId;
 
 /// The parameters of one request: every key of the request object but `id`
@@ -16,6 +16,20 @@ use crate::messages::HandleId;
 pub(crate) struct Params<'a>(pub(crate) &'a Map<String, Value>);
 
 impl<'a> Params<'a> {
+    /// Refuses the first key that is not one of `known`, the parameters
+    /// `op` reads, naming it: a misspelt parameter (`sandbox_profle`) must
+    /// not be dropped silently, leaving the request to run without it.
+    pub(crate) fn only(&self, op: &str, known: &[&str]) -> Result<(), JsonError> {
+        match self.0.keys().find(|key| !known.contains(&key.as_str())) {
+            None => Ok(()),
+            Some(key) => Err(JsonError::invalid(format!(
+                "unknown parameter {} of `{op}`; it takes {}",
+                quoted(key),
+                known.join(", ")
+            ))),
+        }
+    }
+
     /// The value of `name`, `None` when absent or `null`.
     pub(crate) fn get(&self, name: &str) -> Option<&'a Value> {
         self.0.get(name).filter(|value| !value.is_null())
@@ -183,6 +197,22 @@ mod tests {
     fn message(err: JsonError) -> String {
         assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{err}");
         err.to_string()
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let m = map(json!({"handle_id": "x", "sandbox_profle": "ci"}));
+        let err = message(Params(&m).only("poll", &["handle_id"]).unwrap_err());
+        assert!(
+            err.contains("unknown parameter \"sandbox_profle\" of `poll`"),
+            "{err}"
+        );
+        assert!(err.contains("it takes handle_id"), "{err}");
+        let null = map(json!({"handle_id": "x", "typo": null}));
+        assert!(Params(&null).only("poll", &["handle_id"]).is_err());
+        Params(&m)
+            .only("spawn", &["handle_id", "sandbox_profle"])
+            .unwrap();
     }
 
     #[test]

@@ -230,13 +230,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let dispatcher = Dispatcher::new(registry.clone());
-    let served = serve_lines(dispatcher, input, output, options, stop, async |options| {
-        kill_running(&registry, options).await;
-    })
-    .await;
-    stop_registry(&registry).await;
-    served
+    super::serve_with(Dispatcher::new(registry), input, output, options, stop).await
 }
 
 /// Kills every running process of `registry`, with the shutdown grace.

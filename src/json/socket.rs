@@ -4,15 +4,16 @@
 //! # Caveats
 //!
 //! - The socket file is created with mode 0600: only its owner (and root)
-//!   can connect. Anyone who can connect can see and kill every handle of
-//!   the registry, not only their own.
+//!   can connect. By default anyone who can connect can see and kill every
+//!   handle of the registry, not only their own; [`SocketOptions`] binds
+//!   owners to a connection's identity and can isolate connections.
 //! - A socket file left by a server that died is replaced; a socket that
 //!   another server still listens on, or a path that is not a socket, is
-//!   an error.
+//!   an error naming the path.
 
 use std::future::Future;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,29 +24,80 @@ use tokio::task::JoinSet;
 
 use super::dispatcher::Dispatcher;
 use super::server::{ServeOptions, kill_running, serve_lines, stop_registry};
-use crate::registry::Registry;
+use super::stdio::Reading;
 
 /// How long to back off after `accept` fails (out of file descriptors,
 /// ...), so that the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// What a connection's owners are bound to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OwnerBinding {
+    /// Owners are what the requests say (the default): any connection may
+    /// name any owner.
+    #[default]
+    Free,
+    /// Owners are bound to the peer's uid (from `SO_PEERCRED`): a spawn's
+    /// `owner` becomes `uid:1000/owner`, or `uid:1000` without one.
+    /// Connections of one user share their owners.
+    PeerUid,
+    /// Owners are bound to the connection: `conn:7/owner`, or `conn:7`.
+    Connection,
+}
+
+/// How a socket server treats its connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SocketOptions {
+    /// What the owners a connection names are bound to.
+    pub owners: OwnerBinding,
+    /// A connection sees and touches only the handles whose owner is bound
+    /// to its identity (`list` shows only those; any other handle is
+    /// `unknown_handle`). Needs a binding other than [`OwnerBinding::Free`].
+    pub isolate: bool,
+}
+
+impl SocketOptions {
+    /// Sets [`owners`](Self::owners).
+    pub fn owners(mut self, binding: OwnerBinding) -> Self {
+        self.owners = binding;
+        self
+    }
+
+    /// Sets [`isolate`](Self::isolate).
+    pub fn isolate(mut self, on: bool) -> Self {
+        self.isolate = on;
+        self
+    }
+}
+
 /// Serves the protocol on a Unix socket at `path` until `stop` resolves.
 ///
-/// Every connection shares `registry`. The processes a connection spawns
+/// Every connection shares `dispatcher`'s registry and settings, bound as
+/// `socket` says. Isolation without a binding is refused
+/// ([`io::ErrorKind::InvalidInput`]). The processes a connection spawns
 /// are killed (with the shutdown grace) when it closes, unless the spawn
 /// set `outlive_connection`. When `stop` resolves: no more connections are
 /// accepted, every connection stops reading, every running process is
 /// killed and the registry is stopped, the answers still due are written,
 /// and the socket file is removed.
 pub async fn serve_socket(
-    registry: Registry,
+    dispatcher: Dispatcher,
     path: &Path,
     options: &ServeOptions,
+    socket: &SocketOptions,
     stop: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    if socket.isolate && socket.owners == OwnerBinding::Free {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "isolating connections needs their owners bound (to the peer uid or the connection)",
+        ));
+    }
+    let registry = dispatcher.registry().clone();
     let listener = bind_private(path)?;
     tracing::info!(path = %path.display(), "listening");
-    let dispatcher = Dispatcher::new(registry.clone());
     let (closing_tx, closing_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut next_connection: u64 = 0;
@@ -58,12 +110,30 @@ pub async fn serve_socket(
                 Ok((stream, _)) => {
                     next_connection += 1;
                     let tag = format!("conn-{next_connection}");
-                    tracing::debug!(connection = %tag, "accepted");
-                    let connection = dispatcher.for_connection(tag.clone());
+                    let identity = match socket.owners {
+                        OwnerBinding::Free => None,
+                        OwnerBinding::Connection => Some(format!("conn:{next_connection}")),
+                        OwnerBinding::PeerUid => match stream.peer_cred() {
+                            Ok(peer) => Some(format!("uid:{}", peer.uid())),
+                            Err(err) => {
+                                // No identity to bind to: refuse rather than
+                                // serve it unbound.
+                                tracing::warn!(connection = %tag, %err, "no peer credentials; closing");
+                                continue;
+                            }
+                        },
+                    };
+                    tracing::debug!(connection = %tag, ?identity, "accepted");
+                    let mut connection = dispatcher.for_connection(tag.clone());
+                    if let Some(identity) = identity {
+                        connection = connection.bound_to(identity, socket.isolate);
+                    }
                     let mut closing = closing_rx.clone();
                     let options = options.clone();
                     connections.spawn(async move {
                         let (input, output) = stream.into_split();
+                        let (input, reading) = Reading::new(input);
+                        let connection = connection.reading(reading, options.close_kill());
                         let stop = async move {
                             let _ = closing.wait_for(|closing| *closing).await;
                         };
@@ -108,19 +178,25 @@ pub async fn serve_socket(
     Ok(())
 }
 
-/// Binds a listener at `path` that only its owner may connect to.
+/// Binds a listener at `path` that only its owner may connect to. Every
+/// error names the path.
 fn bind_private(path: &Path) -> io::Result<UnixListener> {
     remove_stale(path)?;
     // The socket file is created by bind with the permissions the umask
-    // leaves; a umask of 0177 makes it 0600 from the first instant, so no
-    // one else can connect in the window before the chmod below. The umask
-    // is process-wide: nothing else in procward creates files meanwhile.
+    // leaves: a umask of 0177 makes it 0600 from the first instant. No
+    // chmod follows: a chmod by path would follow a symlink swapped in
+    // after the bind, and one on the descriptor changes the socket's
+    // inode in sockfs, not the file. The umask is process-wide: nothing
+    // else in procward creates files meanwhile (no request is served yet).
     let previous = rustix::process::umask(Mode::from_raw_mode(0o177));
     let bound = UnixListener::bind(path);
     rustix::process::umask(previous);
-    let listener = bound?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(listener)
+    bound.map_err(|err| at(path, "cannot listen on", err))
+}
+
+/// `err`, with a message that names `path`.
+fn at(path: &Path, doing: &str, err: io::Error) -> io::Error {
+    io::Error::new(err.kind(), format!("{doing} {}: {err}", path.display()))
 }
 
 /// Removes a socket file nobody listens on any more; refuses to touch a
@@ -129,7 +205,7 @@ fn remove_stale(path: &Path) -> io::Result<()> {
     let metadata = match std::fs::symlink_metadata(path) {
         Ok(metadata) => metadata,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(err) => return Err(err),
+        Err(err) => return Err(at(path, "cannot inspect", err)),
     };
     if !metadata.file_type().is_socket() {
         return Err(io::Error::new(
@@ -144,8 +220,21 @@ fn remove_stale(path: &Path) -> io::Result<()> {
         )),
         Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {
             tracing::info!(path = %path.display(), "replacing a stale socket file");
-            std::fs::remove_file(path)
+            std::fs::remove_file(path).map_err(|err| {
+                at(
+                    path,
+                    &format!(
+                        "cannot replace the stale socket (owner uid {}) at",
+                        metadata.uid()
+                    ),
+                    err,
+                )
+            })
         }
-        Err(err) => Err(err),
+        Err(err) => Err(at(
+            path,
+            &format!("cannot check the socket (owner uid {}) at", metadata.uid()),
+            err,
+        )),
     }
 }

@@ -1,13 +1,15 @@
 //! [`PolicyConfig`]: a policy profile as a configuration file describes it.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ConcurrencyLimit, CwdPolicy, EnvPolicy, PolicyChain, ProgramAllowlist, ProgramDenylist,
-    ShellPolicy,
+    ConcurrencyLimit, CwdPolicy, EnvPolicy, LimitCeilings, PolicyChain, ProgramAllowlist,
+    ProgramDenylist, Rlimit, ShellPolicy,
 };
+use crate::config::DEFAULT_OUTPUT_CAP;
 
 /// The description of one policy profile, as read from a configuration
 /// file with serde. Every field is optional; a missing field adds no
@@ -19,12 +21,17 @@ use super::{
 ///
 /// 1. [`ConcurrencyLimit`] (`max_running`, `max_running_per_owner`): the
 ///    cheapest refusal first.
-/// 2. [`ShellPolicy`] (`allow_shell`).
-/// 3. [`EnvPolicy`] (`env_allow`, `env_remove`), then
-/// 4. [`CwdPolicy`] (`cwd_roots`): both rewrite the `PATH` and cwd that the
+/// 2. [`LimitCeilings`] (`max_timeout_ms`, `max_output_cap`,
+///    `max_cpu_seconds`, `max_address_space_bytes`, `max_open_files`,
+///    `max_processes`, `max_core_bytes`, `min_nice`, `required_umask`): a
+///    request may only tighten these, and one that leaves a field out gets
+///    the ceiling.
+/// 3. [`ShellPolicy`] (`allow_shell`).
+/// 4. [`EnvPolicy`] (`env_allow`, `env_remove`), then
+/// 5. [`CwdPolicy`] (`cwd_roots`): both rewrite the `PATH` and cwd that the
 ///    program is resolved against, so they come before the program lists.
-/// 5. [`ProgramDenylist`] (`deny_programs`), then
-/// 6. [`ProgramAllowlist`] (`allow_programs`): resolve the program in the
+/// 6. [`ProgramDenylist`] (`deny_programs`), then
+/// 7. [`ProgramAllowlist`] (`allow_programs`): resolve the program in the
 ///    environment and directory it will really have, and pin `argv[0]`.
 ///
 /// A list given empty is not the same as a list left out: `allow_programs:
@@ -78,12 +85,95 @@ pub struct PolicyConfig {
     /// ([`ConcurrencyLimit::per_owner`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_running_per_owner: Option<usize>,
+    /// The longest spawn timeout, in ms; a spawn without one gets it
+    /// ([`LimitCeilings::max_timeout`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_timeout_ms: Option<u64>,
+    /// The largest capture cap per stream, in bytes
+    /// ([`LimitCeilings::max_output_cap`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_cap: Option<usize>,
+    /// The largest `limits.cpu_seconds` ([`LimitCeilings::max_rlimit`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cpu_seconds: Option<u64>,
+    /// The largest `limits.address_space_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_address_space_bytes: Option<u64>,
+    /// The largest `limits.open_files`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_open_files: Option<u64>,
+    /// The largest `limits.max_processes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_processes: Option<u64>,
+    /// The largest `limits.core_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_core_bytes: Option<u64>,
+    /// The lowest `limits.nice` (-20..=19) ([`LimitCeilings::min_nice`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_nice: Option<i32>,
+    /// Umask bits (0..=0o777) every spawn keeps
+    /// ([`LimitCeilings::required_umask`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_umask: Option<u32>,
 }
 
 impl PolicyConfig {
     /// The chain of built-in policies this description asks for, in the
-    /// order given in the type's docs.
+    /// order given in the type's docs, for a registry whose default capture
+    /// cap is [`DEFAULT_OUTPUT_CAP`].
     pub fn build(&self) -> PolicyChain {
+        self.build_with(self.ceilings(DEFAULT_OUTPUT_CAP))
+    }
+
+    /// Checks the values serde cannot: `min_nice` within -20..=19 and
+    /// `required_umask` at most 0o777.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(nice) = self.min_nice
+            && !(-20..=19).contains(&nice)
+        {
+            return Err(format!("min_nice {nice} is outside -20..=19"));
+        }
+        if let Some(mask) = self.required_umask
+            && mask > 0o777
+        {
+            return Err(format!("required_umask {mask:#o} is above 0o777"));
+        }
+        Ok(())
+    }
+
+    /// The ceilings this description sets, for a registry whose default
+    /// capture cap is `default_output_cap`.
+    pub fn ceilings(&self, default_output_cap: usize) -> LimitCeilings {
+        let mut ceilings = LimitCeilings::new().default_output_cap(default_output_cap);
+        if let Some(ms) = self.max_timeout_ms {
+            ceilings = ceilings.max_timeout(Duration::from_millis(ms));
+        }
+        if let Some(bytes) = self.max_output_cap {
+            ceilings = ceilings.max_output_cap(bytes);
+        }
+        for (rlimit, max) in [
+            (Rlimit::CpuSeconds, self.max_cpu_seconds),
+            (Rlimit::AddressSpaceBytes, self.max_address_space_bytes),
+            (Rlimit::OpenFiles, self.max_open_files),
+            (Rlimit::MaxProcesses, self.max_processes),
+            (Rlimit::CoreBytes, self.max_core_bytes),
+        ] {
+            if let Some(max) = max {
+                ceilings = ceilings.max_rlimit(rlimit, max);
+            }
+        }
+        if let Some(nice) = self.min_nice {
+            ceilings = ceilings.min_nice(nice);
+        }
+        if let Some(bits) = self.required_umask {
+            ceilings = ceilings.required_umask(bits);
+        }
+        ceilings
+    }
+
+    /// The chain this description asks for, with `ceilings` in place of
+    /// its own (a server merges a profile's with its base policy's).
+    pub fn build_with(&self, ceilings: LimitCeilings) -> PolicyChain {
         let mut chain = PolicyChain::new();
         if self.max_running.is_some() || self.max_running_per_owner.is_some() {
             let mut limit = ConcurrencyLimit::new();
@@ -94,6 +184,9 @@ impl PolicyConfig {
                 limit = limit.per_owner(max);
             }
             chain = chain.with(limit);
+        }
+        if !ceilings.is_empty() {
+            chain = chain.with(ceilings);
         }
         if let Some(allowed) = self.allow_shell {
             chain = chain.with(ShellPolicy::new(allowed));
@@ -153,11 +246,15 @@ mod tests {
         let config = parse(
             r#"{"allow_programs": ["/bin/sh"], "deny_programs": [], "allow_shell": true,
                 "env_allow": ["PATH"], "env_remove": ["LD_*"], "cwd_roots": ["/"],
-                "max_running": 3, "max_running_per_owner": 1}"#,
+                "max_running": 3, "max_running_per_owner": 1, "max_timeout_ms": 5,
+                "max_output_cap": 10, "max_cpu_seconds": 1, "max_address_space_bytes": 1,
+                "max_open_files": 1, "max_processes": 1, "max_core_bytes": 0, "min_nice": 0,
+                "required_umask": 18}"#,
         );
         let chain = format!("{:?}", config.build());
         let names = [
             "ConcurrencyLimit",
+            "LimitCeilings",
             "ShellPolicy",
             "EnvPolicy",
             "CwdPolicy",
@@ -170,6 +267,17 @@ mod tests {
         let round_trip: PolicyConfig =
             serde_json::from_str(&serde_json::to_string(&config).unwrap()).unwrap();
         assert_eq!(round_trip, config);
+    }
+
+    #[test]
+    fn ceilings_are_validated() {
+        assert!(parse(r#"{"min_nice": -21}"#).validate().is_err());
+        assert!(parse(r#"{"required_umask": 512}"#).validate().is_err());
+        assert!(
+            parse(r#"{"min_nice": 0, "required_umask": 511}"#)
+                .validate()
+                .is_ok()
+        );
     }
 
     #[test]

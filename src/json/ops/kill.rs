@@ -12,8 +12,13 @@ use crate::json::params::Params;
 use crate::json::{render, signal};
 use crate::messages::KillRequest;
 
+/// The parameters `kill` reads; any other is refused.
+const PARAMS: &[&str] = &["handle_id", "signal", "grace_ms"];
+
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
+    params.only("kill", PARAMS)?;
     let id = params.handle_id()?;
+    dispatcher.check_access(id).await?;
     let request = parse(params)?;
     let snapshot = dispatcher.registry().kill(id, request).await?;
     Ok(json!({

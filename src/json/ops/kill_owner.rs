@@ -10,10 +10,15 @@ use crate::json::ops::kill;
 use crate::json::params::Params;
 use crate::json::render;
 
+/// The parameters `kill_owner` reads; any other is refused.
+const PARAMS: &[&str] = &["owner", "signal", "grace_ms"];
+
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
+    params.only("kill_owner", PARAMS)?;
     let owner = params
         .str("owner")?
         .ok_or_else(|| JsonError::invalid("missing `owner`"))?;
+    let owner = dispatcher.owner_key(Some(owner)).unwrap_or_default();
     let request = kill::parse(params)?;
     let snapshots = dispatcher.registry().kill_owner(owner, request).await?;
     let handles: Vec<Value> = snapshots

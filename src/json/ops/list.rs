@@ -14,8 +14,15 @@ const STATUSES: &[Status] = &[
     Status::TimedOut,
 ];
 
+/// The parameters `list` reads; any other is refused.
+const PARAMS: &[&str] = &["owner", "status"];
+
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
-    let owner = params.str("owner")?.map(str::to_owned);
+    params.only("list", PARAMS)?;
+    let owner = match params.str("owner")? {
+        Some(owner) => dispatcher.owner_key(Some(owner)),
+        None => None,
+    };
     let status = match params.str("status")? {
         None => None,
         Some(name) => Some(
@@ -31,10 +38,11 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<A
                 })?,
         ),
     };
-    let handles = dispatcher
+    let mut handles = dispatcher
         .registry()
         .list_where(filter(owner, status))
         .await?;
+    handles.retain(|summary| dispatcher.may_see(summary.owner.as_deref()));
     Ok(Answer::Listed(handles))
 }
 

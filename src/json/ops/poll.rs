@@ -6,9 +6,16 @@ use crate::json::dispatcher::Dispatcher;
 use crate::json::error::JsonError;
 use crate::json::params::Params;
 
+/// The parameters `poll` reads; any other is refused.
+const PARAMS: &[&str] = &["handle_id", "max_bytes"];
+
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
+    params.only("poll", PARAMS)?;
     let id = params.handle_id()?;
     let limit = dispatcher.output_limit(params)?;
-    let snapshot = dispatcher.registry().poll(id).await?;
+    let snapshot = match dispatcher.check_access(id).await? {
+        Some(snapshot) => snapshot,
+        None => dispatcher.registry().poll(id).await?,
+    };
     Ok(Answer::Snapshot(snapshot, limit))
 }

@@ -13,8 +13,13 @@ use crate::messages::{OutputStream, ReadRequest};
 /// The longest UTF-8 character, in bytes.
 const MAX_CHAR_BYTES: usize = 4;
 
+/// The parameters `read` reads; any other is refused.
+const PARAMS: &[&str] = &["handle_id", "stream", "offset", "max_bytes", "encoding"];
+
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
+    params.only("read", PARAMS)?;
     let id = params.handle_id()?;
+    dispatcher.check_access(id).await?;
     let mut request = parse(params)?;
     // Never more than the server's cap on one response, asked or not:
     // `next_offset` tells the caller where to go on.

@@ -4,11 +4,23 @@ use serde_json::json;
 
 use crate::json::answer::Answer;
 use crate::json::dispatcher::Dispatcher;
-use crate::json::error::JsonError;
+use crate::json::error::{ErrorKind, JsonError};
 use crate::json::params::Params;
 
+/// The parameters `release` reads; any other is refused.
+const PARAMS: &[&str] = &["handle_id"];
+
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
+    params.only("release", PARAMS)?;
     let id = params.handle_id()?;
+    match dispatcher.check_access(id).await {
+        // Another connection's handle is, to this one, a handle it does not
+        // know: releasing it is the same harmless no-op.
+        Err(err) if err.kind() == ErrorKind::UnknownHandle => {
+            return Ok(json!({"released": false}).into());
+        }
+        checked => checked?,
+    };
     let released = dispatcher.registry().release(id).await?;
     dispatcher.untrack(id);
     Ok(json!({"released": released}).into())

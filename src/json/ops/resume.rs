@@ -5,8 +5,13 @@ use crate::json::dispatcher::Dispatcher;
 use crate::json::error::JsonError;
 use crate::json::params::Params;
 
+/// The parameters `resume` reads; any other is refused.
+const PARAMS: &[&str] = &["handle_id"];
+
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
+    params.only("resume", PARAMS)?;
     let id = params.handle_id()?;
+    dispatcher.check_access(id).await?;
     let snapshot = dispatcher.registry().resume(id).await?;
     Ok(Answer::Snapshot(
         snapshot,

@@ -1,5 +1,7 @@
 //! `spawn`: start a process from `argv` or a shell `command`.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::json::answer::Answer;
@@ -7,7 +9,41 @@ use crate::json::dispatcher::Dispatcher;
 use crate::json::encoding::decode_bytes;
 use crate::json::error::{JsonError, quoted};
 use crate::json::params::Params;
-use crate::messages::{Limits, SpawnRequest, Stdin};
+use crate::messages::{HandleId, Limits, SpawnRequest, Stdin, WaitOutcome};
+
+/// The parameters `spawn` reads; any other is refused.
+const PARAMS: &[&str] = &[
+    "argv",
+    "command",
+    "mode",
+    "cwd",
+    "env",
+    "clear_env",
+    "timeout",
+    "timeout_ms",
+    "output_cap",
+    "owner",
+    "sandbox_profile",
+    "stdin",
+    "limits",
+    "outlive_connection",
+    "wait",
+    "wait_timeout_ms",
+    "release",
+];
+
+/// The keys of `limits`, as [`Limits`] names its fields; any other is
+/// refused.
+const LIMITS: &[&str] = &[
+    "cpu_seconds",
+    "address_space_bytes",
+    "open_files",
+    "max_processes",
+    "core_bytes",
+    "nice",
+    "umask",
+    "new_session",
+];
 
 /// A parsed `spawn` request.
 #[derive(Debug)]
@@ -16,18 +52,86 @@ pub(crate) struct SpawnParams {
     /// Keep the process running when the connection that spawned it closes
     /// (socket mode only).
     pub(crate) outlive_connection: bool,
+    /// Answer only once the process is terminal (`wait`).
+    pub(crate) wait: Option<WaitFor>,
+}
+
+/// How a spawn with `wait` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WaitFor {
+    /// `wait_timeout_ms`: answer with the running snapshot after this long
+    /// (the process keeps running); `None` waits for ever.
+    pub(crate) timeout: Option<Duration>,
+    /// `release`: forget the handle once its terminal answer is made.
+    pub(crate) release: bool,
 }
 
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
+    params.only("spawn", PARAMS)?;
     let SpawnParams {
         request,
         outlive_connection,
+        wait,
     } = parse(params)?;
-    let snapshot = dispatcher.registry().spawn(request).await?;
-    if !outlive_connection {
-        dispatcher.track(snapshot.handle_id).await;
+    if let Some(cap) = request.output_cap
+        && cap > dispatcher.max_output_cap()
+    {
+        return Err(JsonError::invalid(format!(
+            "`output_cap` {cap} is above the server's ceiling of {} bytes (--max-output-cap)",
+            dispatcher.max_output_cap()
+        )));
     }
-    Ok(Answer::Spawned(snapshot))
+    let request = dispatcher.bind_owner(request);
+    let registry = dispatcher.registry();
+    let snapshot = registry.spawn(request).await?;
+    let id = snapshot.handle_id;
+    if !outlive_connection {
+        dispatcher.track(id).await;
+    }
+    let Some(wait) = wait else {
+        return Ok(Answer::Spawned(snapshot));
+    };
+    let outcome = tokio::select! {
+        biased;
+        outcome = registry.wait(id, wait.timeout) => outcome?,
+        () = dispatcher.input_closed() => at_close(dispatcher, id, outlive_connection).await?,
+    };
+    if wait.release && !outcome.timed_out {
+        // The answer carries the terminal snapshot already; a registry
+        // that stopped meanwhile has forgotten the handle anyway.
+        if let Err(err) = registry.release(id).await {
+            tracing::debug!(handle = %id, %err, "release after a spawn with wait failed");
+        }
+        dispatcher.untrack(id);
+    }
+    Ok(Answer::Waited(outcome, dispatcher.default_output_limit()))
+}
+
+/// The answer of a spawn still waiting when its stream stops being read.
+/// The server finishes spawns before it kills what the close concerns, so
+/// the spawn does it for its own process (which that kill would reach
+/// anyway) and answers with the terminal snapshot. A process asked to
+/// outlive the connection is left running and answered as a wait that
+/// timed out.
+async fn at_close(
+    dispatcher: &Dispatcher,
+    id: HandleId,
+    outlive_connection: bool,
+) -> Result<WaitOutcome, JsonError> {
+    let registry = dispatcher.registry();
+    if outlive_connection {
+        let snapshot = registry.poll(id).await?;
+        let timed_out = snapshot.running();
+        return Ok(WaitOutcome {
+            snapshot,
+            timed_out,
+        });
+    }
+    let snapshot = registry.kill(id, dispatcher.close_kill()).await?;
+    Ok(WaitOutcome {
+        snapshot,
+        timed_out: false,
+    })
 }
 
 pub(crate) fn parse(params: Params<'_>) -> Result<SpawnParams, JsonError> {
@@ -88,18 +192,45 @@ pub(crate) fn parse(params: Params<'_>) -> Result<SpawnParams, JsonError> {
         request = request.stdin(parse_stdin(stdin)?);
     }
     if let Some(limits) = params.get("limits") {
+        if let Value::Object(keys) = limits {
+            Params(keys).only("limits", LIMITS)?;
+        }
         let limits = serde_json::from_value::<Limits>(limits.clone())
             .map_err(|err| JsonError::invalid(format!("`limits`: {err}")))?;
         request = request.limits(limits);
     }
     let outlive_connection = params.bool("outlive_connection")?.unwrap_or(false);
+    let wait = parse_wait(params)?;
     // Reject what the registry would reject (empty argv, NUL bytes, ...)
     // before asking it.
     request.validate()?;
     Ok(SpawnParams {
         request,
         outlive_connection,
+        wait,
     })
+}
+
+/// `wait`, `wait_timeout_ms` and `release`; the last two only with `wait`.
+fn parse_wait(params: Params<'_>) -> Result<Option<WaitFor>, JsonError> {
+    let timeout = params.count("wait_timeout_ms")?;
+    let release = params.bool("release")?.unwrap_or(false);
+    if !params.bool("wait")?.unwrap_or(false) {
+        if release {
+            return Err(JsonError::invalid(
+                "`release` needs `wait`: only a spawn that answers when the process is \
+                 terminal can forget its handle",
+            ));
+        }
+        if timeout.is_some() {
+            return Err(JsonError::invalid("`wait_timeout_ms` needs `wait`"));
+        }
+        return Ok(None);
+    }
+    Ok(Some(WaitFor {
+        timeout: timeout.filter(|ms| *ms > 0).map(Duration::from_millis),
+        release,
+    }))
 }
 
 /// `stdin`: `"null"` (the default), `"pipe"` (open for `write` and
@@ -118,8 +249,6 @@ fn parse_stdin(value: &Value) -> Result<Stdin, JsonError> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use proptest::prelude::*;
     use serde_json::{Map, json};
 
@@ -203,6 +332,43 @@ mod tests {
         );
         assert!(invalid(json!({"argv": ["true"], "limits": {"nice": 40}})).contains("nice"));
         assert!(invalid(json!({"argv": ["true"], "limits": "x"})).contains("limits"));
+    }
+
+    #[test]
+    fn wait_and_release() {
+        let parsed = parse_json(json!({"argv": ["true"], "wait": true, "release": true}));
+        assert_eq!(
+            parsed.unwrap().wait,
+            Some(WaitFor {
+                timeout: None,
+                release: true
+            })
+        );
+        let parsed = parse_json(json!({"argv": ["true"], "wait": true, "wait_timeout_ms": 50}));
+        assert_eq!(
+            parsed.unwrap().wait.and_then(|wait| wait.timeout),
+            Some(Duration::from_millis(50))
+        );
+        assert_eq!(
+            parse_json(json!({"argv": ["true"], "wait": false}))
+                .unwrap()
+                .wait,
+            None
+        );
+        assert!(
+            invalid(json!({"argv": ["true"], "release": true})).contains("`release` needs `wait`")
+        );
+        assert!(invalid(json!({"argv": ["true"], "wait_timeout_ms": 5})).contains("needs `wait`"));
+        assert!(invalid(json!({"argv": ["true"], "wait": "yes"})).contains("`wait`"));
+    }
+
+    #[test]
+    fn unknown_limits_are_named() {
+        let err = invalid(json!({"argv": ["true"], "limits": {"cpu_secs": 1, "max_procs": 5}}));
+        assert!(
+            err.contains("unknown parameter \"cpu_secs\" of `limits`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -9,8 +9,13 @@ use crate::json::encoding::decode_bytes;
 use crate::json::error::JsonError;
 use crate::json::params::Params;
 
+/// The parameters `write` reads; any other is refused.
+const PARAMS: &[&str] = &["handle_id", "data"];
+
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
+    params.only("write", PARAMS)?;
     let id = params.handle_id()?;
+    dispatcher.check_access(id).await?;
     let data = params
         .get("data")
         .ok_or_else(|| JsonError::invalid("missing `data`: the bytes to write"))?;
