@@ -93,7 +93,7 @@ fn a_request_may_only_tighten_the_ceilings() {
     assert_eq!(done["stdout"], "64\n0\n0022\n", "{done}");
     let capped = server.io.call(
         "spawn",
-        json!({"argv": ["head", "-c", "10000", "/dev/zero"], "wait": true}),
+        json!({"command": "head -c 10000 /dev/zero | tr '\\0' x", "wait": true}),
     );
     assert_eq!(capped["stdout_total_bytes"], 10000, "{capped}");
     assert_eq!(

@@ -131,8 +131,8 @@ fn output_of(bytes: u64) -> Value {
     json!({"command": format!("head -c {bytes} /dev/zero | tr '\\0' a"), "mode": "shell"})
 }
 
-/// Writes `count` poll lines of `handle` (each padded to about 1 KiB with a
-/// parameter the server ignores, so that they outgrow the kernel's buffers
+/// Writes `count` poll lines of `handle` (each padded to about 1 KiB in its
+/// id, so that they outgrow the kernel's buffers
 /// if the server stops reading) from a thread; the counter says how many
 /// were written whole.
 fn write_polls(
@@ -145,7 +145,7 @@ fn write_polls(
     let lines: Vec<Vec<u8>> = (0..count)
         .map(|i| {
             let mut line = serde_json::to_vec(
-                &json!({"id": format!("poll-{i}"), "op": "poll", "handle_id": handle, "pad": pad}),
+                &json!({"id": format!("poll-{i}-{pad}"), "op": "poll", "handle_id": handle}),
             )
             .expect("encode a poll");
             line.push(b'\n');
@@ -564,7 +564,7 @@ fn responses(output: ChildStdout) -> std::sync::mpsc::Receiver<Value> {
     received
 }
 
-/// Four pending waits (each padded to `pad` bytes) on a server started
+/// Four pending waits (each padded to `pad` bytes in its id) on a server started
 /// with `args`: the list sent behind them must not be read, so not
 /// answered, before one of the waits ends.
 fn nothing_read_past_four_pending_waits(args: &[&str], pad: usize) {
@@ -592,7 +592,7 @@ fn nothing_read_past_four_pending_waits(args: &[&str], pad: usize) {
         writeln!(
             input,
             "{}",
-            json!({"id": i, "op": "wait", "handle_id": handle, "pad": pad})
+            json!({"id": format!("{i}-{pad}"), "op": "wait", "handle_id": handle})
         )
         .expect("write");
     }

@@ -289,7 +289,7 @@ fn the_output_cap_ceiling_refuses_by_name_and_bounds_capture() {
 
     let done = server.io.call(
         "spawn",
-        json!({"argv": ["head", "-c", "5000", "/dev/zero"], "output_cap": 1024, "wait": true}),
+        json!({"command": "head -c 5000 /dev/zero | tr '\\0' x", "output_cap": 1024, "wait": true}),
     );
     assert_eq!(done["stdout_total_bytes"], 5000, "{done}");
     assert_eq!(done["stdout_truncated"], true, "{done}");

@@ -353,7 +353,6 @@ pub(crate) async fn kill_all(
     count
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::bound_within;
