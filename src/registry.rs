@@ -239,6 +239,28 @@ impl Registry {
             })
     }
 
+    /// Sends the spawn now, before returning; the future awaits only the
+    /// answer. For a caller that must have its spawns reach the registry in
+    /// the order it read them (the JSON server), whatever order its tasks
+    /// then run in.
+    pub(crate) fn send_spawn(
+        &self,
+        request: SpawnRequest,
+    ) -> impl Future<Output = Result<Snapshot>> + Send + 'static + use<> {
+        let (tx, rx) = ractor::concurrency::oneshot();
+        let sent = self
+            .actor
+            .cast(RegistryMsg::Spawn(request, tx.into()))
+            .map_err(|err| Error::RegistryUnavailable {
+                reason: err.to_string(),
+            });
+        async move {
+            sent?;
+            rx.await
+                .map_err(|_| Error::NoReply { operation: "spawn" })?
+        }
+    }
+
     async fn call<T: Send + 'static>(
         &self,
         operation: &'static str,

@@ -543,3 +543,54 @@ fn a_profile_the_server_does_not_have_is_denied_by_policy() {
     );
     assert!(harness::children_of(server.pid()).is_empty());
 }
+
+#[test]
+fn kill_owner_ends_every_spawn_read_before_it() {
+    let mut server = Server::start(&["--max-handles", "400"]);
+    // 200 spawns and the kill in one burst, without waiting for answers.
+    let spawn_ids: Vec<_> = (0..200)
+        .map(|_| {
+            server
+                .io
+                .send_op("spawn", json!({"argv": ["sleep", "300"], "owner": "d"}))
+        })
+        .collect();
+    let kill = server.io.send_op("kill_owner", json!({"owner": "d"}));
+    let killed = server.io.response_for(&kill);
+    assert_eq!(killed["result"]["killed"], 200, "{killed}");
+    for id in spawn_ids {
+        let spawned = server.io.response_for(&id);
+        let handle = &spawned["result"]["handle_id"];
+        let polled = server.io.call("poll", json!({"handle_id": handle}));
+        assert_eq!(polled["status"], "killed", "{polled}");
+    }
+    assert_no_children(server.pid());
+}
+
+#[test]
+fn a_closed_owner_is_refused_until_reopened() {
+    let mut server = Server::start(&[]);
+    server.spawn_argv(&["true"]);
+    let running = server.io.call(
+        "spawn",
+        json!({"argv": ["sleep", "300"], "owner": "session"}),
+    );
+    let killed = server
+        .io
+        .call("kill_owner", json!({"owner": "session", "close": true}));
+    assert_eq!(killed["killed"], 1, "{killed}");
+    let refused = server
+        .io
+        .fail("spawn", json!({"argv": ["true"], "owner": "session"}));
+    assert_eq!(refused["kind"], "policy_denied", "{refused}");
+    assert_eq!(refused["rule"], "owner_closed", "{refused}");
+    let reopened = server.io.call("reopen_owner", json!({"owner": "session"}));
+    assert_eq!(reopened["reopened"], true);
+    let again = server.io.call(
+        "spawn",
+        json!({"argv": ["true"], "owner": "session", "wait": true}),
+    );
+    assert_eq!(again["exit_code"], 0, "{again}");
+    let _ = running;
+    assert_no_children(server.pid());
+}

@@ -283,6 +283,7 @@ impl Dispatcher {
             "close_stdin" => ops::close_stdin::run(self, params).await,
             "kill_owner" => ops::kill_owner::run(self, params).await,
             "release_owner" => ops::release_owner::run(self, params).await,
+            "reopen_owner" => ops::reopen_owner::run(self, params).await,
             "pause" => ops::pause::run(self, params).await,
             "resume" => ops::resume::run(self, params).await,
             _ => Err(JsonError::UnknownOp(op.to_owned())),

@@ -11,6 +11,7 @@ pub(crate) mod poll;
 pub(crate) mod read;
 pub(crate) mod release;
 pub(crate) mod release_owner;
+pub(crate) mod reopen_owner;
 pub(crate) mod resume;
 pub(crate) mod spawn;
 pub(crate) mod wait;
@@ -29,6 +30,7 @@ pub(crate) const KNOWN: &[&str] = &[
     "close_stdin",
     "kill_owner",
     "release_owner",
+    "reopen_owner",
     "pause",
     "resume",
 ];

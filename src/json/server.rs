@@ -61,7 +61,9 @@ use super::dispatcher::{Dispatcher, kill_all};
 use super::error::JsonError;
 use super::gate::{Gate, Pass};
 use super::lines::{Line, LineReader};
+use super::ops;
 use super::outbox::{Outbox, SMALL_ANSWER};
+use super::params::Params;
 use super::request::{Request, too_long, write_response};
 use super::stdin_order::{StdinOrder, Turn};
 use crate::messages::{KillRequest, Status};
@@ -331,6 +333,11 @@ where
                     &mut requests
                 };
                 let turn = stdin_order.turn(&request);
+                // A spawn is sent to the registry here, in the order the
+                // lines were read: a `kill_owner` read later reaches the
+                // registry later, whatever order the tasks run in.
+                let started = (request.op == "spawn")
+                    .then(|| ops::spawn::start(&dispatcher, Params(&request.params)));
                 let held = Held {
                     _slot: slot,
                     _bytes: bytes_slot,
@@ -338,6 +345,7 @@ where
                 tasks.spawn(answer(
                     dispatcher.clone(),
                     request,
+                    started,
                     turn,
                     outbox.clone(),
                     answers.clone(),
@@ -458,6 +466,7 @@ async fn finish(tasks: &mut JoinSet<()>, deadline: Duration) {
 async fn answer(
     dispatcher: Dispatcher,
     request: Request,
+    started: Option<Result<ops::spawn::Started, JsonError>>,
     mut turn: Option<Turn>,
     outbox: Arc<Outbox>,
     answers: Budget,
@@ -466,7 +475,11 @@ async fn answer(
     if let Some(turn) = &mut turn {
         turn.wait().await;
     }
-    let result = run(&dispatcher, &request).await;
+    let result = match started {
+        None => run(&dispatcher, &request).await,
+        Some(Err(err)) => Err(err),
+        Some(Ok(started)) => finish_spawn(&dispatcher, &request, started).await,
+    };
     let weight = result.as_ref().map_or(0, Answer::weight);
     if weight <= SMALL_ANSWER && outbox.has_room() {
         // The common case, with no wait: the answer is not held across an
@@ -539,6 +552,22 @@ async fn run(dispatcher: &Dispatcher, request: &Request) -> Result<Answer, JsonE
     // Boxed: the task's future is moved several times on its way into
     // the runtime and the handler's is the bulk of it.
     let mut handler = Box::pin(dispatcher.answer(&request.op, &request.params));
+    match catch_unwind(handler.as_mut()).await {
+        Ok(result) => result,
+        Err(()) => {
+            tracing::error!(op = request.op, "a request handler panicked");
+            Err(JsonError::Internal("the request handler failed".to_owned()))
+        }
+    }
+}
+
+/// Finishes a spawn sent in the read loop, catching a panic as `run` does.
+async fn finish_spawn(
+    dispatcher: &Dispatcher,
+    request: &Request,
+    started: ops::spawn::Started,
+) -> Result<Answer, JsonError> {
+    let mut handler = Box::pin(ops::spawn::finish(dispatcher, started));
     match catch_unwind(handler.as_mut()).await {
         Ok(result) => result,
         Err(()) => {

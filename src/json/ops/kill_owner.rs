@@ -1,5 +1,8 @@
 //! `kill_owner`: kill every running process of an owner at once (for a
-//! script or session that was cancelled). Answers once all are terminal.
+//! script or session that was cancelled), spawns of the owner still
+//! starting included. Answers once all are terminal. With `close: true`
+//! the owner is also closed: its later spawns are `policy_denied` (rule
+//! `owner_closed`) until `reopen_owner`.
 
 use serde_json::{Value, json};
 
@@ -11,7 +14,7 @@ use crate::json::params::Params;
 use crate::json::render;
 
 /// The parameters `kill_owner` reads; any other is refused.
-const PARAMS: &[&str] = &["owner", "signal", "grace_ms"];
+const PARAMS: &[&str] = &["owner", "signal", "grace_ms", "close"];
 
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     params.only("kill_owner", PARAMS)?;
@@ -20,7 +23,12 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<A
         .ok_or_else(|| JsonError::invalid("missing `owner`"))?;
     let owner = dispatcher.owner_key(Some(owner)).unwrap_or_default();
     let request = kill::parse(params)?;
-    let snapshots = dispatcher.registry().kill_owner(owner, request).await?;
+    let registry = dispatcher.registry();
+    let snapshots = if params.bool("close")?.unwrap_or(false) {
+        registry.close_owner(owner, request).await?
+    } else {
+        registry.kill_owner(owner, request).await?
+    };
     let handles: Vec<Value> = snapshots
         .iter()
         .map(|snapshot| {

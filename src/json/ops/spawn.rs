@@ -1,5 +1,7 @@
 //! `spawn`: start a process from `argv` or a shell `command`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -9,7 +11,7 @@ use crate::json::dispatcher::Dispatcher;
 use crate::json::encoding::decode_bytes;
 use crate::json::error::{JsonError, quoted};
 use crate::json::params::Params;
-use crate::messages::{HandleId, Limits, SpawnRequest, Stdin, WaitOutcome};
+use crate::messages::{HandleId, Limits, Snapshot, SpawnRequest, Stdin, WaitOutcome};
 
 /// The parameters `spawn` reads; any other is refused.
 const PARAMS: &[&str] = &[
@@ -67,6 +69,21 @@ pub(crate) struct WaitFor {
 }
 
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
+    let started = start(dispatcher, params)?;
+    finish(dispatcher, started).await
+}
+
+/// A spawn sent to the registry, its answer still to come.
+pub(crate) struct Started {
+    answer: Pin<Box<dyn Future<Output = crate::Result<Snapshot>> + Send>>,
+    outlive_connection: bool,
+    wait: Option<WaitFor>,
+}
+
+/// Checks the request and sends it to the registry before returning: the
+/// server calls this in the order it reads its lines, so that a
+/// `kill_owner` read after a spawn reaches the registry after it too.
+pub(crate) fn start(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Started, JsonError> {
     params.only("spawn", PARAMS)?;
     let SpawnParams {
         request,
@@ -82,8 +99,22 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<A
         )));
     }
     let request = dispatcher.bind_owner(request);
+    Ok(Started {
+        answer: Box::pin(dispatcher.registry().send_spawn(request)),
+        outlive_connection,
+        wait,
+    })
+}
+
+/// Awaits a started spawn's answer, and with `wait`, its end.
+pub(crate) async fn finish(dispatcher: &Dispatcher, started: Started) -> Result<Answer, JsonError> {
+    let Started {
+        answer,
+        outlive_connection,
+        wait,
+    } = started;
     let registry = dispatcher.registry();
-    let snapshot = registry.spawn(request).await?;
+    let snapshot = answer.await?;
     let id = snapshot.handle_id;
     if !outlive_connection {
         dispatcher.track(id).await;
