@@ -268,26 +268,9 @@ impl Dispatcher {
         op: &str,
         params: &Map<String, Value>,
     ) -> Result<Answer, JsonError> {
-        let params = Params(params);
-        match op {
-            // Boxed: its future is more than twice the size of any other
-            // op's, and every request's task would pay for it.
-            "spawn" => Box::pin(ops::spawn::run(self, params)).await,
-            "poll" => ops::poll::run(self, params).await,
-            "wait" => ops::wait::run(self, params).await,
-            "kill" => ops::kill::run(self, params).await,
-            "release" => ops::release::run(self, params).await,
-            "list" => ops::list::run(self, params).await,
-            "read" => ops::read::run(self, params).await,
-            "write" => ops::write::run(self, params).await,
-            "close_stdin" => ops::close_stdin::run(self, params).await,
-            "kill_owner" => ops::kill_owner::run(self, params).await,
-            "release_owner" => ops::release_owner::run(self, params).await,
-            "reopen_owner" => ops::reopen_owner::run(self, params).await,
-            "pause" => ops::pause::run(self, params).await,
-            "resume" => ops::resume::run(self, params).await,
-            _ => Err(JsonError::UnknownOp(op.to_owned())),
-        }
+        ops::run(self, op, Params(params))
+            .await
+            .unwrap_or_else(|| Err(JsonError::UnknownOp(op.to_owned())))
     }
 
     /// Kills every running process this connection spawned (those asked to

@@ -70,7 +70,9 @@ pub(crate) struct WaitFor {
 
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     let started = start(dispatcher, params)?;
-    finish(dispatcher, started).await
+    // Boxed: its future is more than twice the size of any other op's, and
+    // every request's task would pay for it.
+    Box::pin(finish(dispatcher, started)).await
 }
 
 /// A spawn sent to the registry, its answer still to come.
