@@ -105,18 +105,18 @@ impl JsonError {
 }
 
 fn registry_kind(err: &Error) -> ErrorKind {
-    match err {
+    use crate::error::ErrorKind as Kind;
+    match err.kind() {
         // The request does not fit the handle's state: still the caller's
         // request to fix.
-        Error::InvalidRequest { .. }
-        | Error::StdinClosed(_)
-        | Error::StdinNotPiped(_)
-        | Error::OffsetOutOfRange { .. } => ErrorKind::InvalidRequest,
-        Error::Spawn { .. } => ErrorKind::SpawnFailed,
-        Error::PolicyDenied { .. } => ErrorKind::PolicyDenied,
-        // A string that is not a handle id names no handle either.
-        Error::UnknownHandle(_) | Error::MalformedHandle(_) => ErrorKind::UnknownHandle,
-        _ => ErrorKind::Internal,
+        Kind::InvalidRequest
+        | Kind::StdinClosed
+        | Kind::StdinNotPiped
+        | Kind::OffsetOutOfRange => ErrorKind::InvalidRequest,
+        Kind::SpawnFailed => ErrorKind::SpawnFailed,
+        Kind::PolicyDenied => ErrorKind::PolicyDenied,
+        Kind::UnknownHandle => ErrorKind::UnknownHandle,
+        Kind::RegistryUnavailable | Kind::Internal => ErrorKind::Internal,
     }
 }
 
