@@ -24,7 +24,7 @@
 //! behind (even when one fails midway) comes to it and is SIGKILLed and
 //! reaped; what was left is counted.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -109,6 +109,9 @@ pub(crate) struct Measured {
     shutdown_poll_errors: usize,
     /// Processes (zombies included) left behind once the side was done.
     left: usize,
+    /// Of the waits pending at the shutdown, how many were answered
+    /// `killed`.
+    shutdown_waits_killed: Option<usize>,
     /// Why a part was not measured.
     note: Option<String>,
 }
@@ -326,7 +329,11 @@ async fn library_side(n: usize) -> Measured {
     registry.shutdown().await.expect("registry shutdown");
     m.shutdown = Some(start.elapsed().as_secs_f64());
     (m.shutdown_polls, m.shutdown_poll_errors) = polls.stop().await;
-    while waits.join_next().await.is_some() {}
+    let mut killed = 0;
+    while let Some(done) = waits.join_next().await {
+        killed += usize::from(done.unwrap_or(false));
+    }
+    m.shutdown_waits_killed = Some(killed);
     m
 }
 
@@ -399,6 +406,7 @@ async fn raw_side(n: usize) -> Measured {
     let (kills, waits) = raw_burst(n);
     m.spawn.push(start.elapsed().as_secs_f64());
     m.shutdown = Some(raw_kill_all(kills, waits).await);
+    m.shutdown_waits_killed = Some(n);
     m
 }
 
@@ -446,17 +454,22 @@ struct Server {
 }
 
 impl Server {
-    fn start(max_handles: usize) -> Result<Server, String> {
-        let binary = std::env::var_os("PROCWARD_SERVE_BIN")
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_procward").into());
-        let mut child = Command::new(binary)
-            .args([
-                "serve",
-                "--max-handles",
-                &max_handles.to_string(),
-                "--shutdown-grace-ms",
-                &SHUTDOWN_GRACE_MS.to_string(),
-            ])
+    /// A server for `n` children. A build that bounds the requests in
+    /// flight per connection (`--max-in-flight`) is given room for a wait
+    /// per child, as a host keeping that many waits would configure it.
+    fn start(n: usize) -> Result<Server, String> {
+        let mut command = Command::new(Self::binary());
+        command.args([
+            "serve",
+            "--max-handles",
+            &(n + 64).to_string(),
+            "--shutdown-grace-ms",
+            &SHUTDOWN_GRACE_MS.to_string(),
+        ]);
+        if Self::takes("--max-in-flight ") {
+            command.args(["--max-in-flight", &(n + 256).to_string()]);
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -617,17 +630,13 @@ impl Server {
     }
 
     /// A wait per handle; returns the request ids.
-    fn waits(&mut self, handles: &[String]) -> Result<HashMap<u64, ()>, String> {
+    fn waits(&mut self, handles: &[String]) -> Result<HashSet<u64>, String> {
         let requests: Vec<Value> = handles
             .iter()
             .map(|handle| json!({"id": self.id(), "op": "wait", "handle_id": handle}))
             .collect();
         self.send(&requests)?;
-        Ok(requests
-            .iter()
-            .filter_map(|r| r["id"].as_u64())
-            .map(|id| (id, ()))
-            .collect())
+        Ok(requests.iter().filter_map(|r| r["id"].as_u64()).collect())
     }
 
     /// `kill_owner` of the burst while a poll of `bystander` goes every
@@ -636,7 +645,7 @@ impl Server {
     fn kill_owner(
         &mut self,
         n: usize,
-        mut waits: HashMap<u64, ()>,
+        mut waits: HashSet<u64>,
         bystander: &str,
     ) -> Result<(f64, f64, Vec<f64>), String> {
         let kill_id = self.id();
@@ -672,7 +681,7 @@ impl Server {
                 polls.push((at - sent).as_secs_f64());
                 poll = None;
                 next_poll = at + POLL_EVERY;
-            } else if waits.remove(&id).is_some() {
+            } else if waits.remove(&id) {
                 let status = ok_result(response)?["status"].clone();
                 if status != "killed" {
                     return Err(format!("a wait answered {status} after kill_owner"));
@@ -686,14 +695,22 @@ impl Server {
         Ok((answered, answered.max(all_waits), polls))
     }
 
-    /// Closes stdin and returns the time until the server exited.
-    fn shut_down(&mut self) -> Result<f64, String> {
+    /// Closes stdin; returns the time until the server exited and how
+    /// many of `waits` were answered `killed` before its stdout closed.
+    fn shut_down(&mut self, waits: HashSet<u64>) -> Result<(f64, usize), String> {
         let start = Instant::now();
         self.lines = None;
         let deadline = start + PHASE_DEADLINE;
-        loop {
+        let mut killed = 0;
+        let mut count = |response: Value| {
+            let is_wait = response["id"]
+                .as_u64()
+                .is_some_and(|id| waits.contains(&id));
+            killed += usize::from(is_wait && response["result"]["status"] == "killed");
+        };
+        let exited = loop {
             match self.child.try_wait() {
-                Ok(Some(status)) if status.success() => return Ok(start.elapsed().as_secs_f64()),
+                Ok(Some(status)) if status.success() => break start.elapsed().as_secs_f64(),
                 Ok(Some(status)) => return Err(format!("procward serve exited with {status}")),
                 Ok(None) => {}
                 Err(err) => return Err(format!("waiting for procward serve: {err}")),
@@ -701,9 +718,28 @@ impl Server {
             if Instant::now() > deadline {
                 return Err("shutdown took too long".to_owned());
             }
-            // Drain the answers meanwhile (the pending waits answer now).
-            let _ = self.responses.recv_timeout(Duration::from_millis(1));
+            if let Ok((_, response)) = self.responses.recv_timeout(Duration::from_millis(1)) {
+                count(response);
+            }
+        };
+        // The reader thread ends at the end of the server's stdout.
+        while let Ok((_, response)) = self.responses.recv_timeout(Duration::from_secs(5)) {
+            count(response);
         }
+        Ok((exited, killed))
+    }
+
+    /// Whether this build of the server takes `flag` (`serve --help`).
+    fn takes(flag: &str) -> bool {
+        Command::new(Self::binary())
+            .args(["serve", "--help"])
+            .output()
+            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(flag))
+    }
+
+    fn binary() -> std::ffi::OsString {
+        std::env::var_os("PROCWARD_SERVE_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_procward").into())
     }
 }
 
@@ -754,7 +790,7 @@ fn serve_side(n: usize) -> Measured {
 }
 
 fn serve_steps(n: usize, m: &mut Measured) -> Result<(), String> {
-    let mut server = Server::start(n + 64)?;
+    let mut server = Server::start(n)?;
     let pid = server.pid;
     for _ in 0..16 {
         let warm = server.call(json!({"op": "spawn", "argv": ["true"]}))?;
@@ -786,8 +822,10 @@ fn serve_steps(n: usize, m: &mut Measured) -> Result<(), String> {
 
     let (elapsed, handles) = server.burst(n)?;
     m.spawn.push(elapsed);
-    server.waits(&handles)?;
-    m.shutdown = Some(server.shut_down()?);
+    let waits = server.waits(&handles)?;
+    let (shutdown, answered) = server.shut_down(waits)?;
+    m.shutdown = Some(shutdown);
+    m.shutdown_waits_killed = Some(answered);
     Ok(())
 }
 
@@ -1076,7 +1114,7 @@ fn ladder_table(steps: &[Step]) -> String {
     fn p99(values: &[f64]) -> Option<String> {
         (!values.is_empty()).then(|| Unit::Seconds.format(all(values).percentile(0.99)))
     }
-    let lines: [(&str, Cell); 11] = [
+    let lines: [(&str, Cell); 12] = [
         ("burst spawn (first; second)", |m| {
             (!m.spawn.is_empty()).then(|| {
                 m.spawn
@@ -1114,6 +1152,9 @@ fn ladder_table(steps: &[Step]) -> String {
             Some(format!("{} ({})", p99(&m.kill_polls)?, m.kill_polls.len()))
         }),
         ("shutdown with N running", |m| time(m.shutdown)),
+        ("waits answered `killed` at shutdown", |m| {
+            m.shutdown_waits_killed.map(|k| format!("{k} of {}", m.n))
+        }),
         ("unrelated poll during shutdown, p99 (n, errors)", |m| {
             Some(format!(
                 "{} ({}, {})",
