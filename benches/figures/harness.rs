@@ -15,6 +15,9 @@ pub(crate) enum Unit {
     Seconds,
     /// Bytes, printed in KiB or MiB (lower is better).
     Bytes,
+    /// A count (threads, descriptors, processes left), printed whole or
+    /// with two decimals (lower is better).
+    Count,
 }
 
 impl Unit {
@@ -27,9 +30,12 @@ impl Unit {
             Unit::PerSec => format!("{}/s", thousands(value)),
             Unit::BytesPerSec => format!("{:.2} GB/s", value / 1e9),
             Unit::Seconds if value < 1e-3 => format!("{:.1} µs", value * 1e6),
-            Unit::Seconds => format!("{:.2} ms", value * 1e3),
+            Unit::Seconds if value < 1.0 => format!("{:.2} ms", value * 1e3),
+            Unit::Seconds => format!("{value:.2} s"),
             Unit::Bytes if value < 1024.0 * 1024.0 => format!("{:.1} KiB", value / 1024.0),
             Unit::Bytes => format!("{:.1} MiB", value / (1024.0 * 1024.0)),
+            Unit::Count if value.fract() == 0.0 => thousands(value),
+            Unit::Count => format!("{value:.2}"),
         }
     }
 }
@@ -185,6 +191,9 @@ impl Row {
     /// headline figures.
     pub(crate) fn ratio(&self) -> Option<f64> {
         let (_, baseline) = self.baseline.as_ref()?;
+        if self.procward.len() == 0 || baseline.len() == 0 {
+            return None;
+        }
         if self.paired && self.stat == Stat::Median && baseline.len() == self.procward.len() {
             let mut ratios = Samples::default();
             for (p, b) in self.procward.values().iter().zip(baseline.values()) {

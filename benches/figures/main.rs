@@ -8,8 +8,12 @@
 //! cargo bench --bench figures -- --quick      # fewer rounds
 //! ```
 //!
-//! Groups: `spawn`, `poll`, `capture`, `kill`, `memory`, `full`, `serve`.
+//! Groups: `spawn`, `poll`, `capture`, `kill`, `memory`, `full`, `serve`,
+//! `serve_client`, `scale`.
 //! `--full-cap N` changes the size of the full registry (100,000).
+//! `--scale-ladder 100,500` runs the scale group at those N only, and
+//! `--scale-svg PATH` says where its plot goes (docs/scale.svg for the full
+//! ladder, the target directory otherwise).
 //! Every child the bench starts is killed and reaped before it ends; it
 //! checks that none is left.
 
@@ -17,10 +21,13 @@ mod capture;
 mod harness;
 mod kill;
 mod memory;
+mod plot;
 mod poll;
 mod procfs;
 mod raw;
+mod scale;
 mod serve;
+mod serve_client;
 mod spawn;
 
 use std::time::{Duration, Instant};
@@ -30,9 +37,13 @@ use harness::Row;
 /// What the command line asked for.
 #[derive(Debug)]
 pub(crate) struct Opts {
-    quick: bool,
+    pub(crate) quick: bool,
     groups: Vec<String>,
     pub(crate) full_cap: usize,
+    /// `--scale-ladder`: the N of the scale group instead of its ladder.
+    pub(crate) scale_ladder: Option<Vec<usize>>,
+    /// `--scale-svg`: where the scale group's plot goes.
+    pub(crate) scale_svg: Option<std::path::PathBuf>,
 }
 
 impl Opts {
@@ -41,6 +52,8 @@ impl Opts {
             quick: false,
             groups: Vec::new(),
             full_cap: 100_000,
+            scale_ladder: None,
+            scale_svg: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -51,6 +64,18 @@ impl Opts {
                         .next()
                         .and_then(|n| n.parse().ok())
                         .expect("--full-cap takes a number");
+                }
+                "--scale-ladder" => {
+                    let ladder = args.next().and_then(|list| {
+                        list.split(',')
+                            .map(|n| n.trim().parse::<usize>().ok().filter(|&n| n > 0))
+                            .collect::<Option<Vec<usize>>>()
+                    });
+                    opts.scale_ladder =
+                        Some(ladder.expect("--scale-ladder takes numbers, e.g. 100,500"));
+                }
+                "--scale-svg" => {
+                    opts.scale_svg = Some(args.next().expect("--scale-svg takes a path").into());
                 }
                 // cargo passes `--bench`; libtest flags mean nothing here.
                 flag if flag.starts_with('-') => {}
@@ -74,6 +99,15 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == memory::PROBE_FLAG) {
         memory::probe(args.get(at + 1).map_or("procward", String::as_str));
+        return;
+    }
+    if let Some(at) = args.iter().position(|a| a == scale::PROBE_FLAG) {
+        let side = args.get(at + 1).map_or("library", String::as_str);
+        let n = args
+            .get(at + 2)
+            .and_then(|n| n.parse().ok())
+            .expect("--probe-scale SIDE N");
+        scale::probe(side, n);
         return;
     }
     let opts = Opts::parse();
@@ -111,6 +145,8 @@ fn main() {
         runtime.block_on(spawn::full_registry_spawn_rate(&opts))
     });
     run("serve", &|| serve::serve(&opts));
+    run("serve_client", &|| serve_client::serve_client(&opts));
+    run("scale", &|| scale::scale(&opts));
     drop(runtime);
 
     println!("\n{}", harness::table(&rows));

@@ -91,3 +91,70 @@ pub(crate) fn ensure_fd_limit(needed: u64) -> (Option<u64>, Option<u64>) {
     }
     (before, getrlimit(Resource::Nofile).current)
 }
+
+/// What `/proc/<pid>/status` says of a process's memory and threads.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Status {
+    /// Resident memory now, bytes (`VmRSS`).
+    pub(crate) rss: u64,
+    /// Peak resident memory, bytes (`VmHWM`).
+    pub(crate) peak_rss: u64,
+    /// Threads (`Threads`).
+    pub(crate) threads: u64,
+}
+
+/// The status of process `pid`, or `None` once it has exited.
+pub(crate) fn status_of(pid: u32) -> Option<Status> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+    };
+    Some(Status {
+        rss: field("VmRSS:")? * 1024,
+        peak_rss: field("VmHWM:")? * 1024,
+        threads: field("Threads:")?,
+    })
+}
+
+/// Open file descriptors of process `pid`.
+pub(crate) fn open_fds_of(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| dir.count())
+        .unwrap_or(0)
+}
+
+/// Makes this process the reaper of its descendants' orphans, so that a
+/// probe or server that dies midway hands its children to the bench,
+/// which [`kill_and_reap_children`] then ends.
+pub(crate) fn become_subreaper() {
+    let me = rustix::process::Pid::from_raw(std::process::id() as i32);
+    if let Err(err) = rustix::process::set_child_subreaper(me) {
+        eprintln!("  could not become a child subreaper: {err}");
+    }
+}
+
+/// SIGKILLs and reaps every child of this process (zombies included);
+/// returns how many there were. Call it only while no child of the bench
+/// is meant to run: their pids are safe to signal because an unreaped
+/// child's pid cannot be reused.
+pub(crate) fn kill_and_reap_children() -> usize {
+    use rustix::process::{Pid, Signal, WaitOptions, kill_process, waitpid};
+    let left = children();
+    for (pid, _) in &left {
+        let Some(pid) = Pid::from_raw(*pid as i32) else {
+            continue;
+        };
+        let _ = kill_process(pid, Signal::KILL);
+        let _ = waitpid(Some(pid), WaitOptions::empty());
+    }
+    left.len()
+}

@@ -71,6 +71,19 @@ impl Running {
         }
     }
 
+    /// Waits for the exit, or for `kill` to fire and then SIGKILLs the
+    /// child; then [`finish`](Self::finish). A wait task per child, as a
+    /// supervisor holding many keeps.
+    pub(crate) async fn wait_or_kill(mut self, kill: tokio::sync::oneshot::Receiver<()>) {
+        tokio::select! {
+            _ = self.child.wait() => {}
+            _ = kill => {
+                let _ = self.child.start_kill();
+            }
+        }
+        self.finish().await;
+    }
+
     /// SIGKILL to the child alone, then [`finish`](Self::finish).
     pub(crate) async fn kill(mut self) {
         self.child.start_kill().expect("raw kill");
