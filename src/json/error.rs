@@ -109,10 +109,9 @@ fn registry_kind(err: &Error) -> ErrorKind {
     match err.kind() {
         // The request does not fit the handle's state: still the caller's
         // request to fix.
-        Kind::InvalidRequest
-        | Kind::StdinClosed
-        | Kind::StdinNotPiped
-        | Kind::OffsetOutOfRange => ErrorKind::InvalidRequest,
+        Kind::InvalidRequest | Kind::StdinClosed | Kind::StdinNotPiped | Kind::OffsetOutOfRange => {
+            ErrorKind::InvalidRequest
+        }
         Kind::SpawnFailed => ErrorKind::SpawnFailed,
         Kind::PolicyDenied => ErrorKind::PolicyDenied,
         Kind::UnknownHandle => ErrorKind::UnknownHandle,

@@ -231,8 +231,9 @@ fn register_pidfd(pidfd: OwnedFd) -> Result<AsyncFd<OwnedFd>, (OwnedFd, io::Erro
 /// child is unreaped and reaps it exactly once.
 ///
 /// Dropping an unreaped `ChildProcess` (its actor failed, or its runtime
-/// shut down) kills the group and reaps the child on a short-lived thread,
-/// so no child and no zombie outlive procward's bookkeeping.
+/// shut down) kills the group and hands the child to the OS worker, which
+/// reaps it once it has died, so no child and no zombie outlive procward's
+/// bookkeeping.
 #[derive(Debug)]
 pub(crate) struct ChildProcess {
     pid: Pid,
@@ -385,16 +386,19 @@ impl Drop for ChildProcess {
             pid = pid.as_raw_nonzero().get(),
             "child dropped unreaped: killed its group"
         );
-        // SIGKILL cannot be caught, so this wait is short; it runs on its own
-        // thread because a drop may happen outside any runtime.
-        let reaper = std::thread::Builder::new()
-            .name("procward-reaper".into())
-            .spawn(move || {
-                let _ = waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED);
-                super::worker::forget_leader(pid.as_raw_nonzero().get());
-            });
-        if let Err(err) = reaper {
-            tracing::error!(%err, "could not start a reaper thread; the child stays a zombie");
-        }
+        // SIGKILL cannot be caught, so the child dies soon; the OS worker
+        // reaps it then. A drop may happen outside any runtime, and many at
+        // once (a supervisor killing the registry): no thread per child.
+        super::worker::reap_dropped(pid.as_raw_nonzero().get(), DroppedChild(pidfd));
+    }
+}
+
+/// The pidfd of a child dropped unreaped, for the OS worker to reap.
+#[derive(Debug)]
+pub(crate) struct DroppedChild(Pidfd);
+
+impl AsFd for DroppedChild {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
     }
 }

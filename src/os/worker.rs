@@ -40,7 +40,7 @@ use rustix::process::{
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use super::child::{self, RawSpawned};
+use super::child::{self, DroppedChild, RawSpawned};
 use super::escapees::{self, TOKEN_VAR};
 use super::procfs::{self, ProcStat};
 use crate::error::Error;
@@ -82,6 +82,8 @@ enum Job {
     },
     /// A leader was reaped by its owner: its pid is no longer ours.
     ForgetLeader(i32),
+    /// A leader dropped unreaped, its group killed: reap it when it died.
+    ReapDropped(i32, DroppedChild),
     /// A child that is not a leader: never reap it (the registry's guard).
     Keep(i32),
     /// This process became a child subreaper.
@@ -125,6 +127,14 @@ pub(crate) fn worker() -> Result<&'static Worker, Error> {
             operation: "starting procward's OS worker thread",
             source: io::Error::other("the thread could not be started"),
         })
+}
+
+/// Hands the worker a leader dropped unreaped (its group was sent
+/// SIGKILL), to reap once it has died. Callable from any thread.
+pub(crate) fn reap_dropped(pid: i32, child: DroppedChild) {
+    if let Some(Some(worker)) = WORKER.get() {
+        let _ = worker.jobs.send(Job::ReapDropped(pid, child));
+    }
 }
 
 /// Tells the worker that `pid` was reaped by its owner. Callable from any
@@ -221,6 +231,8 @@ struct WorkerState {
     kept: Vec<i32>,
     reaping_orphans: bool,
     pending: Vec<Pending>,
+    /// Leaders dropped unreaped, waiting to die.
+    dropped: Vec<(i32, DroppedChild)>,
     me: i32,
     my_group: i32,
     stat_buf: String,
@@ -234,6 +246,7 @@ impl WorkerState {
             kept: Vec::new(),
             reaping_orphans: false,
             pending: Vec::new(),
+            dropped: Vec::new(),
             me: getpid().as_raw_nonzero().get(),
             my_group: getpgrp().as_raw_nonzero().get(),
             stat_buf: String::new(),
@@ -271,6 +284,10 @@ impl WorkerState {
                         new_cleanup = true;
                     }
                     Job::ForgetLeader(pid) => self.forget(pid),
+                    Job::ReapDropped(pid, child) => {
+                        self.dropped.push((pid, child));
+                        new_cleanup = true;
+                    }
                     Job::Keep(pid) => self.kept.push(pid),
                     Job::ReapOrphans => {
                         self.reaping_orphans = true;
@@ -286,7 +303,7 @@ impl WorkerState {
             if next_pass.is_some_and(|at| Instant::now() >= at) {
                 self.pass();
                 reap = false;
-                next_pass = if self.pending.is_empty() {
+                next_pass = if self.pending.is_empty() && self.dropped.is_empty() {
                     None
                 } else {
                     let at = Instant::now() + pause;
@@ -370,6 +387,7 @@ impl WorkerState {
 
     /// One pass for every pending cleanup; answers those that are done.
     fn pass(&mut self) {
+        self.reap_dropped();
         self.reap_killed();
         if self.reaping_orphans
             && let Some(alive) = self.reap_orphans()
@@ -406,6 +424,27 @@ impl WorkerState {
             let _ = pending.reply.send(());
         }
         self.pending = waiting;
+    }
+
+    /// Reaps the dropped leaders that have died.
+    fn reap_dropped(&mut self) {
+        let mut dead = Vec::new();
+        self.dropped.retain(|(pid, child)| {
+            let reaped = matches!(
+                waitid(
+                    WaitId::PidFd(child.as_fd()),
+                    WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+                ),
+                Ok(Some(_)) | Err(_)
+            );
+            if reaped {
+                dead.push(*pid);
+            }
+            !reaped
+        });
+        for pid in dead {
+            self.forget(pid);
+        }
     }
 
     /// Drops the killed escapees that have exited, reaping those that are
