@@ -1,15 +1,21 @@
-//! The OS worker: one thread per OS process that does procward's blocking
-//! OS work. It forks every child, reaps orphans, and runs the `/proc` scans
-//! that end a handle (the group sweep and the escapee hunt), in batches.
+//! The OS worker: a few threads per OS process that do procward's blocking
+//! OS work. Spawner threads fork every child; one worker thread reaps
+//! orphans and runs the `/proc` scans that end a handle (the group sweep
+//! and the escapee hunt), in batches.
 //!
-//! Why one thread, owned by nobody but itself:
+//! Why a fixed set of threads, owned by nobody but themselves:
 //! - Forking blocks until the program is executed. On tokio's blocking
-//!   pool a burst of spawns grows up to 512 threads; here it queues, with
-//!   at most [`SPAWN_QUEUE`] spawns waiting and the rest of the callers
-//!   waiting for a place (back-pressure, not threads).
-//! - Forks and orphan reaping happen on the same thread, in order, so the
-//!   reaper knows every leader forked so far and never reaps a spawned child
-//!   behind its process actor's back, however fast that child exits.
+//!   pool a burst of spawns grows up to 512 threads; here it queues for
+//!   [`spawner_threads`] spawners (one per core, 2 to 4), with at most
+//!   [`SPAWN_QUEUE`] spawns waiting and the rest of the callers waiting for
+//!   a place (back-pressure, not threads).
+//! - The orphan reaper never reaps a spawned child behind its process
+//!   actor's back, however fast that child exits: a spawner counts a fork
+//!   as started before it forks, sends the new leader's pid to the worker,
+//!   and only then counts it as finished. The reaper reads both counts,
+//!   takes every pid sent so far, lists our children, and reads the count
+//!   of forks started again: only if no fork was under way from the first
+//!   read to the last does it reap a child it does not know as a leader.
 //! - Ending N handles at once costs one pass over `/proc`, not N: every
 //!   cleanup queued when a pass starts is served by it. None of it runs on
 //!   an async runtime's workers.
@@ -30,6 +36,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -55,6 +62,9 @@ const CLEANUP_DEADLINE: Duration = Duration::from_secs(5);
 /// to [`MAX_PAUSE`], as no event announces a re-parented orphan's end.
 const MIN_PAUSE: Duration = Duration::from_micros(500);
 const MAX_PAUSE: Duration = Duration::from_millis(20);
+/// How soon an orphan reap put off while forks were under way is tried
+/// again.
+const RETRY_REAP: Duration = Duration::from_millis(1);
 
 /// What a handle's end asks of the worker.
 #[derive(Debug, Clone)]
@@ -70,12 +80,26 @@ pub(crate) struct Cleanup {
     pub(crate) token: Option<String>,
 }
 
+/// A spawn for a spawner thread.
+struct SpawnJob {
+    request: Box<SpawnRequest>,
+    _permit: OwnedSemaphorePermit,
+    reply: oneshot::Sender<Result<(Box<SpawnRequest>, RawSpawned), Error>>,
+}
+
+/// Forks begun and forks whose leader's pid was sent to the worker (or
+/// that failed): equal when no fork is under way.
+static FORKS_STARTED: AtomicU64 = AtomicU64::new(0);
+static FORKS_FINISHED: AtomicU64 = AtomicU64::new(0);
+
+/// How many spawner threads fork at once: one per core, 2 to 4.
+pub(crate) fn spawner_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4))
+}
+
 enum Job {
-    Spawn {
-        request: Box<SpawnRequest>,
-        _permit: OwnedSemaphorePermit,
-        reply: oneshot::Sender<Result<(Box<SpawnRequest>, RawSpawned), Error>>,
-    },
+    /// A spawner forked this leader.
+    Leader(i32),
     Cleanup {
         cleanup: Cleanup,
         reply: oneshot::Sender<()>,
@@ -97,6 +121,8 @@ enum Job {
 #[derive(Debug)]
 pub(crate) struct Worker {
     jobs: mpsc::Sender<Job>,
+    spawners: Vec<mpsc::Sender<SpawnJob>>,
+    next_spawner: AtomicUsize,
     spawn_places: Arc<Semaphore>,
 }
 
@@ -106,27 +132,55 @@ static WORKER: OnceLock<Option<Worker>> = OnceLock::new();
 /// started (then no spawn can run in this process).
 pub(crate) fn worker() -> Result<&'static Worker, Error> {
     WORKER
-        .get_or_init(|| {
-            let (jobs, rx) = mpsc::channel();
-            match std::thread::Builder::new()
-                .name("procward-os".into())
-                .spawn(move || WorkerState::new().run(rx))
-            {
-                Ok(_) => Some(Worker {
-                    jobs,
-                    spawn_places: Arc::new(Semaphore::new(SPAWN_QUEUE)),
-                }),
-                Err(err) => {
-                    tracing::error!(%err, "could not start procward's OS worker thread");
-                    None
-                }
+        .get_or_init(|| match start() {
+            Ok(worker) => Some(worker),
+            Err(err) => {
+                tracing::error!(%err, "could not start procward's OS threads");
+                None
             }
         })
         .as_ref()
         .ok_or_else(|| Error::Os {
-            operation: "starting procward's OS worker thread",
-            source: io::Error::other("the thread could not be started"),
+            operation: "starting procward's OS threads",
+            source: io::Error::other("a thread could not be started"),
         })
+}
+
+fn start() -> io::Result<Worker> {
+    let (jobs, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("procward-os".into())
+        .spawn(move || WorkerState::new().run(rx))?;
+    let mut spawners = Vec::new();
+    for n in 0..spawner_threads() {
+        let (tx, queue) = mpsc::channel();
+        let leaders = jobs.clone();
+        std::thread::Builder::new()
+            .name(format!("procward-spawn-{n}"))
+            .spawn(move || fork_all(queue, leaders))?;
+        spawners.push(tx);
+    }
+    Ok(Worker {
+        jobs,
+        spawners,
+        next_spawner: AtomicUsize::new(0),
+        spawn_places: Arc::new(Semaphore::new(SPAWN_QUEUE)),
+    })
+}
+
+/// A spawner thread: forks each spawn it is given and tells the worker of
+/// the new leader before it counts the fork as finished (see the module
+/// docs for why that order).
+fn fork_all(queue: mpsc::Receiver<SpawnJob>, leaders: mpsc::Sender<Job>) {
+    for job in queue {
+        FORKS_STARTED.fetch_add(1, Ordering::SeqCst);
+        let result = child::spawn(&job.request);
+        if let Ok(spawned) = &result {
+            let _ = leaders.send(Job::Leader(spawned.child.pid() as i32));
+        }
+        FORKS_FINISHED.fetch_add(1, Ordering::SeqCst);
+        let _ = job.reply.send(result.map(|spawned| (job.request, spawned)));
+    }
 }
 
 /// Hands the worker a leader dropped unreaped (its group was sent
@@ -153,8 +207,8 @@ fn gone() -> Error {
 }
 
 impl Worker {
-    /// Forks `request` on the worker's thread. Waits for a place in the
-    /// queue first. Cancel safe: a child forked for a dropped call is
+    /// Forks `request` on a spawner thread. Waits for a place in the queue
+    /// first. Cancel safe: a child forked for a dropped call is
     /// killed and reaped.
     pub(crate) async fn spawn(
         &self,
@@ -167,8 +221,11 @@ impl Worker {
             .await
             .map_err(|_| gone())?;
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job::Spawn {
+        let n = self.next_spawner.fetch_add(1, Ordering::Relaxed) % self.spawners.len().max(1);
+        self.spawners
+            .get(n)
+            .ok_or_else(gone)?
+            .send(SpawnJob {
                 request: Box::new(request),
                 _permit: permit,
                 reply,
@@ -230,6 +287,11 @@ struct WorkerState {
     /// Children that are neither leaders nor orphans (guards).
     kept: Vec<i32>,
     reaping_orphans: bool,
+    /// A SIGCHLD (or the start of orphan reaping) asked for a reap that has
+    /// not run yet.
+    reap_wanted: bool,
+    /// A cleanup or a dropped child arrived since the last look.
+    new_cleanup: bool,
     pending: Vec<Pending>,
     /// Leaders dropped unreaped, waiting to die.
     dropped: Vec<(i32, DroppedChild)>,
@@ -245,6 +307,8 @@ impl WorkerState {
             leaders: HashMap::new(),
             kept: Vec::new(),
             reaping_orphans: false,
+            reap_wanted: false,
+            new_cleanup: false,
             pending: Vec::new(),
             dropped: Vec::new(),
             me: getpid().as_raw_nonzero().get(),
@@ -258,51 +322,36 @@ impl WorkerState {
         let mut pause = MIN_PAUSE;
         let mut next_pass: Option<Instant> = None;
         loop {
-            let first = match next_pass {
+            // An orphan reap put off while forks were under way is tried
+            // again soon, as is the next pass of waiting cleanups.
+            let wake = match (next_pass, self.reap_wanted && self.reaping_orphans) {
+                (at, true) => Some(at.map_or(RETRY_REAP, |at| {
+                    at.saturating_duration_since(Instant::now()).min(RETRY_REAP)
+                })),
+                (Some(at), false) => Some(at.saturating_duration_since(Instant::now())),
+                (None, false) => None,
+            };
+            let first = match wake {
                 None => match jobs.recv() {
                     Ok(job) => Some(job),
                     Err(mpsc::RecvError) => return,
                 },
-                Some(at) => match jobs.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                Some(after) => match jobs.recv_timeout(after) {
                     Ok(job) => Some(job),
                     Err(mpsc::RecvTimeoutError::Timeout) => None,
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 },
             };
-            let mut new_cleanup = false;
-            let mut reap = false;
-            for job in first
-                .into_iter()
-                .chain(std::iter::from_fn(|| jobs.try_recv().ok()))
-            {
-                match job {
-                    Job::Spawn { request, reply, .. } => {
-                        let _ = reply.send(self.spawn(request));
-                    }
-                    Job::Cleanup { cleanup, reply } => {
-                        self.add_cleanup(cleanup, reply);
-                        new_cleanup = true;
-                    }
-                    Job::ForgetLeader(pid) => self.forget(pid),
-                    Job::ReapDropped(pid, child) => {
-                        self.dropped.push((pid, child));
-                        new_cleanup = true;
-                    }
-                    Job::Keep(pid) => self.kept.push(pid),
-                    Job::ReapOrphans => {
-                        self.reaping_orphans = true;
-                        reap = true;
-                    }
-                    Job::ChildSignal => reap = true,
-                }
+            if let Some(job) = first {
+                self.absorb(job);
             }
-            if new_cleanup {
+            self.drain(&jobs);
+            if std::mem::take(&mut self.new_cleanup) {
                 pause = MIN_PAUSE;
                 next_pass = Some(Instant::now());
             }
             if next_pass.is_some_and(|at| Instant::now() >= at) {
-                self.pass();
-                reap = false;
+                self.pass(&jobs);
                 next_pass = if self.pending.is_empty() && self.dropped.is_empty() {
                     None
                 } else {
@@ -311,19 +360,38 @@ impl WorkerState {
                     Some(at)
                 };
             }
-            if reap && self.reaping_orphans {
-                self.reap_orphans();
+            if self.reap_wanted && self.reaping_orphans {
+                self.reap_orphans(&jobs);
             }
         }
     }
 
-    fn spawn(
-        &mut self,
-        request: Box<SpawnRequest>,
-    ) -> Result<(Box<SpawnRequest>, RawSpawned), Error> {
-        let spawned = child::spawn(&request)?;
-        *self.leaders.entry(spawned.child.pid() as i32).or_default() += 1;
-        Ok((request, spawned))
+    /// Takes every job queued now.
+    fn drain(&mut self, jobs: &mpsc::Receiver<Job>) {
+        while let Ok(job) = jobs.try_recv() {
+            self.absorb(job);
+        }
+    }
+
+    fn absorb(&mut self, job: Job) {
+        match job {
+            Job::Leader(pid) => *self.leaders.entry(pid).or_default() += 1,
+            Job::Cleanup { cleanup, reply } => {
+                self.add_cleanup(cleanup, reply);
+                self.new_cleanup = true;
+            }
+            Job::ForgetLeader(pid) => self.forget(pid),
+            Job::ReapDropped(pid, child) => {
+                self.dropped.push((pid, child));
+                self.new_cleanup = true;
+            }
+            Job::Keep(pid) => self.kept.push(pid),
+            Job::ReapOrphans => {
+                self.reaping_orphans = true;
+                self.reap_wanted = true;
+            }
+            Job::ChildSignal => self.reap_wanted = true,
+        }
     }
 
     fn forget(&mut self, pid: i32) {
@@ -356,8 +424,19 @@ impl WorkerState {
     }
 
     /// Reaps our zombie children that are neither leaders nor kept nor in
-    /// our own group; returns the living (or unreapable) ones.
-    fn reap_orphans(&mut self) -> Option<Vec<ProcStat>> {
+    /// our own group; returns the living (or unreapable) ones. `None` when
+    /// it cannot tell: the children cannot be listed, or a fork was under
+    /// way (its child could be listed before its pid reached us), in which
+    /// case the reap is tried again soon.
+    fn reap_orphans(&mut self, jobs: &mpsc::Receiver<Job>) -> Option<Vec<ProcStat>> {
+        let started = FORKS_STARTED.load(Ordering::SeqCst);
+        if FORKS_FINISHED.load(Ordering::SeqCst) != started {
+            self.reap_wanted = true;
+            return None;
+        }
+        // Every fork counted so far sent its leader before it was counted:
+        // take them all before listing.
+        self.drain(jobs);
         let children = match procfs::own_children() {
             Ok(children) => children,
             Err(err) => {
@@ -365,6 +444,11 @@ impl WorkerState {
                 return None;
             }
         };
+        if FORKS_STARTED.load(Ordering::SeqCst) != started {
+            self.reap_wanted = true;
+            return None;
+        }
+        self.reap_wanted = false;
         let mut alive = Vec::new();
         for pid in children {
             if self.is_leader(pid) || self.kept.contains(&pid) {
@@ -386,11 +470,11 @@ impl WorkerState {
     }
 
     /// One pass for every pending cleanup; answers those that are done.
-    fn pass(&mut self) {
+    fn pass(&mut self, jobs: &mpsc::Receiver<Job>) {
         self.reap_dropped();
         self.reap_killed();
         if self.reaping_orphans
-            && let Some(alive) = self.reap_orphans()
+            && let Some(alive) = self.reap_orphans(jobs)
             && alive.iter().all(|stat| stat.pgrp == self.my_group)
             && self.pending.iter().all(|p| p.killed.is_empty())
         {
