@@ -38,6 +38,14 @@
 //!   away, and with it the guarantee that no signal reaches a reused pid.
 //! - Pids are reused by the OS once a process is reaped: the `pid` of a
 //!   terminal snapshot may name an unrelated process.
+//! - With [`RegistryConfig::reap_orphans`] this OS process becomes a child
+//!   subreaper, and procward reaps every zombie child of it that it did not
+//!   spawn as a handle, except those in the host's own process group. A
+//!   host that also starts children of its own in other process groups
+//!   must not wait for them by pid.
+//! - procward runs its blocking OS work on threads of its own: one per
+//!   core (2 to 4) that fork, and one that sweeps ended trees and reaps
+//!   orphans, shared by every registry of the process.
 //!
 //! # Cancel safety
 //!
