@@ -324,7 +324,10 @@ impl WorkerState {
         loop {
             // An orphan reap put off while forks were under way is tried
             // again soon, as is the next pass of waiting cleanups.
+            // A reap takes every job queued, cleanups included: those are
+            // served now, not when the next job happens to come.
             let wake = match (next_pass, self.reap_wanted && self.reaping_orphans) {
+                _ if self.new_cleanup => Some(Duration::ZERO),
                 (at, true) => Some(at.map_or(RETRY_REAP, |at| {
                     at.saturating_duration_since(Instant::now()).min(RETRY_REAP)
                 })),
