@@ -10,8 +10,9 @@ async fn wait_state(pid: u32, stopped: bool) {
     while (state(pid) == Some('T')) != stopped {
         assert!(
             std::time::Instant::now() < deadline,
-            "pid {pid} never became {}",
-            if stopped { "stopped" } else { "running" }
+            "pid {pid} never became {} (its state: {:?})",
+            if stopped { "stopped" } else { "running" },
+            state(pid)
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
@@ -74,6 +75,7 @@ async fn pause_stops_the_tree_and_resume_lets_it_go_on() {
     // Every member of the tree stops (SIGSTOP takes effect as each process
     // is next scheduled): the counter cannot advance.
     for pid in [spawned.pid, counter] {
+        eprintln!("waiting for pid {pid} to stop (leader {})", spawned.pid);
         wait_state(pid, true).await;
     }
     assert!(registry.poll(spawned.handle_id).await.unwrap().paused);
