@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use harness::{Lines, Server, assert_no_children, stop_child, wait_until};
+use harness::{Lines, Server, SocketDir, assert_no_children, connect, stop_child, wait_until};
 use serde_json::{Value, json};
 
 const MIB: u64 = 1024 * 1024;
@@ -98,32 +98,6 @@ impl Drop for Served {
     fn drop(&mut self) {
         stop_child(&mut self.0);
     }
-}
-
-/// A private directory for one test's socket, removed when the test ends.
-struct SocketDir(PathBuf);
-
-impl SocketDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("procward-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a socket directory");
-        SocketDir(dir)
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.0.join("procward.sock")
-    }
-}
-
-impl Drop for SocketDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn connect(path: &Path) -> Lines {
-    Lines::unix(UnixStream::connect(path).expect("connect"))
 }
 
 /// A shell command that writes `bytes` bytes of `a` and exits.
@@ -497,7 +471,7 @@ fn max_bytes_cuts_each_stream_and_flags_it() {
 #[test]
 fn binary_output_round_trips_through_base64() {
     let dir = SocketDir::new("binary");
-    let file = dir.0.join("bytes");
+    let file = dir.file("bytes");
     // Every byte value, and runs of NUL: not UTF-8, and dear to escape.
     let mut bytes: Vec<u8> = (0..=255u8).cycle().take(200_000).collect();
     bytes.extend(std::iter::repeat_n(0u8, 300_000));

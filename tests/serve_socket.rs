@@ -7,38 +7,11 @@ mod harness;
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use harness::{Lines, Server, alive, assert_all_gone, pid_of, wait_until};
+use harness::{Server, SocketDir, alive, assert_all_gone, connect, pid_of, wait_until};
 use rustix::process::Signal;
 use serde_json::json;
-
-/// A private directory for one test's socket, removed when the test ends
-/// (passed or failed).
-struct SocketDir(PathBuf);
-
-impl SocketDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("procward-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a socket directory");
-        SocketDir(dir)
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.0.join("procward.sock")
-    }
-}
-
-impl Drop for SocketDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn connect(path: &Path) -> Lines {
-    Lines::unix(UnixStream::connect(path).expect("connect"))
-}
 
 fn wait_for_socket(path: &Path) {
     wait_until("the socket to exist", || {

@@ -5,38 +5,12 @@
 mod harness;
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-use harness::{Lines, Server, alive, assert_all_gone, pid_of, wait_until};
+use harness::{Server, SocketDir, alive, assert_all_gone, connect, pid_of, wait_until};
 use serde_json::{Value, json};
-
-/// A private directory for one test's socket, removed when the test ends.
-struct SocketDir(PathBuf);
-
-impl SocketDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("procward-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a socket directory");
-        SocketDir(dir)
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.0.join("procward.sock")
-    }
-}
-
-impl Drop for SocketDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn connect(path: &Path) -> Lines {
-    Lines::unix(UnixStream::connect(path).expect("connect"))
-}
 
 fn start(path: &Path, args: &[&str]) -> harness::Detached {
     let mut all = vec!["--socket", path.to_str().expect("a UTF-8 path")];
@@ -216,7 +190,7 @@ fn a_socket_planted_by_another_user_is_named() {
         return;
     }
     let dir = SocketDir::new("owners-planted");
-    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o1777))
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777))
         .expect("a sticky shared directory");
     let path = dir.socket();
     drop(UnixListener::bind(&path).expect("a socket of root's"));

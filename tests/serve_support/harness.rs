@@ -350,3 +350,41 @@ pub(crate) fn assert_no_children(server: u32) {
 pub(crate) fn pid_of(result: &Value) -> u32 {
     result["pid"].as_u64().expect("a pid") as u32
 }
+
+/// A private directory for one test's socket, removed when the test ends
+/// (passed or failed).
+pub(crate) struct SocketDir(std::path::PathBuf);
+
+impl SocketDir {
+    pub(crate) fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("procward-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a socket directory");
+        SocketDir(dir)
+    }
+
+    pub(crate) fn socket(&self) -> std::path::PathBuf {
+        self.0.join("procward.sock")
+    }
+
+    /// Another file in the directory.
+    pub(crate) fn file(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+
+    /// The directory itself.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A client of the socket server at `path`.
+pub(crate) fn connect(path: &std::path::Path) -> Lines {
+    Lines::unix(UnixStream::connect(path).expect("connect"))
+}
