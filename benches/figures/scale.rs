@@ -73,6 +73,8 @@ const PHASE_DEADLINE: Duration = Duration::from_secs(900);
 /// The longest the server may leave request bytes unread before the bench
 /// decides it stopped reading (an in-flight bound, say) and gives up.
 const STALL: Duration = Duration::from_secs(20);
+/// How long the waits of the in-flight check stay pending.
+const HOLD: Duration = Duration::from_secs(5);
 /// The owner of the burst's children.
 const OWNER: &str = "scale";
 /// The owner of the handle the unrelated polls read.
@@ -642,6 +644,41 @@ impl Server {
         Ok((start.elapsed().as_secs_f64(), handles))
     }
 
+    /// Whether the server reads on while `n` of its requests are pending:
+    /// `n` waits on `bystander` that time out after [`HOLD`], then a poll.
+    /// A server that bounds its requests in flight below `n` reads the
+    /// poll only once a wait has timed out, so it answers it after one.
+    fn holds_in_flight(&mut self, n: usize, bystander: &str) -> Result<bool, String> {
+        let first = self.next_id + 1;
+        let mut requests: Vec<Value> = (0..n)
+            .map(|_| {
+                let id = self.id();
+                json!({"id": id, "op": "wait", "handle_id": bystander, "timeout_ms": HOLD.as_millis() as u64})
+            })
+            .collect();
+        let poll = self.id();
+        requests.push(json!({"id": poll, "op": "poll", "handle_id": bystander}));
+        self.send(&requests)?;
+        let deadline = Instant::now() + PHASE_DEADLINE;
+        let (mut polled_first, mut polled, mut timed_out) = (false, false, 0);
+        while !polled || timed_out < n {
+            let Some((_, response)) =
+                self.next_within(Duration::from_millis(100), deadline, "the in-flight check")?
+            else {
+                continue;
+            };
+            match response["id"].as_u64() {
+                Some(id) if id == poll => {
+                    polled = true;
+                    polled_first = timed_out == 0;
+                }
+                Some(id) if (first..poll).contains(&id) => timed_out += 1,
+                _ => {}
+            }
+        }
+        Ok(polled_first)
+    }
+
     /// A wait per handle; returns the request ids.
     fn waits(&mut self, handles: &[String]) -> Result<HashSet<u64>, String> {
         let requests: Vec<Value> = handles
@@ -665,7 +702,7 @@ impl Server {
         let start = Instant::now();
         self.send(&[json!({"id": kill_id, "op": "kill_owner", "owner": OWNER})])?;
         let deadline = start + PHASE_DEADLINE;
-        let (mut answered, mut all_waits) = (None, None);
+        let (mut answered, mut all_waits) = (None, waits.is_empty().then_some(0.0));
         let mut polls = Vec::new();
         let mut poll: Option<(u64, Instant)> = None;
         let mut next_poll = start;
@@ -816,13 +853,28 @@ fn serve_steps(n: usize, m: &mut Measured) -> Result<(), String> {
         .as_str()
         .ok_or("a spawn answer without a handle id")?
         .to_owned();
+    // A server that cannot hold a wait per child would stop reading before
+    // the kill_owner line: then the bench keeps no waits, and says so.
+    let hold_waits = server.holds_in_flight(n + 2, &bystander)?;
+    if !hold_waits {
+        m.note = Some(format!(
+            "the server holds fewer than {n} requests in flight: no wait per child was kept"
+        ));
+    }
+    let waits_for = |server: &mut Server, handles: &[String]| {
+        if hold_waits {
+            server.waits(handles)
+        } else {
+            Ok(HashSet::new())
+        }
+    };
     let sampler = Sampler::start(pid);
     let before = procfs::status_of(pid).ok_or("the server is gone")?;
     let fds_before = procfs::open_fds_of(pid);
 
     let (elapsed, handles) = server.burst(n)?;
     m.spawn.push(elapsed);
-    let waits = server.waits(&handles)?;
+    let waits = waits_for(&mut server, &handles)?;
     std::thread::sleep(AFTER);
     record_burst(m, before, procfs::status_of(pid), sampler.stop());
     m.fds_per_child = procfs::open_fds_of(pid).saturating_sub(fds_before) as f64 / n as f64;
@@ -835,10 +887,10 @@ fn serve_steps(n: usize, m: &mut Measured) -> Result<(), String> {
 
     let (elapsed, handles) = server.burst(n)?;
     m.spawn.push(elapsed);
-    let waits = server.waits(&handles)?;
+    let waits = waits_for(&mut server, &handles)?;
     let (shutdown, answered) = server.shut_down(waits)?;
     m.shutdown = Some(shutdown);
-    m.shutdown_waits_killed = Some(answered);
+    m.shutdown_waits_killed = hold_waits.then_some(answered);
     Ok(())
 }
 
