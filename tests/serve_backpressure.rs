@@ -320,6 +320,28 @@ fn wait_stalled(pipe: &OwnedFd, written: &AtomicUsize) -> usize {
 }
 
 /// Reads response lines until the one with `id`.
+/// Spawns a child that writes `bytes` bytes and waits for it, over the
+/// server's stdin/stdout; returns its handle id and the wait's response.
+fn spawn_and_wait(
+    input: &mut impl Write,
+    output: &mut BufReader<ChildStdout>,
+    bytes: u64,
+) -> (Value, Value) {
+    let mut spawn = output_of(bytes);
+    spawn["id"] = json!("s");
+    spawn["op"] = json!("spawn");
+    writeln!(input, "{spawn}").expect("write");
+    let handle = response_for(output, "s")["result"]["handle_id"].clone();
+    writeln!(
+        input,
+        "{}",
+        json!({"id": "w", "op": "wait", "handle_id": handle})
+    )
+    .expect("write");
+    let waited = response_for(output, "w");
+    (handle, waited)
+}
+
 fn response_for(reader: &mut BufReader<ChildStdout>, id: &str) -> Value {
     loop {
         let mut line = String::new();
@@ -339,21 +361,8 @@ fn over_stdio_a_client_that_does_not_read_stops_being_read() {
     let mut input = server.0.stdin.take().expect("piped stdin");
     let mut output = BufReader::new(server.0.stdout.take().expect("piped stdout"));
     let output_bytes: u64 = 10_000_000;
-    let mut spawn = output_of(output_bytes);
-    spawn["id"] = json!("s");
-    spawn["op"] = json!("spawn");
-    writeln!(input, "{spawn}").expect("write");
-    let handle = response_for(&mut output, "s")["result"]["handle_id"].clone();
-    writeln!(
-        input,
-        "{}",
-        json!({"id": "w", "op": "wait", "handle_id": handle})
-    )
-    .expect("write");
-    assert_eq!(
-        response_for(&mut output, "w")["result"]["stdout_total_bytes"],
-        output_bytes
-    );
+    let (handle, waited) = spawn_and_wait(&mut input, &mut output, output_bytes);
+    assert_eq!(waited["result"]["stdout_total_bytes"], output_bytes);
     writeln!(
         input,
         "{}",
@@ -602,18 +611,7 @@ fn closing_does_not_wait_for_a_client_that_never_reads() {
     let mut server = Served::start(&["--shutdown-grace-ms", "0"], Stdio::piped);
     let mut input = server.0.stdin.take().expect("piped stdin");
     let mut output = BufReader::new(server.0.stdout.take().expect("piped stdout"));
-    let mut spawn = output_of(1_000_000);
-    spawn["id"] = json!("s");
-    spawn["op"] = json!("spawn");
-    writeln!(input, "{spawn}").expect("write");
-    let handle = response_for(&mut output, "s")["result"]["handle_id"].clone();
-    writeln!(
-        input,
-        "{}",
-        json!({"id": "w", "op": "wait", "handle_id": handle})
-    )
-    .expect("write");
-    response_for(&mut output, "w");
+    let (handle, _) = spawn_and_wait(&mut input, &mut output, 1_000_000);
     // Far more answers than the pipe and the unsent bound hold, never read:
     // the server is stuck on its output when it is told to stop.
     let pipe: OwnedFd = input.as_fd().try_clone_to_owned().expect("dup stdin");
