@@ -24,7 +24,7 @@ pub use output::{
 };
 pub(crate) use process::Event;
 pub use process::{ProcessEvent, ProcessMsg};
-pub(crate) use registry::{Forked, Report};
+pub(crate) use registry::Report;
 pub use registry::{ProcessReport, RegistryMsg};
 pub use signal::{Signal, UnknownSignal};
 pub use snapshot::{HandleSummary, ListFilter, Snapshot, Status, StreamOutput, WaitOutcome};

@@ -24,8 +24,8 @@ use super::subscribers::exit_only;
 use crate::config::RegistryConfig;
 use crate::error::{Error, Result};
 use crate::messages::{
-    Forked, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ProcessReport,
-    RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status, WaitOutcome,
+    HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ProcessReport, RegistryMsg,
+    Report, Snapshot, SnapshotWatch, SpawnRequest, Status, WaitOutcome,
 };
 use crate::os::child::RawSpawned;
 use crate::os::escapees;
@@ -80,12 +80,22 @@ pub struct RegistryState {
     child_signals: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// What the OS worker hands back for one spawn: the request as the policy
+/// left it and the forked child, or why it could not start.
+type ForkOutcome = Result<(Box<SpawnRequest>, RawSpawned)>;
+
 /// A spawn accepted and still starting.
 #[derive(Debug)]
 struct Starting {
     owner: Owner,
     /// Kills asked for by a `KillOwner` meanwhile, sent once it runs.
     kills: Vec<(KillRequest, RpcReplyPort<Result<Snapshot>>)>,
+    /// The fork's outcome, sent before `Report::Forked` announces it. If
+    /// the registry is gone by then, the child in it is dropped, which
+    /// kills and reaps it.
+    outcome: tokio::sync::oneshot::Receiver<ForkOutcome>,
+    escapee_token: Option<String>,
+    reply: RpcReplyPort<Result<Snapshot>>,
 }
 
 impl RunningActor for ActorRef<ProcessMsg> {
@@ -240,10 +250,10 @@ impl Actor for RegistryActor {
             }
             RegistryMsg::ReleaseOwner(owner, reply) => state.release_owner(owner, reply),
             RegistryMsg::Report(ProcessReport(report)) => {
-                if let Some(forked) = state.on_report(report) {
+                if let Some(seq) = state.on_report(report) {
                     // Boxed: the one await of this handler; unboxed, every
                     // message would pay for this arm's large future.
-                    Box::pin(state.start_process(&myself, *forked)).await
+                    Box::pin(state.start_process(&myself, seq)).await
                 }
             }
         }
@@ -390,10 +400,11 @@ impl RegistryState {
         }
     }
 
-    /// Handles a report; a forked child is handed back to be started.
-    fn on_report(&mut self, report: Report) -> Option<Box<Forked>> {
+    /// Handles a report; the number of a forked spawn is handed back to
+    /// be started.
+    fn on_report(&mut self, report: Report) -> Option<u64> {
         match report {
-            Report::Forked(forked) => return Some(forked),
+            Report::Forked(seq) => return Some(seq),
             Report::Observed(id) => self.observe(id),
             Report::Finished {
                 snapshot,
@@ -462,28 +473,26 @@ impl RegistryState {
         self.next_spawn += 1;
         let owner: Owner = request.owner.clone().and_then(owner_key);
         *self.starting_of.entry(owner.clone()).or_default() += 1;
+        let (outcome_tx, outcome) = tokio::sync::oneshot::channel();
         self.starting.insert(
             seq,
             Starting {
                 owner,
                 kills: Vec::new(),
+                outcome,
+                escapee_token,
+                reply,
             },
         );
         let registry = myself.clone();
         let worker = self.worker;
         tokio::spawn(async move {
-            let result = worker.spawn(request).await;
-            // If the registry is gone, the message is dropped with the
-            // child in it, whose drop kills and reaps it; the caller's
-            // port is dropped too (`Error::NoReply`).
-            let _ = registry.cast(RegistryMsg::Report(ProcessReport(Report::Forked(
-                Box::new(Forked {
-                    seq,
-                    result,
-                    escapee_token,
-                    reply,
-                }),
-            ))));
+            // If the registry is gone, its books went with it: the send
+            // fails and drops the child, whose drop kills and reaps it; the
+            // caller's port went with the books (`Error::NoReply`).
+            if outcome_tx.send(worker.spawn(request).await).is_ok() {
+                let _ = registry.cast(RegistryMsg::Report(ProcessReport(Report::Forked(seq))));
+            }
         });
     }
 
@@ -510,14 +519,22 @@ impl RegistryState {
     /// Starts the process actor of a forked child, makes room for it, and
     /// answers the spawn; then sends it the kills a `KillOwner` asked for
     /// while it was starting.
-    async fn start_process(&mut self, myself: &ActorRef<RegistryMsg>, forked: Forked) {
-        let Forked {
-            seq,
-            result,
+    async fn start_process(&mut self, myself: &ActorRef<RegistryMsg>, seq: u64) {
+        let Some(Starting {
+            mut outcome,
+            kills,
             escapee_token,
             reply,
-        } = forked;
-        let kills = self.started(seq).map(|s| s.kills).unwrap_or_default();
+            ..
+        }) = self.started(seq)
+        else {
+            return;
+        };
+        let result = match outcome.try_recv() {
+            Ok(result) => result,
+            // Sent before `Forked` was: cannot happen.
+            Err(_) => Err(Error::NoReply { operation: "spawn" }),
+        };
         let result = match result {
             Ok((request, spawned)) => {
                 self.register(myself, *request, escapee_token, spawned)
