@@ -3,7 +3,11 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::messages::HandleId;
+mod deny_rule;
+
+pub use deny_rule::DenyRule;
+
+use crate::messages::handle_id::{HandleId, MalformedHandleId};
 
 /// Everything that can go wrong when asking procward to do something.
 ///
@@ -40,7 +44,7 @@ pub enum Error {
     PolicyDenied {
         /// Which kind of rule refused it (a `Concurrency` denial may pass
         /// later).
-        rule: crate::policy::DenyRule,
+        rule: DenyRule,
         /// What the policy refused.
         reason: String,
     },
@@ -179,3 +183,9 @@ impl Error {
 
 /// `Result` with procward's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<MalformedHandleId> for Error {
+    fn from(malformed: MalformedHandleId) -> Self {
+        Error::MalformedHandle(malformed.0)
+    }
+}

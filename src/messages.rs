@@ -6,7 +6,7 @@
 //! and the crate-private event types is plain data that derives `serde`'s
 //! `Serialize` and `Deserialize`.
 
-mod handle_id;
+pub(crate) mod handle_id;
 mod limits;
 mod output;
 mod process;
@@ -16,12 +16,13 @@ mod snapshot;
 mod spawn;
 mod watch;
 
-pub use handle_id::HandleId;
+pub use handle_id::{HandleId, MalformedHandleId};
 pub use limits::{Limits, ResourceUsage};
-pub(crate) use output::Kept;
 pub use output::{
-    Credit, OutputEvent, OutputStream, ReadChunk, ReadRequest, Stdin, Subscribed, Subscriber,
+    Credit, DEFAULT_OUTPUT_CAP, OutputEvent, OutputStream, ReadChunk, ReadRequest, Stdin,
+    Subscribed, Subscriber,
 };
+pub(crate) use output::{Kept, SUBSCRIBER_WINDOW};
 pub(crate) use process::Event;
 pub use process::{ProcessEvent, ProcessMsg};
 pub(crate) use registry::Report;

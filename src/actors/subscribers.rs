@@ -8,13 +8,9 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 
 use crate::messages::{
-    Credit, HandleId, OutputEvent, OutputStream, Snapshot, Subscribed, Subscriber,
+    Credit, HandleId, OutputEvent, OutputStream, SUBSCRIBER_WINDOW, Snapshot, Subscribed,
+    Subscriber,
 };
-
-/// Chunks one subscriber may hold (delivered but not yet dropped) before
-/// further chunks are counted as missed instead of sent: with 64 KiB reads,
-/// at most 1 MiB per subscriber.
-pub(crate) const SUBSCRIBER_WINDOW: usize = 16;
 
 struct Subscription {
     target: Subscriber,

@@ -18,18 +18,16 @@ use tokio::sync::watch;
 
 use super::error::{RemoteError, RemoteErrorKind};
 use super::events::{Phase, SessionView, SessionWatcher, Sessions};
-use super::feed::{FeedStarted, SubscribeArgs};
 use super::gateway::{
     KillArgs, KillOwnerArgs, NodeInfo, REGISTRY_GROUP, ReadArgs, RemoteRegistryMsg, WaitArgs,
     WriteArgs,
 };
 use super::node::session_owner;
-use super::subscription::RemoteSubscription;
 use super::tls::ClientTls;
 use super::wire::{MAX_FRAME_BYTES, Wire};
 use crate::messages::{
     HandleId, HandleSummary, KillRequest, ListFilter, ReadChunk, ReadRequest, Snapshot,
-    SpawnRequest, Subscribed, Subscriber, WaitOutcome,
+    SpawnRequest, WaitOutcome,
 };
 
 /// A handle on some node of the cluster: the node's name and the handle
@@ -509,46 +507,6 @@ impl ClusterClient {
         .await
     }
 
-    /// Subscribes to a remote process's live output and exit event, with
-    /// the same bounds as a local [`Subscription`](crate::Subscription):
-    /// see [`RemoteSubscription`].
-    pub async fn subscribe(
-        &self,
-        handle: &RemoteHandle,
-    ) -> Result<RemoteSubscription, RemoteError> {
-        let link = self.link(&handle.node)?;
-        let args = SubscribeArgs {
-            id: handle.id,
-            peer: self.inner.full_name.clone(),
-        };
-        let started: FeedStarted = self
-            .call_link(&handle.node, &link, |tx| {
-                RemoteRegistryMsg::Subscribe(Wire::ok(args), tx)
-            })
-            .await?;
-        Ok(RemoteSubscription::new(
-            self.clone(),
-            handle.clone(),
-            link,
-            started,
-        ))
-    }
-
-    /// Subscribes any [`Subscriber`] (for example an actor:
-    /// `Subscriber::Actor(my_actor.get_derived())`) to a remote process's
-    /// live output and exit event; the events are forwarded by a task. See
-    /// [`RemoteSubscription::forward`] for its bounds and how it ends.
-    pub async fn subscribe_with(
-        &self,
-        handle: &RemoteHandle,
-        subscriber: Subscriber,
-    ) -> Result<Subscribed, RemoteError> {
-        let subscription = self.subscribe(handle).await?;
-        let subscribed = subscription.subscribed;
-        drop(subscription.forward(subscriber));
-        Ok(subscribed)
-    }
-
     /// The handles of one node that pass `filter`, oldest first.
     pub async fn list_on(
         &self,
@@ -732,7 +690,7 @@ impl ClusterClient {
         self.call_link(node, &link, build).await
     }
 
-    fn link(&self, node: &str) -> Result<NodeLink, RemoteError> {
+    pub(super) fn link(&self, node: &str) -> Result<NodeLink, RemoteError> {
         self.lock_nodes().get(node).cloned().ok_or_else(|| {
             RemoteError::new(
                 RemoteErrorKind::UnknownNode,
