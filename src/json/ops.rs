@@ -55,7 +55,7 @@ impl Dispatcher {
     /// A parameter the op does not know is an `invalid_request` naming it;
     /// a parameter that is `null` counts as absent.
     ///
-    /// Cancel safety: as for the [`Registry`] method behind the op. A
+    /// Cancel safety: as for the [`Registry`](crate::Registry) method behind the op. A
     /// dropped `spawn` may still start its process, and then that process
     /// is not remembered for [`kill_owned`](Self::kill_owned).
     pub async fn dispatch(
