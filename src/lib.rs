@@ -72,8 +72,8 @@ pub use clock::Clock;
 pub use config::{DEFAULT_OUTPUT_CAP, RegistryConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use messages::{
-    Command, HandleId, HandleSummary, KillRequest, Limits, ListFilter, OutputEvent, OutputStream,
-    ProcessMsg, ReadChunk, ReadRequest, RegistryMsg, ResourceUsage, Signal, Snapshot,
+    Command, HandleCounts, HandleId, HandleSummary, KillRequest, Limits, ListFilter, OutputEvent,
+    OutputStream, ProcessMsg, ReadChunk, ReadRequest, RegistryMsg, ResourceUsage, Signal, Snapshot,
     SnapshotWatch, SpawnRequest, Status, Stdin, StreamOutput, Subscribed, Subscriber, WaitOutcome,
 };
 pub use registry::{Registry, Subscription};

@@ -28,6 +28,8 @@ pub use process::{ProcessEvent, ProcessMsg};
 pub(crate) use registry::Report;
 pub use registry::{ProcessReport, RegistryMsg};
 pub use signal::{Signal, UnknownSignal};
-pub use snapshot::{HandleSummary, ListFilter, Snapshot, Status, StreamOutput, WaitOutcome};
+pub use snapshot::{
+    HandleCounts, HandleSummary, ListFilter, Snapshot, Status, StreamOutput, WaitOutcome,
+};
 pub use spawn::{Command, KillRequest, SHELL, SpawnRequest};
 pub use watch::{PUBLISH_INTERVAL, SnapshotWatch};

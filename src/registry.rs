@@ -13,8 +13,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::messages::{
-    HandleId, HandleSummary, KillRequest, ListFilter, OutputEvent, ReadChunk, ReadRequest,
-    RegistryMsg, Snapshot, SpawnRequest, Subscribed, Subscriber, WaitOutcome,
+    HandleCounts, HandleId, HandleSummary, KillRequest, ListFilter, OutputEvent, ReadChunk,
+    ReadRequest, RegistryMsg, Snapshot, SpawnRequest, Subscribed, Subscriber, WaitOutcome,
 };
 
 /// A handle to a registry actor. Cloning it is cheap; every clone talks to
@@ -173,6 +173,12 @@ impl Registry {
     /// included, marked `evicted`), oldest first.
     pub async fn list(&self) -> Result<Vec<HandleSummary>> {
         self.list_where(ListFilter::default()).await
+    }
+
+    /// How many handles the registry holds, by kind, without listing
+    /// them.
+    pub async fn counts(&self) -> Result<HandleCounts> {
+        self.call("counts", RegistryMsg::Counts).await
     }
 
     /// The handles that pass `filter` (by owner, by status), oldest first.

@@ -24,8 +24,8 @@ use super::subscribers::exit_only;
 use crate::config::RegistryConfig;
 use crate::error::{Error, Result};
 use crate::messages::{
-    HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ProcessReport, RegistryMsg,
-    Report, Snapshot, SnapshotWatch, SpawnRequest, Status, WaitOutcome,
+    HandleCounts, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ProcessReport,
+    RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status, WaitOutcome,
 };
 use crate::os::child::RawSpawned;
 use crate::os::escapees;
@@ -237,6 +237,7 @@ impl Actor for RegistryActor {
                 state.route(id, reply, ProcessMsg::Resume, |s| Ok(s.clone()), false)
             }
             RegistryMsg::List(filter, reply) => send(reply, state.list(&filter)),
+            RegistryMsg::Counts(reply) => send(reply, state.counts()),
             RegistryMsg::KillOwner(owner, request, reply) => {
                 state.kill_owner(owner, request, reply)
             }
@@ -725,6 +726,15 @@ impl RegistryState {
         all.extend(self.receipts.summaries(filter));
         all.sort_by_key(|s| s.handle_id);
         all
+    }
+
+    fn counts(&self) -> HandleCounts {
+        let running = self.table.running_count();
+        HandleCounts {
+            running,
+            terminal: self.table.len() - running + self.receipts.len(),
+            starting: self.starting.len(),
+        }
     }
 
     fn kill_owner(
