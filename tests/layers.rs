@@ -1,7 +1,8 @@
-//! The layering docs/architecture.md states: no two files of `src/` import
-//! each other, and each layer imports only the layers under it. Reads the
-//! paths (`crate::…`, `super::…`) in every source file, outside comments
-//! and unit-test modules, and resolves them to the files that define them.
+//! What docs/architecture.md states of the code's shape: no two files of
+//! `src/` import each other, each layer imports only the layers under it,
+//! and no lock guards any state. Reads the paths (`crate::…`, `super::…`)
+//! in every source file, outside comments and unit-test modules, and
+//! resolves them to the files that define them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -180,4 +181,19 @@ fn each_layer_imports_only_the_layers_under_it() {
         }
     }
     assert!(upward.is_empty(), "imports of a higher layer: {upward:#?}");
+}
+
+/// docs/architecture.md: no `Mutex` or `RwLock` guards any state of
+/// procward's own; state lives in an actor or is owned by one task.
+#[test]
+fn no_lock_guards_any_state() {
+    let locked: Vec<String> = modules()
+        .into_iter()
+        .filter(|(_, source)| {
+            let code = code(source);
+            code.contains("Mutex") || code.contains("RwLock")
+        })
+        .map(|(module, _)| module)
+        .collect();
+    assert!(locked.is_empty(), "modules with a lock: {locked:?}");
 }

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -133,9 +135,9 @@ pub(super) struct NodeLink {
 struct Inner {
     server: ActorRef<NodeServerMessage>,
     sessions: watch::Receiver<Sessions>,
-    // Only the name table; it is held for map operations, never across an
-    // await.
-    nodes: Mutex<BTreeMap<String, NodeLink>>,
+    /// The name table: read with an atomic load; a connect publishes a
+    /// new table (`rcu`), so no lock is ever held.
+    nodes: ArcSwap<BTreeMap<String, NodeLink>>,
     full_name: String,
     options: ClientOptions,
 }
@@ -200,7 +202,7 @@ impl ClusterClient {
             inner: Arc::new(Inner {
                 server,
                 sessions,
-                nodes: Mutex::new(BTreeMap::new()),
+                nodes: ArcSwap::from_pointee(BTreeMap::new()),
                 full_name: format!("{}@{hostname}", options.name),
                 options,
             }),
@@ -333,15 +335,20 @@ impl ClusterClient {
         };
         let link = NodeLink { node_id, gateway };
         let info: NodeInfo = self.call_link("?", &link, RemoteRegistryMsg::Info).await?;
-        let mut nodes = self.lock_nodes();
-        nodes.insert(info.node.clone(), link);
+        self.inner.nodes.rcu(|nodes| {
+            let mut nodes = BTreeMap::clone(nodes);
+            nodes.insert(info.node.clone(), link.clone());
+            nodes
+        });
         Ok(info.node)
     }
 
     /// The names of the nodes connected now (closed sessions are dropped).
     pub fn nodes(&self) -> Vec<String> {
         let sessions = self.inner.sessions.borrow().clone();
-        self.lock_nodes()
+        self.inner
+            .nodes
+            .load()
             .iter()
             .filter(|(_, link)| {
                 sessions
@@ -672,15 +679,6 @@ impl ClusterClient {
         answers
     }
 
-    fn lock_nodes(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, NodeLink>> {
-        // The table stays consistent even if a holder panicked: every
-        // operation on it is a single insert or read.
-        self.inner
-            .nodes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     async fn call<T: Send + 'static>(
         &self,
         node: &str,
@@ -691,7 +689,7 @@ impl ClusterClient {
     }
 
     pub(super) fn link(&self, node: &str) -> Result<NodeLink, RemoteError> {
-        self.lock_nodes().get(node).cloned().ok_or_else(|| {
+        self.inner.nodes.load().get(node).cloned().ok_or_else(|| {
             RemoteError::new(
                 RemoteErrorKind::UnknownNode,
                 format!("no connected node is named `{node}`"),
