@@ -40,7 +40,8 @@ struct StopOnDrop(ActorRef<RegistryMsg>);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
-        self.0.stop(Some("last registry handle dropped".to_owned()));
+        // Requests already sent are handled first, as by `shutdown`.
+        let _ = self.0.drain();
     }
 }
 
@@ -234,11 +235,14 @@ impl Registry {
     }
 
     /// Stops the registry and waits until every process it owned is killed
-    /// and reaped. Other clones of this handle then get
+    /// and reaped. Requests already sent are handled first (a pending wait
+    /// gets the `killed` snapshot; a spawn still starting gets
+    /// [`Error::RegistryUnavailable`] and its child is killed); requests
+    /// sent after, from other clones of this handle, get
     /// [`Error::RegistryUnavailable`].
     pub async fn shutdown(&self) -> Result<()> {
         self.actor
-            .stop_and_wait(Some("shutdown".to_owned()), None)
+            .drain_and_wait(None)
             .await
             .map_err(|err| Error::RegistryUnavailable {
                 reason: err.to_string(),

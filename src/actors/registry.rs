@@ -292,6 +292,17 @@ impl Actor for RegistryActor {
         myself
             .drain_children_and_wait(Some(STOP_CHILDREN_WAIT))
             .await;
+        // Spawns forked after the drain began cannot report back: their
+        // children are dropped with the books (killed and reaped), and
+        // their callers told why.
+        for (_, starting) in state.starting.drain() {
+            send(
+                starting.reply,
+                Err(Error::RegistryUnavailable {
+                    reason: "the registry stopped while the spawn was starting".to_owned(),
+                }),
+            );
+        }
         if let Some(listener) = state.child_signals.take() {
             listener.abort();
         }
