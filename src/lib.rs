@@ -86,8 +86,8 @@ pub use config::{DEFAULT_OUTPUT_CAP, RegistryConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use messages::{
     Command, HandleId, HandleSummary, KillRequest, Limits, ListFilter, OutputEvent, OutputStream,
-    ProcessMsg, ReadChunk, ReadRequest, RegistryMsg, ResourceUsage, Snapshot, SnapshotWatch,
-    SpawnRequest, Status, Stdin, StreamOutput, Subscribed, Subscriber, WaitOutcome,
+    ReadChunk, ReadRequest, RegistryMsg, ResourceUsage, Snapshot, SnapshotWatch, SpawnRequest,
+    Status, Stdin, StreamOutput, Subscribed, Subscriber, WaitOutcome,
 };
 pub use registry::{Registry, Subscription};
 

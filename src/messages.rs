@@ -1,8 +1,8 @@
 //! The typed messages of procward's actors and the plain data they carry.
 //!
 //! [`RegistryMsg`] is what a ractor user sends to the registry (with
-//! `call!`/`call_t!`); [`ProcessMsg`] is what the registry forwards to the
-//! actor that owns one process. Every payload here except the reply ports
+//! `call!`/`call_t!`); the registry forwards requests about one handle to
+//! the actor that owns that process, with a crate-private message type. Every payload here except the reply ports
 //! and the crate-private event types is plain data that derives `serde`'s
 //! `Serialize` and `Deserialize`.
 
@@ -22,7 +22,7 @@ pub use output::{
     Credit, OutputEvent, OutputStream, ReadChunk, ReadRequest, Stdin, Subscribed, Subscriber,
 };
 pub(crate) use process::Event;
-pub use process::{ProcessEvent, ProcessMsg};
+pub(crate) use process::{ProcessEvent, ProcessMsg};
 pub(crate) use registry::{Forked, Report};
 pub use registry::{ProcessReport, RegistryMsg};
 pub use snapshot::{HandleSummary, ListFilter, Snapshot, Status, StreamOutput, WaitOutcome};
