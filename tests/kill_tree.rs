@@ -129,10 +129,7 @@ async fn a_gentle_kill_without_grace_uses_the_registry_kill_grace() {
     let killed = registry
         .kill(
             snap.handle_id,
-            KillRequest {
-                signal: procward::messages::SIGTERM,
-                grace: None,
-            },
+            KillRequest::default().signal(procward::messages::SIGTERM),
         )
         .await
         .unwrap();
@@ -175,13 +172,7 @@ async fn an_unknown_signal_is_an_invalid_request_and_kills_nothing() {
 
     for signal in [12345, 0, -9] {
         let err = registry
-            .kill(
-                snap.handle_id,
-                KillRequest {
-                    signal,
-                    grace: None,
-                },
-            )
+            .kill(snap.handle_id, KillRequest::default().signal(signal))
             .await
             .unwrap_err();
         match &err {
