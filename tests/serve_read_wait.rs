@@ -67,3 +67,43 @@ fn a_waiting_read_answers_when_bytes_come_or_the_process_ends() {
     assert!(server.wait_exit().success());
     harness::assert_all_gone(server_pid, &[pid_of(&spawned)]);
 }
+
+#[test]
+fn hundreds_of_waiting_reads_all_wake_on_one_write() {
+    // Each waiting read holds a subscription of its own; one line of
+    // output must answer every one of them, and none may be lost.
+    const READERS: usize = 300;
+    let dir = SocketDir::new("read-wait-many");
+    let gate = dir.file("gate");
+    let mut server = Server::start(&[]);
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.02; done; echo go",
+        gate.display()
+    );
+    let spawned = server.io.call("spawn", json!({"command": script}));
+    let handle = spawned["handle_id"].clone();
+    let ids: Vec<_> = (0..READERS)
+        .map(|_| {
+            server
+                .io
+                .send_op("read", json!({"handle_id": handle, "wait_ms": 60_000}))
+        })
+        .collect();
+    // Nothing is written before the gate opens, so no read may answer
+    // yet: a poll sent after them is answered first. (A read that has
+    // not subscribed by the time the gate opens finds the line on its
+    // first look: either way none may miss it.)
+    let poll = server.io.send_op("poll", json!({"handle_id": handle}));
+    let polled = server.io.next_response();
+    assert_eq!(polled["id"], poll, "a read answered early: {polled}");
+
+    std::fs::write(&gate, b"").expect("open the gate");
+    for id in &ids {
+        let read = server.io.response_for(id);
+        assert_eq!(read["result"]["data"], "go\n", "{read}");
+    }
+    let server_pid = server.pid();
+    server.io.close();
+    assert!(server.wait_exit().success());
+    harness::assert_all_gone(server_pid, &[pid_of(&spawned)]);
+}
