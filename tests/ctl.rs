@@ -457,3 +457,24 @@ fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
+
+#[test]
+fn tail_says_how_many_bytes_the_capture_cap_dropped() {
+    // A 1000-byte cap keeps the first and the last 500 bytes of 5000.
+    let served = Served::start("ctl-dropped", &["--output-cap", "1000"]);
+    let data: Vec<u8> = (0..5000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let file = served.dir.file("data");
+    std::fs::write(&file, &data).expect("write the data");
+    let handle = served.spawn(&[], &["cat", file.to_str().expect("a UTF-8 path")]);
+    let tail = served.ctl(&["tail", "-f", &handle]);
+    assert_eq!(tail.status.code(), Some(0), "{}", tail.stderr);
+    let kept: Vec<u8> = [&data[..500], &data[4500..]].concat();
+    assert!(tail.stdout == kept, "got {} bytes", tail.stdout.len());
+    assert!(
+        tail.stderr
+            .contains("[4000 bytes dropped by the capture cap]"),
+        "{}",
+        tail.stderr
+    );
+    served.stop(&[]);
+}
