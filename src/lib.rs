@@ -27,6 +27,18 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Features
+//!
+//! - `cli` (default): the `procward` program (`serve`, `ctl`, and `node`
+//!   with `cluster`), with `serve`. It brings `clap`, `tracing-subscriber`
+//!   and `mimalloc`.
+//! - `serve`: the JSON protocol, `procward::json` (`serde_json`, `base64`).
+//! - `cluster`: registries on other machines, `cluster` (ractor_cluster).
+//!
+//! A program that only embeds the library turns the defaults off
+//! (`procward = { version = "0.1", default-features = false }`) and
+//! builds none of the program's crates.
+//!
 //! # Caveats
 //!
 //! - Linux only: procward watches children with pidfds (Linux 5.3+).
@@ -61,6 +73,7 @@ mod clock;
 pub mod cluster;
 mod config;
 mod error;
+#[cfg(feature = "serve")]
 pub mod json;
 pub mod messages;
 mod os;
@@ -73,7 +86,7 @@ pub use config::{DEFAULT_OUTPUT_CAP, RegistryConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use messages::{
     Command, HandleCounts, HandleId, HandleSummary, KillRequest, Limits, ListFilter, OutputEvent,
-    OutputStream, ProcessMsg, ReadChunk, ReadRequest, RegistryMsg, ResourceUsage, Signal, Snapshot,
+    OutputStream, ReadChunk, ReadRequest, RegistryMsg, ResourceUsage, Signal, Snapshot,
     SnapshotWatch, SpawnRequest, Status, Stdin, StreamOutput, Subscribed, Subscriber, WaitOutcome,
 };
 pub use registry::{Registry, Subscription};

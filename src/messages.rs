@@ -1,8 +1,8 @@
 //! The typed messages of procward's actors and the plain data they carry.
 //!
 //! [`RegistryMsg`] is what a ractor user sends to the registry (with
-//! `call!`/`call_t!`); [`ProcessMsg`] is what the registry forwards to the
-//! actor that owns one process. Every payload here except the reply ports
+//! `call!`/`call_t!`); the registry forwards requests about one handle to
+//! the actor that owns that process, with a crate-private message type. Every payload here except the reply ports
 //! and the crate-private event types is plain data that derives `serde`'s
 //! `Serialize` and `Deserialize`.
 
@@ -24,7 +24,7 @@ pub use output::{
 };
 pub(crate) use output::{Kept, SUBSCRIBER_WINDOW};
 pub(crate) use process::Event;
-pub use process::{ProcessEvent, ProcessMsg};
+pub(crate) use process::{ProcessEvent, ProcessMsg};
 pub(crate) use registry::Report;
 pub use registry::{ProcessReport, RegistryMsg};
 pub use signal::{Signal, UnknownSignal};

@@ -66,11 +66,9 @@ async fn incremental_reads_return_every_byte_once() {
         let chunk = registry
             .read(
                 spawned.handle_id,
-                ReadRequest {
-                    stream: OutputStream::Stdout,
-                    offset,
-                    max_bytes: Some(3000),
-                },
+                ReadRequest::new(OutputStream::Stdout)
+                    .offset(offset)
+                    .max_bytes(3000),
             )
             .await
             .unwrap();
@@ -90,11 +88,7 @@ async fn incremental_reads_return_every_byte_once() {
     assert_eq!(got, expected);
 
     // Past the end is a typed error naming the numbers.
-    let past = ReadRequest {
-        stream: OutputStream::Stdout,
-        offset: expected.len() as u64 + 1,
-        max_bytes: None,
-    };
+    let past = ReadRequest::new(OutputStream::Stdout).offset(expected.len() as u64 + 1);
     let err = registry.read(spawned.handle_id, past).await.unwrap_err();
     assert!(
         matches!(err, procward::Error::OffsetOutOfRange { total, .. } if total == expected.len() as u64)
@@ -102,14 +96,7 @@ async fn incremental_reads_return_every_byte_once() {
 
     // stderr is read on its own and is empty here.
     let stderr = registry
-        .read(
-            spawned.handle_id,
-            ReadRequest {
-                stream: OutputStream::Stderr,
-                offset: 0,
-                max_bytes: None,
-            },
-        )
+        .read(spawned.handle_id, ReadRequest::new(OutputStream::Stderr))
         .await
         .unwrap();
     assert_eq!(stderr.bytes, Bytes::new());

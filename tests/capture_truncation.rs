@@ -39,11 +39,7 @@ async fn keeps_head_and_tail_of_a_known_pattern() {
     assert_eq!(done.stderr.total_bytes, 0);
 
     // Reading from inside the dropped middle skips to the tail and says so.
-    let middle = ReadRequest {
-        stream: OutputStream::Stdout,
-        offset: head as u64 + 10,
-        max_bytes: None,
-    };
+    let middle = ReadRequest::new(OutputStream::Stdout).offset(head as u64 + 10);
     let chunk = registry.read(spawned.handle_id, middle).await.unwrap();
     assert!(chunk.dropped);
     assert!(chunk.complete);

@@ -95,10 +95,7 @@ async fn owner_operations_reach_every_node() {
         "another owner's process was hit"
     );
 
-    let owned = ListFilter {
-        owner: Some("job-9".into()),
-        status: None,
-    };
+    let owned = ListFilter::default().owner("job-9");
     assert_eq!(client.list(owned.clone()).await.unwrap().len(), 3);
     assert_eq!(client.release_owner("job-9").await.unwrap(), 3);
     assert!(client.list(owned).await.unwrap().is_empty());

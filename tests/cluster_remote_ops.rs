@@ -31,11 +31,7 @@ async fn remote_handle_lifecycle() {
     let read = client
         .read(
             &echo.handle,
-            ReadRequest {
-                stream: OutputStream::Stdout,
-                offset: 2,
-                max_bytes: None,
-            },
+            ReadRequest::new(OutputStream::Stdout).offset(2),
         )
         .await
         .unwrap();

@@ -33,10 +33,7 @@ async fn client_leaving_kills_its_processes_but_not_detached_ones() {
 
     // Another client still finds the detached process by node and id.
     let other = client_for("session-cookie", &[&node]).await;
-    let filter = ListFilter {
-        owner: Some("batch".into()),
-        status: None,
-    };
+    let filter = ListFilter::default().owner("batch");
     let listed = other.list(filter).await.unwrap();
     let handles: Vec<&RemoteHandle> = listed.iter().map(|(h, _)| h).collect();
     assert_eq!(handles, vec![&detached.handle]);

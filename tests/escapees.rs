@@ -32,11 +32,8 @@ async fn spawn_escapee(registry: &Registry) -> (procward::Snapshot, u32) {
     let earlier = registry
         .read(
             spawned.handle_id,
-            procward::ReadRequest {
-                stream: procward::OutputStream::Stdout,
-                offset: 0,
-                max_bytes: Some(feed.subscribed.stdout_offset as usize),
-            },
+            procward::ReadRequest::new(procward::OutputStream::Stdout)
+                .max_bytes(feed.subscribed.stdout_offset as usize),
         )
         .await
         .expect("read what came before");

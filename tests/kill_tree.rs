@@ -129,10 +129,7 @@ async fn a_gentle_kill_without_grace_uses_the_registry_kill_grace() {
     let killed = registry
         .kill(
             snap.handle_id,
-            KillRequest {
-                signal: procward::Signal::TERM,
-                grace: None,
-            },
+            KillRequest::default().signal(procward::Signal::TERM),
         )
         .await
         .unwrap();

@@ -22,21 +22,14 @@ async fn run(limits: Limits, script: &str) -> procward::Snapshot {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_files_limit_is_seen_by_the_child() {
-    let limits = Limits {
-        open_files: Some(64),
-        ..Limits::default()
-    };
+    let limits = Limits::default().open_files(64);
     let done = run(limits, "ulimit -n; ulimit -Hn").await;
     assert_eq!(done.stdout.text(), "64\n64\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cpu_limit_ends_a_busy_loop() {
-    let limits = Limits {
-        cpu_seconds: Some(1),
-        core_bytes: Some(0),
-        ..Limits::default()
-    };
+    let limits = Limits::default().cpu_seconds(1).core_bytes(0);
     let done = run(limits, "while :; do :; done").await;
     // The kernel ends it (SIGXCPU at the limit); procward did not kill it.
     assert_eq!(done.status, Status::Exited);
@@ -57,22 +50,14 @@ async fn cpu_limit_ends_a_busy_loop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nice_umask_and_core_limit_are_seen_by_the_child() {
-    let limits = Limits {
-        nice: Some(7),
-        umask: Some(0o027),
-        core_bytes: Some(0),
-        ..Limits::default()
-    };
+    let limits = Limits::default().nice(7).umask(0o027).core_bytes(0);
     let done = run(limits, "nice; umask; ulimit -c").await;
     assert_eq!(done.stdout.text(), "7\n0027\n0\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_session_leads_its_own_session_and_group() {
-    let limits = Limits {
-        new_session: true,
-        ..Limits::default()
-    };
+    let limits = Limits::default().new_session(true);
     // Fields 5 and 6 of /proc/<pid>/stat (after the command name) are the
     // process group and the session.
     let done = run(
@@ -90,16 +75,7 @@ async fn a_new_session_leads_its_own_session_and_group() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_range_values_are_rejected_before_anything_runs() {
     let registry = Registry::start(RegistryConfig::default()).await.unwrap();
-    for limits in [
-        Limits {
-            nice: Some(20),
-            ..Limits::default()
-        },
-        Limits {
-            umask: Some(0o1000),
-            ..Limits::default()
-        },
-    ] {
+    for limits in [Limits::default().nice(20), Limits::default().umask(0o1000)] {
         let err = registry
             .spawn(SpawnRequest::argv(["true"]).limits(limits))
             .await

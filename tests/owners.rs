@@ -9,10 +9,7 @@ fn config() -> RegistryConfig {
 }
 
 fn by(owner: &str) -> ListFilter {
-    ListFilter {
-        owner: Some(owner.to_owned()),
-        status: None,
-    }
+    ListFilter::default().owner(owner)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,20 +61,22 @@ async fn kill_owner_ends_only_that_owners_running_trees() {
 
     // Listing by owner and status.
     let running_of_2 = registry
-        .list_where(ListFilter {
-            owner: Some("script-2".into()),
-            status: Some(Status::Running),
-        })
+        .list_where(
+            ListFilter::default()
+                .owner("script-2")
+                .status(Status::Running),
+        )
         .await
         .unwrap();
     assert_eq!(running_of_2.len(), 1);
     assert_eq!(running_of_2[0].owner.as_deref(), Some("script-2"));
     assert_eq!(registry.list_where(by("script-1")).await.unwrap().len(), 4);
     let killed_of_1 = registry
-        .list_where(ListFilter {
-            owner: Some("script-1".into()),
-            status: Some(Status::Killed),
-        })
+        .list_where(
+            ListFilter::default()
+                .owner("script-1")
+                .status(Status::Killed),
+        )
         .await
         .unwrap();
     assert_eq!(killed_of_1.len(), 3);

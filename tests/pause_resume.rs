@@ -43,11 +43,8 @@ async fn pause_stops_the_tree_and_resume_lets_it_go_on() {
     let earlier = registry
         .read(
             spawned.handle_id,
-            procward::ReadRequest {
-                stream: procward::OutputStream::Stdout,
-                offset: 0,
-                max_bytes: Some(feed.subscribed.stdout_offset as usize),
-            },
+            procward::ReadRequest::new(procward::OutputStream::Stdout)
+                .max_bytes(feed.subscribed.stdout_offset as usize),
         )
         .await
         .expect("read what came before");

@@ -1,12 +1,12 @@
-//! Fuzzing the request parser: arbitrary bytes and arbitrary JSON never
-//! make it panic, and every line gets exactly one response line, both in
-//! process and through the real binary.
+//! Fuzzing the server: arbitrary bytes and arbitrary JSON never make it
+//! panic, and every line gets exactly one response line from the real
+//! binary. The parser's own properties are unit tests beside it
+//! (src/json/request.rs).
 
 #[path = "serve_support/harness.rs"]
 mod harness;
 
 use harness::Server;
-use procward::json::{Request, response_line};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -110,40 +110,6 @@ fn check_response(response: &Value) -> Result<(), TestCaseError> {
         _ => prop_assert!(false, "no ok flag: {response}"),
     }
     Ok(())
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1024))]
-
-    #[test]
-    fn parsing_any_line_answers_with_one_line(line in line()) {
-        let response = match Request::parse(&line) {
-            Ok(request) => {
-                // Whatever parsed has a string op and echoes the id.
-                response_line(&request.id, Ok(&json!({})))
-            }
-            Err(rejected) => rejected.response_line(),
-        };
-        prop_assert_eq!(response.iter().filter(|b| **b == b'\n').count(), 1);
-        prop_assert_eq!(response.last(), Some(&b'\n'));
-        let parsed: Value = serde_json::from_slice(&response).unwrap();
-        check_response(&parsed)?;
-    }
-
-    #[test]
-    fn json_objects_with_a_string_op_parse(value in json_value(), op in any::<String>()) {
-        let mut request = Map::new();
-        request.insert("op".into(), Value::from(op.clone()));
-        request.insert("id".into(), value.clone());
-        let line = serde_json::to_vec(&Value::Object(request)).unwrap();
-        let parsed = Request::parse(&line).unwrap();
-        prop_assert_eq!(parsed.op, op);
-        // The id comes back as JSON reads it (a float may lose its last
-        // digit in the round trip, exactly as it would for any client).
-        let as_read: Value = serde_json::from_slice(&serde_json::to_vec(&value).unwrap()).unwrap();
-        prop_assert_eq!(parsed.id.value(), as_read);
-        prop_assert!(parsed.params.is_empty());
-    }
 }
 
 #[test]

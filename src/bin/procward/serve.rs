@@ -1,15 +1,10 @@
-//! `procward`: a JSON-lines process host for programs in any language.
-//!
-//! `procward serve` reads one JSON request per line on stdin and writes one
-//! JSON response per line on stdout (or serves the same protocol on a Unix
-//! socket with `--socket`). Logs go to stderr, filtered by `RUST_LOG`.
-//! See docs/protocol.md.
+//! `procward serve`: the JSON-lines protocol on stdin/stdout or a Unix
+//! socket (docs/protocol.md).
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 use procward::json::{
     self, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES, DEFAULT_MAX_LINE_BYTES,
     DEFAULT_MAX_OUTPUT_CAP, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_UNSENT_BYTES,
@@ -17,51 +12,9 @@ use procward::json::{
 };
 use procward::{Registry, RegistryConfig};
 use tokio::signal::unix::{SignalKind, signal};
-use tracing_subscriber::EnvFilter;
-
-/// The server makes and frees many small buffers on several threads at
-/// once; mimalloc's per-thread heaps keep glibc's malloc locks out of
-/// that path (docs/performance.md). The library leaves the allocator to
-/// the program that embeds it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// How long the runtime may take to stop after serving. The blocking read
-/// of stdin cannot be cancelled, so waiting for it could hang forever.
-const RUNTIME_STOP_WAIT: Duration = Duration::from_millis(200);
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "procward",
-    version,
-    about = "Supervise OS processes for programs in any language"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Serve the JSON-lines protocol on stdin/stdout (or a Unix socket).
-    ///
-    /// One JSON request per line in, one JSON response per line out,
-    /// matched by `id`; requests run concurrently. On end of stdin, SIGTERM
-    /// or SIGINT, every running process tree is killed and reaped, pending
-    /// responses are flushed and the server exits 0. See docs/protocol.md.
-    Serve(ServeArgs),
-
-    /// Run a registry that other nodes reach through ractor_cluster.
-    ///
-    /// Clients authenticate with the magic cookie in --cookie-file (mode
-    /// 600, not empty). On SIGTERM or SIGINT every process is killed and
-    /// reaped. See docs/cluster.md.
-    #[cfg(feature = "cluster")]
-    Node(procward::cluster::NodeOptions),
-}
 
 #[derive(Debug, Args)]
-struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Handles (running or finished) kept before a spawn evicts the oldest.
     #[arg(long, value_name = "N", default_value_t = RegistryConfig::default().max_handles,
           value_parser = at_least_one)]
@@ -200,59 +153,7 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging();
-    // Without the `cluster` feature `serve` is the only subcommand.
-    #[cfg_attr(
-        not(feature = "cluster"),
-        allow(clippy::infallible_destructuring_match)
-    )]
-    let args = match cli.command {
-        Command::Serve(args) => args,
-        #[cfg(feature = "cluster")]
-        Command::Node(options) => return procward::cluster::node_main(options),
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            tracing::error!(%err, "cannot start the async runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    // On a worker rather than in `block_on`'s own thread: the reading loop
-    // then shares the workers with the requests it spawns, and its yields
-    // let them run (see `json::serve`), instead of reading ahead of them
-    // through a whole burst of pipelined requests.
-    let served = runtime.block_on(async {
-        tokio::spawn(serve(args))
-            .await
-            .unwrap_or_else(|err| Err(format!("the server task failed: {err}").into()))
-    });
-    runtime.shutdown_timeout(RUNTIME_STOP_WAIT);
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!("{err}");
-            eprintln!("procward: {err}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Logs go to stderr only: stdout carries the protocol.
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+pub(crate) async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // Listen for the signals before anything can be spawned, so that an
     // early SIGTERM still shuts down cleanly.
     let mut terminate = signal(SignalKind::terminate())?;
