@@ -91,6 +91,14 @@ pub use messages::{
 };
 pub use registry::{Registry, Subscription};
 
+/// Not part of the API (hidden, and it may change in any release): the one
+/// `/proc` reader of the library, shared with procward's own integration
+/// tests so that `/proc` is parsed in one place.
+#[doc(hidden)]
+pub mod __test_support {
+    pub use crate::os::procfs;
+}
+
 /// The README's examples, compiled as doc tests so they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
