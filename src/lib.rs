@@ -70,13 +70,17 @@ mod registry;
 pub use actors::{RegistryActor, RegistryState};
 pub use clock::Clock;
 pub use config::{DEFAULT_OUTPUT_CAP, RegistryConfig};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, OsError, Result, StartFailure, Unavailable};
 pub use messages::{
-    Command, HandleId, HandleSummary, KillRequest, Limits, ListFilter, OutputEvent, OutputStream,
-    ProcessMsg, ReadChunk, ReadRequest, RegistryMsg, ResourceUsage, Snapshot, SnapshotWatch,
-    SpawnRequest, Status, Stdin, StreamOutput, Subscribed, Subscriber, WaitOutcome,
+    CapPolicy, Command, HandleId, HandleSummary, KillRequest, Limits, ListFilter, Offsets,
+    OutputEvent, OutputStream, ProcessMsg, ReadChunk, ReadRequest, RegistryMsg, ResourceUsage,
+    Snapshot, SnapshotWatch, SpawnRequest, Status, Stdin, StreamOutput, SubscribeRequest,
+    Subscribed, Subscriber, WaitOutcome,
 };
 pub use registry::{Registry, Subscription};
+/// The `time` crate, whose `OffsetDateTime` stamps `started_at` and
+/// `ended_at`, re-exported so callers need no version of their own.
+pub use time;
 
 /// The README's examples, compiled as doc tests so they stay true.
 #[cfg(doctest)]

@@ -2,10 +2,23 @@
 //!
 //! [`RegistryMsg`] is what a ractor user sends to the registry (with
 //! `call!`/`call_t!`); [`ProcessMsg`] is what the registry forwards to the
-//! actor that owns one process. Every payload here except the reply ports
-//! and the crate-private event types is plain data that derives `serde`'s
-//! `Serialize` and `Deserialize`.
+//! actor that owns one process.
+//!
+//! The request and answer payloads are plain data that derive `serde`'s
+//! `Serialize` and `Deserialize` ([`SpawnRequest`], [`Snapshot`],
+//! [`ReadChunk`], [`OutputEvent`], [`Error`](crate::Error), ...), except
+//! these, which hold something local to this OS process:
+//!
+//! - the reply ports, and the messages that carry them;
+//! - [`Subscriber`] and [`SubscribeRequest`]: a channel or an actor
+//!   reference ([`SpawnRequest::subscribers`] is skipped when serialized);
+//! - [`SnapshotWatch`]: a shared cell the process actor writes;
+//! - [`Credit`]: a place in a subscriber's window (skipped when an
+//!   [`OutputEvent`] is serialized);
+//! - [`ProcessReport`] and [`ProcessEvent`]: procward's own internal
+//!   traffic.
 
+mod cap_policy;
 mod handle_id;
 mod limits;
 mod output;
@@ -15,11 +28,13 @@ mod snapshot;
 mod spawn;
 mod watch;
 
+pub use cap_policy::{CapPolicy, DEFAULT_MAX_QUEUED};
 pub use handle_id::HandleId;
 pub use limits::{Limits, ResourceUsage};
 pub(crate) use output::Kept;
 pub use output::{
-    Credit, OutputEvent, OutputStream, ReadChunk, ReadRequest, Stdin, Subscribed, Subscriber,
+    Credit, Offsets, OutputEvent, OutputStream, ReadChunk, ReadRequest, Stdin, SubscribeRequest,
+    Subscribed, Subscriber,
 };
 pub(crate) use process::Event;
 pub use process::{ProcessEvent, ProcessMsg};

@@ -38,9 +38,9 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::messages::ResourceUsage;
 use crate::messages::{
-    Event, HandleId, KillRequest, OutputStream, PUBLISH_INTERVAL, ProcessEvent, ProcessMsg,
-    ProcessReport, ReadChunk, ReadRequest, RegistryMsg, Report, SIGKILL, Snapshot, SnapshotWatch,
-    Status, Stdin, Subscribed, Subscriber, WaitOutcome,
+    Event, HandleId, KillRequest, Offsets, OutputStream, PUBLISH_INTERVAL, ProcessEvent,
+    ProcessMsg, ProcessReport, ReadChunk, ReadRequest, RegistryMsg, Report, SIGKILL, Snapshot,
+    SnapshotWatch, Status, Stdin, SubscribeRequest, Subscribed, WaitOutcome,
 };
 use crate::os::child::{ChildProcess, ExitInfo, Spawned};
 use crate::os::worker::{Cleanup, worker};
@@ -66,6 +66,9 @@ pub(crate) struct ProcessArgs {
     pub(crate) reap_orphans: bool,
     pub(crate) escapee_token: Option<String>,
     pub(crate) stdin: Stdin,
+    /// Subscriptions made with the spawn: attached before any output is
+    /// handled, so they get every byte from offset 0.
+    pub(crate) subscribers: Vec<SubscribeRequest>,
     pub(crate) clock: Clock,
     pub(crate) registry: ActorRef<RegistryMsg>,
 }
@@ -183,6 +186,12 @@ impl Actor for ProcessActor {
             tokio::spawn(write_stdin(args.handle_id, pipe, initial, rx, ended_rx));
             StdinLink::Open { commands, ended }
         });
+        // In the state before the first message is handled: the readers'
+        // first chunk finds them subscribed.
+        let mut subscribers = Subscribers::default();
+        for subscription in args.subscribers {
+            subscribers.add(subscription);
+        }
         tracing::debug!(handle = %args.handle_id, pid = child.pid(), command = %args.command, "process started");
         Ok(ProcessState {
             id: args.handle_id,
@@ -195,7 +204,7 @@ impl Actor for ProcessActor {
             open_streams: 2,
             stdin,
             drain_now,
-            subscribers: Subscribers::default(),
+            subscribers,
             leader_exited: false,
             settled: None,
             terminal: None,
@@ -251,8 +260,8 @@ impl Actor for ProcessActor {
                 state.stdin_command(StdinCommand::Write(bytes, reply))
             }
             ProcessMsg::CloseStdin(reply) => state.stdin_command(StdinCommand::Close(reply)),
-            ProcessMsg::Subscribe(subscriber, reply) => {
-                let _ = reply.send(Ok(state.subscribe(subscriber)));
+            ProcessMsg::Subscribe(request, reply) => {
+                let _ = reply.send(state.subscribe(request));
             }
             ProcessMsg::Watch(reply) => {
                 let _ = reply.send(Ok(state.watch()));
@@ -422,7 +431,7 @@ impl ProcessState {
         };
         capture.read(request, false).ok_or(Error::OffsetOutOfRange {
             handle: self.id,
-            stream: request.stream.as_str(),
+            stream: request.stream,
             offset: request.offset,
             total: capture.total(),
         })
@@ -453,15 +462,28 @@ impl ProcessState {
         }
     }
 
-    fn subscribe(&mut self, subscriber: Subscriber) -> Subscribed {
+    fn subscribe(&mut self, request: SubscribeRequest) -> Result<Subscribed> {
         if let Some(terminal) = &self.terminal {
-            return exit_only(&subscriber, terminal.clone());
+            return exit_only(request, terminal);
         }
-        self.subscribers.add(subscriber);
-        Subscribed {
-            stdout_offset: self.stdout.total(),
-            stderr_offset: self.stderr.total(),
-        }
+        let totals = Offsets {
+            stdout: self.stdout.total(),
+            stderr: self.stderr.total(),
+        };
+        let (stdout, stderr, id) = (&self.stdout, &self.stderr, self.id);
+        let read = |request: &ReadRequest| {
+            let capture = match request.stream {
+                OutputStream::Stdout => stdout,
+                OutputStream::Stderr => stderr,
+            };
+            capture.read(request, false).ok_or(Error::OffsetOutOfRange {
+                handle: id,
+                stream: request.stream,
+                offset: request.offset,
+                total: capture.total(),
+            })
+        };
+        self.subscribers.subscribe(id, request, totals, read)
     }
 
     fn wait(
@@ -507,7 +529,9 @@ impl ProcessState {
     ) {
         if let Some(terminal) = &self.terminal {
             let snapshot = terminal.clone();
-            self.note_observed();
+            if !reply.is_closed() {
+                self.note_observed();
+            }
             let _ = reply.send(Ok(snapshot));
             return;
         }
@@ -786,8 +810,9 @@ impl ProcessState {
             watch.publish(snapshot.clone());
         }
         // Tell the registry first: a caller whose wait returns and who then
-        // asks the registry must find the handle terminal there too.
-        self.observed = !self.waiters.is_empty() || !self.killers.is_empty();
+        // asks the registry must find the handle terminal there too. A kill
+        // sent without waiting for its answer observes nothing.
+        self.observed = !self.waiters.is_empty() || self.killers.iter().any(|k| !k.is_closed());
         let _ = self
             .registry
             .cast(RegistryMsg::Report(ProcessReport(Report::Finished {
@@ -795,6 +820,10 @@ impl ProcessState {
                 observed: self.observed,
                 actor: self.myself.clone(),
             })));
+        // Subscribers next: each has every chunk and its exit event in its
+        // channel or mailbox before any waiter or killer is answered, so a
+        // caller acting on a wait finds its sink complete.
+        self.subscribers.exit(&snapshot);
         for waiter in self.waiters.drain(..) {
             if let Some(timer) = waiter.timer {
                 timer.abort();
@@ -807,6 +836,5 @@ impl ProcessState {
         for killer in self.killers.drain(..) {
             let _ = killer.send(Ok(snapshot.clone()));
         }
-        self.subscribers.exit(&snapshot);
     }
 }

@@ -8,7 +8,7 @@
 //! terminal snapshot, answers for the handle from then on, and drains the
 //! actor (it answers what is already queued for it, then stops).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,9 +22,10 @@ use super::process::{ProcessActor, ProcessArgs};
 use super::receipts::{Receipt, ReceiptState, Receipts};
 use super::subscribers::exit_only;
 use crate::config::RegistryConfig;
+use crate::error::Unavailable;
 use crate::error::{Error, Result};
 use crate::messages::{
-    Forked, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ProcessReport,
+    CapPolicy, Forked, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ProcessReport,
     RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status, StreamOutput, WaitOutcome,
 };
 use crate::os::child::RawSpawned;
@@ -76,8 +77,18 @@ pub struct RegistryState {
     next_spawn: u64,
     /// Owners closed by `CloseOwner`: their spawns are denied.
     closed: HashSet<Arc<str>>,
+    /// Spawns waiting for a place (cap policy `Queue`), oldest first;
+    /// already validated and passed by the policy.
+    queue: VecDeque<Queued>,
     /// Turns SIGCHLD into orphan reaping (orphan-reaping mode).
     child_signals: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A spawn waiting in the queue for a place.
+#[derive(Debug)]
+struct Queued {
+    request: SpawnRequest,
+    reply: RpcReplyPort<Result<Snapshot>>,
 }
 
 /// A spawn accepted and still starting.
@@ -120,20 +131,17 @@ impl Actor for RegistryActor {
         config.validate()?;
         let worker = worker::worker()?;
         let child_signals = if config.reap_orphans {
-            worker.reap_orphans().map_err(|source| Error::Os {
-                operation: "becoming a child subreaper",
-                source,
-            })?;
+            worker
+                .reap_orphans()
+                .map_err(|source| Error::os("becoming a child subreaper", source))?;
             Some(listen_for_child_signals(worker))
         } else {
             None
         };
         let token_prefix = escapees::new_token_prefix();
         let guard = if config.guard {
-            let guard = Guard::start(&token_prefix).map_err(|source| Error::Os {
-                operation: "starting the registry's guard process",
-                source,
-            })?;
+            let guard = Guard::start(&token_prefix)
+                .map_err(|source| Error::os("starting the registry's guard process", source))?;
             worker.keep(guard.pid());
             Some(guard)
         } else {
@@ -151,6 +159,7 @@ impl Actor for RegistryActor {
             starting_of: HashMap::new(),
             next_spawn: 0,
             closed: HashSet::new(),
+            queue: VecDeque::new(),
             child_signals,
         })
     }
@@ -205,13 +214,13 @@ impl Actor for RegistryActor {
             RegistryMsg::CloseStdin(id, reply) => {
                 state.route(id, reply, ProcessMsg::CloseStdin, |_| Ok(()), false)
             }
-            RegistryMsg::Subscribe(id, subscriber, reply) => {
-                let for_actor = subscriber.clone();
+            RegistryMsg::Subscribe(id, request, reply) => {
+                let for_actor = request.clone();
                 state.route(
                     id,
                     reply,
                     |reply| ProcessMsg::Subscribe(for_actor, reply),
-                    |s| Ok(exit_only(&subscriber, s.clone())),
+                    |s| exit_only(request, s),
                     false,
                 )
             }
@@ -229,7 +238,7 @@ impl Actor for RegistryActor {
             RegistryMsg::Resume(id, reply) => {
                 state.route(id, reply, ProcessMsg::Resume, |s| Ok(s.clone()), false)
             }
-            RegistryMsg::List(filter, reply) => send(reply, state.list(&filter)),
+            RegistryMsg::List(filter, reply) => send(reply, Ok(state.list(&filter))),
             RegistryMsg::KillOwner(owner, request, reply) => {
                 state.kill_owner(owner, request, reply)
             }
@@ -239,7 +248,7 @@ impl Actor for RegistryActor {
                 state.kill_owner(owner, request, reply)
             }
             RegistryMsg::ReopenOwner(owner, reply) => {
-                send(reply, state.closed.remove(owner.as_str()))
+                send(reply, Ok(state.closed.remove(owner.as_str())))
             }
             RegistryMsg::ReleaseOwner(owner, reply) => state.release_owner(owner, reply),
             RegistryMsg::Report(ProcessReport(report)) => {
@@ -250,6 +259,9 @@ impl Actor for RegistryActor {
                 }
             }
         }
+        // Whatever freed a place (an end, a release, a failed start) lets
+        // the oldest queued spawns in.
+        state.admit_queued(&myself);
         Ok(())
     }
 
@@ -280,6 +292,9 @@ impl Actor for RegistryActor {
     ) -> Result<(), ActorProcessingErr> {
         let running = state.table.running_actors().count();
         tracing::debug!(running, "registry stopping; killing every running process");
+        for queued in state.queue.drain(..) {
+            send(queued.reply, Err(Error::unavailable(Unavailable::Stopping)));
+        }
         // Drain, not stop: requests already forwarded are answered first.
         myself
             .drain_children_and_wait(Some(STOP_CHILDREN_WAIT))
@@ -317,7 +332,7 @@ fn forward(actor: &ActorRef<ProcessMsg>, message: ProcessMsg) {
         return;
     };
     fn no_reply<T>(operation: &'static str) -> Result<T> {
-        Err(Error::NoReply { operation })
+        Err(Error::no_reply(operation))
     }
     match message {
         ProcessMsg::Poll(reply) => send(reply, no_reply("poll")),
@@ -387,8 +402,10 @@ impl RegistryState {
             Target::Unknown => send(reply, Err(Error::UnknownHandle(id))),
             Target::Actor(actor) => forward(actor, to_actor(reply)),
             Target::Snapshot(snapshot) => {
+                // A request sent without waiting for its answer sees nothing.
+                let seen = observes && !reply.is_closed();
                 send(reply, from_snapshot(snapshot));
-                if observes {
+                if seen {
                     self.observe(id);
                 }
             }
@@ -461,6 +478,61 @@ impl RegistryState {
         if let Err(err) = self.prepare(&mut request) {
             return send(reply, Err(err));
         }
+        let policy = request.cap_policy.unwrap_or(self.config.cap_policy);
+        let full = Error::RegistryFull {
+            max_handles: self.config.max_handles,
+            policy,
+        };
+        match policy {
+            CapPolicy::Evict => {}
+            CapPolicy::Refuse if self.places_taken() >= self.config.max_handles => {
+                return send(reply, Err(full));
+            }
+            CapPolicy::Refuse => {}
+            CapPolicy::Queue { max_queued } => {
+                // Behind spawns already waiting, so the queue keeps order.
+                if self.places_taken() >= self.config.max_handles || !self.queue.is_empty() {
+                    if self.queue.len() >= max_queued {
+                        return send(reply, Err(full));
+                    }
+                    tracing::debug!(queued = self.queue.len() + 1, "registry full; spawn queued");
+                    self.queue.push_back(Queued { request, reply });
+                    return;
+                }
+            }
+        }
+        self.fork(myself, request, reply);
+    }
+
+    /// The places of the cap that running handles and spawns still
+    /// starting hold: what a spawn that may not evict a running handle
+    /// must find below `max_handles`. (Finished handles hold none: they
+    /// make room.)
+    fn places_taken(&self) -> usize {
+        self.table.running_count() + self.starting.len()
+    }
+
+    /// Starts the oldest queued spawns while there are places for them.
+    fn admit_queued(&mut self, myself: &ActorRef<RegistryMsg>) {
+        while !self.queue.is_empty() && self.places_taken() < self.config.max_handles {
+            let Some(Queued { request, reply }) = self.queue.pop_front() else {
+                return;
+            };
+            if reply.is_closed() {
+                // The caller gave up while it waited: start nothing.
+                continue;
+            }
+            self.fork(myself, request, reply);
+        }
+    }
+
+    /// Has the OS worker fork a spawn that passed every check.
+    fn fork(
+        &mut self,
+        myself: &ActorRef<RegistryMsg>,
+        mut request: SpawnRequest,
+        reply: RpcReplyPort<Result<Snapshot>>,
+    ) {
         // The token marks the tree for escapee hunting and for the guard.
         let token = (self.config.kill_escapees || self.config.guard).then(|| {
             let token = format!("{}{}", self.token_prefix, self.next_token);
@@ -557,6 +629,7 @@ impl RegistryState {
         spawned: RawSpawned,
     ) -> Result<Snapshot> {
         let spawned = spawned.register()?;
+        let policy = request.cap_policy.unwrap_or(self.config.cap_policy);
         let pid = spawned.child.pid();
         let handle_id = HandleId::next(pid);
         let command: Arc<str> = request.display().into();
@@ -575,6 +648,7 @@ impl RegistryState {
             reap_orphans: self.config.reap_orphans,
             escapee_token,
             stdin: request.stdin,
+            subscribers: request.subscribers,
             clock: self.config.clock.clone(),
             registry: myself.clone(),
         };
@@ -582,13 +656,10 @@ impl RegistryState {
         // dropped, which kills and reaps the child.
         let (actor, _) = Actor::spawn_linked(None, ProcessActor, args, myself.get_cell())
             .await
-            .map_err(|err| Error::ActorStart {
-                actor: "process",
-                reason: err.to_string(),
-            })?;
+            .map_err(|err| Error::actor_start("process", err))?;
         // Make room only now: a spawn that fails must not cost another
         // handle its place.
-        self.make_room(&owner);
+        self.make_room(&owner, policy);
         let snapshot = Snapshot {
             handle_id,
             pid,
@@ -654,10 +725,20 @@ impl RegistryState {
     }
 
     /// Evicts until there is room for one more handle; each evicted handle
-    /// leaves a receipt. See [`RegistryMsg::Spawn`] for the order.
-    fn make_room(&mut self, owner: &Owner) {
+    /// leaves a receipt. See [`RegistryMsg::Spawn`] for the order. A spawn
+    /// whose policy is not `Evict` never evicts a running handle: it was
+    /// admitted with a place free, and only an `Evict` spawn of another
+    /// policy racing it can have taken that place, in which case the table
+    /// holds one more than the cap until a handle ends.
+    fn make_room(&mut self, owner: &Owner, policy: CapPolicy) {
         while self.table.len() >= self.config.max_handles {
-            let Some(id) = self.table.eviction_candidate(owner) else {
+            let candidate = match policy {
+                CapPolicy::Evict => self.table.eviction_candidate(owner),
+                CapPolicy::Refuse | CapPolicy::Queue { .. } => {
+                    self.table.finished_eviction_candidate(owner)
+                }
+            };
+            let Some(id) = candidate else {
                 return;
             };
             let Some(entry) = self.table.remove(&id) else {
@@ -702,7 +783,7 @@ impl RegistryState {
         }
     }
 
-    fn release(&mut self, id: HandleId, reply: RpcReplyPort<bool>) {
+    fn release(&mut self, id: HandleId, reply: RpcReplyPort<Result<bool>>) {
         let actor = match self.table.remove(&id) {
             Some(entry) => match entry.state {
                 EntryState::Running(actor) => Some(actor),
@@ -713,11 +794,11 @@ impl RegistryState {
                     ReceiptState::Pending(actor) => Some(actor),
                     ReceiptState::Done(_) => None,
                 },
-                None => return send(reply, false),
+                None => return send(reply, Ok(false)),
             },
         };
         let Some(actor) = actor else {
-            return send(reply, true);
+            return send(reply, Ok(true));
         };
         tracing::debug!(handle = %id, "released while running; killing its tree");
         // Requests sent before the release are answered first (drain keeps
@@ -726,7 +807,7 @@ impl RegistryState {
         let _ = actor.drain();
         tokio::spawn(async move {
             let _ = actor.wait(None).await;
-            send(reply, true);
+            send(reply, Ok(true));
         });
     }
 
@@ -746,7 +827,21 @@ impl RegistryState {
         if let Err(err) = check_signal(&request) {
             return send(reply, Err(err));
         }
+        let cancelled = owner.clone();
         let owner = owner_key(owner);
+        // Queued spawns of the owner never start.
+        let (dropped, kept): (VecDeque<Queued>, VecDeque<Queued>) = std::mem::take(&mut self.queue)
+            .into_iter()
+            .partition(|q| q.request.owner.as_deref() == owner.as_deref());
+        self.queue = kept;
+        for queued in dropped {
+            send(
+                queued.reply,
+                Err(Error::SpawnCancelled {
+                    owner: cancelled.clone(),
+                }),
+            );
+        }
         let mut answers = Vec::new();
         for id in self.table.running_of(&owner) {
             if let Some(EntryState::Running(actor)) = self.table.get(&id).map(|e| &e.state) {
@@ -776,7 +871,7 @@ impl RegistryState {
         });
     }
 
-    fn release_owner(&mut self, owner: String, reply: RpcReplyPort<usize>) {
+    fn release_owner(&mut self, owner: String, reply: RpcReplyPort<Result<usize>>) {
         let owner = owner_key(owner);
         let mut released = 0;
         let mut dying = Vec::new();
@@ -802,7 +897,7 @@ impl RegistryState {
             for actor in dying {
                 let _ = actor.wait(None).await;
             }
-            send(reply, released);
+            send(reply, Ok(released));
         });
     }
 }

@@ -192,7 +192,12 @@ pub async fn run_node(
     }
     // The guard kills the node's trees if the node dies without this
     // function's cleanup (SIGKILL): the children never outlive the node.
-    let mut config = RegistryConfig::default().reap_orphans(true).guard(true);
+    // A node evicts at the cap, as it always did: a remote client is never
+    // kept waiting by the queue.
+    let mut config = RegistryConfig::default()
+        .reap_orphans(true)
+        .guard(true)
+        .cap_policy(crate::messages::CapPolicy::Evict);
     if let Some(path) = &options.config {
         let file = ServeConfig::load(path)
             .map_err(|why| RemoteError::new(RemoteErrorKind::InvalidRequest, why))?;

@@ -141,8 +141,8 @@ pub(crate) fn worker() -> Result<&'static Worker, Error> {
         })
         .as_ref()
         .ok_or_else(|| Error::Os {
-            operation: "starting procward's OS threads",
-            source: io::Error::other("a thread could not be started"),
+            operation: "starting procward's OS threads".into(),
+            source: io::Error::other("a thread could not be started").into(),
         })
 }
 
@@ -201,8 +201,8 @@ pub(crate) fn forget_leader(pid: i32) {
 
 fn gone() -> Error {
     Error::Os {
-        operation: "reaching procward's OS worker thread",
-        source: io::Error::other("the worker thread has stopped"),
+        operation: "reaching procward's OS worker thread".into(),
+        source: io::Error::other("the worker thread has stopped").into(),
     }
 }
 
