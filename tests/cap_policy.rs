@@ -214,3 +214,27 @@ async fn shutdown_answers_queued_spawns() {
     );
     support::wait_group_gone(a.pid).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_spawn_whose_caller_gave_up_never_starts() {
+    let registry = registry(1, CapPolicy::default()).await;
+    let a = registry
+        .spawn(SpawnRequest::argv(["sleep", "300"]))
+        .await
+        .unwrap();
+    let abandoned = cast_spawn(&registry, SpawnRequest::argv(["sleep", "300"]));
+    drop(abandoned);
+    // Frees the place: the queue's head is the abandoned spawn, skipped.
+    assert!(registry.release(a.handle_id).await.unwrap());
+    // Had it started, it would hold the one place and this would be full.
+    let b = registry
+        .spawn(SpawnRequest::argv(["true"]).cap_policy(CapPolicy::Refuse))
+        .await
+        .unwrap();
+    registry.wait(b.handle_id, None).await.unwrap();
+    assert_eq!(registry.list().await.unwrap().len(), 1);
+    registry.shutdown().await.unwrap();
+    for snap in [&a, &b] {
+        support::wait_group_gone(snap.pid).await;
+    }
+}

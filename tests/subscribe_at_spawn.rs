@@ -395,3 +395,70 @@ async fn kill_and_release_can_be_sent_without_waiting() {
         Err(Error::RegistryUnavailable { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_goes_through_the_window_and_reports_the_rest_missed() {
+    let registry = registry().await;
+    let total: u64 = 2 * 1024 * 1024;
+    let snap = registry
+        .spawn(SpawnRequest::shell(format!("head -c {total} /dev/zero")))
+        .await
+        .unwrap();
+    registry.wait(snap.handle_id, None).await.unwrap();
+    // Nothing is read until the exit is in: every chunk is held.
+    let mut feed = registry
+        .subscribe_from(snap.handle_id, Offsets::START)
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    let (mut delivered, mut missed) = (0, 0);
+    while let Some(event) = feed.recv().await {
+        match &event {
+            OutputEvent::Chunk { bytes, .. } => delivered += bytes.len() as u64,
+            OutputEvent::Missed { bytes, .. } => missed += bytes,
+            OutputEvent::Exit { .. } => {}
+        }
+        held.push(event);
+    }
+    let chunks = held
+        .iter()
+        .filter(|e| matches!(e, OutputEvent::Chunk { .. }))
+        .count();
+    assert_eq!(chunks, 16, "the window, no more");
+    assert!(held.iter().all(|e| match e {
+        OutputEvent::Chunk { bytes, .. } => bytes.len() <= 64 * 1024,
+        _ => true,
+    }));
+    assert_eq!(delivered + missed, total, "every byte delivered or counted");
+    registry.shutdown().await.unwrap();
+    support::wait_group_gone(snap.pid).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_of_a_receipt_reports_its_bytes_missed_then_exits() {
+    let registry = Registry::start(RegistryConfig::default().max_handles(1))
+        .await
+        .unwrap();
+    let snap = registry
+        .spawn(SpawnRequest::argv(["echo", "gone"]))
+        .await
+        .unwrap();
+    registry.wait(snap.handle_id, None).await.unwrap();
+    let next = registry.spawn(SpawnRequest::argv(["true"])).await.unwrap();
+    let mut feed = registry
+        .subscribe_from(snap.handle_id, Offsets::START)
+        .await
+        .unwrap();
+    let mut got = Received::default();
+    while let Some(event) = feed.recv().await {
+        got.take(event);
+    }
+    assert!(got.stdout.is_empty());
+    assert_eq!(got.missed, 5, "`gone\\n`, no longer kept");
+    assert_eq!(got.exits.len(), 1);
+    assert!(got.exits[0].evicted);
+    registry.shutdown().await.unwrap();
+    for s in [&snap, &next] {
+        support::wait_group_gone(s.pid).await;
+    }
+}
