@@ -74,7 +74,7 @@ pub use error::{Error, ErrorKind, OsError, Result, StartFailure, Unavailable};
 pub use messages::{
     CapPolicy, Command, HandleId, HandleSummary, KillRequest, Limits, ListFilter, Offsets,
     OutputEvent, OutputStream, ProcessMsg, ReadChunk, ReadRequest, RegistryMsg, ResourceUsage,
-    Snapshot, SnapshotWatch, SpawnRequest, Status, Stdin, StreamOutput, SubscribeRequest,
+    Signal, Snapshot, SnapshotWatch, SpawnRequest, Status, Stdin, StreamOutput, SubscribeRequest,
     Subscribed, Subscriber, WaitOutcome,
 };
 pub use registry::{Registry, Subscription};

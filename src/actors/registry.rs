@@ -25,8 +25,8 @@ use crate::config::RegistryConfig;
 use crate::error::Unavailable;
 use crate::error::{Error, Result};
 use crate::messages::{
-    CapPolicy, Forked, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ProcessReport,
-    RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status, StreamOutput, WaitOutcome,
+    CapPolicy, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ProcessReport,
+    RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status, WaitOutcome,
 };
 use crate::os::child::RawSpawned;
 use crate::os::escapees;
@@ -91,12 +91,22 @@ struct Queued {
     reply: RpcReplyPort<Result<Snapshot>>,
 }
 
+/// What the OS worker hands back for one spawn: the request as the policy
+/// left it and the forked child, or why it could not start.
+type ForkOutcome = Result<(Box<SpawnRequest>, RawSpawned)>;
+
 /// A spawn accepted and still starting.
 #[derive(Debug)]
 struct Starting {
     owner: Owner,
     /// Kills asked for by a `KillOwner` meanwhile, sent once it runs.
     kills: Vec<(KillRequest, RpcReplyPort<Result<Snapshot>>)>,
+    /// The fork's outcome, sent before `Report::Forked` announces it. If
+    /// the registry is gone by then, the child in it is dropped, which
+    /// kills and reaps it.
+    outcome: tokio::sync::oneshot::Receiver<ForkOutcome>,
+    escapee_token: Option<String>,
+    reply: RpcReplyPort<Result<Snapshot>>,
 }
 
 impl RunningActor for ActorRef<ProcessMsg> {
@@ -187,16 +197,13 @@ impl Actor for RegistryActor {
                 },
                 true,
             ),
-            RegistryMsg::Kill(id, request, reply) => match check_signal(&request) {
-                Err(err) => send(reply, Err(err)),
-                Ok(()) => state.route(
-                    id,
-                    reply,
-                    |reply| ProcessMsg::Kill(request, reply),
-                    |s| Ok(s.clone()),
-                    true,
-                ),
-            },
+            RegistryMsg::Kill(id, request, reply) => state.route(
+                id,
+                reply,
+                |reply| ProcessMsg::Kill(request, reply),
+                |s| Ok(s.clone()),
+                true,
+            ),
             RegistryMsg::Read(id, request, reply) => state.route(
                 id,
                 reply,
@@ -252,10 +259,10 @@ impl Actor for RegistryActor {
             }
             RegistryMsg::ReleaseOwner(owner, reply) => state.release_owner(owner, reply),
             RegistryMsg::Report(ProcessReport(report)) => {
-                if let Some(forked) = state.on_report(report) {
+                if let Some(seq) = state.on_report(report) {
                     // Boxed: the one await of this handler; unboxed, every
                     // message would pay for this arm's large future.
-                    Box::pin(state.start_process(&myself, *forked)).await
+                    Box::pin(state.start_process(&myself, seq)).await
                 }
             }
         }
@@ -313,16 +320,6 @@ impl Actor for RegistryActor {
 fn send<T>(reply: RpcReplyPort<T>, value: T) {
     // A closed port means the caller gave up; that is not our error.
     let _ = reply.send(value);
-}
-
-fn check_signal(request: &KillRequest) -> Result<()> {
-    match rustix::process::Signal::from_named_raw(request.signal) {
-        Some(_) => Ok(()),
-        None => Err(Error::invalid(format!(
-            "unknown signal number {}",
-            request.signal
-        ))),
-    }
 }
 
 /// Hands a request to a process actor; if the actor is already gone, the
@@ -420,10 +417,11 @@ impl RegistryState {
         }
     }
 
-    /// Handles a report; a forked child is handed back to be started.
-    fn on_report(&mut self, report: Report) -> Option<Box<Forked>> {
+    /// Handles a report; the number of a forked spawn is handed back to
+    /// be started.
+    fn on_report(&mut self, report: Report) -> Option<u64> {
         match report {
-            Report::Forked(forked) => return Some(forked),
+            Report::Forked(seq) => return Some(seq),
             Report::Observed(id) => self.observe(id),
             Report::Finished {
                 snapshot,
@@ -547,28 +545,26 @@ impl RegistryState {
         self.next_spawn += 1;
         let owner: Owner = request.owner.clone().and_then(owner_key);
         *self.starting_of.entry(owner.clone()).or_default() += 1;
+        let (outcome_tx, outcome) = tokio::sync::oneshot::channel();
         self.starting.insert(
             seq,
             Starting {
                 owner,
                 kills: Vec::new(),
+                outcome,
+                escapee_token,
+                reply,
             },
         );
         let registry = myself.clone();
         let worker = self.worker;
         tokio::spawn(async move {
-            let result = worker.spawn(request).await;
-            // If the registry is gone, the message is dropped with the
-            // child in it, whose drop kills and reaps it; the caller's
-            // port is dropped too (`Error::NoReply`).
-            let _ = registry.cast(RegistryMsg::Report(ProcessReport(Report::Forked(
-                Box::new(Forked {
-                    seq,
-                    result,
-                    escapee_token,
-                    reply,
-                }),
-            ))));
+            // If the registry is gone, its books went with it: the send
+            // fails and drops the child, whose drop kills and reaps it; the
+            // caller's port went with the books (`Error::NoReply`).
+            if outcome_tx.send(worker.spawn(request).await).is_ok() {
+                let _ = registry.cast(RegistryMsg::Report(ProcessReport(Report::Forked(seq))));
+            }
         });
     }
 
@@ -595,14 +591,22 @@ impl RegistryState {
     /// Starts the process actor of a forked child, makes room for it, and
     /// answers the spawn; then sends it the kills a `KillOwner` asked for
     /// while it was starting.
-    async fn start_process(&mut self, myself: &ActorRef<RegistryMsg>, forked: Forked) {
-        let Forked {
-            seq,
-            result,
+    async fn start_process(&mut self, myself: &ActorRef<RegistryMsg>, seq: u64) {
+        let Some(Starting {
+            mut outcome,
+            kills,
             escapee_token,
             reply,
-        } = forked;
-        let kills = self.started(seq).map(|s| s.kills).unwrap_or_default();
+            ..
+        }) = self.started(seq)
+        else {
+            return;
+        };
+        let result = match outcome.try_recv() {
+            Ok(result) => result,
+            // Sent before `Forked` was: cannot happen.
+            Err(_) => Err(Error::no_reply("spawn")),
+        };
         let result = match result {
             Ok((request, spawned)) => {
                 self.register(myself, *request, escapee_token, spawned)
@@ -635,48 +639,34 @@ impl RegistryState {
         let command: Arc<str> = request.display().into();
         let owner: Owner = request.owner.clone().and_then(owner_key);
         let started_at = self.config.clock.now();
-        let args = ProcessArgs {
-            handle_id,
-            spawned,
+        let actor = ProcessActor {
+            id: handle_id,
             command: command.clone(),
             owner: owner.clone(),
             started_at,
-            timeout: request.timeout,
             drain_grace: self.config.drain_grace,
             kill_grace: self.config.kill_grace,
-            output_cap: request.output_cap.unwrap_or(self.config.output_cap),
             reap_orphans: self.config.reap_orphans,
             escapee_token,
-            stdin: request.stdin,
-            subscribers: request.subscribers,
             clock: self.config.clock.clone(),
             registry: myself.clone(),
         };
+        let args = ProcessArgs {
+            spawned,
+            timeout: request.timeout,
+            output_cap: request.output_cap.unwrap_or(self.config.output_cap),
+            stdin: request.stdin,
+            subscribers: request.subscribers,
+        };
         // If the actor fails to start, `args` (and the child in it) is
         // dropped, which kills and reaps the child.
-        let (actor, _) = Actor::spawn_linked(None, ProcessActor, args, myself.get_cell())
+        let (actor, _) = Actor::spawn_linked(None, actor, args, myself.get_cell())
             .await
             .map_err(|err| Error::actor_start("process", err))?;
         // Make room only now: a spawn that fails must not cost another
         // handle its place.
         self.make_room(&owner, policy);
-        let snapshot = Snapshot {
-            handle_id,
-            pid,
-            command,
-            status: Status::Running,
-            started_at,
-            ended_at: None,
-            exit_code: None,
-            signal: None,
-            stdout: StreamOutput::default(),
-            stderr: StreamOutput::default(),
-            failure: None,
-            owner,
-            evicted: false,
-            paused: false,
-            usage: None,
-        };
+        let snapshot = Snapshot::started(handle_id, pid, command, started_at, owner);
         self.table.insert_running(running_summary(&snapshot), actor);
         tracing::debug!(handle = %handle_id, pid, "spawned");
         Ok(snapshot)
@@ -824,9 +814,6 @@ impl RegistryState {
         request: KillRequest,
         reply: RpcReplyPort<Result<Vec<Snapshot>>>,
     ) {
-        if let Err(err) = check_signal(&request) {
-            return send(reply, Err(err));
-        }
         let cancelled = owner.clone();
         let owner = owner_key(owner);
         // Queued spawns of the owner never start.
@@ -909,21 +896,16 @@ fn failed_snapshot(
     failure: String,
     ended_at: time::OffsetDateTime,
 ) -> Snapshot {
-    Snapshot {
-        handle_id: summary.handle_id,
-        pid: summary.pid,
-        command: summary.command.clone(),
-        status: Status::Killed,
-        started_at: summary.started_at,
-        ended_at: Some(ended_at),
-        exit_code: None,
-        signal: None,
-        stdout: StreamOutput::default(),
-        stderr: StreamOutput::default(),
-        failure: Some(failure),
-        owner: summary.owner.clone(),
-        evicted: summary.evicted,
-        paused: false,
-        usage: None,
-    }
+    let mut snapshot = Snapshot::started(
+        summary.handle_id,
+        summary.pid,
+        summary.command.clone(),
+        summary.started_at,
+        summary.owner.clone(),
+    );
+    snapshot.status = Status::Killed;
+    snapshot.ended_at = Some(ended_at);
+    snapshot.failure = Some(failure);
+    snapshot.evicted = summary.evicted;
+    snapshot
 }

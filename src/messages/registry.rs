@@ -144,18 +144,9 @@ pub(crate) enum Report {
     },
     /// A caller was given the terminal snapshot after `Finished`.
     Observed(HandleId),
-    /// A spawn's fork ended (on the OS worker's thread): the registry
+    /// A spawn's fork ended (on the OS worker's thread); the registry
+    /// holds the outcome under this number in its books of spawns starting,
     /// starts the process actor of the child, or passes the error on, and
     /// answers the spawn.
-    Forked(Box<Forked>),
-}
-
-/// A fork's outcome on its way back to the registry.
-#[derive(Debug)]
-pub(crate) struct Forked {
-    /// The spawn's number in the registry's books of spawns starting.
-    pub(crate) seq: u64,
-    pub(crate) result: Result<(Box<SpawnRequest>, crate::os::child::RawSpawned)>,
-    pub(crate) escapee_token: Option<String>,
-    pub(crate) reply: RpcReplyPort<Result<Snapshot>>,
+    Forked(u64),
 }
