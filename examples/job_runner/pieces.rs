@@ -81,6 +81,9 @@ pub(crate) type JobOutcome = Result<JobReport, JobError>;
 pub(crate) struct LogSink;
 
 /// The sink's messages.
+// Like `OutputEvent` itself: ractor boxes every message, so boxing the
+// event too would only add an allocation per chunk.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum SinkMsg {
     /// An output event of a job.
     Output(OutputEvent),
