@@ -50,8 +50,21 @@
 //! # Cancel safety
 //!
 //! Dropping a future returned by a [`Registry`] method abandons the answer
-//! only. A spawn that reached the registry still starts, a kill still
-//! kills; a dropped wait leaves the process alone.
+//! only. A spawn that reached the registry still starts (except one still
+//! waiting in the queue of [`CapPolicy::Queue`], which is dropped unstarted
+//! when its turn comes), a kill still kills; a dropped wait leaves the
+//! process alone.
+//!
+//! # Embedding in an actor application
+//!
+//! Link a [`RegistryActor`] under your supervisor and send it
+//! [`RegistryMsg`]s (every reply is a `Result<_, Error>`, so `call!` ends
+//! in `??`), or wrap it with [`Registry::from_actor`]. Subscribe your log
+//! actor at spawn ([`SpawnRequest::subscribe`]) with a tag per job, so it
+//! gets every byte from the first and knows whose it is; it has each job's
+//! exit event before any wait is answered. [`Error`] is `Clone` and
+//! serializable, so reports that carry it can cross actors and machines.
+//! `examples/job_runner.rs` is a complete example.
 
 #![warn(clippy::mod_module_files)]
 

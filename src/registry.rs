@@ -329,7 +329,9 @@ impl Registry {
         &self,
         build: impl FnOnce(RpcReplyPort<T>) -> RegistryMsg,
     ) -> Result<()> {
-        let (tx, _rx) = ractor::concurrency::oneshot();
+        let (tx, rx) = ractor::concurrency::oneshot();
+        // Closed before it is sent: whoever handles it sees nobody waits.
+        drop(rx);
         self.actor
             .cast(build(tx.into()))
             .map_err(Error::unavailable)

@@ -238,3 +238,31 @@ async fn a_queued_spawn_whose_caller_gave_up_never_starts() {
         support::wait_group_gone(snap.pid).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_sent_without_waiting_does_not_count_as_seeing_the_result() {
+    let registry = registry(2, CapPolicy::default()).await;
+    let mut snaps = Vec::new();
+    for _ in 0..2 {
+        let (snap, mut feed) = registry
+            .spawn_subscribed(SpawnRequest::argv(["true"]))
+            .await
+            .unwrap();
+        // Ended, and the registry knows (its `Finished` came before the
+        // exit event), but nobody has been given the status.
+        while feed.recv().await.is_some() {}
+        snaps.push(snap);
+    }
+    registry
+        .kill_nowait(snaps[1].handle_id, KillRequest::default())
+        .unwrap();
+    // Both unseen: the oldest makes room, not the one killed without
+    // waiting (a kill that returned the status would have made it "seen").
+    let next = registry.spawn(SpawnRequest::argv(["true"])).await.unwrap();
+    assert!(registry.poll(snaps[0].handle_id).await.unwrap().evicted);
+    assert!(!registry.poll(snaps[1].handle_id).await.unwrap().evicted);
+    registry.shutdown().await.unwrap();
+    for snap in snaps.iter().chain([&next]) {
+        support::wait_group_gone(snap.pid).await;
+    }
+}
