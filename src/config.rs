@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::messages::CapPolicy;
+pub use crate::messages::DEFAULT_OUTPUT_CAP;
 use crate::policy::PolicyChain;
 
 /// The settings of one registry. Start from [`RegistryConfig::default`] and
@@ -95,9 +96,6 @@ pub struct RegistryConfig {
     /// denied, never allowed.
     pub profiles: BTreeMap<String, PolicyChain>,
 }
-
-/// The default capture cap per stream: 16 MiB.
-pub const DEFAULT_OUTPUT_CAP: usize = 16 * 1024 * 1024;
 
 impl Default for RegistryConfig {
     fn default() -> Self {

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::messages::{CapPolicy, HandleId, OutputStream};
+mod deny_rule;
+
+pub use deny_rule::DenyRule;
+
+use crate::messages::handle_id::{HandleId, MalformedHandleId};
 
 /// Everything that can go wrong when asking procward to do something.
 ///
@@ -50,7 +54,7 @@ pub enum Error {
     PolicyDenied {
         /// Which kind of rule refused it (a `Concurrency` denial may pass
         /// later).
-        rule: crate::policy::DenyRule,
+        rule: DenyRule,
         /// What the policy refused.
         reason: String,
     },
@@ -80,16 +84,16 @@ pub enum Error {
         operation: Cow<'static, str>,
     },
 
-    /// The registry holds `max_handles` running handles and its
-    /// [`CapPolicy`] would not evict one: `Refuse`, or `Queue` with its
-    /// queue full. Nothing was started and nothing was killed; the spawn
-    /// may pass once a handle ends.
-    #[error("the registry is full: {max_handles} handles running, cap policy {policy}")]
+    /// The registry holds `max_handles` running handles and the spawn's
+    /// [`CapPolicy`](crate::CapPolicy) would not evict one: `Refuse`, or
+    /// `Queue` with its queue full. Nothing was started and nothing was
+    /// killed; the spawn may pass once a handle ends.
+    #[error("the registry is full: {max_handles} handles running{}", queue_suffix(*.max_queued))]
     RegistryFull {
         /// The registry's cap.
         max_handles: usize,
-        /// The policy that applied to the spawn.
-        policy: CapPolicy,
+        /// `None` under `Refuse`; under `Queue`, its bound, reached.
+        max_queued: Option<usize>,
     },
 
     /// A spawn waiting in the registry's queue (cap policy `Queue`) was
@@ -113,12 +117,12 @@ pub enum Error {
     StdinNotPiped(HandleId),
 
     /// A read asked for an offset beyond what the stream has seen.
-    #[error("offset {offset} is past the {total} bytes written to {} of `{handle}`", .stream.as_str())]
+    #[error("offset {offset} is past the {total} bytes written to {stream} of `{handle}`")]
     OffsetOutOfRange {
         /// The handle.
         handle: HandleId,
-        /// Which stream.
-        stream: OutputStream,
+        /// `"stdout"` or `"stderr"`.
+        stream: Cow<'static, str>,
         /// The offset asked for.
         offset: u64,
         /// Bytes written so far.
@@ -272,8 +276,8 @@ pub enum Unavailable {
     /// its supervisor or a failure), so its mailbox is closed.
     #[error("it has stopped")]
     Stopped,
-    /// The registry is stopping; a spawn still waiting in its queue was
-    /// dropped.
+    /// The registry is stopping: a spawn still waiting in its queue, or
+    /// still starting (its child is killed and reaped), was dropped.
     #[error("it is stopping")]
     Stopping,
     /// The actor reference is not of a registry actor.
@@ -343,6 +347,13 @@ impl From<ractor::SpawnErr> for StartFailure {
             ractor::SpawnErr::ActorAlreadyStarted => StartFailure::AlreadyStarted,
             ractor::SpawnErr::ActorAlreadyRegistered(name) => StartFailure::NameTaken { name },
         }
+    }
+}
+
+fn queue_suffix(max_queued: Option<usize>) -> String {
+    match max_queued {
+        Some(max) => format!(" and {max} spawns queued"),
+        None => String::new(),
     }
 }
 
@@ -449,6 +460,12 @@ impl Error {
 /// `Result` with procward's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<MalformedHandleId> for Error {
+    fn from(malformed: MalformedHandleId) -> Self {
+        Error::MalformedHandle(malformed.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -504,14 +521,18 @@ mod tests {
             Error::no_reply("wait"),
             Error::RegistryFull {
                 max_handles: 2,
-                policy: CapPolicy::Refuse,
+                max_queued: None,
+            },
+            Error::RegistryFull {
+                max_handles: 2,
+                max_queued: Some(8),
             },
             Error::SpawnCancelled { owner: "o".into() },
             Error::StdinClosed(id),
             Error::StdinNotPiped(id),
             Error::OffsetOutOfRange {
                 handle: id,
-                stream: OutputStream::Stderr,
+                stream: "stderr".into(),
                 offset: 9,
                 total: 3,
             },
@@ -520,7 +541,7 @@ mod tests {
                 cause: StartFailure::Failed(Box::new(Error::invalid("max_handles"))),
             },
             Error::PolicyDenied {
-                rule: crate::policy::DenyRule::Concurrency,
+                rule: DenyRule::Concurrency,
                 reason: "busy".into(),
             },
         ];

@@ -85,10 +85,10 @@ pub use clock::Clock;
 pub use config::{DEFAULT_OUTPUT_CAP, RegistryConfig};
 pub use error::{Error, ErrorKind, OsError, Result, StartFailure, Unavailable};
 pub use messages::{
-    CapPolicy, Command, HandleId, HandleSummary, KillRequest, Limits, ListFilter, Offsets,
-    OutputEvent, OutputStream, ProcessMsg, ReadChunk, ReadRequest, RegistryMsg, ResourceUsage,
-    Signal, Snapshot, SnapshotWatch, SpawnRequest, Status, Stdin, StreamOutput, SubscribeRequest,
-    Subscribed, Subscriber, WaitOutcome,
+    CapPolicy, Command, HandleCounts, HandleId, HandleSummary, KillRequest, Limits, ListFilter,
+    Offsets, OutputEvent, OutputStream, ProcessMsg, ReadChunk, ReadRequest, RegistryMsg,
+    ResourceUsage, Signal, Snapshot, SnapshotWatch, SpawnRequest, Status, Stdin, StreamOutput,
+    SubscribeRequest, Subscribed, Subscriber, WaitOutcome,
 };
 pub use registry::{Registry, Subscription};
 /// The `time` crate, whose `OffsetDateTime` stamps `started_at` and

@@ -19,7 +19,7 @@
 //!   traffic.
 
 mod cap_policy;
-mod handle_id;
+pub(crate) mod handle_id;
 mod limits;
 mod output;
 mod process;
@@ -30,18 +30,20 @@ mod spawn;
 mod watch;
 
 pub use cap_policy::{CapPolicy, DEFAULT_MAX_QUEUED};
-pub use handle_id::HandleId;
+pub use handle_id::{HandleId, MalformedHandleId};
 pub use limits::{Limits, ResourceUsage};
-pub(crate) use output::Kept;
 pub use output::{
-    Credit, Offsets, OutputEvent, OutputStream, ReadChunk, ReadRequest, Stdin, SubscribeRequest,
-    Subscribed, Subscriber,
+    Credit, DEFAULT_OUTPUT_CAP, Offsets, OutputEvent, OutputStream, ReadChunk, ReadRequest, Stdin,
+    SubscribeRequest, Subscribed, Subscriber,
 };
+pub(crate) use output::{Kept, SUBSCRIBER_WINDOW};
 pub(crate) use process::Event;
 pub use process::{ProcessEvent, ProcessMsg};
 pub(crate) use registry::Report;
 pub use registry::{ProcessReport, RegistryMsg};
 pub use signal::{Signal, UnknownSignal};
-pub use snapshot::{HandleSummary, ListFilter, Snapshot, Status, StreamOutput, WaitOutcome};
+pub use snapshot::{
+    HandleCounts, HandleSummary, ListFilter, Snapshot, Status, StreamOutput, WaitOutcome,
+};
 pub use spawn::{Command, KillRequest, SHELL, SpawnRequest};
 pub use watch::{PUBLISH_INTERVAL, SnapshotWatch};

@@ -13,8 +13,9 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::messages::{
-    HandleId, HandleSummary, KillRequest, ListFilter, OutputEvent, ReadChunk, ReadRequest,
-    RegistryMsg, Snapshot, SpawnRequest, SubscribeRequest, Subscribed, Subscriber, WaitOutcome,
+    HandleCounts, HandleId, HandleSummary, KillRequest, ListFilter, OutputEvent, ReadChunk,
+    ReadRequest, RegistryMsg, Snapshot, SpawnRequest, SubscribeRequest, Subscribed, Subscriber,
+    WaitOutcome,
 };
 
 /// A handle to a registry actor. Cloning it is cheap; every clone talks to
@@ -44,7 +45,8 @@ struct StopOnDrop(ActorRef<RegistryMsg>);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
-        self.0.stop(Some("last registry handle dropped".to_owned()));
+        // Requests already sent are handled first, as by `shutdown`.
+        let _ = self.0.drain();
     }
 }
 
@@ -242,6 +244,12 @@ impl Registry {
         self.list_where(ListFilter::default()).await
     }
 
+    /// How many handles the registry holds, by kind, without listing
+    /// them.
+    pub async fn counts(&self) -> Result<HandleCounts> {
+        self.call("counts", RegistryMsg::Counts).await?
+    }
+
     /// The handles that pass `filter` (by owner, by status), oldest first.
     pub async fn list_where(&self, filter: ListFilter) -> Result<Vec<HandleSummary>> {
         self.call("list", |tx| RegistryMsg::List(filter, tx))
@@ -296,11 +304,14 @@ impl Registry {
     }
 
     /// Stops the registry and waits until every process it owned is killed
-    /// and reaped. Other clones of this handle then get
+    /// and reaped. Requests already sent are handled first (a pending wait
+    /// gets the `killed` snapshot; a spawn still starting gets
+    /// [`Error::RegistryUnavailable`] and its child is killed); requests
+    /// sent after, from other clones of this handle, get
     /// [`Error::RegistryUnavailable`].
     pub async fn shutdown(&self) -> Result<()> {
         self.actor
-            .stop_and_wait(Some("shutdown".to_owned()), None)
+            .drain_and_wait(None)
             .await
             .map_err(Error::unavailable)
     }

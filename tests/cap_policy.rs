@@ -41,9 +41,14 @@ fn until_closed() -> SpawnRequest {
     SpawnRequest::shell("read line; exit 0").stdin(Stdin::Pipe)
 }
 
+/// `RegistryFull` from a cap of `max`, with the queue bound `policy` had.
 fn is_full(result: &procward::Result<Snapshot>, max: usize, policy: CapPolicy) -> bool {
-    matches!(result, Err(Error::RegistryFull { max_handles, policy: p })
-        if *max_handles == max && *p == policy)
+    let bound = match policy {
+        CapPolicy::Queue { max_queued } => Some(max_queued),
+        CapPolicy::Evict | CapPolicy::Refuse => None,
+    };
+    matches!(result, Err(Error::RegistryFull { max_handles, max_queued })
+        if *max_handles == max && *max_queued == bound)
 }
 
 #[test]

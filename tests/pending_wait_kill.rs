@@ -70,3 +70,44 @@ async fn other_handles_are_not_delayed_by_a_pending_wait() {
     support::wait_group_gone(slow.pid).await;
     support::wait_group_gone(quick.pid).await;
 }
+
+/// Waits still queued in the registry's mailbox when `shutdown` is called
+/// are answered with the `killed` snapshot, not dropped: the registry
+/// drains its mailbox before it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_wait_queued_before_shutdown_gets_the_killed_snapshot() {
+    let registry = Registry::start(RegistryConfig::default()).await.unwrap();
+    let mut snaps = Vec::new();
+    for _ in 0..20 {
+        snaps.push(
+            registry
+                .spawn(SpawnRequest::argv(["sleep", "300"]))
+                .await
+                .unwrap(),
+        );
+    }
+    // Sent without awaiting anything in between: 1,000 waits sit in the
+    // registry's mailbox when the shutdown starts.
+    let mut answers = Vec::new();
+    for _ in 0..50 {
+        for snap in &snaps {
+            let (tx, rx) = ractor::concurrency::oneshot();
+            registry
+                .actor()
+                .cast(procward::RegistryMsg::Wait(snap.handle_id, None, tx.into()))
+                .unwrap();
+            answers.push(rx);
+        }
+    }
+    registry.shutdown().await.unwrap();
+    for (n, answer) in answers.into_iter().enumerate() {
+        let outcome = answer
+            .await
+            .unwrap_or_else(|_| panic!("wait {n} got no answer"))
+            .unwrap_or_else(|err| panic!("wait {n} failed: {err}"));
+        assert_eq!(outcome.snapshot.status, Status::Killed, "wait {n}");
+    }
+    for snap in &snaps {
+        support::wait_group_gone(snap.pid).await;
+    }
+}

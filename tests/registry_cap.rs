@@ -250,3 +250,53 @@ async fn a_cap_of_zero_is_rejected() {
         .unwrap_err();
     assert!(matches!(err, Error::InvalidRequest { .. }), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_agree_with_the_listing_through_evictions() {
+    let registry = Registry::start(RegistryConfig::default().max_handles(4))
+        .await
+        .unwrap();
+    let counts = registry.counts().await.unwrap();
+    assert_eq!(
+        (counts.running, counts.terminal, counts.handles()),
+        (0, 0, 0)
+    );
+
+    let mut running = Vec::new();
+    for _ in 0..3 {
+        running.push(
+            registry
+                .spawn(SpawnRequest::argv(["sleep", "30"]))
+                .await
+                .unwrap(),
+        );
+    }
+    for i in 0..4 {
+        let snap = registry.spawn(SpawnRequest::argv(["true"])).await.unwrap();
+        registry.wait(snap.handle_id, None).await.unwrap();
+        let counts = registry.counts().await.unwrap();
+        let listed = registry.list().await.unwrap();
+        assert_eq!(counts.handles(), listed.len(), "after spawn {i}");
+        let listed_running = listed
+            .iter()
+            .filter(|s| s.status == Status::Running)
+            .count();
+        assert_eq!(counts.running, listed_running, "after spawn {i}");
+        assert_eq!(counts.running, 3);
+        assert_eq!(counts.starting, 0);
+    }
+
+    for snap in &running {
+        registry
+            .kill(snap.handle_id, Default::default())
+            .await
+            .unwrap();
+    }
+    let counts = registry.counts().await.unwrap();
+    assert_eq!(counts.running, 0);
+    assert_eq!(counts.handles(), registry.list().await.unwrap().len());
+    registry.shutdown().await.unwrap();
+    for snap in &running {
+        support::wait_group_gone(snap.pid).await;
+    }
+}

@@ -77,12 +77,14 @@ fn text_that_is_no_handle_id_is_malformed() {
         "psh-1a2b-7 ",
     ] {
         match text.parse::<HandleId>() {
-            Err(Error::MalformedHandle(echoed)) => {
-                assert_eq!(echoed, text);
-                let message = Error::MalformedHandle(echoed).to_string();
+            Err(malformed) => {
+                assert_eq!(malformed.0, text);
+                let error = Error::from(malformed);
+                assert!(matches!(&error, Error::MalformedHandle(echoed) if echoed == text));
+                let message = error.to_string();
                 assert!(message.contains("psh-<pid hex>-<n>"), "{message}");
             }
-            other => panic!("{text:?}: expected MalformedHandle, got {other:?}"),
+            Ok(id) => panic!("{text:?}: parsed as {id}"),
         }
     }
     let id: HandleId = "psh-1a2b-7".parse().unwrap();

@@ -282,7 +282,7 @@ fn subscribe(
         };
         capture.read(request, false).ok_or(Error::OffsetOutOfRange {
             handle: id,
-            stream: request.stream,
+            stream: request.stream.as_str().into(),
             offset: request.offset,
             total: capture.total(),
         })
@@ -421,7 +421,7 @@ impl ProcessActor {
         };
         capture.read(request, false).ok_or(Error::OffsetOutOfRange {
             handle: self.id,
-            stream: request.stream,
+            stream: request.stream.as_str().into(),
             offset: request.offset,
             total: capture.total(),
         })

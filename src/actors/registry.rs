@@ -25,8 +25,8 @@ use crate::config::RegistryConfig;
 use crate::error::Unavailable;
 use crate::error::{Error, Result};
 use crate::messages::{
-    CapPolicy, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ProcessReport,
-    RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status, WaitOutcome,
+    CapPolicy, HandleCounts, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg,
+    ProcessReport, RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status, WaitOutcome,
 };
 use crate::os::child::RawSpawned;
 use crate::os::escapees;
@@ -246,6 +246,7 @@ impl Actor for RegistryActor {
                 state.route(id, reply, ProcessMsg::Resume, |s| Ok(s.clone()), false)
             }
             RegistryMsg::List(filter, reply) => send(reply, Ok(state.list(&filter))),
+            RegistryMsg::Counts(reply) => send(reply, Ok(state.counts())),
             RegistryMsg::KillOwner(owner, request, reply) => {
                 state.kill_owner(owner, request, reply)
             }
@@ -306,6 +307,15 @@ impl Actor for RegistryActor {
         myself
             .drain_children_and_wait(Some(STOP_CHILDREN_WAIT))
             .await;
+        // Spawns forked after the drain began cannot report back: their
+        // children are dropped with the books (killed and reaped), and
+        // their callers told why.
+        for (_, starting) in state.starting.drain() {
+            send(
+                starting.reply,
+                Err(Error::unavailable(Unavailable::Stopping)),
+            );
+        }
         if let Some(listener) = state.child_signals.take() {
             listener.abort();
         }
@@ -477,20 +487,25 @@ impl RegistryState {
             return send(reply, Err(err));
         }
         let policy = request.cap_policy.unwrap_or(self.config.cap_policy);
-        let full = Error::RegistryFull {
-            max_handles: self.config.max_handles,
-            policy,
-        };
+        let max_handles = self.config.max_handles;
         match policy {
             CapPolicy::Evict => {}
-            CapPolicy::Refuse if self.places_taken() >= self.config.max_handles => {
+            CapPolicy::Refuse if self.places_taken() >= max_handles => {
+                let full = Error::RegistryFull {
+                    max_handles,
+                    max_queued: None,
+                };
                 return send(reply, Err(full));
             }
             CapPolicy::Refuse => {}
             CapPolicy::Queue { max_queued } => {
                 // Behind spawns already waiting, so the queue keeps order.
-                if self.places_taken() >= self.config.max_handles || !self.queue.is_empty() {
+                if self.places_taken() >= max_handles || !self.queue.is_empty() {
                     if self.queue.len() >= max_queued {
+                        let full = Error::RegistryFull {
+                            max_handles,
+                            max_queued: Some(max_queued),
+                        };
                         return send(reply, Err(full));
                     }
                     tracing::debug!(queued = self.queue.len() + 1, "registry full; spawn queued");
@@ -512,6 +527,11 @@ impl RegistryState {
 
     /// Starts the oldest queued spawns while there are places for them.
     fn admit_queued(&mut self, myself: &ActorRef<RegistryMsg>) {
+        // A draining registry starts nothing new: its queue is answered
+        // `Stopping` when it stops.
+        if myself.get_status() != ractor::ActorStatus::Running {
+            return;
+        }
         while !self.queue.is_empty() && self.places_taken() < self.config.max_handles {
             let Some(Queued { request, reply }) = self.queue.pop_front() else {
                 return;
@@ -806,6 +826,15 @@ impl RegistryState {
         all.extend(self.receipts.summaries(filter));
         all.sort_by_key(|s| s.handle_id);
         all
+    }
+
+    fn counts(&self) -> HandleCounts {
+        let running = self.table.running_count();
+        HandleCounts {
+            running,
+            terminal: self.table.len() - running + self.receipts.len(),
+            starting: self.starting.len(),
+        }
     }
 
     fn kill_owner(

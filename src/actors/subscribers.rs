@@ -10,14 +10,9 @@ use tokio::sync::Semaphore;
 
 use crate::error::Result;
 use crate::messages::{
-    Credit, HandleId, Offsets, OutputEvent, OutputStream, ReadChunk, ReadRequest, Snapshot,
-    SubscribeRequest, Subscribed, Subscriber,
+    Credit, HandleId, Offsets, OutputEvent, OutputStream, ReadChunk, ReadRequest,
+    SUBSCRIBER_WINDOW, Snapshot, SubscribeRequest, Subscribed, Subscriber,
 };
-
-/// Chunks one subscriber may hold (delivered but not yet dropped) before
-/// further chunks are counted as missed instead of sent: with 64 KiB reads,
-/// at most 1 MiB per subscriber.
-pub(crate) const SUBSCRIBER_WINDOW: usize = 16;
 
 /// The largest chunk a replay sends: the size of a live read.
 const REPLAY_CHUNK: usize = 64 * 1024;

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,18 +20,16 @@ use tokio::sync::watch;
 
 use super::error::{RemoteError, RemoteErrorKind};
 use super::events::{Phase, SessionView, SessionWatcher, Sessions};
-use super::feed::{FeedStarted, SubscribeArgs};
 use super::gateway::{
     KillArgs, KillOwnerArgs, NodeInfo, REGISTRY_GROUP, ReadArgs, RemoteRegistryMsg, WaitArgs,
     WriteArgs,
 };
 use super::node::session_owner;
-use super::subscription::RemoteSubscription;
 use super::tls::ClientTls;
 use super::wire::{MAX_FRAME_BYTES, Wire};
 use crate::messages::{
     HandleId, HandleSummary, KillRequest, ListFilter, ReadChunk, ReadRequest, Snapshot,
-    SpawnRequest, Subscribed, Subscriber, WaitOutcome,
+    SpawnRequest, WaitOutcome,
 };
 
 /// A handle on some node of the cluster: the node's name and the handle
@@ -135,9 +135,9 @@ pub(super) struct NodeLink {
 struct Inner {
     server: ActorRef<NodeServerMessage>,
     sessions: watch::Receiver<Sessions>,
-    // Only the name table; it is held for map operations, never across an
-    // await.
-    nodes: Mutex<BTreeMap<String, NodeLink>>,
+    /// The name table: read with an atomic load; a connect publishes a
+    /// new table (`rcu`), so no lock is ever held.
+    nodes: ArcSwap<BTreeMap<String, NodeLink>>,
     full_name: String,
     options: ClientOptions,
 }
@@ -202,7 +202,7 @@ impl ClusterClient {
             inner: Arc::new(Inner {
                 server,
                 sessions,
-                nodes: Mutex::new(BTreeMap::new()),
+                nodes: ArcSwap::from_pointee(BTreeMap::new()),
                 full_name: format!("{}@{hostname}", options.name),
                 options,
             }),
@@ -335,15 +335,20 @@ impl ClusterClient {
         };
         let link = NodeLink { node_id, gateway };
         let info: NodeInfo = self.call_link("?", &link, RemoteRegistryMsg::Info).await?;
-        let mut nodes = self.lock_nodes();
-        nodes.insert(info.node.clone(), link);
+        self.inner.nodes.rcu(|nodes| {
+            let mut nodes = BTreeMap::clone(nodes);
+            nodes.insert(info.node.clone(), link.clone());
+            nodes
+        });
         Ok(info.node)
     }
 
     /// The names of the nodes connected now (closed sessions are dropped).
     pub fn nodes(&self) -> Vec<String> {
         let sessions = self.inner.sessions.borrow().clone();
-        self.lock_nodes()
+        self.inner
+            .nodes
+            .load()
             .iter()
             .filter(|(_, link)| {
                 sessions
@@ -507,46 +512,6 @@ impl ClusterClient {
             RemoteRegistryMsg::Resume(Wire::ok(id), tx)
         })
         .await
-    }
-
-    /// Subscribes to a remote process's live output and exit event, with
-    /// the same bounds as a local [`Subscription`](crate::Subscription):
-    /// see [`RemoteSubscription`].
-    pub async fn subscribe(
-        &self,
-        handle: &RemoteHandle,
-    ) -> Result<RemoteSubscription, RemoteError> {
-        let link = self.link(&handle.node)?;
-        let args = SubscribeArgs {
-            id: handle.id,
-            peer: self.inner.full_name.clone(),
-        };
-        let started: FeedStarted = self
-            .call_link(&handle.node, &link, |tx| {
-                RemoteRegistryMsg::Subscribe(Wire::ok(args), tx)
-            })
-            .await?;
-        Ok(RemoteSubscription::new(
-            self.clone(),
-            handle.clone(),
-            link,
-            started,
-        ))
-    }
-
-    /// Subscribes any [`Subscriber`] (for example an actor:
-    /// `Subscriber::Actor(my_actor.get_derived())`) to a remote process's
-    /// live output and exit event; the events are forwarded by a task. See
-    /// [`RemoteSubscription::forward`] for its bounds and how it ends.
-    pub async fn subscribe_with(
-        &self,
-        handle: &RemoteHandle,
-        subscriber: Subscriber,
-    ) -> Result<Subscribed, RemoteError> {
-        let subscription = self.subscribe(handle).await?;
-        let subscribed = subscription.subscribed;
-        drop(subscription.forward(subscriber));
-        Ok(subscribed)
     }
 
     /// The handles of one node that pass `filter`, oldest first.
@@ -714,15 +679,6 @@ impl ClusterClient {
         answers
     }
 
-    fn lock_nodes(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, NodeLink>> {
-        // The table stays consistent even if a holder panicked: every
-        // operation on it is a single insert or read.
-        self.inner
-            .nodes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     async fn call<T: Send + 'static>(
         &self,
         node: &str,
@@ -732,8 +688,8 @@ impl ClusterClient {
         self.call_link(node, &link, build).await
     }
 
-    fn link(&self, node: &str) -> Result<NodeLink, RemoteError> {
-        self.lock_nodes().get(node).cloned().ok_or_else(|| {
+    pub(super) fn link(&self, node: &str) -> Result<NodeLink, RemoteError> {
+        self.inner.nodes.load().get(node).cloned().ok_or_else(|| {
             RemoteError::new(
                 RemoteErrorKind::UnknownNode,
                 format!("no connected node is named `{node}`"),

@@ -76,8 +76,13 @@ pub enum JsonError {
     InvalidRequest(String),
 
     /// No op of this name exists.
-    #[error("unknown op {}; known ops: {}", quoted(.0), super::ops::KNOWN.join(", "))]
-    UnknownOp(String),
+    #[error("unknown op {}; known ops: {}", quoted(.op), .known.join(", "))]
+    UnknownOp {
+        /// The op the request named.
+        op: String,
+        /// The ops this version serves.
+        known: &'static [&'static str],
+    },
 
     /// A handler task failed without an answer (it panicked).
     #[error("internal error: {0}")]
@@ -102,7 +107,7 @@ impl JsonError {
         match self {
             JsonError::Parse(_) => ErrorKind::ParseError,
             JsonError::InvalidRequest(_) => ErrorKind::InvalidRequest,
-            JsonError::UnknownOp(_) => ErrorKind::UnknownOp,
+            JsonError::UnknownOp { .. } => ErrorKind::UnknownOp,
             JsonError::Internal(_) => ErrorKind::Internal,
             JsonError::Registry(err) => registry_kind(err),
         }
@@ -181,7 +186,10 @@ mod tests {
         .into();
         assert_eq!(denied.kind(), ErrorKind::PolicyDenied);
         assert_eq!(denied.rule(), Some(DenyRule::Concurrency));
-        let unknown_op = JsonError::UnknownOp("frob".into());
+        let unknown_op = JsonError::UnknownOp {
+            op: "frob".into(),
+            known: &["spawn", "poll"],
+        };
         assert_eq!(unknown_op.rule(), None);
         let gone: JsonError = Error::no_reply("poll").into();
         assert_eq!(gone.kind(), ErrorKind::Internal);
@@ -198,7 +206,11 @@ mod tests {
 
     #[test]
     fn unknown_op_lists_the_known_ones() {
-        let message = JsonError::UnknownOp("frob".into()).to_string();
+        let message = JsonError::UnknownOp {
+            op: "frob".into(),
+            known: &["spawn", "poll"],
+        }
+        .to_string();
         assert!(message.contains("\"frob\""), "{message}");
         assert!(message.contains("spawn"), "{message}");
     }

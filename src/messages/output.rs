@@ -8,6 +8,14 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::{HandleId, Snapshot};
 
+/// The default capture cap per stream: 16 MiB.
+pub const DEFAULT_OUTPUT_CAP: usize = 16 * 1024 * 1024;
+
+/// Chunks one subscriber may hold (delivered but not yet dropped) before
+/// further chunks are counted as missed instead of sent: with 64 KiB reads,
+/// at most 1 MiB per subscriber. Remote subscriptions keep the same window.
+pub(crate) const SUBSCRIBER_WINDOW: usize = 16;
+
 /// One of a child's output streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -7,8 +7,8 @@ use ractor::{ActorRef, RpcReplyPort};
 use bytes::Bytes;
 
 use super::{
-    HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ReadChunk, ReadRequest, Snapshot,
-    SnapshotWatch, SpawnRequest, SubscribeRequest, Subscribed, WaitOutcome,
+    HandleCounts, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ReadChunk,
+    ReadRequest, Snapshot, SnapshotWatch, SpawnRequest, SubscribeRequest, Subscribed, WaitOutcome,
 };
 use crate::error::Result;
 
@@ -98,6 +98,9 @@ pub enum RegistryMsg {
     /// Lists the handles (receipts included, marked `evicted`) that pass
     /// the filter, oldest first.
     List(ListFilter, RpcReplyPort<Result<Vec<HandleSummary>>>),
+    /// How many handles the registry holds, by kind, without listing
+    /// them: for health checks and gauges.
+    Counts(RpcReplyPort<Result<HandleCounts>>),
     /// Kills every running process of an owner (for a cancelled script or
     /// session); answers with their terminal snapshots once all are
     /// terminal.

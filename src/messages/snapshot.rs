@@ -245,7 +245,7 @@ impl Snapshot {
             .read(request, self.status.is_terminal())
             .ok_or(crate::Error::OffsetOutOfRange {
                 handle: self.handle_id,
-                stream: request.stream,
+                stream: request.stream.as_str().into(),
                 offset: request.offset,
                 total: output.total_bytes,
             })
@@ -279,6 +279,27 @@ pub struct HandleSummary {
     pub owner: Option<Arc<str>>,
     /// Only a receipt of the handle is left (see [`Snapshot::evicted`]).
     pub evicted: bool,
+}
+
+/// How many handles a registry holds, by kind: what
+/// [`Registry::counts`](crate::Registry::counts) answers, without building
+/// a listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandleCounts {
+    /// Handles whose process runs.
+    pub running: usize,
+    /// Handles that are terminal and not yet released, receipts of
+    /// evicted handles included (an evicted tree may still be dying).
+    pub terminal: usize,
+    /// Spawns accepted and still starting: they count against the caps.
+    pub starting: usize,
+}
+
+impl HandleCounts {
+    /// Every handle a listing would show: running and terminal.
+    pub fn handles(&self) -> usize {
+        self.running + self.terminal
+    }
 }
 
 /// Which handles a listing shows. The default shows all of them.

@@ -22,7 +22,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rustix::process::{
@@ -334,7 +334,7 @@ impl ChildProcess {
             }
         }
         self.pidfd = None;
-        super::worker::forget_leader(pid);
+        notify(ChildNotice::Reaped(pid));
         // SAFETY: the buffer was zeroed (all-zero is a valid rusage: it is
         // plain integers) and wait4 filled it when it reaped.
         #[allow(unsafe_code)]
@@ -389,7 +389,37 @@ impl Drop for ChildProcess {
         // SIGKILL cannot be caught, so the child dies soon; the OS worker
         // reaps it then. A drop may happen outside any runtime, and many at
         // once (a supervisor killing the registry): no thread per child.
-        super::worker::reap_dropped(pid.as_raw_nonzero().get(), DroppedChild(pidfd));
+        notify(ChildNotice::Dropped(
+            pid.as_raw_nonzero().get(),
+            DroppedChild(pidfd),
+        ));
+    }
+}
+
+/// What a child tells whoever reaps for it (the [OS worker](super::worker))
+/// from wherever it is reaped or dropped.
+pub(crate) enum ChildNotice {
+    /// The child with this pid was reaped by its owner: the pid is no
+    /// longer ours.
+    Reaped(i32),
+    /// The child with this pid was dropped unreaped, its group sent
+    /// SIGKILL: reap it once it has died.
+    Dropped(i32, DroppedChild),
+}
+
+/// Where notices go. The OS worker installs it when it starts, before it
+/// forks any child; so this module needs nothing from the worker above it.
+static NOTICES: OnceLock<Box<dyn Fn(ChildNotice) + Send + Sync>> = OnceLock::new();
+
+/// Sends every later [`ChildNotice`] to `sink`. The first call wins.
+pub(crate) fn send_notices_to(sink: impl Fn(ChildNotice) + Send + Sync + 'static) {
+    let _ = NOTICES.set(Box::new(sink));
+}
+
+/// Callable from any thread, inside or outside a runtime.
+fn notify(notice: ChildNotice) {
+    if let Some(sink) = NOTICES.get() {
+        sink(notice);
     }
 }
 

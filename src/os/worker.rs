@@ -47,7 +47,7 @@ use rustix::process::{
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use super::child::{self, DroppedChild, RawSpawned};
+use super::child::{self, ChildNotice, DroppedChild, RawSpawned};
 use super::escapees::{self, TOKEN_VAR};
 use super::procfs::{self, ProcStat};
 use crate::error::Error;
@@ -160,6 +160,14 @@ fn start() -> io::Result<Worker> {
             .spawn(move || fork_all(queue, leaders))?;
         spawners.push(tx);
     }
+    let notices = jobs.clone();
+    child::send_notices_to(move |notice| {
+        let job = match notice {
+            ChildNotice::Reaped(pid) => Job::ForgetLeader(pid),
+            ChildNotice::Dropped(pid, child) => Job::ReapDropped(pid, child),
+        };
+        let _ = notices.send(job);
+    });
     Ok(Worker {
         jobs,
         spawners,
@@ -180,22 +188,6 @@ fn fork_all(queue: mpsc::Receiver<SpawnJob>, leaders: mpsc::Sender<Job>) {
         }
         FORKS_FINISHED.fetch_add(1, Ordering::SeqCst);
         let _ = job.reply.send(result.map(|spawned| (job.request, spawned)));
-    }
-}
-
-/// Hands the worker a leader dropped unreaped (its group was sent
-/// SIGKILL), to reap once it has died. Callable from any thread.
-pub(crate) fn reap_dropped(pid: i32, child: DroppedChild) {
-    if let Some(Some(worker)) = WORKER.get() {
-        let _ = worker.jobs.send(Job::ReapDropped(pid, child));
-    }
-}
-
-/// Tells the worker that `pid` was reaped by its owner. Callable from any
-/// thread, inside or outside a runtime.
-pub(crate) fn forget_leader(pid: i32) {
-    if let Some(Some(worker)) = WORKER.get() {
-        let _ = worker.jobs.send(Job::ForgetLeader(pid));
     }
 }
 

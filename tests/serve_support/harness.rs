@@ -181,6 +181,28 @@ impl Server {
         }
     }
 
+    /// Starts `procward serve` with `args` under a descriptor limit of
+    /// `nofile` (set by `sh`'s `ulimit -n`, which then execs the server,
+    /// so the server's pid is the child's).
+    pub(crate) fn start_with_nofile(nofile: u32, args: &[&str]) -> Self {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" serve \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_procward"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start procward under a descriptor limit");
+        let stdin: ChildStdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        Server {
+            child,
+            io: Lines::new(stdin, stdout),
+        }
+    }
+
     /// Starts `procward serve` with `args` and no protocol stream of ours
     /// (for `--socket`).
     pub(crate) fn start_detached(args: &[&str]) -> Detached {
