@@ -462,3 +462,68 @@ async fn a_replay_of_a_receipt_reports_its_bytes_missed_then_exits() {
         support::wait_group_gone(s.pid).await;
     }
 }
+
+/// An actor whose message does not convert back to the event: ractor's
+/// `get_derived` panics when a send to it fails.
+struct NoWayBack;
+
+enum OneWay {
+    Output(#[allow(dead_code)] OutputEvent),
+}
+
+#[cfg(feature = "cluster")]
+impl ractor::Message for OneWay {}
+
+impl From<OutputEvent> for OneWay {
+    fn from(event: OutputEvent) -> Self {
+        OneWay::Output(event)
+    }
+}
+
+impl TryFrom<OneWay> for OutputEvent {
+    type Error = OneWay;
+
+    fn try_from(msg: OneWay) -> Result<Self, OneWay> {
+        Err(msg)
+    }
+}
+
+impl Actor for NoWayBack {
+    type Msg = OneWay;
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _myself: ractor::ActorRef<OneWay>,
+        _args: (),
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_actor_subscriber_is_dropped_without_a_panic() {
+    let registry = registry().await;
+    let (actor, task) = Actor::spawn(None, NoWayBack, ()).await.unwrap();
+    let snap = registry
+        .spawn(
+            SpawnRequest::shell("read go; seq 1 1000")
+                .stdin(Stdin::Pipe)
+                .subscribe(Subscriber::Actor(actor.get_derived())),
+        )
+        .await
+        .unwrap();
+    actor.stop(None);
+    task.await.unwrap();
+    // Output and the exit now go to a stopped actor: sent, ractor would
+    // panic in the process actor and the handle would end `killed` with a
+    // failure.
+    registry.write(snap.handle_id, "go\n").await.unwrap();
+    let done = registry.wait(snap.handle_id, None).await.unwrap().snapshot;
+    assert_eq!(done.status, Status::Exited, "{done:?}");
+    assert_eq!(done.failure, None);
+    assert_eq!(done.stdout.bytes, seq_output(1000));
+    registry.shutdown().await.unwrap();
+    support::wait_group_gone(snap.pid).await;
+}

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ractor::ActorStatus;
 use tokio::sync::Semaphore;
 
 use crate::error::Result;
@@ -40,18 +39,7 @@ fn slot(stream: OutputStream) -> usize {
 }
 
 fn deliver(target: &Subscriber, event: OutputEvent) -> bool {
-    match target {
-        Subscriber::Channel(tx) => tx.send(event).is_ok(),
-        Subscriber::Actor(actor) => {
-            // ractor's derived reference panics on a failed send whose
-            // message does not convert back: do not send to an actor that
-            // can no longer take it.
-            matches!(
-                actor.get_status(),
-                ActorStatus::Starting | ActorStatus::Running | ActorStatus::Upgrading
-            ) && actor.send_message(event).is_ok()
-        }
-    }
+    target.send(event)
 }
 
 impl Subscription {

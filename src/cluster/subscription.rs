@@ -146,10 +146,7 @@ impl RemoteSubscription {
                 *credit = Credit::new(permit);
             }
             let last = matches!(event, OutputEvent::Exit { .. });
-            let delivered = match &subscriber {
-                Subscriber::Channel(tx) => tx.send(event).is_ok(),
-                Subscriber::Actor(actor) => actor.send_message(event).is_ok(),
-            };
+            let delivered = subscriber.send(event);
             if !delivered || last {
                 return Ok(());
             }

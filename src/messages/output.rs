@@ -246,6 +246,26 @@ pub enum Subscriber {
     Actor(DerivedActorRef<OutputEvent>),
 }
 
+impl Subscriber {
+    /// Sends one event; `false` when the subscriber is gone (its channel
+    /// closed, its actor not running). Never sends to an actor that is not
+    /// running: ractor's derived reference panics on a failed send whose
+    /// message does not convert back.
+    pub(crate) fn send(&self, event: OutputEvent) -> bool {
+        match self {
+            Subscriber::Channel(tx) => tx.send(event).is_ok(),
+            Subscriber::Actor(actor) => {
+                matches!(
+                    actor.get_status(),
+                    ractor::ActorStatus::Starting
+                        | ractor::ActorStatus::Running
+                        | ractor::ActorStatus::Upgrading
+                ) && actor.send_message(event).is_ok()
+            }
+        }
+    }
+}
+
 impl PartialEq for Subscriber {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
