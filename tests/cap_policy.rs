@@ -98,6 +98,8 @@ async fn queue_waits_for_a_place_and_refuses_past_its_bound() {
     let b = registry.spawn(until_closed()).await.unwrap();
 
     let mut queued = cast_spawn(&registry, SpawnRequest::argv(["echo", "queued"]));
+    let counts = registry.counts().await.unwrap();
+    assert_eq!((counts.running, counts.queued), (2, 1), "{counts:?}");
     // The queue of one is taken: the next spawn is refused.
     let over = registry.spawn(SpawnRequest::argv(["true"])).await;
     assert!(is_full(&over, 2, policy), "{over:?}");

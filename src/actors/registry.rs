@@ -834,6 +834,7 @@ impl RegistryState {
             running,
             terminal: self.table.len() - running + self.receipts.len(),
             starting: self.starting.len(),
+            queued: self.queue.len(),
         }
     }
 

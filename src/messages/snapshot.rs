@@ -293,6 +293,9 @@ pub struct HandleCounts {
     pub terminal: usize,
     /// Spawns accepted and still starting: they count against the caps.
     pub starting: usize,
+    /// Spawns waiting in the queue for a place (cap policy `Queue`).
+    #[serde(default)]
+    pub queued: usize,
 }
 
 impl HandleCounts {
