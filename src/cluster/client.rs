@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorCell, ActorId, ActorRef, RpcReplyPort};
+use ractor_cluster::IncomingEncryptionMode;
 use ractor_cluster::node::NodeConnectionMode;
 use ractor_cluster::{ClientConnectErr, NodeId, NodeServer, NodeServerMessage};
 use serde::{Deserialize, Serialize};
@@ -25,7 +26,7 @@ use super::gateway::{
     WriteArgs,
 };
 use super::node::session_owner;
-use super::tls::ClientTls;
+use super::tls::{ClientTls, refusing_acceptor};
 use super::wire::{MAX_FRAME_BYTES, Wire};
 use crate::messages::{
     HandleId, HandleSummary, KillRequest, ListFilter, ReadChunk, ReadRequest, Snapshot,
@@ -78,7 +79,10 @@ pub struct ClientOptions {
     /// the time.
     pub name: String,
     /// Where the client's own `NodeServer` listens (ractor_cluster needs
-    /// one); the default is an ephemeral port on 127.0.0.1.
+    /// one); the default is an ephemeral port on 127.0.0.1. The client
+    /// accepts no session on it: every inbound connection gets a TLS
+    /// alert, whatever it sends, so a stranger who finds the port starts
+    /// nothing.
     pub listen: SocketAddr,
     /// How long [`ClusterClient::connect`] waits for authentication and
     /// for the node's registry to show up.
@@ -90,7 +94,7 @@ pub struct ClientOptions {
     /// With `Some`, [`ClusterClient::connect`] opens TLS sessions, which
     /// only nodes started with `--tls-cert`/`--tls-key` accept; with
     /// `None` (the default), plain TCP ones, which only nodes without
-    /// them accept. The client's own listener stays plain either way.
+    /// them accept.
     pub tls: Option<ClientTls>,
 }
 
@@ -175,7 +179,9 @@ impl ClusterClient {
             options.cookie.clone(),
             options.name.clone(),
             hostname.clone(),
-            None,
+            // Nodes never connect back: the client's listener refuses
+            // every handshake, so no stranger gets a session here.
+            Some(IncomingEncryptionMode::Tls(refusing_acceptor()?)),
             Some(NodeConnectionMode::Isolated),
         )
         .with_listen_addr(options.listen.ip())
