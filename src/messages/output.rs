@@ -312,7 +312,7 @@ impl Offsets {
 /// // Job 42's output from the first byte the capture still holds, then live.
 /// let request = SubscribeRequest::new(Subscriber::Channel(tx))
 ///     .tag(42)
-///     .from(Offsets::START);
+///     .replay_from(Offsets::START);
 /// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -349,7 +349,7 @@ impl SubscribeRequest {
     }
 
     /// Sets [`from`](Self::from): replay from `offsets`, then live.
-    pub fn from(mut self, offsets: Offsets) -> Self {
+    pub fn replay_from(mut self, offsets: Offsets) -> Self {
         self.from = Some(offsets);
         self
     }
