@@ -27,6 +27,18 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Features
+//!
+//! - `cli` (default): the `procward` program (`serve`, `ctl`, and `node`
+//!   with `cluster`), with `serve`. It brings `clap`, `tracing-subscriber`
+//!   and `mimalloc`.
+//! - `serve`: the JSON protocol, `procward::json` (`serde_json`, `base64`).
+//! - `cluster`: registries on other machines, `cluster` (ractor_cluster).
+//!
+//! A program that only embeds the library turns the defaults off
+//! (`procward = { version = "0.1", default-features = false }`) and
+//! builds none of the program's crates.
+//!
 //! # Caveats
 //!
 //! - Linux only: procward watches children with pidfds (Linux 5.3+).
@@ -74,6 +86,7 @@ mod clock;
 pub mod cluster;
 mod config;
 mod error;
+#[cfg(feature = "serve")]
 pub mod json;
 pub mod messages;
 mod os;
@@ -86,14 +99,22 @@ pub use config::{DEFAULT_OUTPUT_CAP, RegistryConfig};
 pub use error::{Error, ErrorKind, OsError, Result, StartFailure, Unavailable};
 pub use messages::{
     CapPolicy, Command, HandleCounts, HandleId, HandleSummary, KillRequest, Limits, ListFilter,
-    Offsets, OutputEvent, OutputStream, ProcessMsg, ReadChunk, ReadRequest, RegistryMsg,
-    ResourceUsage, Signal, Snapshot, SnapshotWatch, SpawnRequest, Status, Stdin, StreamOutput,
-    SubscribeRequest, Subscribed, Subscriber, WaitOutcome,
+    Offsets, OutputEvent, OutputStream, ReadChunk, ReadRequest, RegistryMsg, ResourceUsage, Signal,
+    Snapshot, SnapshotWatch, SpawnRequest, Status, Stdin, StreamOutput, SubscribeRequest,
+    Subscribed, Subscriber, WaitOutcome,
 };
 pub use registry::{Registry, Subscription};
 /// The `time` crate, whose `OffsetDateTime` stamps `started_at` and
 /// `ended_at`, re-exported so callers need no version of their own.
 pub use time;
+
+/// Not part of the API (hidden, and it may change in any release): the one
+/// `/proc` reader of the library, shared with procward's own integration
+/// tests so that `/proc` is parsed in one place.
+#[doc(hidden)]
+pub mod __test_support {
+    pub use crate::os::procfs;
+}
 
 /// The README's examples, compiled as doc tests so they stay true.
 #[cfg(doctest)]

@@ -1,8 +1,8 @@
 //! The typed messages of procward's actors and the plain data they carry.
 //!
 //! [`RegistryMsg`] is what a ractor user sends to the registry (with
-//! `call!`/`call_t!`); [`ProcessMsg`] is what the registry forwards to the
-//! actor that owns one process.
+//! `call!`/`call_t!`); the registry forwards requests about one handle to
+//! the actor that owns that process, with a crate-private message type.
 //!
 //! The request and answer payloads are plain data that derive `serde`'s
 //! `Serialize` and `Deserialize` ([`SpawnRequest`], [`Snapshot`],
@@ -15,8 +15,7 @@
 //! - [`SnapshotWatch`]: a shared cell the process actor writes;
 //! - [`Credit`]: a place in a subscriber's window (skipped when an
 //!   [`OutputEvent`] is serialized);
-//! - [`ProcessReport`] and [`ProcessEvent`]: procward's own internal
-//!   traffic.
+//! - [`ProcessReport`]: procward's own internal traffic.
 
 mod cap_policy;
 pub(crate) mod handle_id;
@@ -38,7 +37,7 @@ pub use output::{
 };
 pub(crate) use output::{Kept, SUBSCRIBER_WINDOW};
 pub(crate) use process::Event;
-pub use process::{ProcessEvent, ProcessMsg};
+pub(crate) use process::{ProcessEvent, ProcessMsg};
 pub(crate) use registry::Report;
 pub use registry::{ProcessReport, RegistryMsg};
 pub use signal::{Signal, UnknownSignal};

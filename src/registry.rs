@@ -320,6 +320,7 @@ impl Registry {
     /// answer. For a caller that must have its spawns reach the registry in
     /// the order it read them (the JSON server), whatever order its tasks
     /// then run in.
+    #[cfg(feature = "serve")]
     pub(crate) fn send_spawn(
         &self,
         request: SpawnRequest,

@@ -5,8 +5,13 @@
 //! This is the only test in its binary, so no other test's children can be
 //! mistaken for leaks.
 
-#[path = "support/proc.rs"]
-mod support;
+/// What the tests share. (The path is where rustc looks anyway; rustfmt
+/// needs it spelled out to find the files.)
+#[path = "support"]
+mod support {
+    pub(crate) mod proc;
+    pub(crate) use proc::*;
+}
 
 use std::time::Duration;
 

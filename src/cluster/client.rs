@@ -52,6 +52,7 @@ impl fmt::Display for RemoteHandle {
 
 /// A snapshot together with the remote handle it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RemoteSnapshot {
     /// Where the process runs.
     pub handle: RemoteHandle,

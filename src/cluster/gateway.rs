@@ -27,6 +27,7 @@ pub const REGISTRY_GROUP: &str = "procward.registry";
 
 /// What a gateway says about its node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct NodeInfo {
     /// The node's name as given to `procward node --name`.
     pub node: String,

@@ -56,6 +56,7 @@ pub enum Stdin {
 /// Offsets count every byte the child wrote to the stream, kept or dropped,
 /// so `next_offset` of one read is the `offset` of the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ReadRequest {
     /// Which stream.
     pub stream: OutputStream,
@@ -65,8 +66,33 @@ pub struct ReadRequest {
     pub max_bytes: Option<usize>,
 }
 
+impl ReadRequest {
+    /// All of `stream` from its first byte: pass [`offset`](Self::offset)
+    /// and [`max_bytes`](Self::max_bytes) to narrow it.
+    pub fn new(stream: OutputStream) -> Self {
+        ReadRequest {
+            stream,
+            offset: 0,
+            max_bytes: None,
+        }
+    }
+
+    /// Start at this stream offset (a `next_offset` of an earlier read).
+    pub fn offset(mut self, offset: u64) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// Return at most this many bytes.
+    pub fn max_bytes(mut self, max: usize) -> Self {
+        self.max_bytes = Some(max);
+        self
+    }
+}
+
 /// The answer to a [`ReadRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ReadChunk {
     /// Which stream.
     pub stream: OutputStream,
@@ -364,6 +390,7 @@ impl From<Subscriber> for SubscribeRequest {
 /// The answer to a subscription: where its first chunk of each stream
 /// starts. Bytes before these offsets are not sent (read them with a read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Subscribed {
     /// The stdout offset of the first chunk the subscriber will get.
     pub stdout_offset: u64,

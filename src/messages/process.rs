@@ -14,12 +14,14 @@ use super::{
 };
 use crate::error::Result;
 
-/// A message to the actor that owns one OS process.
+/// A message to the actor that owns one OS process. Crate-private: no
+/// public API hands out an `ActorRef<ProcessMsg>`, and a message sent
+/// past the registry (`Evict`) would bypass its books.
 ///
 /// The registry forwards requests here with the caller's reply port, so the
 /// reply types match [`RegistryMsg`](super::RegistryMsg)'s.
 #[derive(Debug)]
-pub enum ProcessMsg {
+pub(crate) enum ProcessMsg {
     /// A snapshot now; never waits.
     Poll(RpcReplyPort<Result<Snapshot>>),
     /// Answers when terminal, or when the timeout passes first.
@@ -56,7 +58,7 @@ impl ractor::Message for ProcessMsg {}
 
 /// An event from one of a process actor's own tasks.
 #[derive(Debug)]
-pub struct ProcessEvent(pub(crate) Event);
+pub(crate) struct ProcessEvent(pub(crate) Event);
 
 #[derive(Debug)]
 pub(crate) enum Event {

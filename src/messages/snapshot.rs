@@ -61,6 +61,7 @@ impl std::fmt::Display for Status {
 /// is the index in `bytes` where the tail starts, and
 /// `total_bytes - bytes.len()` bytes are missing there.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StreamOutput {
     /// The bytes kept, exactly as the child wrote them. Cloning is cheap
     /// (reference counted) whatever the size.
@@ -110,6 +111,7 @@ impl StreamOutput {
 
 /// A point-in-time view of one handle. Cheap to clone: the output is shared.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// The handle's id.
     pub handle_id: HandleId,
@@ -254,6 +256,7 @@ impl Snapshot {
 
 /// The answer to a wait.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct WaitOutcome {
     /// The terminal snapshot or, when `timed_out`, a running one.
     pub snapshot: Snapshot,
@@ -263,6 +266,7 @@ pub struct WaitOutcome {
 
 /// One line of a registry listing: a handle without its output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct HandleSummary {
     /// The handle's id.
     pub handle_id: HandleId,
@@ -307,6 +311,7 @@ impl HandleCounts {
 
 /// Which handles a listing shows. The default shows all of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ListFilter {
     /// Only handles spawned with this owner key.
     pub owner: Option<String>,
@@ -315,6 +320,18 @@ pub struct ListFilter {
 }
 
 impl ListFilter {
+    /// Only handles spawned with this owner key.
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+
+    /// Only handles with this status.
+    pub fn status(mut self, status: Status) -> Self {
+        self.status = Some(status);
+        self
+    }
+
     /// Whether `summary` passes the filter.
     pub fn matches(&self, summary: &HandleSummary) -> bool {
         self.owner

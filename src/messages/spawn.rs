@@ -58,6 +58,7 @@ impl Command {
 /// assert!(req.validate().is_ok());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SpawnRequest {
     /// What to run.
     pub command: Command,
@@ -278,6 +279,7 @@ fn no_nul(text: &str, what: impl FnOnce() -> String) -> Result<(), Error> {
 /// group gets `signal` first and `SIGKILL` when the process has not ended
 /// after `grace`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct KillRequest {
     /// The signal to send first (`SIGKILL` by default).
     pub signal: Signal,
@@ -296,6 +298,18 @@ impl Default for KillRequest {
 }
 
 impl KillRequest {
+    /// Send this signal first (see [`Signal::TERM`], [`Signal::KILL`]).
+    pub fn signal(mut self, signal: Signal) -> Self {
+        self.signal = signal;
+        self
+    }
+
+    /// Wait this long after the first signal before `SIGKILL`.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = Some(grace);
+        self
+    }
+
     /// `SIGTERM` first, then `SIGKILL` after `grace` if the process is
     /// still running.
     pub fn terminate(grace: Duration) -> Self {

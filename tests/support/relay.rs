@@ -1,8 +1,6 @@
 //! [`Relay`]: an actor subscriber for the subscription tests, which
 //! passes every event it gets to a channel the test reads, and
 //! [`bytes_until_exit`] to read that channel.
-//!
-//! Include it with `#[path = "support/relay.rs"] mod relay;`.
 
 use std::time::Duration;
 
