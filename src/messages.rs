@@ -2,10 +2,22 @@
 //!
 //! [`RegistryMsg`] is what a ractor user sends to the registry (with
 //! `call!`/`call_t!`); the registry forwards requests about one handle to
-//! the actor that owns that process, with a crate-private message type. Every payload here except the reply ports
-//! and the crate-private event types is plain data that derives `serde`'s
-//! `Serialize` and `Deserialize`.
+//! the actor that owns that process, with a crate-private message type.
+//!
+//! The request and answer payloads are plain data that derive `serde`'s
+//! `Serialize` and `Deserialize` ([`SpawnRequest`], [`Snapshot`],
+//! [`ReadChunk`], [`OutputEvent`], [`Error`](crate::Error), ...), except
+//! these, which hold something local to this OS process:
+//!
+//! - the reply ports, and the messages that carry them;
+//! - [`Subscriber`] and [`SubscribeRequest`]: a channel or an actor
+//!   reference ([`SpawnRequest::subscribers`] is skipped when serialized);
+//! - [`SnapshotWatch`]: a shared cell the process actor writes;
+//! - [`Credit`]: a place in a subscriber's window (skipped when an
+//!   [`OutputEvent`] is serialized);
+//! - [`ProcessReport`]: procward's own internal traffic.
 
+mod cap_policy;
 pub(crate) mod handle_id;
 mod limits;
 mod output;
@@ -16,11 +28,12 @@ mod snapshot;
 mod spawn;
 mod watch;
 
+pub use cap_policy::{CapPolicy, DEFAULT_MAX_QUEUED};
 pub use handle_id::{HandleId, MalformedHandleId};
 pub use limits::{Limits, ResourceUsage};
 pub use output::{
-    Credit, DEFAULT_OUTPUT_CAP, OutputEvent, OutputStream, ReadChunk, ReadRequest, Stdin,
-    Subscribed, Subscriber,
+    Credit, DEFAULT_OUTPUT_CAP, Offsets, OutputEvent, OutputStream, ReadChunk, ReadRequest, Stdin,
+    SubscribeRequest, Subscribed, Subscriber,
 };
 pub(crate) use output::{Kept, SUBSCRIBER_WINDOW};
 pub(crate) use process::Event;

@@ -364,6 +364,7 @@ fn leftovers(groups: &HashSet<u32>) -> Vec<String> {
 async fn run_case(case: Case) -> Result<(), String> {
     let config = RegistryConfig::default()
         .max_handles(case.max_handles)
+        .cap_policy(procward::CapPolicy::Evict)
         .max_receipts(case.max_receipts)
         .drain_grace(Duration::from_millis(case.drain_grace_ms))
         .reap_orphans(true)

@@ -24,6 +24,7 @@ async fn a_mixed_workload_leaves_no_process_behind() {
     let registry = Registry::start(
         RegistryConfig::default()
             .max_handles(8)
+            .cap_policy(procward::CapPolicy::Evict)
             .drain_grace(Duration::from_millis(200))
             .kill_grace(Duration::from_millis(200)),
     )

@@ -8,7 +8,7 @@
 //! terminal snapshot, answers for the handle from then on, and drains the
 //! actor (it answers what is already queued for it, then stops).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,10 +22,11 @@ use super::process::{ProcessActor, ProcessArgs};
 use super::receipts::{Receipt, ReceiptState, Receipts};
 use super::subscribers::exit_only;
 use crate::config::RegistryConfig;
+use crate::error::Unavailable;
 use crate::error::{Error, Result};
 use crate::messages::{
-    HandleCounts, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ProcessReport,
-    RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status, WaitOutcome,
+    CapPolicy, HandleCounts, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg,
+    ProcessReport, RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status, WaitOutcome,
 };
 use crate::os::child::RawSpawned;
 use crate::os::escapees;
@@ -76,8 +77,18 @@ pub struct RegistryState {
     next_spawn: u64,
     /// Owners closed by `CloseOwner`: their spawns are denied.
     closed: HashSet<Arc<str>>,
+    /// Spawns waiting for a place (cap policy `Queue`), oldest first;
+    /// already validated and passed by the policy.
+    queue: VecDeque<Queued>,
     /// Turns SIGCHLD into orphan reaping (orphan-reaping mode).
     child_signals: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A spawn waiting in the queue for a place.
+#[derive(Debug)]
+struct Queued {
+    request: SpawnRequest,
+    reply: RpcReplyPort<Result<Snapshot>>,
 }
 
 /// What the OS worker hands back for one spawn: the request as the policy
@@ -130,20 +141,17 @@ impl Actor for RegistryActor {
         config.validate()?;
         let worker = worker::worker()?;
         let child_signals = if config.reap_orphans {
-            worker.reap_orphans().map_err(|source| Error::Os {
-                operation: "becoming a child subreaper",
-                source,
-            })?;
+            worker
+                .reap_orphans()
+                .map_err(|source| Error::os("becoming a child subreaper", source))?;
             Some(listen_for_child_signals(worker))
         } else {
             None
         };
         let token_prefix = escapees::new_token_prefix();
         let guard = if config.guard {
-            let guard = Guard::start(&token_prefix).map_err(|source| Error::Os {
-                operation: "starting the registry's guard process",
-                source,
-            })?;
+            let guard = Guard::start(&token_prefix)
+                .map_err(|source| Error::os("starting the registry's guard process", source))?;
             worker.keep(guard.pid());
             Some(guard)
         } else {
@@ -161,6 +169,7 @@ impl Actor for RegistryActor {
             starting_of: HashMap::new(),
             next_spawn: 0,
             closed: HashSet::new(),
+            queue: VecDeque::new(),
             child_signals,
         })
     }
@@ -212,13 +221,13 @@ impl Actor for RegistryActor {
             RegistryMsg::CloseStdin(id, reply) => {
                 state.route(id, reply, ProcessMsg::CloseStdin, |_| Ok(()), false)
             }
-            RegistryMsg::Subscribe(id, subscriber, reply) => {
-                let for_actor = subscriber.clone();
+            RegistryMsg::Subscribe(id, request, reply) => {
+                let for_actor = request.clone();
                 state.route(
                     id,
                     reply,
                     |reply| ProcessMsg::Subscribe(for_actor, reply),
-                    |s| Ok(exit_only(&subscriber, s.clone())),
+                    |s| exit_only(request, s),
                     false,
                 )
             }
@@ -236,8 +245,8 @@ impl Actor for RegistryActor {
             RegistryMsg::Resume(id, reply) => {
                 state.route(id, reply, ProcessMsg::Resume, |s| Ok(s.clone()), false)
             }
-            RegistryMsg::List(filter, reply) => send(reply, state.list(&filter)),
-            RegistryMsg::Counts(reply) => send(reply, state.counts()),
+            RegistryMsg::List(filter, reply) => send(reply, Ok(state.list(&filter))),
+            RegistryMsg::Counts(reply) => send(reply, Ok(state.counts())),
             RegistryMsg::KillOwner(owner, request, reply) => {
                 state.kill_owner(owner, request, reply)
             }
@@ -247,7 +256,7 @@ impl Actor for RegistryActor {
                 state.kill_owner(owner, request, reply)
             }
             RegistryMsg::ReopenOwner(owner, reply) => {
-                send(reply, state.closed.remove(owner.as_str()))
+                send(reply, Ok(state.closed.remove(owner.as_str())))
             }
             RegistryMsg::ReleaseOwner(owner, reply) => state.release_owner(owner, reply),
             RegistryMsg::Report(ProcessReport(report)) => {
@@ -258,6 +267,9 @@ impl Actor for RegistryActor {
                 }
             }
         }
+        // Whatever freed a place (an end, a release, a failed start) lets
+        // the oldest queued spawns in.
+        state.admit_queued(&myself);
         Ok(())
     }
 
@@ -288,6 +300,9 @@ impl Actor for RegistryActor {
     ) -> Result<(), ActorProcessingErr> {
         let running = state.table.running_actors().count();
         tracing::debug!(running, "registry stopping; killing every running process");
+        for queued in state.queue.drain(..) {
+            send(queued.reply, Err(Error::unavailable(Unavailable::Stopping)));
+        }
         // Drain, not stop: requests already forwarded are answered first.
         myself
             .drain_children_and_wait(Some(STOP_CHILDREN_WAIT))
@@ -298,9 +313,7 @@ impl Actor for RegistryActor {
         for (_, starting) in state.starting.drain() {
             send(
                 starting.reply,
-                Err(Error::RegistryUnavailable {
-                    reason: "the registry stopped while the spawn was starting".to_owned(),
-                }),
+                Err(Error::unavailable(Unavailable::Stopping)),
             );
         }
         if let Some(listener) = state.child_signals.take() {
@@ -326,7 +339,7 @@ fn forward(actor: &ActorRef<ProcessMsg>, message: ProcessMsg) {
         return;
     };
     fn no_reply<T>(operation: &'static str) -> Result<T> {
-        Err(Error::NoReply { operation })
+        Err(Error::no_reply(operation))
     }
     match message {
         ProcessMsg::Poll(reply) => send(reply, no_reply("poll")),
@@ -396,8 +409,10 @@ impl RegistryState {
             Target::Unknown => send(reply, Err(Error::UnknownHandle(id))),
             Target::Actor(actor) => forward(actor, to_actor(reply)),
             Target::Snapshot(snapshot) => {
+                // A request sent without waiting for its answer sees nothing.
+                let seen = observes && !reply.is_closed();
                 send(reply, from_snapshot(snapshot));
-                if observes {
+                if seen {
                     self.observe(id);
                 }
             }
@@ -471,6 +486,71 @@ impl RegistryState {
         if let Err(err) = self.prepare(&mut request) {
             return send(reply, Err(err));
         }
+        let policy = request.cap_policy.unwrap_or(self.config.cap_policy);
+        let max_handles = self.config.max_handles;
+        match policy {
+            CapPolicy::Evict => {}
+            CapPolicy::Refuse if self.places_taken() >= max_handles => {
+                let full = Error::RegistryFull {
+                    max_handles,
+                    max_queued: None,
+                };
+                return send(reply, Err(full));
+            }
+            CapPolicy::Refuse => {}
+            CapPolicy::Queue { max_queued } => {
+                // Behind spawns already waiting, so the queue keeps order.
+                if self.places_taken() >= max_handles || !self.queue.is_empty() {
+                    if self.queue.len() >= max_queued {
+                        let full = Error::RegistryFull {
+                            max_handles,
+                            max_queued: Some(max_queued),
+                        };
+                        return send(reply, Err(full));
+                    }
+                    tracing::debug!(queued = self.queue.len() + 1, "registry full; spawn queued");
+                    self.queue.push_back(Queued { request, reply });
+                    return;
+                }
+            }
+        }
+        self.fork(myself, request, reply);
+    }
+
+    /// The places of the cap that running handles and spawns still
+    /// starting hold: what a spawn that may not evict a running handle
+    /// must find below `max_handles`. (Finished handles hold none: they
+    /// make room.)
+    fn places_taken(&self) -> usize {
+        self.table.running_count() + self.starting.len()
+    }
+
+    /// Starts the oldest queued spawns while there are places for them.
+    fn admit_queued(&mut self, myself: &ActorRef<RegistryMsg>) {
+        // A draining registry starts nothing new: its queue is answered
+        // `Stopping` when it stops.
+        if myself.get_status() != ractor::ActorStatus::Running {
+            return;
+        }
+        while !self.queue.is_empty() && self.places_taken() < self.config.max_handles {
+            let Some(Queued { request, reply }) = self.queue.pop_front() else {
+                return;
+            };
+            if reply.is_closed() {
+                // The caller gave up while it waited: start nothing.
+                continue;
+            }
+            self.fork(myself, request, reply);
+        }
+    }
+
+    /// Has the OS worker fork a spawn that passed every check.
+    fn fork(
+        &mut self,
+        myself: &ActorRef<RegistryMsg>,
+        mut request: SpawnRequest,
+        reply: RpcReplyPort<Result<Snapshot>>,
+    ) {
         // The token marks the tree for escapee hunting and for the guard.
         let token = (self.config.kill_escapees || self.config.guard).then(|| {
             let token = format!("{}{}", self.token_prefix, self.next_token);
@@ -545,7 +625,7 @@ impl RegistryState {
         let result = match outcome.try_recv() {
             Ok(result) => result,
             // Sent before `Forked` was: cannot happen.
-            Err(_) => Err(Error::NoReply { operation: "spawn" }),
+            Err(_) => Err(Error::no_reply("spawn")),
         };
         let result = match result {
             Ok((request, spawned)) => {
@@ -573,6 +653,7 @@ impl RegistryState {
         spawned: RawSpawned,
     ) -> Result<Snapshot> {
         let spawned = spawned.register()?;
+        let policy = request.cap_policy.unwrap_or(self.config.cap_policy);
         let pid = spawned.child.pid();
         let handle_id = HandleId::next(pid);
         let command: Arc<str> = request.display().into();
@@ -595,18 +676,16 @@ impl RegistryState {
             timeout: request.timeout,
             output_cap: request.output_cap.unwrap_or(self.config.output_cap),
             stdin: request.stdin,
+            subscribers: request.subscribers,
         };
         // If the actor fails to start, `args` (and the child in it) is
         // dropped, which kills and reaps the child.
         let (actor, _) = Actor::spawn_linked(None, actor, args, myself.get_cell())
             .await
-            .map_err(|err| Error::ActorStart {
-                actor: "process",
-                reason: err.to_string(),
-            })?;
+            .map_err(|err| Error::actor_start("process", err))?;
         // Make room only now: a spawn that fails must not cost another
         // handle its place.
-        self.make_room(&owner);
+        self.make_room(&owner, policy);
         let snapshot = Snapshot::started(handle_id, pid, command, started_at, owner);
         self.table.insert_running(running_summary(&snapshot), actor);
         tracing::debug!(handle = %handle_id, pid, "spawned");
@@ -656,10 +735,20 @@ impl RegistryState {
     }
 
     /// Evicts until there is room for one more handle; each evicted handle
-    /// leaves a receipt. See [`RegistryMsg::Spawn`] for the order.
-    fn make_room(&mut self, owner: &Owner) {
+    /// leaves a receipt. See [`RegistryMsg::Spawn`] for the order. A spawn
+    /// whose policy is not `Evict` never evicts a running handle: it was
+    /// admitted with a place free, and only an `Evict` spawn of another
+    /// policy racing it can have taken that place, in which case the table
+    /// holds one more than the cap until a handle ends.
+    fn make_room(&mut self, owner: &Owner, policy: CapPolicy) {
         while self.table.len() >= self.config.max_handles {
-            let Some(id) = self.table.eviction_candidate(owner) else {
+            let candidate = match policy {
+                CapPolicy::Evict => self.table.eviction_candidate(owner),
+                CapPolicy::Refuse | CapPolicy::Queue { .. } => {
+                    self.table.finished_eviction_candidate(owner)
+                }
+            };
+            let Some(id) = candidate else {
                 return;
             };
             let Some(entry) = self.table.remove(&id) else {
@@ -704,7 +793,7 @@ impl RegistryState {
         }
     }
 
-    fn release(&mut self, id: HandleId, reply: RpcReplyPort<bool>) {
+    fn release(&mut self, id: HandleId, reply: RpcReplyPort<Result<bool>>) {
         let actor = match self.table.remove(&id) {
             Some(entry) => match entry.state {
                 EntryState::Running(actor) => Some(actor),
@@ -715,11 +804,11 @@ impl RegistryState {
                     ReceiptState::Pending(actor) => Some(actor),
                     ReceiptState::Done(_) => None,
                 },
-                None => return send(reply, false),
+                None => return send(reply, Ok(false)),
             },
         };
         let Some(actor) = actor else {
-            return send(reply, true);
+            return send(reply, Ok(true));
         };
         tracing::debug!(handle = %id, "released while running; killing its tree");
         // Requests sent before the release are answered first (drain keeps
@@ -728,7 +817,7 @@ impl RegistryState {
         let _ = actor.drain();
         tokio::spawn(async move {
             let _ = actor.wait(None).await;
-            send(reply, true);
+            send(reply, Ok(true));
         });
     }
 
@@ -745,6 +834,7 @@ impl RegistryState {
             running,
             terminal: self.table.len() - running + self.receipts.len(),
             starting: self.starting.len(),
+            queued: self.queue.len(),
         }
     }
 
@@ -754,7 +844,21 @@ impl RegistryState {
         request: KillRequest,
         reply: RpcReplyPort<Result<Vec<Snapshot>>>,
     ) {
+        let cancelled = owner.clone();
         let owner = owner_key(owner);
+        // Queued spawns of the owner never start.
+        let (dropped, kept): (VecDeque<Queued>, VecDeque<Queued>) = std::mem::take(&mut self.queue)
+            .into_iter()
+            .partition(|q| q.request.owner.as_deref() == owner.as_deref());
+        self.queue = kept;
+        for queued in dropped {
+            send(
+                queued.reply,
+                Err(Error::SpawnCancelled {
+                    owner: cancelled.clone(),
+                }),
+            );
+        }
         let mut answers = Vec::new();
         for id in self.table.running_of(&owner) {
             if let Some(EntryState::Running(actor)) = self.table.get(&id).map(|e| &e.state) {
@@ -784,7 +888,7 @@ impl RegistryState {
         });
     }
 
-    fn release_owner(&mut self, owner: String, reply: RpcReplyPort<usize>) {
+    fn release_owner(&mut self, owner: String, reply: RpcReplyPort<Result<usize>>) {
         let owner = owner_key(owner);
         let mut released = 0;
         let mut dying = Vec::new();
@@ -810,7 +914,7 @@ impl RegistryState {
             for actor in dying {
                 let _ = actor.wait(None).await;
             }
-            send(reply, released);
+            send(reply, Ok(released));
         });
     }
 }

@@ -73,7 +73,8 @@ pub struct NodeOptions {
     /// The settings of the node's registry: its spawn policy and profiles
     /// (what `procward node --config` loads), caps and graces. The node
     /// turns on [`RegistryConfig::reap_orphans`] and
-    /// [`RegistryConfig::guard`] whatever this says.
+    /// [`RegistryConfig::guard`] whatever this says. [`NodeOptions::new`]
+    /// starts from the defaults with the cap policy `Evict`.
     pub registry: RegistryConfig,
 
     /// How long a connection has, from accept to authentication (the TLS
@@ -107,7 +108,9 @@ impl NodeOptions {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
-            registry: RegistryConfig::default(),
+            // A node evicts at the cap, as it always did: a remote client
+            // is never kept waiting on another's processes.
+            registry: RegistryConfig::default().cap_policy(crate::messages::CapPolicy::Evict),
             handshake_timeout: limits.timeout,
             max_pending_handshakes: u32::try_from(limits.total).unwrap_or(u32::MAX),
             max_pending_per_address: u32::try_from(limits.per_address).unwrap_or(u32::MAX),

@@ -80,7 +80,7 @@ impl RemoteSubscription {
     pub async fn recv(&mut self) -> Result<Option<OutputEvent>, RemoteError> {
         loop {
             if let Some(event) = self.buffered.pop_front() {
-                if matches!(event, OutputEvent::Exit(_)) {
+                if matches!(event, OutputEvent::Exit { .. }) {
                     self.end();
                 }
                 return Ok(Some(event));
@@ -145,11 +145,8 @@ impl RemoteSubscription {
                 };
                 *credit = Credit::new(permit);
             }
-            let last = matches!(event, OutputEvent::Exit(_));
-            let delivered = match &subscriber {
-                Subscriber::Channel(tx) => tx.send(event).is_ok(),
-                Subscriber::Actor(actor) => actor.send_message(event).is_ok(),
-            };
+            let last = matches!(event, OutputEvent::Exit { .. });
+            let delivered = subscriber.send(event);
             if !delivered || last {
                 return Ok(());
             }
@@ -169,7 +166,7 @@ impl RemoteSubscription {
         }
         let seen = usize::try_from(self.received - batch.first).unwrap_or(usize::MAX);
         for event in batch.events.into_iter().skip(seen) {
-            self.exited |= matches!(event, OutputEvent::Exit(_));
+            self.exited |= matches!(event, OutputEvent::Exit { .. });
             self.buffered.push_back(event);
             self.received += 1;
         }

@@ -28,6 +28,13 @@ pub enum ErrorKind {
     /// The registry's spawn policy refused the request (nothing was
     /// started), for example a `sandbox_profile` the server does not have.
     PolicyDenied,
+    /// The registry is full of running processes and its cap policy
+    /// (`--cap-policy refuse`, or `queue:N` with its queue full) refused
+    /// the spawn; nothing was started or killed.
+    RegistryFull,
+    /// A spawn waiting in the queue (`--cap-policy queue`) was dropped by a
+    /// `kill_owner`/`close_owner` of its owner.
+    Cancelled,
     /// procward itself failed (the registry stopped, an actor died, ...).
     Internal,
 }
@@ -42,6 +49,8 @@ impl ErrorKind {
             ErrorKind::UnknownHandle => "unknown_handle",
             ErrorKind::SpawnFailed => "spawn_failed",
             ErrorKind::PolicyDenied => "policy_denied",
+            ErrorKind::RegistryFull => "registry_full",
+            ErrorKind::Cancelled => "cancelled",
             ErrorKind::Internal => "internal",
         }
     }
@@ -120,6 +129,8 @@ fn registry_kind(err: &Error) -> ErrorKind {
         Kind::SpawnFailed => ErrorKind::SpawnFailed,
         Kind::PolicyDenied => ErrorKind::PolicyDenied,
         Kind::UnknownHandle => ErrorKind::UnknownHandle,
+        Kind::RegistryFull => ErrorKind::RegistryFull,
+        Kind::Cancelled => ErrorKind::Cancelled,
         Kind::RegistryUnavailable | Kind::Internal => ErrorKind::Internal,
     }
 }
@@ -150,6 +161,8 @@ mod tests {
             ErrorKind::UnknownHandle,
             ErrorKind::SpawnFailed,
             ErrorKind::PolicyDenied,
+            ErrorKind::RegistryFull,
+            ErrorKind::Cancelled,
             ErrorKind::Internal,
         ] {
             let json = serde_json::to_value(kind).unwrap();
@@ -178,7 +191,7 @@ mod tests {
             known: &["spawn", "poll"],
         };
         assert_eq!(unknown_op.rule(), None);
-        let gone: JsonError = Error::NoReply { operation: "poll" }.into();
+        let gone: JsonError = Error::no_reply("poll").into();
         assert_eq!(gone.kind(), ErrorKind::Internal);
     }
 

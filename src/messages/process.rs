@@ -9,8 +9,8 @@ use ractor::RpcReplyPort;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::{
-    KillRequest, OutputStream, ReadChunk, ReadRequest, Snapshot, SnapshotWatch, Subscribed,
-    Subscriber, WaitOutcome,
+    KillRequest, OutputStream, ReadChunk, ReadRequest, Snapshot, SnapshotWatch, SubscribeRequest,
+    Subscribed, WaitOutcome,
 };
 use crate::error::Result;
 
@@ -35,8 +35,9 @@ pub(crate) enum ProcessMsg {
     Write(Bytes, RpcReplyPort<Result<()>>),
     /// Closes the child's stdin (end of file), after earlier writes.
     CloseStdin(RpcReplyPort<Result<()>>),
-    /// Adds a subscriber to the live output and the exit event.
-    Subscribe(Subscriber, RpcReplyPort<Result<Subscribed>>),
+    /// Adds a subscriber to the output (replayed from offsets first if it
+    /// asks) and the exit event.
+    Subscribe(SubscribeRequest, RpcReplyPort<Result<Subscribed>>),
     /// Answers the handle's [`SnapshotWatch`].
     Watch(RpcReplyPort<Result<SnapshotWatch>>),
     /// Stops the process tree (SIGSTOP to its group); answers the snapshot.

@@ -202,6 +202,15 @@ impl Snapshot {
         self.status == Status::Running
     }
 
+    /// How long the process ran: from `started_at` to `ended_at`, for a
+    /// terminal snapshot or a receipt; `None` while it runs. Both times
+    /// come from the registry's [`Clock`](crate::Clock); a clock that went
+    /// backwards gives zero.
+    pub fn elapsed(&self) -> Option<std::time::Duration> {
+        let ended = self.ended_at?;
+        Some((ended - self.started_at).try_into().unwrap_or_default())
+    }
+
     /// This snapshot as a receipt: marked evicted, output bytes dropped,
     /// everything else (byte totals included) kept.
     pub(crate) fn into_receipt(mut self) -> Snapshot {
@@ -238,7 +247,7 @@ impl Snapshot {
             .read(request, self.status.is_terminal())
             .ok_or(crate::Error::OffsetOutOfRange {
                 handle: self.handle_id,
-                stream: request.stream.as_str(),
+                stream: request.stream.as_str().into(),
                 offset: request.offset,
                 total: output.total_bytes,
             })
@@ -288,6 +297,9 @@ pub struct HandleCounts {
     pub terminal: usize,
     /// Spawns accepted and still starting: they count against the caps.
     pub starting: usize,
+    /// Spawns waiting in the queue for a place (cap policy `Queue`).
+    #[serde(default)]
+    pub queued: usize,
 }
 
 impl HandleCounts {

@@ -75,20 +75,20 @@ impl RawSpawned {
             stderr,
         } = self;
         child.watch().map_err(|source| Error::Os {
-            operation: "registering the child's pidfd",
-            source,
+            operation: "registering the child's pidfd".into(),
+            source: source.into(),
         })?;
         let receiver = |fd| {
             pipe::Receiver::from_owned_fd(fd).map_err(|source| Error::Os {
-                operation: "registering the child's pipes",
-                source,
+                operation: "registering the child's pipes".into(),
+                source: source.into(),
             })
         };
         let stdin = match stdin {
             None => None,
             Some(fd) => Some(pipe::Sender::from_owned_fd(fd).map_err(|source| Error::Os {
-                operation: "registering the child's stdin pipe",
-                source,
+                operation: "registering the child's stdin pipe".into(),
+                source: source.into(),
             })?),
         };
         Ok(Spawned {
@@ -154,13 +154,13 @@ pub(crate) fn spawn(req: &SpawnRequest) -> Result<RawSpawned, Error> {
     let mut std_child = cmd.spawn().map_err(|source| Error::Spawn {
         program: req.command.program().to_owned(),
         cwd: req.cwd.clone(),
-        source,
+        source: source.into(),
     })?;
     // From here on the child must not escape: every early return goes
     // through `ChildProcess`'s drop, which kills the group and reaps.
     let pid = Pid::from_raw(std_child.id() as i32).ok_or_else(|| Error::Os {
-        operation: "reading the child's pid",
-        source: io::Error::other("the OS returned pid 0"),
+        operation: "reading the child's pid".into(),
+        source: io::Error::other("the OS returned pid 0").into(),
     })?;
     // The child cannot have been reaped yet (only we wait for it), so the
     // pidfd refers to it and not to a reused pid.
@@ -169,8 +169,8 @@ pub(crate) fn spawn(req: &SpawnRequest) -> Result<RawSpawned, Error> {
         let _ = kill_process_group(pid, Signal::KILL);
         let _ = std_child.wait();
         Error::Os {
-            operation: "pidfd_open",
-            source: errno.into(),
+            operation: "pidfd_open".into(),
+            source: io::Error::from(errno).into(),
         }
     })?;
     let child = ChildProcess {
@@ -185,8 +185,8 @@ pub(crate) fn spawn(req: &SpawnRequest) -> Result<RawSpawned, Error> {
     drop(std_child);
     let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
         return Err(Error::Os {
-            operation: "taking the child's pipes",
-            source: io::Error::other("stdout or stderr was not piped"),
+            operation: "taking the child's pipes".into(),
+            source: io::Error::other("stdout or stderr was not piped").into(),
         });
     };
     Ok(RawSpawned {

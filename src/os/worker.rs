@@ -141,8 +141,8 @@ pub(crate) fn worker() -> Result<&'static Worker, Error> {
         })
         .as_ref()
         .ok_or_else(|| Error::Os {
-            operation: "starting procward's OS threads",
-            source: io::Error::other("a thread could not be started"),
+            operation: "starting procward's OS threads".into(),
+            source: io::Error::other("a thread could not be started").into(),
         })
 }
 
@@ -193,8 +193,8 @@ fn fork_all(queue: mpsc::Receiver<SpawnJob>, leaders: mpsc::Sender<Job>) {
 
 fn gone() -> Error {
     Error::Os {
-        operation: "reaching procward's OS worker thread",
-        source: io::Error::other("the worker thread has stopped"),
+        operation: "reaching procward's OS worker thread".into(),
+        source: io::Error::other("the worker thread has stopped").into(),
     }
 }
 

@@ -91,7 +91,7 @@ async fn chunks_arrive_in_order_then_exactly_one_exit() {
 
     client.close_stdin(&cat.handle).await.unwrap();
     match sub.recv().await.unwrap() {
-        Some(OutputEvent::Exit(snapshot)) => {
+        Some(OutputEvent::Exit { snapshot, .. }) => {
             assert_eq!(snapshot.status, Status::Exited);
             assert_eq!(snapshot.stdout.text(), "one\ntwo\nthree\n");
         }
@@ -129,7 +129,7 @@ async fn a_subscriber_that_stops_pulling_holds_one_window_and_misses_the_rest() 
                 delivered += bytes.len() as u64;
             }
             OutputEvent::Missed { bytes, .. } => missed += bytes,
-            OutputEvent::Exit(_) => exits += 1,
+            OutputEvent::Exit { .. } => exits += 1,
         }
         next = sub.recv().await.unwrap();
     }
@@ -191,7 +191,7 @@ async fn a_cancelled_recv_loses_nothing() {
     client.close_stdin(&cat.handle).await.unwrap();
     assert!(matches!(
         sub.recv().await.unwrap(),
-        Some(OutputEvent::Exit(_))
+        Some(OutputEvent::Exit { .. })
     ));
     drop(sub);
     assert!(client.release(&cat.handle).await.unwrap());
@@ -298,7 +298,7 @@ async fn a_forwarded_subscriber_that_keeps_chunks_closes_the_window() {
                 delivered += bytes.len() as u64;
             }
             Some(OutputEvent::Missed { bytes, .. }) => missed += bytes,
-            Some(OutputEvent::Exit(_)) => break,
+            Some(OutputEvent::Exit { .. }) => break,
             None => panic!("the feed ended without its exit event"),
         }
     }

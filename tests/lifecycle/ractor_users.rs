@@ -108,10 +108,32 @@ async fn call_drives_every_operation() {
     assert_eq!(killed.status, Status::Killed);
     support::wait_group_gone(tree.pid).await;
 
-    let listed = ractor::call!(reg, RegistryMsg::List, procward::ListFilter::default()).unwrap();
+    // Every request answers `Result<_, Error>`: `??` reads alike for all.
+    let listed = ractor::call!(reg, RegistryMsg::List, procward::ListFilter::default())
+        .unwrap()
+        .unwrap();
     assert_eq!(listed.len(), 2);
-    assert!(ractor::call!(reg, RegistryMsg::Release, snap.handle_id).unwrap());
-    assert!(!ractor::call!(reg, RegistryMsg::Release, snap.handle_id).unwrap());
+    assert!(
+        ractor::call!(reg, RegistryMsg::Release, snap.handle_id)
+            .unwrap()
+            .unwrap()
+    );
+    assert!(
+        !ractor::call!(reg, RegistryMsg::Release, snap.handle_id)
+            .unwrap()
+            .unwrap()
+    );
+    assert!(
+        !ractor::call!(reg, RegistryMsg::ReopenOwner, "nobody".to_owned())
+            .unwrap()
+            .unwrap()
+    );
+    assert_eq!(
+        ractor::call!(reg, RegistryMsg::ReleaseOwner, "nobody".to_owned())
+            .unwrap()
+            .unwrap(),
+        0
+    );
     let unknown = ractor::call!(reg, RegistryMsg::Poll, snap.handle_id).unwrap();
     assert!(matches!(unknown, Err(procward::Error::UnknownHandle(_))));
 

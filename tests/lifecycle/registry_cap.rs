@@ -81,9 +81,13 @@ async fn seventy_two_quick_spawns_stay_within_the_default_cap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_cap_the_oldest_running_tree_is_killed_and_evicted() {
-    let registry = Registry::start(RegistryConfig::default().max_handles(2))
-        .await
-        .unwrap();
+    let registry = Registry::start(
+        RegistryConfig::default()
+            .max_handles(2)
+            .cap_policy(procward::CapPolicy::Evict),
+    )
+    .await
+    .unwrap();
 
     let oldest = registry
         .spawn(SpawnRequest::shell("sleep 300 & sleep 300"))

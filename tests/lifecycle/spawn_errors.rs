@@ -32,7 +32,13 @@ async fn a_missing_program_is_a_spawn_error_naming_it() {
         "{err}"
     );
     let source = std::error::Error::source(&err).expect("the OS error is the source");
-    assert!(source.downcast_ref::<io::Error>().is_some());
+    // Kept as plain data (`Error` is `Clone` and serializable), with the
+    // OS error's kind, errno and message.
+    let os = source
+        .downcast_ref::<procward::OsError>()
+        .expect("the source is an OsError");
+    assert_eq!(os.kind(), io::ErrorKind::NotFound);
+    assert_eq!(os.raw_os_error(), Some(libc::ENOENT));
 
     let err = registry
         .spawn(SpawnRequest::argv(["/nonexistent/procward/bin"]))
@@ -147,9 +153,13 @@ async fn invalid_requests_are_rejected_before_anything_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_spawn_at_the_cap_evicts_nothing() {
-    let registry = Registry::start(RegistryConfig::default().max_handles(1))
-        .await
-        .unwrap();
+    let registry = Registry::start(
+        RegistryConfig::default()
+            .max_handles(1)
+            .cap_policy(procward::CapPolicy::Evict),
+    )
+    .await
+    .unwrap();
     let running = registry
         .spawn(SpawnRequest::argv(["sleep", "300"]))
         .await

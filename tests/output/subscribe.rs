@@ -47,7 +47,7 @@ async fn chunks_arrive_in_order_then_one_exit() {
                 buf.extend_from_slice(&bytes);
             }
             OutputEvent::Missed { .. } => panic!("a prompt subscriber missed chunks"),
-            OutputEvent::Exit(snapshot) => exits.push(snapshot),
+            OutputEvent::Exit { snapshot, .. } => exits.push(snapshot),
         }
     }
     assert_eq!(exits.len(), 1);
@@ -95,7 +95,7 @@ async fn a_subscriber_that_never_reads_misses_chunks_but_does_not_stall_the_chil
                 assert_eq!(stream, OutputStream::Stdout);
                 missed += bytes;
             }
-            OutputEvent::Exit(_) => exits += 1,
+            OutputEvent::Exit { .. } => exits += 1,
         }
     }
     assert_eq!(exits, 1);
@@ -121,7 +121,9 @@ async fn subscribing_after_the_end_still_gets_the_exit_event() {
     let mut feed = registry.subscribe(spawned.handle_id).await.unwrap();
     assert_eq!(feed.subscribed.stdout_offset, 5);
     match feed.recv().await {
-        Some(OutputEvent::Exit(snapshot)) => assert_eq!(&snapshot.stdout.bytes[..], b"done\n"),
+        Some(OutputEvent::Exit { snapshot, .. }) => {
+            assert_eq!(&snapshot.stdout.bytes[..], b"done\n")
+        }
         other => panic!("expected the exit event, got {other:?}"),
     }
     assert!(feed.recv().await.is_none());

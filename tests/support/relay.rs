@@ -44,7 +44,7 @@ pub(crate) async fn bytes_until_exit(
     loop {
         match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
             Ok(Some(OutputEvent::Chunk { bytes, .. })) => out.extend_from_slice(&bytes),
-            Ok(Some(OutputEvent::Exit(snapshot))) => return (out, snapshot),
+            Ok(Some(OutputEvent::Exit { snapshot, .. })) => return (out, snapshot),
             other => panic!("unexpected {other:?}"),
         }
     }

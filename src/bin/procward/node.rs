@@ -72,9 +72,11 @@ impl NodeArgs {
     /// The node's options; loading `--config` is the one step that can
     /// fail, with a message naming the file.
     fn into_options(self) -> Result<NodeOptions, String> {
+        // A node evicts at the cap (`NodeOptions::new`'s default too).
+        let base = RegistryConfig::default().cap_policy(procward::CapPolicy::Evict);
         let registry = match &self.config {
-            Some(path) => ServeConfig::load(path)?.apply(RegistryConfig::default()),
-            None => RegistryConfig::default(),
+            Some(path) => ServeConfig::load(path)?.apply(base),
+            None => base,
         };
         let mut options =
             NodeOptions::new(self.listen, self.name, self.cookie_file).registry(registry);

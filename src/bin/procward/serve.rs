@@ -20,6 +20,13 @@ pub(crate) struct ServeArgs {
           value_parser = at_least_one)]
     max_handles: usize,
 
+    /// What a spawn does when every one of --max-handles handles runs:
+    /// `evict` (kill and evict the oldest running one), `refuse` (answer
+    /// `registry_full`), or `queue` / `queue:N` (wait for a place, at most
+    /// N spawns waiting, 1024 by default).
+    #[arg(long, value_name = "POLICY", default_value = "evict")]
+    cap_policy: procward::CapPolicy,
+
     /// Per-stream capture cap in bytes (head and tail kept past it), unless
     /// a spawn sets its own `output_cap`.
     #[arg(long, value_name = "BYTES", default_value_t = RegistryConfig::default().output_cap,
@@ -188,6 +195,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Err
     }
     let config = RegistryConfig::default()
         .max_handles(args.max_handles)
+        .cap_policy(args.cap_policy)
         .output_cap(args.output_cap)
         .drain_grace(Duration::from_millis(args.drain_grace_ms))
         .kill_grace(Duration::from_millis(args.kill_grace_ms))
