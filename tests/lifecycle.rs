@@ -19,6 +19,7 @@ mod support {
 }
 
 mod lifecycle {
+    mod cap_policy;
     mod concurrent_spawns;
     mod drain_grace;
     mod external_signal;

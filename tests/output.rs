@@ -20,6 +20,7 @@ mod output {
     mod cap;
     mod capture_live;
     mod subscribe;
+    mod subscribe_at_spawn;
     mod truncation;
     mod watch;
 }

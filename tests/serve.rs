@@ -12,6 +12,7 @@ mod harness;
 mod serve {
     mod backpressure;
     mod bad_input;
+    mod cap_policy;
     mod ceilings;
     mod concurrency;
     mod control;

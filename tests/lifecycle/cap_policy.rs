@@ -3,8 +3,7 @@
 //! place (bounded), `Evict` kills the oldest (tests/registry_cap.rs). A
 //! finished handle is evicted first under every policy.
 
-#[path = "support/proc.rs"]
-mod support;
+use crate::support;
 
 use procward::{
     CapPolicy, Error, ErrorKind, KillRequest, Registry, RegistryConfig, RegistryMsg, Snapshot,

@@ -1,10 +1,7 @@
 //! `procward serve --cap-policy`: the server evicts at the cap by default
 //! (as it always did), and `refuse` answers `registry_full` instead.
 
-#[path = "serve_support/harness.rs"]
-mod harness;
-
-use harness::{Server, assert_no_children};
+use crate::harness::{Server, assert_no_children};
 use serde_json::json;
 
 #[test]

@@ -4,21 +4,17 @@
 //! offset. Also the small embedding helpers: `Snapshot::elapsed`,
 //! `kill_nowait`, `release_nowait`.
 
-#[path = "support/output.rs"]
-mod output;
 // This file reads the relay's channel itself.
 #[allow(dead_code)]
-#[path = "support/relay.rs"]
-mod relay;
-#[path = "support/proc.rs"]
-mod support;
+use crate::support;
+use crate::support::relay;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use output::{registry, seq_output};
+use crate::support::output::{registry, seq_output};
 use procward::time::OffsetDateTime;
 use procward::{
     CapPolicy, Clock, Error, KillRequest, Offsets, OutputEvent, OutputStream, Registry,
