@@ -12,8 +12,8 @@ use crate::messages::{
 };
 
 /// Chunks one subscriber may hold (delivered but not yet dropped) before
-/// further chunks are counted as missed instead of sent: with 64 KiB reads,
-/// at most 1 MiB per subscriber.
+/// further chunks are counted as missed instead of sent: with chunks of at
+/// most 256 KiB (one reader's block), at most 4 MiB per subscriber.
 pub(crate) const SUBSCRIBER_WINDOW: usize = 16;
 
 struct Subscription {
