@@ -483,12 +483,11 @@ impl RegistryState {
             },
         );
         let registry = myself.clone();
-        let worker = self.worker;
-        tokio::spawn(async move {
-            let result = worker.spawn(request).await;
-            // If the registry is gone, the message is dropped with the
-            // child in it, whose drop kills and reaps it; the caller's
-            // port is dropped too (`Error::NoReply`).
+        // The spawner thread hands the outcome straight to the registry. If
+        // the registry is gone, the message is dropped with the child in
+        // it, whose drop kills and reaps it; the caller's port is dropped
+        // too (`Error::NoReply`).
+        self.worker.spawn_then(request, move |result| {
             let _ = registry.cast(RegistryMsg::Report(ProcessReport(Report::Forked(
                 Box::new(Forked {
                     seq,
