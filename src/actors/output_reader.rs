@@ -35,8 +35,7 @@ const BUSY_PIPE_SIZE: usize = 256 * 1024;
 const BLOCK_SIZE: usize = 256 * 1024;
 /// A burst shorter than this is copied out of the block into a chunk of
 /// its own, and the block given back: a slow writer's few bytes never pin a
-/// block, an idle pipe holds none, and every block still pinned by the
-/// capture holds at least this much of it.
+/// block, and every block holds at least one chunk this long.
 const MIN_SHARED_CHUNK: usize = BLOCK_SIZE / 4;
 /// Room a block needs for another read; below it a new block is taken.
 const MIN_READ: usize = 16 * 1024;
@@ -60,8 +59,9 @@ enum Burst {
 /// Reads `pipe` until end of file, or until `drain_now` turns true and what
 /// the pipe holds then has been read, sending each chunk to `actor` in
 /// order, then [`Event::StreamClosed`]. Each chunk is what one burst of
-/// reads found in the pipe, up to a block. No buffer is held while the pipe
-/// is idle.
+/// reads found in the pipe, up to a block. Between bursts the reader holds
+/// at most the block its last chunk was sliced from (which that chunk pins
+/// in the capture anyway); after a short burst, or none, it holds nothing.
 pub(crate) async fn read_stream(
     pipe: pipe::Receiver,
     stream: OutputStream,
@@ -101,17 +101,8 @@ pub(crate) async fn read_stream(
             block = BytesMut::with_capacity(BLOCK_SIZE);
         }
         let burst = read_burst(&pipe, stream, &mut block, &mut grown);
-        if !block.is_empty() {
-            let chunk = if block.len() >= MIN_SHARED_CHUNK {
-                block.split().freeze()
-            } else {
-                let chunk = Bytes::copy_from_slice(&block);
-                block = BytesMut::new();
-                chunk
-            };
-            if !send(&actor, stream, chunk, permit) {
-                return;
-            }
+        if !block.is_empty() && !send(&actor, stream, take_chunk(&mut block), permit) {
+            return;
         }
         if let Burst::Ended = burst {
             break;
@@ -150,6 +141,20 @@ pub(crate) async fn read_stream(
         }
     }
     let _ = actor.cast(Event::StreamClosed(stream).into());
+}
+
+/// What a burst read into `block`, as a chunk. A burst of at least
+/// [`MIN_SHARED_CHUNK`] is sliced off the block, which keeps its spare room
+/// for the next burst; a shorter one is copied out and the block given
+/// back, so a few bytes never pin a block.
+fn take_chunk(block: &mut BytesMut) -> Bytes {
+    if block.len() >= MIN_SHARED_CHUNK {
+        block.split().freeze()
+    } else {
+        let chunk = Bytes::copy_from_slice(block);
+        *block = BytesMut::new();
+        chunk
+    }
 }
 
 /// Reads into `block` until the pipe is empty, the block is nearly full,
@@ -285,6 +290,27 @@ mod tests {
         assert_eq!(drain_of(60_000).await, 60_000);
         assert_eq!(drain_of((1 << 20) - 1).await, (1 << 20) - 1);
         assert_eq!(drain_of(0).await, 0);
+    }
+
+    #[test]
+    fn a_short_burst_is_copied_out_and_gives_the_block_back() {
+        let mut block = BytesMut::with_capacity(BLOCK_SIZE);
+        block.extend_from_slice(b"hello");
+        let chunk = take_chunk(&mut block);
+        assert_eq!(&chunk[..], b"hello");
+        assert_eq!(block.capacity(), 0, "the block is given back");
+    }
+
+    #[test]
+    fn a_long_burst_is_sliced_off_and_the_block_keeps_its_room() {
+        let mut block = BytesMut::with_capacity(BLOCK_SIZE);
+        block.extend_from_slice(&[7; MIN_SHARED_CHUNK]);
+        let start = block.as_ptr();
+        let chunk = take_chunk(&mut block);
+        assert_eq!(chunk.len(), MIN_SHARED_CHUNK);
+        assert_eq!(chunk.as_ptr(), start, "sliced, not copied");
+        assert!(block.is_empty());
+        assert_eq!(block.capacity(), BLOCK_SIZE - MIN_SHARED_CHUNK);
     }
 
     /// A writer that outruns the reader, in writes of every size from one
