@@ -313,7 +313,7 @@ mod tests {
         assert_eq!(block.capacity(), BLOCK_SIZE - MIN_SHARED_CHUNK);
     }
 
-    /// A writer that outruns the reader, in writes of every size from one
+    /// A pipe found full, then a writer in writes of every size from one
     /// byte to twice a block: every byte arrives once and in order however
     /// the bursts split it, and the pipe has grown.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,8 +323,11 @@ mod tests {
             .map(|i| (i % 251) as u8)
             .collect();
         let expected = data.clone();
+        // The pipe is full before the reader starts, so its first read
+        // finds it full whatever the scheduling.
+        write_all(&write_end, &data[..DEFAULT_PIPE_SIZE]);
         let writer = std::thread::spawn(move || {
-            let mut at = 0;
+            let mut at = DEFAULT_PIPE_SIZE;
             let mut size = 1;
             while at < data.len() {
                 let end = (at + size).min(data.len());
