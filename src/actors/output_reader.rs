@@ -1,11 +1,13 @@
 //! The task that reads one of a child's pipes and sends the bytes to the
 //! process actor, with bounded memory in flight.
 //!
-//! A busy pipe is read in bursts: the reader reads until the pipe is empty
-//! or its block is full, and sends all of it as one chunk, a slice of the
-//! block (no copy). One message per burst instead of per read, and a pipe
-//! grown to 256 KiB once a read finds it full, let a fast writer run at
-//! about the pipe's own speed.
+//! A busy pipe (64 KiB or more waiting when the reader wakes) is read in
+//! bursts: the reader reads until the pipe is empty or its block is full,
+//! and sends all of it as one chunk, a slice of the block (no copy). A slow
+//! writer's bytes are read into a chunk of exactly their size. One message
+//! per burst instead of per read, and a pipe grown to 256 KiB once a read
+//! finds it full, halve the context switches of a fast writer's capture
+//! (docs/performance.md).
 //!
 //! A reader ends at end of file, or when its process actor says the drain
 //! is over (the drain grace passed, or the handle is being killed after
@@ -39,6 +41,8 @@ const BLOCK_SIZE: usize = 256 * 1024;
 const MIN_SHARED_CHUNK: usize = BLOCK_SIZE / 4;
 /// Room a block needs for another read; below it a new block is taken.
 const MIN_READ: usize = 16 * 1024;
+/// What a slow writer's read asks for when the pipe said it held nothing.
+const SMALL_READ: usize = 512;
 /// Chunks a reader may have sent that the actor has not stored yet. When
 /// they are all in flight the reader stops reading, the pipe fills and the
 /// child blocks on write: memory stays bounded however fast the child is.
@@ -97,11 +101,23 @@ pub(crate) async fn read_stream(
                 }
             }
         }
-        if block.capacity() - block.len() < MIN_READ {
-            block = BytesMut::with_capacity(BLOCK_SIZE);
-        }
-        let burst = read_burst(&pipe, stream, &mut block, &mut grown);
-        if !block.is_empty() && !send(&actor, stream, take_chunk(&mut block), permit) {
+        let (burst, chunk) = if block.capacity() - block.len() >= MIN_READ {
+            read_into_block(&pipe, stream, &mut block, &mut grown)
+        } else {
+            // No block with room: ask the pipe how much it holds, so a slow
+            // writer's bytes get a chunk of their own size and no block.
+            let held = rustix::io::ioctl_fionread(&pipe).map_or(0, |n| n as usize);
+            block = BytesMut::new();
+            if held >= MIN_SHARED_CHUNK {
+                block = BytesMut::with_capacity(BLOCK_SIZE);
+                read_into_block(&pipe, stream, &mut block, &mut grown)
+            } else {
+                read_small(&pipe, stream, held, &mut grown)
+            }
+        };
+        if let Some(chunk) = chunk
+            && !send(&actor, stream, chunk, permit)
+        {
             return;
         }
         if let Burst::Ended = burst {
@@ -157,18 +173,56 @@ fn take_chunk(block: &mut BytesMut) -> Bytes {
     }
 }
 
-/// Reads into `block` until the pipe is empty, the block is nearly full,
-/// or the stream ends. The first read that finds the pipe full grows the
-/// pipe to [`BUSY_PIPE_SIZE`] (once; a refusal, such as the user's pipe
-/// quota, leaves it as it was).
-fn read_burst(
+/// A burst into `block`, and what it read as a chunk ([`take_chunk`]).
+/// Nothing read leaves the reader holding no block.
+fn read_into_block(
     pipe: &pipe::Receiver,
     stream: OutputStream,
     block: &mut BytesMut,
     grown: &mut bool,
+) -> (Burst, Option<Bytes>) {
+    let burst = read_burst(pipe, stream, block, grown, MIN_READ);
+    if block.is_empty() {
+        *block = BytesMut::new();
+        return (burst, None);
+    }
+    (burst, Some(take_chunk(block)))
+}
+
+/// A burst of a pipe that held `held` bytes, under [`MIN_SHARED_CHUNK`],
+/// into a buffer of that size: the chunk owns exactly its bytes.
+fn read_small(
+    pipe: &pipe::Receiver,
+    stream: OutputStream,
+    held: usize,
+    grown: &mut bool,
+) -> (Burst, Option<Bytes>) {
+    // Nothing held: end of file, or bytes that came after the count.
+    let mut buf = BytesMut::with_capacity(if held > 0 { held } else { SMALL_READ });
+    let burst = read_burst(pipe, stream, &mut buf, grown, 1);
+    let chunk = match buf.len() {
+        0 => None,
+        n if n == buf.capacity() => Some(buf.freeze()),
+        _ => Some(Bytes::copy_from_slice(&buf)),
+    };
+    (burst, chunk)
+}
+
+/// Reads into `buf` until the pipe is empty, `buf` has less than
+/// `min_room` spare, or the stream ends. The first read that finds the
+/// pipe full grows the pipe to [`BUSY_PIPE_SIZE`] (once; a refusal, such
+/// as the user's pipe quota, leaves it as it was).
+fn read_burst(
+    pipe: &pipe::Receiver,
+    stream: OutputStream,
+    buf: &mut BytesMut,
+    grown: &mut bool,
+    min_room: usize,
 ) -> Burst {
-    while block.capacity() - block.len() >= MIN_READ {
-        match pipe.try_read_buf(block) {
+    // At least one byte of room: a read into none would look like end of
+    // file.
+    while buf.capacity() - buf.len() >= min_room.max(1) {
+        match pipe.try_read_buf(buf) {
             Ok(0) => return Burst::Ended,
             Ok(n) => {
                 if n >= DEFAULT_PIPE_SIZE && !*grown {
@@ -311,6 +365,24 @@ mod tests {
         assert_eq!(chunk.as_ptr(), start, "sliced, not copied");
         assert!(block.is_empty());
         assert_eq!(block.capacity(), BLOCK_SIZE - MIN_SHARED_CHUNK);
+    }
+
+    #[tokio::test]
+    async fn a_burst_that_reads_nothing_leaves_no_block_held() {
+        let (read_end, write_end): (OwnedFd, OwnedFd) = rustix::pipe::pipe().expect("a pipe");
+        let pipe = pipe::Receiver::from_owned_fd(read_end).expect("registering the pipe");
+        let mut block = BytesMut::with_capacity(BLOCK_SIZE);
+        let mut grown = false;
+        let (burst, chunk) = read_into_block(&pipe, OutputStream::Stdout, &mut block, &mut grown);
+        assert!(matches!(burst, Burst::Paused));
+        assert!(chunk.is_none());
+        assert_eq!(block.capacity(), 0);
+        write_all(&write_end, b"abc");
+        pipe.readable().await.expect("the pipe turns readable");
+        let (burst, chunk) = read_small(&pipe, OutputStream::Stdout, 3, &mut grown);
+        assert!(matches!(burst, Burst::Paused));
+        assert_eq!(chunk.as_deref(), Some(&b"abc"[..]));
+        assert!(!grown);
     }
 
     /// A pipe found full, then a writer in writes of every size from one
