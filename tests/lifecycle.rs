@@ -30,6 +30,7 @@ mod lifecycle {
     mod registry_cap;
     mod release;
     mod spawn_errors;
+    mod spawn_queue;
     mod spawn_timeout;
     mod spawn_wait;
     mod stdin;

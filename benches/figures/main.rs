@@ -25,6 +25,7 @@ mod plot;
 mod poll;
 mod procfs;
 mod raw;
+mod replaced;
 mod scale;
 mod serve;
 mod serve_client;

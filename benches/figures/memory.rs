@@ -159,6 +159,6 @@ pub(crate) fn memory(opts: &Opts) -> Vec<Row> {
         )
         .baseline("tokio::process child + 2 reader tasks", raw)
         .paired()
-        .target(Target::Absolute(16.0 * 1024.0), "≤ 16 KiB"),
+        .target(Target::Absolute(8.0 * 1024.0), "≤ 8 KiB"),
     ]
 }

@@ -13,9 +13,11 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::Opts;
 use crate::harness::{Row, Samples, Target, Unit, many, rate};
+use crate::replaced::ReplacedRegistry;
 
-/// What the registry we replace did: a map of snapshots behind a mutex,
-/// cloned out on every poll.
+/// The lower bound of a locked map: snapshots behind a mutex, cloned out
+/// on every poll (the registry procward replaces also decoded the output
+/// on each poll: [`ReplacedRegistry`]).
 #[derive(Clone, Default)]
 struct MutexRegistry {
     table: Arc<Mutex<HashMap<HandleId, Snapshot>>>,
@@ -97,6 +99,16 @@ fn mutex_poll(table: &MutexRegistry, id: HandleId) -> impl Fn() -> Op + Clone + 
     }
 }
 
+fn replaced_poll(replaced: &ReplacedRegistry, id: u64) -> impl Fn() -> Op + Clone + Send + 'static {
+    let replaced = replaced.clone();
+    move || {
+        let replaced = replaced.clone();
+        Box::pin(async move {
+            black_box(replaced.poll(id).expect("known handle"));
+        })
+    }
+}
+
 fn holder_poll(actor: &ActorRef<Ask>) -> impl Fn() -> Op + Clone + Send + 'static {
     let actor = actor.clone();
     move || {
@@ -150,6 +162,13 @@ pub(crate) async fn poll(opts: &Opts) -> Vec<Row> {
         .lock()
         .expect("mutex poisoned")
         .insert(small.handle_id, small.clone());
+    let replaced = ReplacedRegistry::default();
+    let old_id = replaced.spawn(&["printf", "hello"]);
+    let old_done = replaced
+        .wait(old_id, std::time::Duration::from_secs(60))
+        .await
+        .expect("replaced registry wait");
+    assert_eq!(old_done.stdout, "hello");
     let (holder, holder_task) = Actor::spawn(None, Holder, small.clone())
         .await
         .expect("holder start");
@@ -158,7 +177,7 @@ pub(crate) async fn poll(opts: &Opts) -> Vec<Row> {
 
     let n = 80_000;
     let names = [
-        "reg1", "mutex1", "reg8", "mutex8", "big1", "hold1", "hold8", "watch8",
+        "reg1", "mutex1", "reg8", "mutex8", "big1", "hold1", "hold8", "watch8", "old1", "old8",
     ];
     let mut samples: HashMap<&str, Samples> = HashMap::new();
     let rounds = opts.rounds(12);
@@ -173,6 +192,8 @@ pub(crate) async fn poll(opts: &Opts) -> Vec<Row> {
                 "mutex1" => polls(n, 1, mutex_poll(&mutex, small.handle_id)).await,
                 "mutex8" => polls(n, 8, mutex_poll(&mutex, small.handle_id)).await,
                 "hold1" => polls(n, 1, holder_poll(&holder)).await,
+                "old1" => polls(n, 1, replaced_poll(&replaced, old_id)).await,
+                "old8" => polls(n, 8, replaced_poll(&replaced, old_id)).await,
                 "hold8" => polls(n, 8, holder_poll(&holder)).await,
                 _ => watch_polls(&watch, n * 10, 8).await,
             };
@@ -199,12 +220,20 @@ pub(crate) async fn poll(opts: &Opts) -> Vec<Row> {
     }
     let reg8 = take("reg8");
     let mutex8 = take("mutex8");
+    replaced.release(old_id);
     vec![
         Row::new("poll, finished, 5 B, 1 caller", Unit::PerSec, reg1.clone())
-            .baseline("mutex registry, 1 caller", take("mutex1"))
+            .baseline("replaced registry, 1 caller", take("old1"))
+            .paired()
+            .target(Target::Ratio(1.0), "≥ 1.0×"),
+        Row::new("poll, finished, 5 B, 1 caller", Unit::PerSec, reg1.clone())
+            .baseline("mutex map of snapshots, 1 caller", take("mutex1"))
             .paired(),
         Row::new("poll, finished, 5 B, 8 callers", Unit::PerSec, reg8.clone())
-            .baseline("mutex registry, 8 callers", mutex8.clone())
+            .baseline("replaced registry, 8 callers", take("old8"))
+            .paired(),
+        Row::new("poll, finished, 5 B, 8 callers", Unit::PerSec, reg8.clone())
+            .baseline("mutex map of snapshots, 8 callers", mutex8.clone())
             .paired()
             .target(Target::Absolute(700_000.0), "≥ 700,000/s"),
         Row::new(
@@ -236,7 +265,7 @@ pub(crate) async fn poll(opts: &Opts) -> Vec<Row> {
             Unit::PerSec,
             take("watch8"),
         )
-        .baseline("mutex registry, 8 callers", mutex8)
+        .baseline("mutex map of snapshots, 8 callers", mutex8)
         .paired()
         .target(Target::Absolute(5_000_000.0), "≥ 5,000,000/s"),
     ]

@@ -1,6 +1,14 @@
 //! The task that reads one of a child's pipes and sends the bytes to the
 //! process actor, with bounded memory in flight.
 //!
+//! A busy pipe (64 KiB or more waiting when the reader wakes) is read in
+//! bursts: the reader reads until the pipe is empty or its block is full,
+//! and sends all of it as one chunk, a slice of the block (no copy). A slow
+//! writer's bytes are read into a chunk of exactly their size. One message
+//! per burst instead of per read, and a pipe grown to 256 KiB once a read
+//! finds it full, halve the context switches of a fast writer's capture
+//! (docs/performance.md).
+//!
 //! A reader ends at end of file, or when its process actor says the drain
 //! is over (the drain grace passed, or the handle is being killed after
 //! its child exited, while some descendant still holds the pipe). Then it
@@ -17,8 +25,24 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::messages::{Event, OutputStream, ProcessMsg};
 
-/// Bytes asked for per read: a whole default pipe buffer.
-const READ_SIZE: usize = 64 * 1024;
+/// The pipe buffer Linux gives a new pipe.
+const DEFAULT_PIPE_SIZE: usize = 64 * 1024;
+/// The buffer a pipe gets once one read has found it full: the writer
+/// outruns the reader, and a larger buffer lets it write on while the
+/// reader hands what it read to the actor (a quarter of the default
+/// `/proc/sys/fs/pipe-max-size`).
+const BUSY_PIPE_SIZE: usize = 256 * 1024;
+/// The block reads go into. Consecutive reads fill one block, and each
+/// chunk sent is a slice of it: no copy, and one allocation for many reads.
+const BLOCK_SIZE: usize = 256 * 1024;
+/// A burst shorter than this is copied out of the block into a chunk of
+/// its own, and the block given back: a slow writer's few bytes never pin a
+/// block, and every block holds at least one chunk this long.
+const MIN_SHARED_CHUNK: usize = BLOCK_SIZE / 4;
+/// Room a block needs for another read; below it a new block is taken.
+const MIN_READ: usize = 16 * 1024;
+/// What a slow writer's read asks for when the pipe said it held nothing.
+const SMALL_READ: usize = 512;
 /// Chunks a reader may have sent that the actor has not stored yet. When
 /// they are all in flight the reader stops reading, the pipe fills and the
 /// child blocks on write: memory stays bounded however fast the child is.
@@ -28,10 +52,20 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 /// writing while the drain runs cannot make it last for ever.
 const FINAL_DRAIN_MAX: usize = 1024 * 1024;
 
+/// How one burst of reads ended.
+enum Burst {
+    /// The pipe is empty for now, or the block is full.
+    Paused,
+    /// End of file, or a read failed: capture of this stream ends.
+    Ended,
+}
+
 /// Reads `pipe` until end of file, or until `drain_now` turns true and what
 /// the pipe holds then has been read, sending each chunk to `actor` in
-/// order, then [`Event::StreamClosed`]. No buffer is held while the pipe is
-/// idle.
+/// order, then [`Event::StreamClosed`]. Each chunk is what one burst of
+/// reads found in the pipe, up to a block. Between bursts the reader holds
+/// at most the block its last chunk was sliced from (which that chunk pins
+/// in the capture anyway); after a short burst, or none, it holds nothing.
 pub(crate) async fn read_stream(
     pipe: pipe::Receiver,
     stream: OutputStream,
@@ -40,6 +74,8 @@ pub(crate) async fn read_stream(
 ) {
     let permits = Arc::new(Semaphore::new(CHUNKS_IN_FLIGHT));
     let mut final_drain = false;
+    let mut grown = false;
+    let mut block = BytesMut::new();
     loop {
         // The drain's end is checked first: a writer that never pauses
         // must not keep the pipe readable, and this loop going, for ever.
@@ -65,34 +101,37 @@ pub(crate) async fn read_stream(
                 }
             }
         }
-        let mut buf = BytesMut::with_capacity(READ_SIZE);
-        let n = match pipe.try_read_buf(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
-            Err(err) => {
-                tracing::warn!(stream = stream.as_str(), %err, "reading the pipe failed; capture ends");
-                break;
+        let (burst, chunk) = if block.capacity() - block.len() >= MIN_READ {
+            read_into_block(&pipe, stream, &mut block, &mut grown)
+        } else {
+            // No block with room: ask the pipe how much it holds, so a slow
+            // writer's bytes get a chunk of their own size and no block.
+            let held = rustix::io::ioctl_fionread(&pipe).map_or(0, |n| n as usize);
+            block = BytesMut::new();
+            if held >= MIN_SHARED_CHUNK {
+                block = BytesMut::with_capacity(BLOCK_SIZE);
+                read_into_block(&pipe, stream, &mut block, &mut grown)
+            } else {
+                read_small(&pipe, stream, held, &mut grown)
             }
         };
-        if !send(&actor, stream, chunk(buf, n), permit) {
+        if let Some(chunk) = chunk
+            && !send(&actor, stream, chunk, permit)
+        {
             return;
         }
+        if let Burst::Ended = burst {
+            break;
+        }
     }
+    drop(block);
     if final_drain {
         let mut left = FINAL_DRAIN_MAX;
         while left > 0 {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
             };
-            let mut buf = BytesMut::zeroed(READ_SIZE.min(left));
+            let mut buf = BytesMut::zeroed(DEFAULT_PIPE_SIZE.min(left));
             // Straight to the OS, not through tokio's readiness cache: the
             // reactor may not have seen the pipe turn readable yet on a
             // busy runtime, and the pipe is non-blocking, so an empty pipe
@@ -104,7 +143,15 @@ pub(crate) async fn read_stream(
                 Err(_) => break,
             };
             left -= n;
-            if !send(&actor, stream, chunk(buf, n), permit) {
+            buf.truncate(n);
+            // A nearly full buffer is kept as is; a small read is copied
+            // out so a few bytes never pin a whole buffer.
+            let chunk = if n >= DEFAULT_PIPE_SIZE * 3 / 4 {
+                buf.freeze()
+            } else {
+                Bytes::copy_from_slice(&buf)
+            };
+            if !send(&actor, stream, chunk, permit) {
                 return;
             }
         }
@@ -112,16 +159,86 @@ pub(crate) async fn read_stream(
     let _ = actor.cast(Event::StreamClosed(stream).into());
 }
 
-/// The first `n` bytes of `buf` as a chunk. A nearly full buffer is kept as
-/// is; a small read is copied out so a few bytes never pin a whole 64 KiB
-/// allocation.
-fn chunk(mut buf: BytesMut, n: usize) -> Bytes {
-    buf.truncate(n);
-    if n >= READ_SIZE * 3 / 4 {
-        buf.freeze()
+/// What a burst read into `block`, as a chunk. A burst of at least
+/// [`MIN_SHARED_CHUNK`] is sliced off the block, which keeps its spare room
+/// for the next burst; a shorter one is copied out and the block given
+/// back, so a few bytes never pin a block.
+fn take_chunk(block: &mut BytesMut) -> Bytes {
+    if block.len() >= MIN_SHARED_CHUNK {
+        block.split().freeze()
     } else {
-        Bytes::copy_from_slice(&buf)
+        let chunk = Bytes::copy_from_slice(block);
+        *block = BytesMut::new();
+        chunk
     }
+}
+
+/// A burst into `block`, and what it read as a chunk ([`take_chunk`]).
+/// Nothing read leaves the reader holding no block.
+fn read_into_block(
+    pipe: &pipe::Receiver,
+    stream: OutputStream,
+    block: &mut BytesMut,
+    grown: &mut bool,
+) -> (Burst, Option<Bytes>) {
+    let burst = read_burst(pipe, stream, block, grown, MIN_READ);
+    if block.is_empty() {
+        *block = BytesMut::new();
+        return (burst, None);
+    }
+    (burst, Some(take_chunk(block)))
+}
+
+/// A burst of a pipe that held `held` bytes, under [`MIN_SHARED_CHUNK`],
+/// into a buffer of that size: the chunk owns exactly its bytes.
+fn read_small(
+    pipe: &pipe::Receiver,
+    stream: OutputStream,
+    held: usize,
+    grown: &mut bool,
+) -> (Burst, Option<Bytes>) {
+    // Nothing held: end of file, or bytes that came after the count.
+    let mut buf = BytesMut::with_capacity(if held > 0 { held } else { SMALL_READ });
+    let burst = read_burst(pipe, stream, &mut buf, grown, 1);
+    let chunk = match buf.len() {
+        0 => None,
+        n if n == buf.capacity() => Some(buf.freeze()),
+        _ => Some(Bytes::copy_from_slice(&buf)),
+    };
+    (burst, chunk)
+}
+
+/// Reads into `buf` until the pipe is empty, `buf` has less than
+/// `min_room` spare, or the stream ends. The first read that finds the
+/// pipe full grows the pipe to [`BUSY_PIPE_SIZE`] (once; a refusal, such
+/// as the user's pipe quota, leaves it as it was).
+fn read_burst(
+    pipe: &pipe::Receiver,
+    stream: OutputStream,
+    buf: &mut BytesMut,
+    grown: &mut bool,
+    min_room: usize,
+) -> Burst {
+    // At least one byte of room: a read into none would look like end of
+    // file.
+    while buf.capacity() - buf.len() >= min_room.max(1) {
+        match pipe.try_read_buf(buf) {
+            Ok(0) => return Burst::Ended,
+            Ok(n) => {
+                if n >= DEFAULT_PIPE_SIZE && !*grown {
+                    *grown = true;
+                    let _ = rustix::pipe::fcntl_setpipe_size(pipe, BUSY_PIPE_SIZE);
+                }
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return Burst::Paused,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => {
+                tracing::warn!(stream = stream.as_str(), %err, "reading the pipe failed; capture ends");
+                return Burst::Ended;
+            }
+        }
+    }
+    Burst::Paused
 }
 
 /// Sends one chunk; `false` if the actor is gone.
@@ -149,21 +266,21 @@ mod tests {
     use super::*;
     use crate::messages::ProcessEvent;
 
-    /// Stands in for the process actor: adds up the bytes of one stream
-    /// and reports the total when the stream closes.
+    /// Stands in for the process actor: joins the bytes of one stream and
+    /// reports them when the stream closes.
     struct Collector;
 
     impl Actor for Collector {
         type Msg = ProcessMsg;
-        type State = (usize, Option<oneshot::Sender<usize>>);
-        type Arguments = oneshot::Sender<usize>;
+        type State = (Vec<u8>, Option<oneshot::Sender<Vec<u8>>>);
+        type Arguments = oneshot::Sender<Vec<u8>>;
 
         async fn pre_start(
             &self,
             _: ActorRef<ProcessMsg>,
-            done: oneshot::Sender<usize>,
+            done: oneshot::Sender<Vec<u8>>,
         ) -> Result<Self::State, ActorProcessingErr> {
-            Ok((0, Some(done)))
+            Ok((Vec::new(), Some(done)))
         }
 
         async fn handle(
@@ -174,16 +291,39 @@ mod tests {
         ) -> Result<(), ActorProcessingErr> {
             match message {
                 ProcessMsg::Event(ProcessEvent(Event::Output { chunk, .. })) => {
-                    state.0 += chunk.len()
+                    state.0.extend_from_slice(&chunk)
                 }
                 ProcessMsg::Event(ProcessEvent(Event::StreamClosed(_))) => {
                     if let Some(done) = state.1.take() {
-                        let _ = done.send(state.0);
+                        let _ = done.send(std::mem::take(&mut state.0));
                     }
                 }
                 _ => {}
             }
             Ok(())
+        }
+    }
+
+    /// Runs a reader on `read_end` into a collector until the stream closes
+    /// and returns what it collected.
+    async fn collect(read_end: OwnedFd, drain_now: bool) -> Vec<u8> {
+        let pipe = pipe::Receiver::from_owned_fd(read_end).expect("registering the pipe");
+        let (done, collected) = oneshot::channel();
+        let (actor, handle) = Actor::spawn(None, Collector, done)
+            .await
+            .expect("collector");
+        let (_drain_now, drain_rx) = watch::channel(drain_now);
+        read_stream(pipe, OutputStream::Stdout, actor.clone(), drain_rx).await;
+        let collected = collected.await.expect("the stream closed");
+        actor.stop(None);
+        let _ = handle.await;
+        collected
+    }
+
+    fn write_all(fd: &OwnedFd, mut data: &[u8]) {
+        while !data.is_empty() {
+            let n = rustix::io::write(fd, data).expect("writing the pipe");
+            data = &data[n..];
         }
     }
 
@@ -193,22 +333,8 @@ mod tests {
     async fn drain_of(written: usize) -> usize {
         let (read_end, write_end): (OwnedFd, OwnedFd) = rustix::pipe::pipe().expect("a pipe");
         rustix::pipe::fcntl_setpipe_size(&write_end, 1 << 20).expect("a 1 MiB pipe");
-        let data = vec![b'x'; written];
-        let mut left = &data[..];
-        while !left.is_empty() {
-            let n = rustix::io::write(&write_end, left).expect("writing the pipe");
-            left = &left[n..];
-        }
-        let pipe = pipe::Receiver::from_owned_fd(read_end).expect("registering the pipe");
-        let (done, total) = oneshot::channel();
-        let (actor, handle) = Actor::spawn(None, Collector, done)
-            .await
-            .expect("collector");
-        let (_drain_now, drain_rx) = watch::channel(true);
-        read_stream(pipe, OutputStream::Stdout, actor.clone(), drain_rx).await;
-        let total = total.await.expect("the stream closed");
-        actor.stop(None);
-        let _ = handle.await;
+        write_all(&write_end, &vec![b'x'; written]);
+        let total = collect(read_end, true).await.len();
         drop(write_end);
         total
     }
@@ -218,5 +344,77 @@ mod tests {
         assert_eq!(drain_of(60_000).await, 60_000);
         assert_eq!(drain_of((1 << 20) - 1).await, (1 << 20) - 1);
         assert_eq!(drain_of(0).await, 0);
+    }
+
+    #[test]
+    fn a_short_burst_is_copied_out_and_gives_the_block_back() {
+        let mut block = BytesMut::with_capacity(BLOCK_SIZE);
+        block.extend_from_slice(b"hello");
+        let chunk = take_chunk(&mut block);
+        assert_eq!(&chunk[..], b"hello");
+        assert_eq!(block.capacity(), 0, "the block is given back");
+    }
+
+    #[test]
+    fn a_long_burst_is_sliced_off_and_the_block_keeps_its_room() {
+        let mut block = BytesMut::with_capacity(BLOCK_SIZE);
+        block.extend_from_slice(&[7; MIN_SHARED_CHUNK]);
+        let start = block.as_ptr();
+        let chunk = take_chunk(&mut block);
+        assert_eq!(chunk.len(), MIN_SHARED_CHUNK);
+        assert_eq!(chunk.as_ptr(), start, "sliced, not copied");
+        assert!(block.is_empty());
+        assert_eq!(block.capacity(), BLOCK_SIZE - MIN_SHARED_CHUNK);
+    }
+
+    #[tokio::test]
+    async fn a_burst_that_reads_nothing_leaves_no_block_held() {
+        let (read_end, write_end): (OwnedFd, OwnedFd) = rustix::pipe::pipe().expect("a pipe");
+        let pipe = pipe::Receiver::from_owned_fd(read_end).expect("registering the pipe");
+        let mut block = BytesMut::with_capacity(BLOCK_SIZE);
+        let mut grown = false;
+        let (burst, chunk) = read_into_block(&pipe, OutputStream::Stdout, &mut block, &mut grown);
+        assert!(matches!(burst, Burst::Paused));
+        assert!(chunk.is_none());
+        assert_eq!(block.capacity(), 0);
+        write_all(&write_end, b"abc");
+        pipe.readable().await.expect("the pipe turns readable");
+        let (burst, chunk) = read_small(&pipe, OutputStream::Stdout, 3, &mut grown);
+        assert!(matches!(burst, Burst::Paused));
+        assert_eq!(chunk.as_deref(), Some(&b"abc"[..]));
+        assert!(!grown);
+    }
+
+    /// A pipe found full, then a writer in writes of every size from one
+    /// byte to twice a block: every byte arrives once and in order however
+    /// the bursts split it, and the pipe has grown.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fast_writer_arrives_whole_and_in_order_and_grows_the_pipe() {
+        let (read_end, write_end): (OwnedFd, OwnedFd) = rustix::pipe::pipe().expect("a pipe");
+        let data: Vec<u8> = (0..24 * 1024 * 1024_usize)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let expected = data.clone();
+        // The pipe is full before the reader starts, so its first read
+        // finds it full whatever the scheduling.
+        write_all(&write_end, &data[..DEFAULT_PIPE_SIZE]);
+        let writer = std::thread::spawn(move || {
+            let mut at = DEFAULT_PIPE_SIZE;
+            let mut size = 1;
+            while at < data.len() {
+                let end = (at + size).min(data.len());
+                write_all(&write_end, &data[at..end]);
+                at = end;
+                size = size * 3 % (2 * BLOCK_SIZE) + 1;
+            }
+            rustix::pipe::fcntl_getpipe_size(&write_end).expect("the pipe's size")
+        });
+        let collected = collect(read_end, false).await;
+        let pipe_size = writer.join().expect("the writer");
+        assert!(
+            collected == expected,
+            "the bytes differ from what was written"
+        );
+        assert_eq!(pipe_size, BUSY_PIPE_SIZE);
     }
 }

@@ -577,12 +577,12 @@ impl RegistryState {
             },
         );
         let registry = myself.clone();
-        let worker = self.worker;
-        tokio::spawn(async move {
-            // If the registry is gone, its books went with it: the send
-            // fails and drops the child, whose drop kills and reaps it; the
-            // caller's port went with the books (`Error::NoReply`).
-            if outcome_tx.send(worker.spawn(request).await).is_ok() {
+        // The spawner thread sends the outcome into the registry's books,
+        // then tells the registry. If the registry is gone, its books went
+        // with it: the send fails and drops the child, whose drop kills and
+        // reaps it; the caller's port went with the books.
+        self.worker.spawn_then(request, move |result| {
+            if outcome_tx.send(result).is_ok() {
                 let _ = registry.cast(RegistryMsg::Report(ProcessReport(Report::Forked(seq))));
             }
         });

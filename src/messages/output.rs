@@ -12,8 +12,9 @@ use super::{HandleId, Snapshot};
 pub const DEFAULT_OUTPUT_CAP: usize = 16 * 1024 * 1024;
 
 /// Chunks one subscriber may hold (delivered but not yet dropped) before
-/// further chunks are counted as missed instead of sent: with 64 KiB reads,
-/// at most 1 MiB per subscriber. Remote subscriptions keep the same window.
+/// further chunks are counted as missed instead of sent: with chunks of at
+/// most 256 KiB (one reader's block), at most 4 MiB per subscriber. Remote
+/// subscriptions keep the same window.
 pub(crate) const SUBSCRIBER_WINDOW: usize = 16;
 
 /// One of a child's output streams.

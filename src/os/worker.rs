@@ -45,7 +45,7 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::process::{
     Pid, WaitId, WaitIdOptions, WaitOptions, getpgrp, getpid, set_child_subreaper, waitid, waitpid,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 
 use super::child::{self, ChildNotice, DroppedChild, RawSpawned};
 use super::escapees::{self, TOKEN_VAR};
@@ -80,11 +80,36 @@ pub(crate) struct Cleanup {
     pub(crate) token: Option<String>,
 }
 
+/// What a spawn ends with: the request back and the forked child, or why
+/// not.
+pub(crate) type Forked = Result<(Box<SpawnRequest>, RawSpawned), Error>;
+
+/// Where a spawn's outcome goes, called on the spawner thread that forked
+/// it (no task hop in between). Called exactly once: a job dropped unrun
+/// (its spawner gone) reports that the worker is gone.
+struct OnForked(Option<Box<dyn FnOnce(Forked) + Send>>);
+
+impl OnForked {
+    fn call(mut self, forked: Forked) {
+        if let Some(done) = self.0.take() {
+            done(forked);
+        }
+    }
+}
+
+impl Drop for OnForked {
+    fn drop(&mut self) {
+        if let Some(done) = self.0.take() {
+            done(Err(gone()));
+        }
+    }
+}
+
 /// A spawn for a spawner thread.
 struct SpawnJob {
     request: Box<SpawnRequest>,
     _permit: OwnedSemaphorePermit,
-    reply: oneshot::Sender<Result<(Box<SpawnRequest>, RawSpawned), Error>>,
+    done: OnForked,
 }
 
 /// Forks begun and forks whose leader's pid was sent to the worker (or
@@ -187,7 +212,8 @@ fn fork_all(queue: mpsc::Receiver<SpawnJob>, leaders: mpsc::Sender<Job>) {
             let _ = leaders.send(Job::Leader(spawned.child.pid() as i32));
         }
         FORKS_FINISHED.fetch_add(1, Ordering::SeqCst);
-        let _ = job.reply.send(result.map(|spawned| (job.request, spawned)));
+        let SpawnJob { request, done, .. } = job;
+        done.call(result.map(|spawned| (request, spawned)));
     }
 }
 
@@ -199,31 +225,44 @@ fn gone() -> Error {
 }
 
 impl Worker {
-    /// Forks `request` on a spawner thread. Waits for a place in the queue
-    /// first. Cancel safe: a child forked for a dropped call is
+    /// Forks `request` on a spawner thread and calls `done` with the
+    /// outcome on that thread. Takes a place in the queue at once when one
+    /// is free; otherwise a task of the current runtime waits for one (so
+    /// this must run inside a runtime). If `done` drops the child it is
     /// killed and reaped.
-    pub(crate) async fn spawn(
-        &self,
+    pub(crate) fn spawn_then(
+        &'static self,
         request: SpawnRequest,
-    ) -> Result<(Box<SpawnRequest>, RawSpawned), Error> {
-        let permit = self
-            .spawn_places
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| gone())?;
-        let (reply, answer) = oneshot::channel();
+        done: impl FnOnce(Forked) + Send + 'static,
+    ) {
+        let done = OnForked(Some(Box::new(done)));
+        match self.spawn_places.clone().try_acquire_owned() {
+            Ok(permit) => self.queue(request, permit, done),
+            Err(TryAcquireError::Closed) => done.call(Err(gone())),
+            Err(TryAcquireError::NoPermits) => {
+                let places = self.spawn_places.clone();
+                tokio::spawn(async move {
+                    match places.acquire_owned().await {
+                        Ok(permit) => self.queue(request, permit, done),
+                        Err(_) => done.call(Err(gone())),
+                    }
+                });
+            }
+        }
+    }
+
+    fn queue(&self, request: SpawnRequest, permit: OwnedSemaphorePermit, done: OnForked) {
         let n = self.next_spawner.fetch_add(1, Ordering::Relaxed) % self.spawners.len().max(1);
-        self.spawners
-            .get(n)
-            .ok_or_else(gone)?
-            .send(SpawnJob {
-                request: Box::new(request),
-                _permit: permit,
-                reply,
-            })
-            .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        let job = SpawnJob {
+            request: Box::new(request),
+            _permit: permit,
+            done,
+        };
+        // A job that cannot be sent is dropped, and its `OnForked` reports
+        // the worker gone.
+        if let Some(spawner) = self.spawners.get(n) {
+            let _ = spawner.send(job);
+        }
     }
 
     /// Runs `cleanup` in the worker's next pass over `/proc`, and resolves
