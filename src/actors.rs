@@ -7,10 +7,10 @@ mod capture;
 mod handle_table;
 mod lifecycle;
 mod output_reader;
-mod process;
+mod process_actor;
 mod receipts;
-mod registry;
+mod registry_actor;
 mod stdin_writer;
 mod subscribers;
 
-pub use registry::{RegistryActor, RegistryState};
+pub use registry_actor::{RegistryActor, RegistryState};

@@ -21,8 +21,8 @@ mod cap_policy;
 pub(crate) mod handle_id;
 mod limits;
 mod output;
-mod process;
-mod registry;
+mod process_msg;
+mod registry_msg;
 mod signal;
 mod snapshot;
 mod spawn;
@@ -36,10 +36,10 @@ pub use output::{
     SubscribeRequest, Subscribed, Subscriber,
 };
 pub(crate) use output::{Kept, SUBSCRIBER_WINDOW};
-pub(crate) use process::Event;
-pub(crate) use process::{ProcessEvent, ProcessMsg};
-pub(crate) use registry::Report;
-pub use registry::{ProcessReport, RegistryMsg};
+pub(crate) use process_msg::Event;
+pub(crate) use process_msg::{ProcessEvent, ProcessMsg};
+pub(crate) use registry_msg::Report;
+pub use registry_msg::{ProcessReport, RegistryMsg};
 pub use signal::{Signal, UnknownSignal};
 pub use snapshot::{
     HandleCounts, HandleSummary, ListFilter, Snapshot, Status, StreamOutput, WaitOutcome,

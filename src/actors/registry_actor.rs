@@ -18,7 +18,7 @@ use ractor::{
 };
 
 use super::handle_table::{EntryState, HandleTable, Owner, RunningActor, running_summary};
-use super::process::{ProcessActor, ProcessArgs};
+use super::process_actor::{ProcessActor, ProcessArgs};
 use super::receipts::{Receipt, ReceiptState, Receipts};
 use super::subscribers::exit_only;
 use crate::config::RegistryConfig;
