@@ -1,8 +1,8 @@
 //! [`RegistryConfig`]: the limits and grace periods of one registry.
 
-use std::time::Duration;
-
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::error::Error;
@@ -71,6 +71,15 @@ pub struct RegistryConfig {
     /// `sh` per registry and nothing per spawn. Default off; on in
     /// `procward serve` and `procward node`.
     pub guard: bool,
+    /// Whether each process tree gets a cgroup v2 of its own (see
+    /// [`CgroupMode`]). Default [`CgroupMode::Auto`]: a cgroup when this
+    /// process can make one, a process group otherwise.
+    pub cgroup: CgroupMode,
+    /// The cgroup under which the registry makes its own
+    /// (`procward-<pid>-<n>`), one child cgroup per spawn. It must lie on a
+    /// cgroup2 mount and be writable. Default `None`: this process's own
+    /// cgroup, which must then be delegated to it (or it runs as root).
+    pub cgroup_root: Option<PathBuf>,
     /// How many receipts of evicted handles the registry keeps. A receipt
     /// answers poll, wait and kill for an evicted handle (status, times,
     /// exit code, byte totals; no output). Past the cap the oldest receipt
@@ -89,6 +98,26 @@ pub struct RegistryConfig {
     pub profiles: BTreeMap<String, PolicyChain>,
 }
 
+/// Whether a registry contains each process tree in a cgroup v2 of its own
+/// or in a process group (see `docs/security.md` for what each holds).
+///
+/// A registry with cgroups makes `procward-<pid>-<n>` under
+/// [`RegistryConfig::cgroup_root`] (or its own cgroup) when it starts,
+/// one cgroup in it per spawn, and removes them all when it stops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CgroupMode {
+    /// A cgroup per tree when a writable cgroup v2 hierarchy with
+    /// `cgroup.kill` (Linux 5.14) is found; otherwise process groups, with
+    /// a warning in the log and `process_group` in every snapshot.
+    #[default]
+    Auto,
+    /// A cgroup per tree, or the registry does not start.
+    Required,
+    /// Process groups only, as before cgroups.
+    Off,
+}
+
 /// The default capture cap per stream: 16 MiB.
 pub const DEFAULT_OUTPUT_CAP: usize = 16 * 1024 * 1024;
 
@@ -102,6 +131,8 @@ impl Default for RegistryConfig {
             reap_orphans: false,
             kill_escapees: false,
             guard: false,
+            cgroup: CgroupMode::Auto,
+            cgroup_root: None,
             max_receipts: 1024,
             clock: Clock::system(),
             policy: PolicyChain::new(),
@@ -168,6 +199,18 @@ impl RegistryConfig {
     /// Sets [`guard`](Self::guard).
     pub fn guard(mut self, on: bool) -> Self {
         self.guard = on;
+        self
+    }
+
+    /// Sets [`cgroup`](Self::cgroup).
+    pub fn cgroup(mut self, mode: CgroupMode) -> Self {
+        self.cgroup = mode;
+        self
+    }
+
+    /// Sets [`cgroup_root`](Self::cgroup_root).
+    pub fn cgroup_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.cgroup_root = Some(root.into());
         self
     }
 

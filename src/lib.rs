@@ -69,12 +69,13 @@ mod registry;
 
 pub use actors::{RegistryActor, RegistryState};
 pub use clock::Clock;
-pub use config::{DEFAULT_OUTPUT_CAP, RegistryConfig};
+pub use config::{CgroupMode, DEFAULT_OUTPUT_CAP, RegistryConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use messages::{
-    Command, HandleId, HandleSummary, KillRequest, Limits, ListFilter, OutputEvent, OutputStream,
-    ProcessMsg, ReadChunk, ReadRequest, RegistryMsg, ResourceUsage, Snapshot, SnapshotWatch,
-    SpawnRequest, Status, Stdin, StreamOutput, Subscribed, Subscriber, WaitOutcome,
+    Command, Containment, CpuMax, HandleId, HandleSummary, KillRequest, Limits, ListFilter,
+    OutputEvent, OutputStream, ProcessMsg, ReadChunk, ReadRequest, RegistryMsg, ResourceUsage,
+    Snapshot, SnapshotWatch, SpawnRequest, Status, Stdin, StreamOutput, Subscribed, Subscriber,
+    WaitOutcome,
 };
 pub use registry::{Registry, Subscription};
 

@@ -15,7 +15,7 @@ use procward::json::{
     DEFAULT_MAX_OUTPUT_CAP, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_UNSENT_BYTES,
     DEFAULT_SHUTDOWN_GRACE, Dispatcher, OwnerBinding, ServeOptions, SocketOptions,
 };
-use procward::{Registry, RegistryConfig};
+use procward::{CgroupMode, Registry, RegistryConfig};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
@@ -162,6 +162,19 @@ struct ServeArgs {
     #[arg(long)]
     no_guard: bool,
 
+    /// The cgroup v2 directory under which the server makes its own cgroup,
+    /// one per spawned tree (see docs/security.md). Without it the server
+    /// uses its own cgroup when it can write there, and process groups
+    /// otherwise (logged at start, and `containment` in every snapshot).
+    /// When given, a server that cannot make its cgroup there does not
+    /// start.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_cgroup")]
+    cgroup_root: Option<PathBuf>,
+
+    /// Contain trees in process groups only, never in cgroups.
+    #[arg(long)]
+    no_cgroup: bool,
+
     /// A JSON file with the spawn policy every request passes and the
     /// named profiles a spawn may ask for with `sandbox_profile` (see
     /// docs/security.md). Without it every spawn is allowed and every
@@ -293,6 +306,11 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send +
         .reap_orphans(!args.no_reap_orphans)
         .kill_escapees(!args.no_kill_escapees)
         .guard(!args.no_guard);
+    let config = match (&args.cgroup_root, args.no_cgroup) {
+        (Some(root), _) => config.cgroup(CgroupMode::Required).cgroup_root(root),
+        (None, true) => config.cgroup(CgroupMode::Off),
+        (None, false) => config,
+    };
     let config = match &args.config {
         Some(path) => json::ServeConfig::load(path)?.apply(config),
         None => config,

@@ -16,7 +16,8 @@ mod spawn;
 mod watch;
 
 pub use handle_id::HandleId;
-pub use limits::{Limits, ResourceUsage};
+pub(crate) use limits::CgroupLimits;
+pub use limits::{CpuMax, Limits, ResourceUsage};
 pub(crate) use output::Kept;
 pub use output::{
     Credit, OutputEvent, OutputStream, ReadChunk, ReadRequest, Stdin, Subscribed, Subscriber,
@@ -25,6 +26,8 @@ pub(crate) use process::Event;
 pub use process::{ProcessEvent, ProcessMsg};
 pub(crate) use registry::{Forked, Report};
 pub use registry::{ProcessReport, RegistryMsg};
-pub use snapshot::{HandleSummary, ListFilter, Snapshot, Status, StreamOutput, WaitOutcome};
+pub use snapshot::{
+    Containment, HandleSummary, ListFilter, Snapshot, Status, StreamOutput, WaitOutcome,
+};
 pub use spawn::{Command, KillRequest, SHELL, SIGKILL, SIGTERM, SpawnRequest};
 pub use watch::{PUBLISH_INTERVAL, SnapshotWatch};

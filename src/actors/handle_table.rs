@@ -305,6 +305,7 @@ mod tests {
             owner: owner.map(Into::into),
             evicted: false,
             paused: false,
+            containment: crate::messages::Containment::ProcessGroup,
             usage: None,
         }
     }

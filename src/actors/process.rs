@@ -42,6 +42,7 @@ use crate::messages::{
     ProcessReport, ReadChunk, ReadRequest, RegistryMsg, Report, SIGKILL, Snapshot, SnapshotWatch,
     Status, Stdin, Subscribed, Subscriber, WaitOutcome,
 };
+use crate::os::cgroup::TreeUsage;
 use crate::os::child::{ChildProcess, ExitInfo, Spawned};
 use crate::os::worker::{Cleanup, worker};
 
@@ -113,6 +114,8 @@ pub(crate) struct ProcessState {
     sent_catchable: bool,
     /// Waiting for the group sweep before reaping the child.
     sweeping: bool,
+    /// What the tree's cgroup counted, read when it emptied.
+    tree_usage: Option<TreeUsage>,
     reap_orphans: bool,
     /// In escapee-hunting mode, the token in the tree's environment.
     escapee_token: Option<String>,
@@ -209,6 +212,7 @@ impl Actor for ProcessActor {
             publish_pending: false,
             sent_catchable: false,
             sweeping: false,
+            tree_usage: None,
             reap_orphans: args.reap_orphans,
             escapee_token: args.escapee_token,
             drain_grace: args.drain_grace,
@@ -317,6 +321,7 @@ impl ProcessState {
             owner: self.owner.clone(),
             evicted: false,
             paused: self.paused,
+            containment: self.child.containment(),
             usage: None,
         };
         if self.evicted {
@@ -342,13 +347,13 @@ impl ProcessState {
         }
     }
 
-    /// Stops (`SIGSTOP`) or continues (`SIGCONT`) the whole group. The
-    /// status stays `running`; snapshots say `paused`. A no-op on a
-    /// terminal handle, or once the child has exited.
+    /// Freezes or thaws the tree's cgroup (cgroup containment: escapees
+    /// included), or stops (`SIGSTOP`) or continues (`SIGCONT`) the whole
+    /// group. The status stays `running`; snapshots say `paused`. A no-op
+    /// on a terminal handle, or once the child has exited.
     fn pause(&mut self, pause: bool) -> Snapshot {
         if self.terminal.is_none() && !self.leader_exited && self.paused != pause {
-            self.signal(if pause { Signal::STOP } else { Signal::CONT });
-            self.paused = pause;
+            self.stop_tree(pause);
             tracing::debug!(handle = %self.id, paused = pause, "process tree paused or resumed");
             self.publish();
         }
@@ -528,8 +533,7 @@ impl ProcessState {
             self.sent_catchable = true;
             if self.paused {
                 // A stopped process cannot act on a catchable signal.
-                self.signal(Signal::CONT);
-                self.paused = false;
+                self.stop_tree(false);
             }
         }
         if request.signal != SIGKILL && !self.escalation_armed {
@@ -599,7 +603,10 @@ impl ProcessState {
                     self.signal(Signal::KILL);
                 }
             }
-            Event::SweepDone => self.reap_and_end(),
+            Event::SweepDone(usage) => {
+                self.tree_usage = usage;
+                self.reap_and_end()
+            }
             Event::WaitExpired(id) => {
                 if let Some(pos) = self.waiters.iter().position(|w| w.id == id) {
                     let waiter = self.waiters.swap_remove(pos);
@@ -651,6 +658,19 @@ impl ProcessState {
         }
     }
 
+    /// Freezes or thaws the tree (its cgroup, or its group by signals).
+    fn stop_tree(&mut self, stop: bool) {
+        match self.child.freeze(stop) {
+            Ok(true) => {}
+            Ok(false) => self.signal(if stop { Signal::STOP } else { Signal::CONT }),
+            Err(err) => {
+                tracing::warn!(handle = %self.id, stop, %err, "freezing the cgroup failed");
+                return;
+            }
+        }
+        self.paused = stop;
+    }
+
     fn signal(&self, signal: Signal) {
         if let Err(err) = self.child.signal_group(signal) {
             tracing::warn!(handle = %self.id, ?signal, %err, "signalling the process group failed");
@@ -677,10 +697,11 @@ impl ProcessState {
             self.sweeping = true;
             let actor = myself.clone();
             self.tasks.push(tokio::spawn(async move {
-                if let Ok(worker) = worker() {
-                    worker.cleanup(cleanup).await;
-                }
-                let _ = actor.cast(Event::SweepDone.into());
+                let usage = match worker() {
+                    Ok(worker) => worker.cleanup(cleanup).await,
+                    Err(_) => None,
+                };
+                let _ = actor.cast(Event::SweepDone(usage).into());
             }));
             return;
         }
@@ -688,13 +709,16 @@ impl ProcessState {
     }
 
     /// What the OS worker must do before the child is reaped, if anything:
-    /// sweep the group's orphans (orphan-reaping mode) and kill the
-    /// escapees (escapee mode).
+    /// empty and remove the tree's cgroup (cgroup containment, which needs
+    /// nothing else), or sweep the group's orphans (orphan-reaping mode)
+    /// and kill the escapees (escapee mode).
     fn cleanup(&self) -> Option<Cleanup> {
-        (self.reap_orphans || self.escapee_token.is_some()).then(|| Cleanup {
+        let cgroup = self.child.cgroup_path().map(ToOwned::to_owned);
+        (cgroup.is_some() || self.reap_orphans || self.escapee_token.is_some()).then(|| Cleanup {
             leader: self.child.pid(),
-            sweep_group: self.reap_orphans,
+            sweep_group: self.reap_orphans && cgroup.is_none(),
             token: self.escapee_token.clone(),
+            cgroup,
         })
     }
 
@@ -736,7 +760,7 @@ impl ProcessState {
             if let Some(cleanup) = self.cleanup()
                 && let Ok(worker) = worker()
             {
-                worker.cleanup(cleanup).await;
+                self.tree_usage = worker.cleanup(cleanup).await;
             }
             exit = self.child.reap().ok().flatten();
         }
@@ -768,7 +792,16 @@ impl ProcessState {
         snapshot.ended_at = Some(self.clock.now());
         snapshot.exit_code = exit.and_then(|e| e.code);
         snapshot.signal = exit.and_then(|e| e.signal);
-        snapshot.usage = reaped.map(|(_, usage)| usage);
+        snapshot.usage = reaped.map(|(_, usage)| match self.tree_usage {
+            // The cgroup counted every member of the tree.
+            Some(tree) => ResourceUsage {
+                user_time: tree.user,
+                system_time: tree.system,
+                max_rss_kib: tree.memory_peak.map(|bytes| bytes / 1024),
+                peak_processes: tree.pids_peak,
+            },
+            None => usage,
+        });
         snapshot.paused = false;
         self.paused = false;
         tracing::info!(

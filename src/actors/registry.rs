@@ -21,12 +21,14 @@ use super::handle_table::{EntryState, HandleTable, Owner, RunningActor, running_
 use super::process::{ProcessActor, ProcessArgs};
 use super::receipts::{Receipt, ReceiptState, Receipts};
 use super::subscribers::exit_only;
-use crate::config::RegistryConfig;
+use crate::config::{CgroupMode, RegistryConfig};
 use crate::error::{Error, Result};
 use crate::messages::{
-    Forked, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ProcessReport,
-    RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status, StreamOutput, WaitOutcome,
+    Containment, Forked, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg,
+    ProcessReport, RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status,
+    StreamOutput, WaitOutcome,
 };
+use crate::os::cgroup::{self, Placement, RegistryCgroup};
 use crate::os::child::RawSpawned;
 use crate::os::escapees;
 use crate::os::guard::Guard;
@@ -36,6 +38,9 @@ use crate::policy::{Denied, DenyRule, PolicyContext, SpawnPolicy};
 /// How long stopping the registry waits for its process actors to kill and
 /// reap their children.
 const STOP_CHILDREN_WAIT: Duration = Duration::from_secs(10);
+/// How long stopping the registry waits for what is left in its cgroup to
+/// die after `cgroup.kill`, before it leaves the cgroup behind (logged).
+const STOP_CGROUP_WAIT: Duration = Duration::from_secs(5);
 
 /// The registry actor. Start it with [`Registry::start`](crate::Registry::start),
 /// or with ractor's `Actor::spawn_linked` under a supervisor of your own,
@@ -78,6 +83,9 @@ pub struct RegistryState {
     closed: HashSet<Arc<str>>,
     /// Turns SIGCHLD into orphan reaping (orphan-reaping mode).
     child_signals: Option<tokio::task::JoinHandle<()>>,
+    /// The registry's own cgroup, parent of one cgroup per spawn, under
+    /// cgroup containment.
+    cgroup: Option<RegistryCgroup>,
 }
 
 /// A spawn accepted and still starting.
@@ -128,12 +136,14 @@ impl Actor for RegistryActor {
         } else {
             None
         };
+        let cgroup = make_cgroup(worker, &config).await?;
         let token_prefix = escapees::new_token_prefix();
         let guard = if config.guard {
-            let guard = Guard::start(&token_prefix).map_err(|source| Error::Os {
-                operation: "starting the registry's guard process",
-                source,
-            })?;
+            let guard = Guard::start(&token_prefix, cgroup.as_ref().map(RegistryCgroup::path))
+                .map_err(|source| Error::Os {
+                    operation: "starting the registry's guard process",
+                    source,
+                })?;
             worker.keep(guard.pid());
             Some(guard)
         } else {
@@ -152,6 +162,7 @@ impl Actor for RegistryActor {
             next_spawn: 0,
             closed: HashSet::new(),
             child_signals,
+            cgroup,
         })
     }
 
@@ -291,7 +302,67 @@ impl Actor for RegistryActor {
         if let Some(guard) = state.guard.take() {
             guard.dismiss().await;
         }
+        // Whatever is left in the cgroup (a tree whose actor could not end
+        // it in time) is killed now, and the cgroups are removed.
+        if let Some(cgroup) = state.cgroup.take() {
+            let path = cgroup.path().to_owned();
+            match state
+                .worker
+                .run(move || cgroup.remove(STOP_CGROUP_WAIT))
+                .await
+            {
+                Ok(Ok(())) => tracing::debug!(cgroup = %path.display(), "registry cgroup removed"),
+                Ok(Err(err)) => {
+                    tracing::error!(cgroup = %path.display(), %err, "cannot remove the registry's cgroup")
+                }
+                Err(err) => tracing::error!(%err, "cannot remove the registry's cgroup"),
+            }
+        }
         Ok(())
+    }
+}
+
+/// Makes the registry's cgroup as `config` asks, on the OS worker's
+/// thread. `None` means process-group containment (said in the log).
+async fn make_cgroup(
+    worker: &'static Worker,
+    config: &RegistryConfig,
+) -> Result<Option<RegistryCgroup>> {
+    if config.cgroup == CgroupMode::Off {
+        tracing::info!("containment: process groups (cgroups turned off)");
+        return Ok(None);
+    }
+    let root = config.cgroup_root.clone();
+    let made = worker
+        .run(move || {
+            let base = cgroup::locate(root.as_deref())?;
+            RegistryCgroup::create(&base).map_err(|err| {
+                std::io::Error::new(err.kind(), format!("in {}: {err}", base.display()))
+            })
+        })
+        .await?;
+    match made {
+        Ok(cgroup) => {
+            tracing::info!(
+                cgroup = %cgroup.path().display(),
+                controllers = ?cgroup.controllers(),
+                "containment: one cgroup per process tree"
+            );
+            Ok(Some(cgroup))
+        }
+        Err(source) if config.cgroup == CgroupMode::Required => Err(Error::Containment {
+            operation: "making the registry's cgroup",
+            path: config.cgroup_root.clone().unwrap_or_default(),
+            source,
+        }),
+        Err(err) => {
+            tracing::warn!(
+                %err,
+                "containment: process groups; no writable cgroup v2 hierarchy, so a descendant \
+                 that calls setsid or setpgid leaves its tree"
+            );
+            Ok(None)
+        }
     }
 }
 
@@ -432,17 +503,28 @@ impl RegistryState {
 
     fn on_actor_gone(&mut self, actor: ActorId, reason: &str) {
         let failure = format!("the process actor ended unexpectedly: {reason}");
+        let containment = self.containment();
         if let Some(id) = self.table.running_handle(&actor) {
             tracing::error!(handle = %id, %reason, "process actor ended without finishing; its tree was killed");
             if let Some(entry) = self.table.get(&id) {
-                let snapshot = failed_snapshot(&entry.summary, failure, self.config.clock.now());
+                let snapshot = failed_snapshot(
+                    &entry.summary,
+                    failure,
+                    self.config.clock.now(),
+                    containment,
+                );
                 self.table.finish(snapshot, false);
             }
         } else if let Some(id) = self.receipts.find_pending(|a| a.get_id() == actor) {
             tracing::error!(handle = %id, %reason, "evicted process actor ended without finishing");
             if let Some(receipt) = self.receipts.get_mut(&id) {
-                let snapshot = failed_snapshot(&receipt.summary, failure, self.config.clock.now())
-                    .into_receipt();
+                let snapshot = failed_snapshot(
+                    &receipt.summary,
+                    failure,
+                    self.config.clock.now(),
+                    containment,
+                )
+                .into_receipt();
                 receipt.summary.status = snapshot.status;
                 receipt.state = ReceiptState::Done(Box::new(snapshot));
             }
@@ -461,8 +543,14 @@ impl RegistryState {
         if let Err(err) = self.prepare(&mut request) {
             return send(reply, Err(err));
         }
-        // The token marks the tree for escapee hunting and for the guard.
-        let token = (self.config.kill_escapees || self.config.guard).then(|| {
+        let placement = match self.placement(&request) {
+            Ok(placement) => placement,
+            Err(err) => return send(reply, Err(err)),
+        };
+        // The token marks the tree for escapee hunting and for the guard,
+        // which a cgroup does better where there is one.
+        let tokens = self.cgroup.is_none() && (self.config.kill_escapees || self.config.guard);
+        let token = tokens.then(|| {
             let token = format!("{}{}", self.token_prefix, self.next_token);
             self.next_token += 1;
             request
@@ -485,7 +573,7 @@ impl RegistryState {
         let registry = myself.clone();
         let worker = self.worker;
         tokio::spawn(async move {
-            let result = worker.spawn(request).await;
+            let result = worker.spawn(request, placement).await;
             // If the registry is gone, the message is dropped with the
             // child in it, whose drop kills and reaps it; the caller's
             // port is dropped too (`Error::NoReply`).
@@ -498,6 +586,48 @@ impl RegistryState {
                 }),
             ))));
         });
+    }
+
+    /// Where the spawn's tree goes: a cgroup of its own under the
+    /// registry's, with its limits, when the registry has a cgroup. A limit
+    /// whose controller is not enabled there (or any limit, without a
+    /// cgroup) is refused with the rule [`DenyRule::Limit`].
+    fn placement(&self, request: &SpawnRequest) -> Result<Option<Placement>> {
+        let limits = request.limits.cgroup();
+        let Some(cgroup) = &self.cgroup else {
+            if limits.is_empty() {
+                return Ok(None);
+            }
+            return Err(Error::PolicyDenied {
+                rule: DenyRule::Limit,
+                reason: "memory_max, pids_max and cpu_max need cgroup containment, \
+                         which this registry does not have"
+                    .to_owned(),
+            });
+        };
+        if let Some((limit, controller)) = cgroup.controllers().missing_for(&limits) {
+            return Err(Error::PolicyDenied {
+                rule: DenyRule::Limit,
+                reason: format!(
+                    "limits.{limit} needs the cgroup {controller} controller, which is not \
+                     enabled in {}",
+                    cgroup.path().display()
+                ),
+            });
+        }
+        Ok(Some(Placement {
+            parent: cgroup.path().to_owned(),
+            name: format!("t{}", self.next_spawn),
+            limits,
+        }))
+    }
+
+    /// How this registry contains its trees.
+    fn containment(&self) -> Containment {
+        match self.cgroup {
+            Some(_) => Containment::Cgroup,
+            None => Containment::ProcessGroup,
+        }
     }
 
     /// Takes a spawn off the books of spawns starting.
@@ -604,6 +734,7 @@ impl RegistryState {
             owner,
             evicted: false,
             paused: false,
+            containment: self.containment(),
             usage: None,
         };
         self.table.insert_running(running_summary(&snapshot), actor);
@@ -813,6 +944,7 @@ fn failed_snapshot(
     summary: &HandleSummary,
     failure: String,
     ended_at: time::OffsetDateTime,
+    containment: Containment,
 ) -> Snapshot {
     Snapshot {
         handle_id: summary.handle_id,
@@ -829,6 +961,7 @@ fn failed_snapshot(
         owner: summary.owner.clone(),
         evicted: summary.evicted,
         paused: false,
+        containment,
         usage: None,
     }
 }

@@ -96,6 +96,13 @@ pub struct NodeOptions {
     /// past this closes that address's oldest pending one.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pending_per_address: u32,
+
+    /// The cgroup v2 directory under which the node makes its own cgroup,
+    /// one per spawned tree. Without it the node uses its own cgroup when
+    /// it can write there, and process groups otherwise (logged at start).
+    /// When given, a node that cannot make its cgroup there does not start.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup_root: Option<PathBuf>,
 }
 
 impl NodeOptions {
@@ -193,6 +200,11 @@ pub async fn run_node(
     // The guard kills the node's trees if the node dies without this
     // function's cleanup (SIGKILL): the children never outlive the node.
     let mut config = RegistryConfig::default().reap_orphans(true).guard(true);
+    if let Some(root) = &options.cgroup_root {
+        config = config
+            .cgroup(crate::config::CgroupMode::Required)
+            .cgroup_root(root);
+    }
     if let Some(path) = &options.config {
         let file = ServeConfig::load(path)
             .map_err(|why| RemoteError::new(RemoteErrorKind::InvalidRequest, why))?;

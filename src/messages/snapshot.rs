@@ -53,6 +53,31 @@ impl std::fmt::Display for Status {
     }
 }
 
+/// How a handle's process tree is held together, and so how it is killed,
+/// paused and measured (see `docs/security.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Containment {
+    /// The tree has a cgroup v2 of its own: every descendant stays in it
+    /// (without write access to the cgroup hierarchy), and a kill, a pause
+    /// and the usage cover all of them.
+    Cgroup,
+    /// The tree is the child's process group: a descendant that calls
+    /// `setsid` or `setpgid` leaves it.
+    ProcessGroup,
+}
+
+impl Containment {
+    /// The name as snapshots and logs write it (`cgroup`, `process_group`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Containment::Cgroup => "cgroup",
+            Containment::ProcessGroup => "process_group",
+        }
+    }
+}
+
 /// What was captured of one output stream (stdout or stderr).
 ///
 /// When the child wrote more than the cap, the first half of the cap and the
@@ -144,9 +169,11 @@ pub struct Snapshot {
     pub owner: Option<Arc<str>>,
     /// The process tree is stopped by a pause (status stays `running`).
     pub paused: bool,
-    /// CPU times and peak memory of the process, once terminal (Linux,
-    /// from `wait4` at reaping time). `None` while running, and when the
-    /// process actor failed.
+    /// How the process tree is contained.
+    pub containment: Containment,
+    /// CPU times and peak memory of the process tree, once terminal (see
+    /// [`ResourceUsage`] for where each figure comes from). `None` while
+    /// running, and when the process actor failed.
     pub usage: Option<ResourceUsage>,
     /// The handle was evicted to keep the registry under its cap: this is
     /// its receipt. The status, times, exit code, signal and byte totals

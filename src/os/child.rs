@@ -7,6 +7,11 @@
 //! (its stdout and stderr pipes and one pidfd, shared by the exit watcher
 //! and the reaper), four with a piped stdin.
 //!
+//! Under cgroup containment the child also joins a cgroup of its own
+//! before it executes the program ([`super::cgroup`]), and a SIGKILL of the
+//! group also kills the cgroup, which holds the members that left the
+//! group; two more descriptors (`cgroup.kill`, `cgroup.freeze`).
+//!
 //! Every signal procward sends goes through [`ChildProcess::signal_group`],
 //! and that refuses once the child is reaped. The child's pid is also its
 //! process-group id; while the child is unreaped (running, or a zombie), the
@@ -32,8 +37,9 @@ use rustix::process::{
 use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 
+use super::cgroup::{Placement, TreeCgroup};
 use crate::error::Error;
-use crate::messages::{Command, ResourceUsage, SpawnRequest, Stdin};
+use crate::messages::{Command, Containment, ResourceUsage, SpawnRequest, Stdin};
 
 /// How a process ended, as the kernel reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,9 +117,13 @@ pub(crate) struct Spawned {
 }
 
 /// Starts `req` in a new process group whose id is the child's pid, with
-/// stdout/stderr piped and stdin as the request says. Blocks until the
+/// stdout/stderr piped and stdin as the request says, and in a cgroup of
+/// its own made from `placement` when there is one. Blocks until the
 /// program is executed (or fails to be): for the OS worker's thread.
-pub(crate) fn spawn(req: &SpawnRequest) -> Result<RawSpawned, Error> {
+pub(crate) fn spawn(
+    req: &SpawnRequest,
+    placement: Option<&Placement>,
+) -> Result<RawSpawned, Error> {
     let mut cmd = match &req.command {
         Command::Argv(argv) => {
             let (program, args) = argv
@@ -143,6 +153,19 @@ pub(crate) fn spawn(req: &SpawnRequest) -> Result<RawSpawned, Error> {
     cmd.stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // The cgroup first: the child joins it before anything else runs in it.
+    let placed = match placement {
+        None => None,
+        Some(placement) => Some(placement.create().map_err(|source| Error::Containment {
+            operation: "making the process tree's cgroup",
+            path: placement.parent.join(&placement.name),
+            source,
+        })?),
+    };
+    if let Some((joiner, _)) = &placed {
+        joiner.join_in_child(&mut cmd);
+    }
+    let (joiner, cgroup) = placed.unzip();
     if !req.limits.new_session {
         // setpgid(0, 0) in the child, before exec: the group exists before
         // the program can start children of its own. (A new session makes
@@ -151,10 +174,20 @@ pub(crate) fn spawn(req: &SpawnRequest) -> Result<RawSpawned, Error> {
     }
     super::limits::apply(&mut cmd, req.limits);
 
-    let mut std_child = cmd.spawn().map_err(|source| Error::Spawn {
-        program: req.command.program().to_owned(),
-        cwd: req.cwd.clone(),
-        source,
+    let spawned = cmd.spawn();
+    // The child has joined (or failed): `cgroup.procs` is not needed again.
+    drop(joiner);
+    let mut std_child = spawned.map_err(|source| {
+        if let Some(cgroup) = &cgroup {
+            // The child never ran the program and was reaped by std: the
+            // cgroup is empty.
+            let _ = super::cgroup::remove_tree(cgroup.path());
+        }
+        Error::Spawn {
+            program: req.command.program().to_owned(),
+            cwd: req.cwd.clone(),
+            source,
+        }
     })?;
     // From here on the child must not escape: every early return goes
     // through `ChildProcess`'s drop, which kills the group and reaps.
@@ -167,6 +200,9 @@ pub(crate) fn spawn(req: &SpawnRequest) -> Result<RawSpawned, Error> {
     let pidfd = pidfd_open(pid, PidfdFlags::empty()).map_err(|errno| {
         // No pidfd: we cannot watch it; end it before it runs unwatched.
         let _ = kill_process_group(pid, Signal::KILL);
+        if let Some(cgroup) = &cgroup {
+            let _ = cgroup.kill();
+        }
         let _ = std_child.wait();
         Error::Os {
             operation: "pidfd_open",
@@ -176,6 +212,7 @@ pub(crate) fn spawn(req: &SpawnRequest) -> Result<RawSpawned, Error> {
     let child = ChildProcess {
         pid,
         pidfd: Some(Pidfd::Raw(pidfd)),
+        cgroup,
     };
     let stdin = std_child.stdin.take().map(OwnedFd::from);
     let stdout = std_child.stdout.take().map(OwnedFd::from);
@@ -239,6 +276,8 @@ pub(crate) struct ChildProcess {
     pid: Pid,
     /// `None` once the child is reaped.
     pidfd: Option<Pidfd>,
+    /// The tree's cgroup, under cgroup containment.
+    cgroup: Option<TreeCgroup>,
 }
 
 impl ChildProcess {
@@ -246,7 +285,21 @@ impl ChildProcess {
         self.pid.as_raw_nonzero().get() as u32
     }
 
-    /// Sends `signal` to every process in the child's group.
+    /// How the tree is contained.
+    pub(crate) fn containment(&self) -> Containment {
+        match self.cgroup {
+            Some(_) => Containment::Cgroup,
+            None => Containment::ProcessGroup,
+        }
+    }
+
+    /// The tree's cgroup directory, under cgroup containment.
+    pub(crate) fn cgroup_path(&self) -> Option<&std::path::Path> {
+        self.cgroup.as_ref().map(TreeCgroup::path)
+    }
+
+    /// Sends `signal` to every process in the child's group; a `SIGKILL`
+    /// also kills the tree's cgroup, escapees included.
     ///
     /// Refuses after the child is reaped: the pid could then belong to
     /// anyone. A group with no live member (only the zombie leader left, or
@@ -257,9 +310,22 @@ impl ChildProcess {
                 "the child is reaped; its group is no longer ours",
             ));
         }
-        match kill_process_group(self.pid, signal) {
+        let group = match kill_process_group(self.pid, signal) {
             Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
             Err(errno) => Err(errno.into()),
+        };
+        match &self.cgroup {
+            Some(cgroup) if signal == Signal::KILL => cgroup.kill().and(group),
+            _ => group,
+        }
+    }
+
+    /// Freezes or thaws the tree's cgroup: `Ok(false)` when the tree has no
+    /// cgroup (the caller stops the group with signals instead).
+    pub(crate) fn freeze(&self, on: bool) -> io::Result<bool> {
+        match &self.cgroup {
+            Some(cgroup) => cgroup.freeze(on).map(|()| true),
+            None => Ok(false),
         }
     }
 
@@ -347,10 +413,13 @@ impl ChildProcess {
             Duration::from_secs(tv.tv_sec.max(0) as u64)
                 + Duration::from_micros(tv.tv_usec.max(0) as u64)
         };
+        // `ru_maxrss` is left out: it starts at the spawning process's own
+        // peak (see `ResourceUsage::max_rss_kib`).
         let usage = ResourceUsage {
             user_time: time(usage.ru_utime),
             system_time: time(usage.ru_stime),
-            max_rss_kib: usage.ru_maxrss.max(0) as u64,
+            max_rss_kib: None,
+            peak_processes: None,
         };
         Ok(Some((exit, usage)))
     }
@@ -382,6 +451,10 @@ impl Drop for ChildProcess {
         let pid = self.pid;
         // Still unreaped, so the group id is still ours.
         let _ = kill_process_group(pid, Signal::KILL);
+        let cgroup = self.cgroup.take().map(|cgroup| {
+            let _ = cgroup.kill();
+            cgroup.path().to_owned()
+        });
         tracing::warn!(
             pid = pid.as_raw_nonzero().get(),
             "child dropped unreaped: killed its group"
@@ -389,7 +462,7 @@ impl Drop for ChildProcess {
         // SIGKILL cannot be caught, so the child dies soon; the OS worker
         // reaps it then. A drop may happen outside any runtime, and many at
         // once (a supervisor killing the registry): no thread per child.
-        super::worker::reap_dropped(pid.as_raw_nonzero().get(), DroppedChild(pidfd));
+        super::worker::reap_dropped(pid.as_raw_nonzero().get(), DroppedChild(pidfd), cgroup);
     }
 }
 
