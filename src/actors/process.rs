@@ -660,13 +660,8 @@ impl ProcessState {
 
     /// Freezes or thaws the tree (its cgroup, or its group by signals).
     fn stop_tree(&mut self, stop: bool) {
-        match self.child.freeze(stop) {
-            Ok(true) => {}
-            Ok(false) => self.signal(if stop { Signal::STOP } else { Signal::CONT }),
-            Err(err) => {
-                tracing::warn!(handle = %self.id, stop, %err, "freezing the cgroup failed");
-                return;
-            }
+        if !self.child.freeze(stop) {
+            self.signal(if stop { Signal::STOP } else { Signal::CONT });
         }
         self.paused = stop;
     }

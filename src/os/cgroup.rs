@@ -20,12 +20,11 @@
 //! instruction already runs in the cgroup; a child that cannot be placed
 //! fails to spawn.
 //!
-//! Every function here that touches a path does blocking file I/O and runs
-//! on the [OS worker](super::worker)'s threads (spawner threads included).
-//! [`TreeCgroup::kill`] and [`TreeCgroup::freeze`] are the exception: one
-//! `write(2)` of one byte to a `cgroupfs` file opened beforehand, which
-//! does no disk I/O and waits on nothing but the kernel's cgroup lock, like
-//! `kill(2)`. The process actor calls them in place of a signal.
+//! Every function here does blocking file I/O and runs on the
+//! [OS worker](super::worker)'s threads (spawner threads included), never
+//! on an async runtime's: the process actor asks the worker to kill or
+//! freeze its tree's cgroup, and the worker does it in the order asked.
+//! A tree's cgroup costs the host no descriptor while it runs.
 
 use std::fs;
 use std::io::{self, Read};
@@ -201,6 +200,9 @@ pub(crate) struct RegistryCgroup {
     /// Enabled for the spawns' cgroups (in this cgroup's
     /// `cgroup.subtree_control`).
     controllers: Controllers,
+    /// [`remove`](Self::remove) ran; otherwise the drop hands the cgroup
+    /// to the OS worker to kill and remove.
+    removed: bool,
 }
 
 impl RegistryCgroup {
@@ -215,13 +217,15 @@ impl RegistryCgroup {
         );
         let path = base.join(name);
         fs::create_dir(&path)?;
-        let cgroup = RegistryCgroup {
+        let mut cgroup = RegistryCgroup {
             path,
             controllers: Controllers::default(),
+            removed: false,
         };
         if !cgroup.path.join("cgroup.kill").exists() || !cgroup.path.join("cgroup.freeze").exists()
         {
             let _ = fs::remove_dir(&cgroup.path);
+            cgroup.removed = true;
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "this kernel's cgroups have no cgroup.kill or cgroup.freeze (Linux 5.14 or later needed)",
@@ -248,13 +252,10 @@ impl RegistryCgroup {
                 wanted.trim_end(),
             );
         }
-        let controllers = Controllers::parse(
+        cgroup.controllers = Controllers::parse(
             &fs::read_to_string(cgroup.path.join("cgroup.subtree_control")).unwrap_or_default(),
         );
-        Ok(RegistryCgroup {
-            controllers,
-            ..cgroup
-        })
+        Ok(cgroup)
     }
 
     /// The cgroup's directory.
@@ -270,13 +271,25 @@ impl RegistryCgroup {
     /// Kills everything left in this cgroup and below, waits (up to
     /// `deadline`) for it to empty, and removes it with every cgroup in it.
     /// Blocking.
-    pub(crate) fn remove(&self, deadline: Duration) -> io::Result<()> {
+    pub(crate) fn remove(mut self, deadline: Duration) -> io::Result<()> {
+        self.removed = true;
         if !self.path.exists() {
             return Ok(());
         }
         kill_path(&self.path)?;
         wait_empty(&self.path, deadline)?;
         remove_tree(&self.path)
+    }
+}
+
+impl Drop for RegistryCgroup {
+    fn drop(&mut self) {
+        if !self.removed {
+            // The registry's state was dropped without its orderly stop:
+            // the worker kills what is left and removes the cgroups once
+            // they are empty.
+            super::worker::drop_cgroup(std::mem::take(&mut self.path));
+        }
     }
 }
 
@@ -294,7 +307,7 @@ pub(crate) struct Placement {
 impl Placement {
     /// Makes the spawn's cgroup, writes its limits, and opens what the
     /// child and the process actor need. Blocking: for a spawner thread.
-    pub(crate) fn create(&self) -> io::Result<(Joiner, TreeCgroup)> {
+    pub(crate) fn create(&self) -> io::Result<(Joiner, PathBuf)> {
         let path = self.parent.join(&self.name);
         fs::create_dir(&path)?;
         let opened = (|| {
@@ -311,13 +324,10 @@ impl Placement {
                     format!("{} {}", cpu.quota_us, cpu.period_us),
                 )?;
             }
-            let procs = open_write(&path.join("cgroup.procs"))?;
-            let kill = open_write(&path.join("cgroup.kill"))?;
-            let freeze = open_write(&path.join("cgroup.freeze"))?;
-            Ok::<_, io::Error>((procs, kill, freeze))
+            open_write(&path.join("cgroup.procs"))
         })();
         match opened {
-            Ok((procs, kill, freeze)) => Ok((Joiner(procs), TreeCgroup { path, kill, freeze })),
+            Ok(procs) => Ok((Joiner(procs), path)),
             Err(err) => {
                 let _ = fs::remove_dir(&path);
                 Err(err)
@@ -372,43 +382,11 @@ impl Joiner {
     }
 }
 
-/// One spawn's cgroup, with its `cgroup.kill` and `cgroup.freeze` open.
-/// Closing it does not remove the cgroup: the OS worker does, once it is
-/// empty.
-#[derive(Debug)]
-pub(crate) struct TreeCgroup {
-    path: PathBuf,
-    kill: OwnedFd,
-    freeze: OwnedFd,
-}
-
-impl TreeCgroup {
-    /// The cgroup's directory.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// SIGKILLs every process in the cgroup (and its sub-cgroups) at once.
-    /// One write to an open `cgroupfs` file: no disk I/O.
-    pub(crate) fn kill(&self) -> io::Result<()> {
-        write_one(&self.kill, b"1")
-    }
-
-    /// Freezes (or thaws) every process in the cgroup. The kernel freezes
-    /// them asynchronously; `cgroup.events` says `frozen 1` once all are.
-    pub(crate) fn freeze(&self, on: bool) -> io::Result<()> {
-        write_one(&self.freeze, if on { b"1" } else { b"0" })
-    }
-}
-
-fn write_one(fd: &OwnedFd, byte: &[u8; 1]) -> io::Result<()> {
-    loop {
-        match rustix::io::write(fd, byte) {
-            Ok(_) => return Ok(()),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(errno) => return Err(errno.into()),
-        }
-    }
+/// Freezes (or thaws) every process in the cgroup at `path`. The kernel
+/// freezes them asynchronously; `cgroup.events` says `frozen 1` once all
+/// are. Blocking.
+pub(crate) fn freeze_path(path: &Path, on: bool) -> io::Result<()> {
+    fs::write(path.join("cgroup.freeze"), if on { "1" } else { "0" })
 }
 
 /// SIGKILLs every process in the cgroup at `path` and below. Blocking.

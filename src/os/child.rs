@@ -9,8 +9,8 @@
 //!
 //! Under cgroup containment the child also joins a cgroup of its own
 //! before it executes the program ([`super::cgroup`]), and a SIGKILL of the
-//! group also kills the cgroup, which holds the members that left the
-//! group; two more descriptors (`cgroup.kill`, `cgroup.freeze`).
+//! group also has the OS worker kill the cgroup, which holds the members
+//! that left the group.
 //!
 //! Every signal procward sends goes through [`ChildProcess::signal_group`],
 //! and that refuses once the child is reaped. The child's pid is also its
@@ -37,7 +37,7 @@ use rustix::process::{
 use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 
-use super::cgroup::{Placement, TreeCgroup};
+use super::cgroup::Placement;
 use crate::error::Error;
 use crate::messages::{Command, Containment, ResourceUsage, SpawnRequest, Stdin};
 
@@ -165,7 +165,7 @@ pub(crate) fn spawn(
     if let Some((joiner, _)) = &placed {
         joiner.join_in_child(&mut cmd);
     }
-    let (joiner, cgroup) = placed.unzip();
+    let (joiner, cgroup): (_, Option<std::path::PathBuf>) = placed.unzip();
     if !req.limits.new_session {
         // setpgid(0, 0) in the child, before exec: the group exists before
         // the program can start children of its own. (A new session makes
@@ -181,7 +181,7 @@ pub(crate) fn spawn(
         if let Some(cgroup) = &cgroup {
             // The child never ran the program and was reaped by std: the
             // cgroup is empty.
-            let _ = super::cgroup::remove_tree(cgroup.path());
+            let _ = super::cgroup::remove_tree(cgroup);
         }
         Error::Spawn {
             program: req.command.program().to_owned(),
@@ -201,7 +201,7 @@ pub(crate) fn spawn(
         // No pidfd: we cannot watch it; end it before it runs unwatched.
         let _ = kill_process_group(pid, Signal::KILL);
         if let Some(cgroup) = &cgroup {
-            let _ = cgroup.kill();
+            let _ = super::cgroup::kill_path(cgroup);
         }
         let _ = std_child.wait();
         Error::Os {
@@ -277,7 +277,7 @@ pub(crate) struct ChildProcess {
     /// `None` once the child is reaped.
     pidfd: Option<Pidfd>,
     /// The tree's cgroup, under cgroup containment.
-    cgroup: Option<TreeCgroup>,
+    cgroup: Option<std::path::PathBuf>,
 }
 
 impl ChildProcess {
@@ -295,11 +295,11 @@ impl ChildProcess {
 
     /// The tree's cgroup directory, under cgroup containment.
     pub(crate) fn cgroup_path(&self) -> Option<&std::path::Path> {
-        self.cgroup.as_ref().map(TreeCgroup::path)
+        self.cgroup.as_deref()
     }
 
     /// Sends `signal` to every process in the child's group; a `SIGKILL`
-    /// also kills the tree's cgroup, escapees included.
+    /// also has the OS worker kill the tree's cgroup, escapees included.
     ///
     /// Refuses after the child is reaped: the pid could then belong to
     /// anyone. A group with no live member (only the zombie leader left, or
@@ -314,18 +314,24 @@ impl ChildProcess {
             Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
             Err(errno) => Err(errno.into()),
         };
-        match &self.cgroup {
-            Some(cgroup) if signal == Signal::KILL => cgroup.kill().and(group),
-            _ => group,
+        if signal == Signal::KILL
+            && let Some(cgroup) = &self.cgroup
+        {
+            super::worker::cgroup_write(cgroup.clone(), super::worker::CgroupWrite::Kill);
         }
+        group
     }
 
-    /// Freezes or thaws the tree's cgroup: `Ok(false)` when the tree has no
-    /// cgroup (the caller stops the group with signals instead).
-    pub(crate) fn freeze(&self, on: bool) -> io::Result<bool> {
+    /// Has the OS worker freeze or thaw the tree's cgroup; `false` when the
+    /// tree has no cgroup (the caller stops the group with signals
+    /// instead). Freezes and kills are done in the order asked.
+    pub(crate) fn freeze(&self, on: bool) -> bool {
         match &self.cgroup {
-            Some(cgroup) => cgroup.freeze(on).map(|()| true),
-            None => Ok(false),
+            Some(cgroup) => {
+                super::worker::cgroup_write(cgroup.clone(), super::worker::CgroupWrite::Freeze(on));
+                true
+            }
+            None => false,
         }
     }
 
@@ -451,10 +457,8 @@ impl Drop for ChildProcess {
         let pid = self.pid;
         // Still unreaped, so the group id is still ours.
         let _ = kill_process_group(pid, Signal::KILL);
-        let cgroup = self.cgroup.take().map(|cgroup| {
-            let _ = cgroup.kill();
-            cgroup.path().to_owned()
-        });
+        // The worker kills the cgroup first, then waits for the leader.
+        let cgroup = self.cgroup.take();
         tracing::warn!(
             pid = pid.as_raw_nonzero().get(),
             "child dropped unreaped: killed its group"

@@ -112,6 +112,10 @@ enum Job {
         cleanup: Cleanup,
         reply: oneshot::Sender<Option<TreeUsage>>,
     },
+    /// Kill or freeze a tree's cgroup.
+    Cgroup(PathBuf, CgroupWrite),
+    /// Kill a cgroup and remove it once empty.
+    DropCgroup(PathBuf),
     /// Blocking work of another module (a registry's cgroup), run in turn.
     Run(Box<dyn FnOnce() + Send>),
     /// A leader was reaped by its owner: its pid is no longer ours.
@@ -191,6 +195,32 @@ fn fork_all(queue: mpsc::Receiver<SpawnJob>, leaders: mpsc::Sender<Job>) {
         }
         FORKS_FINISHED.fetch_add(1, Ordering::SeqCst);
         let _ = job.reply.send(result.map(|spawned| (job.request, spawned)));
+    }
+}
+
+/// What [`cgroup_write`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CgroupWrite {
+    /// `cgroup.kill`.
+    Kill,
+    /// `cgroup.freeze`: freeze (`true`) or thaw.
+    Freeze(bool),
+}
+
+/// Has the worker kill or freeze the cgroup at `path`, after every cgroup
+/// write asked before. Callable from any thread; failures are logged.
+pub(crate) fn cgroup_write(path: PathBuf, write: CgroupWrite) {
+    if let Some(Some(worker)) = WORKER.get() {
+        let _ = worker.jobs.send(Job::Cgroup(path, write));
+    }
+}
+
+/// Hands the worker a cgroup whose owner is gone without removing it: it
+/// is killed, and removed (with the cgroups in it) once empty. Callable
+/// from any thread.
+pub(crate) fn drop_cgroup(path: PathBuf) {
+    if let Some(Some(worker)) = WORKER.get() {
+        let _ = worker.jobs.send(Job::DropCgroup(path));
     }
 }
 
@@ -425,7 +455,17 @@ impl WorkerState {
             }
             Job::ForgetLeader(pid) => self.forget(pid),
             Job::ReapDropped(pid, child, cgroup) => {
+                if let Some(path) = &cgroup {
+                    write_cgroup(path, CgroupWrite::Kill);
+                }
                 self.dropped.push((pid, child, cgroup));
+                self.new_cleanup = true;
+            }
+            Job::Cgroup(path, write) => write_cgroup(&path, write),
+            Job::DropCgroup(path) => {
+                write_cgroup(&path, CgroupWrite::Kill);
+                self.dropped_cgroups
+                    .push((path, Instant::now() + CLEANUP_DEADLINE));
                 self.new_cleanup = true;
             }
             Job::Run(work) => work(),
@@ -725,5 +765,15 @@ impl WorkerState {
 fn remove_cgroup(path: &std::path::Path) {
     if let Err(err) = cgroup::remove_tree(path) {
         tracing::warn!(cgroup = %path.display(), %err, "cannot remove an emptied cgroup");
+    }
+}
+
+fn write_cgroup(path: &std::path::Path, write: CgroupWrite) {
+    let done = match write {
+        CgroupWrite::Kill => cgroup::kill_path(path),
+        CgroupWrite::Freeze(on) => cgroup::freeze_path(path, on),
+    };
+    if let Err(err) = done {
+        tracing::warn!(cgroup = %path.display(), ?write, %err, "writing to the tree's cgroup failed");
     }
 }
