@@ -5,6 +5,7 @@
 
 mod capture;
 mod handle_table;
+mod lifecycle;
 mod output_reader;
 mod process;
 mod receipts;

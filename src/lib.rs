@@ -74,8 +74,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use messages::{
     Command, Containment, CpuMax, HandleId, HandleSummary, KillRequest, Limits, ListFilter,
     OutputEvent, OutputStream, ProcessMsg, ReadChunk, ReadRequest, RegistryMsg, ResourceUsage,
-    Snapshot, SnapshotWatch, SpawnRequest, Status, Stdin, StreamOutput, Subscribed, Subscriber,
-    WaitOutcome,
+    Signal, Snapshot, SnapshotWatch, SpawnRequest, Status, Stdin, StreamOutput, Subscribed,
+    Subscriber, WaitOutcome,
 };
 pub use registry::{Registry, Subscription};
 

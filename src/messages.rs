@@ -11,6 +11,7 @@ mod limits;
 mod output;
 mod process;
 mod registry;
+mod signal;
 mod snapshot;
 mod spawn;
 mod watch;
@@ -26,8 +27,9 @@ pub(crate) use process::Event;
 pub use process::{ProcessEvent, ProcessMsg};
 pub(crate) use registry::{Forked, Report};
 pub use registry::{ProcessReport, RegistryMsg};
+pub use signal::{Signal, UnknownSignal};
 pub use snapshot::{
     Containment, HandleSummary, ListFilter, Snapshot, Status, StreamOutput, WaitOutcome,
 };
-pub use spawn::{Command, KillRequest, SHELL, SIGKILL, SIGTERM, SpawnRequest};
+pub use spawn::{Command, KillRequest, SHELL, SpawnRequest};
 pub use watch::{PUBLISH_INTERVAL, SnapshotWatch};

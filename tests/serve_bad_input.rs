@@ -235,12 +235,12 @@ fn bad_handle_parameters() {
         (
             json!({"op": "kill", "handle_id": handle, "signal": 0}),
             "invalid_request",
-            "from 1 to 64",
+            "number of a named signal",
         ),
         (
             json!({"op": "kill", "handle_id": handle, "signal": 9.5}),
             "invalid_request",
-            "from 1 to 64",
+            "number of a named signal",
         ),
         (
             json!({"op": "kill", "handle_id": handle, "grace_ms": -1}),

@@ -279,7 +279,6 @@ pub(crate) fn running_summary(snapshot: &Snapshot) -> HandleSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::StreamOutput;
     use time::OffsetDateTime;
 
     impl RunningActor for u32 {
@@ -290,24 +289,14 @@ mod tests {
     }
 
     fn snapshot(pid: u32, owner: Option<&str>) -> Snapshot {
-        Snapshot {
-            handle_id: HandleId::next(pid),
+        Snapshot::started(
+            HandleId::next(pid),
             pid,
-            command: "x".into(),
-            status: Status::Running,
-            started_at: OffsetDateTime::UNIX_EPOCH,
-            ended_at: None,
-            exit_code: None,
-            signal: None,
-            stdout: StreamOutput::default(),
-            stderr: StreamOutput::default(),
-            failure: None,
-            owner: owner.map(Into::into),
-            evicted: false,
-            paused: false,
-            containment: crate::messages::Containment::ProcessGroup,
-            usage: None,
-        }
+            "x".into(),
+            OffsetDateTime::UNIX_EPOCH,
+            owner.map(Into::into),
+            crate::messages::Containment::ProcessGroup,
+        )
     }
 
     /// A table of `owners.len()` running handles, actor keys 0, 1, ...

@@ -5,32 +5,29 @@
 //! reader per pipe, one exit watcher, timers) report to it as
 //! [`ProcessMsg::Event`]s, so a pending wait never delays a kill or a poll.
 //!
-//! Lifecycle: `Running` until the first of these is handled, which settles
-//! the terminal status (first writer wins):
-//! - a kill → `killed`; the spawn timeout → `timed_out`;
-//! - the child's exit → `exited` (with the code, or the signal someone
-//!   else sent).
+//! The lifecycle itself (which status settles, when the drain ends, when
+//! the tree is swept and the child reaped) is the pure state machine of
+//! [`super::lifecycle`]; this actor feeds it what happens and carries out
+//! the effects it returns. What never changes for the process lives in
+//! [`ProcessActor`] itself; what changes is [`ProcessState`].
 //!
-//! After the child exits, output is drained until both pipes close or the
-//! drain grace passes; then the rest of the process group is killed, what
-//! the pipes already hold is read, the OS worker sweeps the tree (in
-//! orphan-reaping and escapee-hunting modes), the child is reaped, and the
-//! handle turns terminal: waiters and killers get the terminal snapshot and
-//! the registry is told. Every byte the tree wrote to its pipes before the
-//! drain ended is in the terminal snapshot (or counted as dropped by the
-//! cap).
+//! Every byte the tree wrote to its pipes before the drain ended is in the
+//! terminal snapshot (or counted as dropped by the cap): the group is
+//! SIGKILLed while the child is unreaped, the readers read what the pipes
+//! hold, and only then is the child reaped and the handle made terminal.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use rustix::process::Signal;
+use rustix::process::Signal as RawSignal;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 
 use super::capture::Capture;
 use super::handle_table::Owner;
+use super::lifecycle::{Effect, Effects, Lifecycle};
 use super::output_reader::read_stream;
 use super::stdin_writer::{StdinCommand, write_stdin};
 use super::subscribers::{Subscribers, exit_only};
@@ -39,8 +36,8 @@ use crate::error::{Error, Result};
 use crate::messages::ResourceUsage;
 use crate::messages::{
     Event, HandleId, KillRequest, OutputStream, PUBLISH_INTERVAL, ProcessEvent, ProcessMsg,
-    ProcessReport, ReadChunk, ReadRequest, RegistryMsg, Report, SIGKILL, Snapshot, SnapshotWatch,
-    Status, Stdin, Subscribed, Subscriber, WaitOutcome,
+    ProcessReport, ReadChunk, ReadRequest, RegistryMsg, Report, Snapshot, SnapshotWatch, Status,
+    Stdin, Subscribed, Subscriber, WaitOutcome,
 };
 use crate::os::cgroup::TreeUsage;
 use crate::os::child::{ChildProcess, ExitInfo, Spawned};
@@ -50,25 +47,28 @@ use crate::os::worker::{Cleanup, worker};
 /// leaves the reaping to [`ChildProcess`]'s drop.
 const STOP_REAP_WAIT: Duration = Duration::from_secs(5);
 
-/// The actor owning one OS process. Only the registry starts it.
-pub(crate) struct ProcessActor;
-
-/// What the registry hands a new process actor.
-pub(crate) struct ProcessArgs {
-    pub(crate) handle_id: HandleId,
-    pub(crate) spawned: Spawned,
+/// The actor owning one OS process, with what never changes about it.
+/// Only the registry starts it.
+pub(crate) struct ProcessActor {
+    pub(crate) id: HandleId,
     pub(crate) command: Arc<str>,
     pub(crate) owner: Owner,
     pub(crate) started_at: OffsetDateTime,
-    pub(crate) timeout: Option<Duration>,
     pub(crate) drain_grace: Duration,
     pub(crate) kill_grace: Duration,
-    pub(crate) output_cap: usize,
     pub(crate) reap_orphans: bool,
+    /// In escapee-hunting mode, the token in the tree's environment.
     pub(crate) escapee_token: Option<String>,
-    pub(crate) stdin: Stdin,
     pub(crate) clock: Clock,
     pub(crate) registry: ActorRef<RegistryMsg>,
+}
+
+/// What the registry hands a new process actor to own.
+pub(crate) struct ProcessArgs {
+    pub(crate) spawned: Spawned,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) output_cap: usize,
+    pub(crate) stdin: Stdin,
 }
 
 struct Waiter {
@@ -79,55 +79,29 @@ struct Waiter {
 
 /// Everything that changes about one process; owned by its actor alone.
 pub(crate) struct ProcessState {
-    id: HandleId,
-    command: Arc<str>,
-    owner: Owner,
-    started_at: OffsetDateTime,
+    lifecycle: Lifecycle,
     child: ChildProcess,
     stdout: Capture,
     stderr: Capture,
-    open_streams: u8,
     stdin: StdinLink,
     /// Turned true when the drain is over: the readers read what the pipes
     /// hold, then close.
     drain_now: watch::Sender<bool>,
     subscribers: Subscribers,
-    leader_exited: bool,
-    /// The terminal status to be, once a kill, the timeout or the exit has
-    /// been handled. Never overwritten.
-    settled: Option<Status>,
-    terminal: Option<Snapshot>,
     waiters: Vec<Waiter>,
     next_waiter: u64,
     killers: Vec<RpcReplyPort<Result<Snapshot>>>,
     /// Readers, the exit watcher and timers: aborted when terminal.
     tasks: Vec<JoinHandle<()>>,
-    escalation_armed: bool,
-    /// The group was sent SIGSTOP by a pause and not continued since.
-    paused: bool,
     /// The published snapshot, made on the first `Watch`: processes nobody
     /// watches publish nothing.
     watch: Option<SnapshotWatch>,
     /// A `Publish` event is on its way.
     publish_pending: bool,
-    /// A signal the child can catch was sent (a kill with SIGTERM, ...).
-    sent_catchable: bool,
-    /// Waiting for the group sweep before reaping the child.
-    sweeping: bool,
-    /// What the tree's cgroup counted, read when it emptied.
-    tree_usage: Option<TreeUsage>,
-    reap_orphans: bool,
-    /// In escapee-hunting mode, the token in the tree's environment.
-    escapee_token: Option<String>,
-    drain_grace: Duration,
-    kill_grace: Duration,
-    clock: Clock,
-    /// A caller has been given the terminal snapshot.
-    observed: bool,
     /// The registry evicted this handle while it ran: answers are receipts.
     evicted: bool,
-    registry: ActorRef<RegistryMsg>,
-    myself: ActorRef<ProcessMsg>,
+    /// What the tree's cgroup counted, read when it emptied.
+    tree_usage: Option<TreeUsage>,
 }
 
 impl Actor for ProcessActor {
@@ -183,45 +157,26 @@ impl Actor for ProcessActor {
             let (ended, ended_rx) = watch::channel(false);
             // Not in `tasks`: it must answer every queued command, so it is
             // told of the end instead of aborted, and ends by itself.
-            tokio::spawn(write_stdin(args.handle_id, pipe, initial, rx, ended_rx));
+            tokio::spawn(write_stdin(self.id, pipe, initial, rx, ended_rx));
             StdinLink::Open { commands, ended }
         });
-        tracing::debug!(handle = %args.handle_id, pid = child.pid(), command = %args.command, "process started");
+        tracing::debug!(handle = %self.id, pid = child.pid(), command = %self.command, "process started");
         Ok(ProcessState {
-            id: args.handle_id,
-            command: args.command,
-            owner: args.owner,
-            started_at: args.started_at,
+            lifecycle: Lifecycle::new(self.cleanup(&child).is_some()),
             child,
             stdout: Capture::new(args.output_cap),
             stderr: Capture::new(args.output_cap),
-            open_streams: 2,
             stdin,
             drain_now,
             subscribers: Subscribers::default(),
-            leader_exited: false,
-            settled: None,
-            terminal: None,
             waiters: Vec::new(),
             next_waiter: 0,
             killers: Vec::new(),
             tasks,
-            escalation_armed: false,
-            paused: false,
             watch: None,
             publish_pending: false,
-            sent_catchable: false,
-            sweeping: false,
-            tree_usage: None,
-            reap_orphans: args.reap_orphans,
-            escapee_token: args.escapee_token,
-            drain_grace: args.drain_grace,
-            kill_grace: args.kill_grace,
-            clock: args.clock,
-            observed: false,
             evicted: false,
-            registry: args.registry,
-            myself,
+            tree_usage: None,
         })
     }
 
@@ -233,46 +188,46 @@ impl Actor for ProcessActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             ProcessMsg::Poll(reply) => {
-                let snapshot = state.snapshot();
+                let snapshot = self.snapshot(state);
                 if snapshot.status.is_terminal() {
-                    state.note_observed();
+                    self.note_observed(state);
                 }
                 let _ = reply.send(Ok(snapshot));
             }
-            ProcessMsg::Evict => state.evict(&myself),
+            ProcessMsg::Evict => self.evict(&myself, state),
             ProcessMsg::Pause(reply) => {
-                let _ = reply.send(Ok(state.pause(true)));
+                let _ = reply.send(Ok(self.pause(&myself, state, true)));
             }
             ProcessMsg::Resume(reply) => {
-                let _ = reply.send(Ok(state.pause(false)));
+                let _ = reply.send(Ok(self.pause(&myself, state, false)));
             }
-            ProcessMsg::Wait(timeout, reply) => state.wait(&myself, timeout, reply),
-            ProcessMsg::Kill(request, reply) => state.kill(&myself, request, reply),
+            ProcessMsg::Wait(timeout, reply) => self.wait(&myself, state, timeout, reply),
+            ProcessMsg::Kill(request, reply) => self.kill(&myself, state, request, reply),
             ProcessMsg::Read(request, reply) => {
-                let _ = reply.send(state.read(&request));
+                let _ = reply.send(self.read(state, &request));
             }
             ProcessMsg::Write(bytes, reply) => {
-                state.stdin_command(StdinCommand::Write(bytes, reply))
+                self.stdin_command(state, StdinCommand::Write(bytes, reply))
             }
-            ProcessMsg::CloseStdin(reply) => state.stdin_command(StdinCommand::Close(reply)),
+            ProcessMsg::CloseStdin(reply) => self.stdin_command(state, StdinCommand::Close(reply)),
             ProcessMsg::Subscribe(subscriber, reply) => {
-                let _ = reply.send(Ok(state.subscribe(subscriber)));
+                let _ = reply.send(Ok(subscribe(state, subscriber)));
             }
             ProcessMsg::Watch(reply) => {
-                let _ = reply.send(Ok(state.watch()));
+                let _ = reply.send(Ok(self.watch(state)));
             }
-            ProcessMsg::Event(ProcessEvent(event)) => state.on_event(&myself, event)?,
+            ProcessMsg::Event(ProcessEvent(event)) => self.on_event(&myself, state, event)?,
         }
         Ok(())
     }
 
     async fn post_stop(
         &self,
-        _myself: ActorRef<ProcessMsg>,
+        myself: ActorRef<ProcessMsg>,
         state: &mut ProcessState,
     ) -> Result<(), ActorProcessingErr> {
-        if state.terminal.is_none() {
-            state.stop_now().await;
+        if state.lifecycle.terminal().is_none() {
+            self.stop_now(&myself, state).await;
         }
         Ok(())
     }
@@ -301,30 +256,35 @@ fn timer(actor: &ActorRef<ProcessMsg>, delay: Duration, event: Event) -> JoinHan
     })
 }
 
-impl ProcessState {
-    fn snapshot(&mut self) -> Snapshot {
-        if let Some(terminal) = &self.terminal {
+fn subscribe(state: &mut ProcessState, subscriber: Subscriber) -> Subscribed {
+    if let Some(terminal) = state.lifecycle.terminal() {
+        return exit_only(&subscriber, terminal.clone());
+    }
+    state.subscribers.add(subscriber);
+    Subscribed {
+        stdout_offset: state.stdout.total(),
+        stderr_offset: state.stderr.total(),
+    }
+}
+
+impl ProcessActor {
+    /// The current snapshot: the terminal one once there is one.
+    fn snapshot(&self, state: &mut ProcessState) -> Snapshot {
+        if let Some(terminal) = state.lifecycle.terminal() {
             return terminal.clone();
         }
-        let snapshot = Snapshot {
-            handle_id: self.id,
-            pid: self.child.pid(),
-            command: self.command.clone(),
-            status: Status::Running,
-            started_at: self.started_at,
-            ended_at: None,
-            exit_code: None,
-            signal: None,
-            stdout: self.stdout.view(),
-            stderr: self.stderr.view(),
-            failure: None,
-            owner: self.owner.clone(),
-            evicted: false,
-            paused: self.paused,
-            containment: self.child.containment(),
-            usage: None,
-        };
-        if self.evicted {
+        let mut snapshot = Snapshot::started(
+            self.id,
+            state.child.pid(),
+            self.command.clone(),
+            self.started_at,
+            self.owner.clone(),
+            state.child.containment(),
+        );
+        snapshot.stdout = state.stdout.view();
+        snapshot.stderr = state.stderr.view();
+        snapshot.paused = state.lifecycle.paused();
+        if state.evicted {
             snapshot.into_receipt()
         } else {
             snapshot
@@ -332,13 +292,9 @@ impl ProcessState {
     }
 
     /// Records that a caller was given the terminal snapshot, telling the
-    /// registry if it already has the handle as terminal.
-    fn note_observed(&mut self) {
-        if self.observed {
-            return;
-        }
-        self.observed = true;
-        if self.terminal.is_some() {
+    /// registry the first time.
+    fn note_observed(&self, state: &mut ProcessState) {
+        if state.lifecycle.observe() {
             let _ = self
                 .registry
                 .cast(RegistryMsg::Report(ProcessReport(Report::Observed(
@@ -347,34 +303,77 @@ impl ProcessState {
         }
     }
 
-    /// Freezes or thaws the tree's cgroup (cgroup containment: escapees
-    /// included), or stops (`SIGSTOP`) or continues (`SIGCONT`) the whole
-    /// group. The status stays `running`; snapshots say `paused`. A no-op
-    /// on a terminal handle, or once the child has exited.
-    fn pause(&mut self, pause: bool) -> Snapshot {
-        if self.terminal.is_none() && !self.leader_exited && self.paused != pause {
-            self.stop_tree(pause);
-            tracing::debug!(handle = %self.id, paused = pause, "process tree paused or resumed");
-            self.publish();
+    /// Carries out what a transition of the lifecycle asks for, in order.
+    fn apply(&self, myself: &ActorRef<ProcessMsg>, state: &mut ProcessState, effects: Effects) {
+        for effect in effects {
+            match effect {
+                Effect::Signal(signal) => self.signal(state, signal),
+                Effect::ArmEscalation(grace) => {
+                    let grace = grace.unwrap_or(self.kill_grace);
+                    state.tasks.push(timer(myself, grace, Event::EscalateKill));
+                }
+                Effect::ArmDrainGrace => {
+                    state
+                        .tasks
+                        .push(timer(myself, self.drain_grace, Event::DrainExpired));
+                }
+                Effect::FlushPipes => {
+                    state.drain_now.send_replace(true);
+                }
+                Effect::Sweep => {
+                    let Some(cleanup) = self.cleanup(&state.child) else {
+                        // Cannot happen: the lifecycle sweeps only when
+                        // there is a cleanup. Reap at once.
+                        return self.reap_and_end(myself, state);
+                    };
+                    let actor = myself.clone();
+                    state.tasks.push(tokio::spawn(async move {
+                        let usage = match worker() {
+                            Ok(worker) => worker.cleanup(cleanup).await,
+                            Err(_) => None,
+                        };
+                        let _ = actor.cast(Event::SweepDone(usage).into());
+                    }));
+                }
+                Effect::Reap => self.reap_and_end(myself, state),
+                Effect::Publish => self.publish(state),
+            }
         }
-        self.snapshot()
+    }
+
+    /// Stops (`SIGSTOP`) or continues (`SIGCONT`) the whole group, or
+    /// freezes or thaws the tree's cgroup (escapees included) under cgroup
+    /// containment. The status stays `running`; snapshots say `paused`. A
+    /// no-op on a terminal handle, or once the child has exited.
+    fn pause(
+        &self,
+        myself: &ActorRef<ProcessMsg>,
+        state: &mut ProcessState,
+        pause: bool,
+    ) -> Snapshot {
+        let effects = state.lifecycle.pause(pause);
+        if !effects.is_empty() {
+            tracing::debug!(handle = %self.id, paused = pause, "process tree paused or resumed");
+        }
+        self.apply(myself, state, effects);
+        self.snapshot(state)
     }
 
     /// The handle's watch, made now if nobody asked before.
-    fn watch(&mut self) -> SnapshotWatch {
-        if let Some(watch) = &self.watch {
+    fn watch(&self, state: &mut ProcessState) -> SnapshotWatch {
+        if let Some(watch) = &state.watch {
             return watch.clone();
         }
-        let watch = SnapshotWatch::new(self.snapshot());
-        self.watch = Some(watch.clone());
+        let watch = SnapshotWatch::new(self.snapshot(state));
+        state.watch = Some(watch.clone());
         watch
     }
 
     /// Publishes the current snapshot to the watch, if there is one.
-    fn publish(&mut self) {
-        if self.watch.is_some() {
-            let snapshot = self.snapshot();
-            if let Some(watch) = &self.watch {
+    fn publish(&self, state: &mut ProcessState) {
+        if state.watch.is_some() {
+            let snapshot = self.snapshot(state);
+            if let Some(watch) = &state.watch {
                 watch.publish(snapshot);
             }
         }
@@ -382,48 +381,23 @@ impl ProcessState {
 
     /// The registry evicted this running handle: kill the tree and answer
     /// with receipts from now on.
-    fn evict(&mut self, myself: &ActorRef<ProcessMsg>) {
-        if self.terminal.is_some() {
+    fn evict(&self, myself: &ActorRef<ProcessMsg>, state: &mut ProcessState) {
+        if state.lifecycle.terminal().is_some() {
             return;
         }
-        self.evicted = true;
-        if self.start_ending(myself, Status::Killed) {
-            self.signal(Signal::KILL);
-        }
+        state.evicted = true;
+        self.notice_exit(myself, state);
+        let effects = state.lifecycle.force_end(Status::Killed);
+        self.apply(myself, state, effects);
     }
 
-    /// Starts ending the process for a kill, the timeout or an eviction:
-    /// handles an exit that came first (with its event still queued: the
-    /// exit then settles the status), settles `status`, and ends the drain
-    /// at once if only the drain was left. Returns whether the child still
-    /// runs and must be signalled.
-    fn start_ending(&mut self, myself: &ActorRef<ProcessMsg>, status: Status) -> bool {
-        self.notice_exit(myself);
-        if self.terminal.is_some() {
-            return false;
-        }
-        self.settle(status);
-        if self.leader_exited {
-            self.finish(myself);
-            return false;
-        }
-        true
-    }
-
-    fn capture_mut(&mut self, stream: OutputStream) -> &mut Capture {
-        match stream {
-            OutputStream::Stdout => &mut self.stdout,
-            OutputStream::Stderr => &mut self.stderr,
-        }
-    }
-
-    fn read(&self, request: &ReadRequest) -> Result<ReadChunk> {
-        if let Some(terminal) = &self.terminal {
+    fn read(&self, state: &ProcessState, request: &ReadRequest) -> Result<ReadChunk> {
+        if let Some(terminal) = state.lifecycle.terminal() {
             return terminal.read(request);
         }
         let capture = match request.stream {
-            OutputStream::Stdout => &self.stdout,
-            OutputStream::Stderr => &self.stderr,
+            OutputStream::Stdout => &state.stdout,
+            OutputStream::Stderr => &state.stderr,
         };
         capture.read(request, false).ok_or(Error::OffsetOutOfRange {
             handle: self.id,
@@ -434,7 +408,7 @@ impl ProcessState {
     }
 
     /// Hands a write or close to the stdin writer, which answers it.
-    fn stdin_command(&self, command: StdinCommand) {
+    fn stdin_command(&self, state: &ProcessState, command: StdinCommand) {
         let refuse = |command: StdinCommand, error: Error| match command {
             StdinCommand::Write(_, reply) => {
                 let _ = reply.send(Err(error));
@@ -447,7 +421,7 @@ impl ProcessState {
                 });
             }
         };
-        match &self.stdin {
+        match &state.stdin {
             StdinLink::NotPiped => refuse(command, Error::StdinNotPiped(self.id)),
             StdinLink::Ended => refuse(command, Error::StdinClosed(self.id)),
             StdinLink::Open { commands, .. } => {
@@ -458,46 +432,36 @@ impl ProcessState {
         }
     }
 
-    fn subscribe(&mut self, subscriber: Subscriber) -> Subscribed {
-        if let Some(terminal) = &self.terminal {
-            return exit_only(&subscriber, terminal.clone());
-        }
-        self.subscribers.add(subscriber);
-        Subscribed {
-            stdout_offset: self.stdout.total(),
-            stderr_offset: self.stderr.total(),
-        }
-    }
-
     fn wait(
-        &mut self,
+        &self,
         myself: &ActorRef<ProcessMsg>,
+        state: &mut ProcessState,
         timeout: Option<Duration>,
         reply: RpcReplyPort<Result<WaitOutcome>>,
     ) {
-        if let Some(terminal) = &self.terminal {
+        if let Some(terminal) = state.lifecycle.terminal() {
             let outcome = WaitOutcome {
                 snapshot: terminal.clone(),
                 timed_out: false,
             };
             // Tell the registry before the caller can act on the answer.
-            self.note_observed();
+            self.note_observed(state);
             let _ = reply.send(Ok(outcome));
             return;
         }
         // Callers that gave up (their future was dropped) leave closed ports
         // behind; drop them here so waits on a long process stay bounded.
-        self.waiters.retain(|w| {
+        state.waiters.retain(|w| {
             let open = !w.port.is_closed();
             if !open && let Some(timer) = &w.timer {
                 timer.abort();
             }
             open
         });
-        let id = self.next_waiter;
-        self.next_waiter += 1;
+        let id = state.next_waiter;
+        state.next_waiter += 1;
         let timer = timeout.map(|t| timer(myself, t, Event::WaitExpired(id)));
-        self.waiters.push(Waiter {
+        state.waiters.push(Waiter {
             id,
             port: reply,
             timer,
@@ -505,144 +469,116 @@ impl ProcessState {
     }
 
     fn kill(
-        &mut self,
+        &self,
         myself: &ActorRef<ProcessMsg>,
+        state: &mut ProcessState,
         request: KillRequest,
         reply: RpcReplyPort<Result<Snapshot>>,
     ) {
-        if let Some(terminal) = &self.terminal {
+        if let Some(terminal) = state.lifecycle.terminal() {
             let snapshot = terminal.clone();
-            self.note_observed();
+            self.note_observed(state);
             let _ = reply.send(Ok(snapshot));
             return;
         }
-        let Some(signal) = Signal::from_named_raw(request.signal) else {
-            let _ = reply.send(Err(Error::invalid(format!(
-                "unknown signal number {}",
-                request.signal
-            ))));
-            return;
-        };
-        self.killers.retain(|port| !port.is_closed());
-        self.killers.push(reply);
-        if !self.start_ending(myself, Status::Killed) {
-            return;
-        }
-        self.signal(signal);
-        if request.signal != SIGKILL {
-            self.sent_catchable = true;
-            if self.paused {
-                // A stopped process cannot act on a catchable signal.
-                self.stop_tree(false);
-            }
-        }
-        if request.signal != SIGKILL && !self.escalation_armed {
-            self.escalation_armed = true;
-            let grace = request.grace.unwrap_or(self.kill_grace);
-            self.tasks.push(timer(myself, grace, Event::EscalateKill));
-        }
+        state.killers.retain(|port| !port.is_closed());
+        state.killers.push(reply);
+        self.notice_exit(myself, state);
+        let effects = state.lifecycle.kill(request.signal, request.grace);
+        self.apply(myself, state, effects);
     }
 
     fn on_event(
-        &mut self,
+        &self,
         myself: &ActorRef<ProcessMsg>,
+        state: &mut ProcessState,
         event: Event,
     ) -> Result<(), ActorProcessingErr> {
-        if self.terminal.is_some() {
+        if state.lifecycle.terminal().is_some() {
             // Late output, timers and closes after the end change nothing.
             return Ok(());
         }
-        match event {
+        let effects = match event {
             Event::Output { stream, chunk, .. } => {
-                let capture = self.capture_mut(stream);
+                let capture = match stream {
+                    OutputStream::Stdout => &mut state.stdout,
+                    OutputStream::Stderr => &mut state.stderr,
+                };
                 let offset = capture.total();
                 capture.push(chunk.clone());
-                self.subscribers.chunk(self.id, stream, offset, &chunk);
-                if self.watch.is_some() && !self.publish_pending {
+                state.subscribers.chunk(self.id, stream, offset, &chunk);
+                if state.watch.is_some() && !state.publish_pending {
                     // Publishing joins the kept output: at most once per
                     // interval, however fast the output comes.
-                    self.publish_pending = true;
-                    self.tasks
+                    state.publish_pending = true;
+                    state
+                        .tasks
                         .push(timer(myself, PUBLISH_INTERVAL, Event::Publish));
                 }
+                Vec::new()
             }
             Event::Publish => {
-                self.publish_pending = false;
-                self.publish();
+                state.publish_pending = false;
+                vec![Effect::Publish]
             }
             Event::StreamClosed(stream) => {
                 tracing::trace!(handle = %self.id, stream = stream.as_str(), "stream closed");
-                self.open_streams = self.open_streams.saturating_sub(1);
-                if self.open_streams == 0 && self.leader_exited {
-                    self.finish(myself);
-                }
+                state.lifecycle.stream_closed()
             }
             Event::LeaderExited => {
-                if !self.leader_exited {
-                    self.leader_exit(myself);
-                }
+                tracing::debug!(handle = %self.id, "process exited");
+                state.lifecycle.leader_exited_now()
             }
             Event::WatchFailed(err) => {
                 return Err(format!("watching process {} failed: {err}", self.id).into());
             }
             Event::DrainExpired => {
                 tracing::debug!(handle = %self.id, "drain grace passed; killing what is left of the group");
-                self.finish(myself);
+                state.lifecycle.drain_expired()
             }
             Event::TimeoutExpired => {
-                if self.start_ending(myself, Status::TimedOut) {
+                self.notice_exit(myself, state);
+                let effects = state.lifecycle.force_end(Status::TimedOut);
+                if effects.contains(&Effect::Signal(RawSignal::KILL)) {
                     tracing::info!(handle = %self.id, "spawn timeout passed; killing the process tree");
-                    self.signal(Signal::KILL);
                 }
+                effects
             }
             Event::EscalateKill => {
-                if self.leader_exited {
-                    self.finish(myself);
-                } else {
-                    tracing::debug!(handle = %self.id, "kill grace passed; sending SIGKILL");
-                    self.signal(Signal::KILL);
-                }
+                tracing::debug!(handle = %self.id, "kill grace passed");
+                state.lifecycle.escalate()
             }
             Event::SweepDone(usage) => {
-                self.tree_usage = usage;
-                self.reap_and_end()
+                state.tree_usage = usage;
+                state.lifecycle.sweep_done()
             }
             Event::WaitExpired(id) => {
-                if let Some(pos) = self.waiters.iter().position(|w| w.id == id) {
-                    let waiter = self.waiters.swap_remove(pos);
+                if let Some(pos) = state.waiters.iter().position(|w| w.id == id) {
+                    let waiter = state.waiters.swap_remove(pos);
                     let _ = waiter.port.send(Ok(WaitOutcome {
-                        snapshot: self.snapshot(),
+                        snapshot: self.snapshot(state),
                         timed_out: true,
                     }));
                 }
+                Vec::new()
             }
-        }
+        };
+        self.apply(myself, state, effects);
         Ok(())
     }
 
-    /// Handles the child's exit as soon as it is seen: settles `exited`
-    /// unless a kill or the timeout came first, then ends the handle or
-    /// starts the drain.
-    fn leader_exit(&mut self, myself: &ActorRef<ProcessMsg>) {
-        self.leader_exited = true;
-        tracing::debug!(handle = %self.id, "process exited");
-        self.settle(Status::Exited);
-        if self.open_streams == 0 {
-            self.finish(myself);
-        } else {
-            let grace = self.drain_grace;
-            self.tasks.push(timer(myself, grace, Event::DrainExpired));
-        }
-    }
-
     /// Checks, without waiting, whether the child exited before its exit
-    /// event arrived, and handles the exit now if so.
-    fn notice_exit(&mut self, myself: &ActorRef<ProcessMsg>) {
-        if self.leader_exited {
+    /// event arrived, and handles the exit now if so: a kill of a child
+    /// that already exited must not settle `killed`.
+    fn notice_exit(&self, myself: &ActorRef<ProcessMsg>, state: &mut ProcessState) {
+        if state.lifecycle.leader_exited() {
             return;
         }
-        match self.child.peek_exit() {
-            Ok(Some(_)) => self.leader_exit(myself),
+        match state.child.peek_exit() {
+            Ok(Some(_)) => {
+                let effects = state.lifecycle.leader_exited_now();
+                self.apply(myself, state, effects);
+            }
             Ok(None) => {}
             Err(err) => {
                 tracing::warn!(handle = %self.id, %err, "checking for the child's exit failed")
@@ -650,78 +586,39 @@ impl ProcessState {
         }
     }
 
-    /// Records the terminal status to be, unless one is already settled.
-    fn settle(&mut self, status: Status) {
-        if self.settled.is_none() {
-            tracing::debug!(handle = %self.id, %status, "terminal status settled");
-            self.settled = Some(status);
+    /// Signals the group. Under cgroup containment, `SIGSTOP` and
+    /// `SIGCONT` freeze and thaw the cgroup instead (a stop signal would miss
+    /// the members that left the group), and `SIGKILL` also kills it.
+    fn signal(&self, state: &ProcessState, signal: RawSignal) {
+        if matches!(signal, RawSignal::STOP | RawSignal::CONT)
+            && state.child.freeze(signal == RawSignal::STOP)
+        {
+            return;
         }
-    }
-
-    /// Freezes or thaws the tree (its cgroup, or its group by signals).
-    fn stop_tree(&mut self, stop: bool) {
-        if !self.child.freeze(stop) {
-            self.signal(if stop { Signal::STOP } else { Signal::CONT });
-        }
-        self.paused = stop;
-    }
-
-    fn signal(&self, signal: Signal) {
-        if let Err(err) = self.child.signal_group(signal) {
+        if let Err(err) = state.child.signal_group(signal) {
             tracing::warn!(handle = %self.id, ?signal, %err, "signalling the process group failed");
         }
-    }
-
-    /// Ends the handle after the child has exited: kills what is left of
-    /// its group while the child is still unreaped (so the group id is still
-    /// ours), has the readers read what the pipes hold and close, has the OS
-    /// worker sweep the tree (orphan-reaping and escapee-hunting modes),
-    /// then reaps the child and answers everyone waiting. Called again as
-    /// each of those steps completes.
-    fn finish(&mut self, myself: &ActorRef<ProcessMsg>) {
-        if self.sweeping {
-            return;
-        }
-        self.signal(Signal::KILL);
-        if self.open_streams > 0 {
-            // The last `StreamClosed` calls this again.
-            self.drain_now.send_replace(true);
-            return;
-        }
-        if let Some(cleanup) = self.cleanup() {
-            self.sweeping = true;
-            let actor = myself.clone();
-            self.tasks.push(tokio::spawn(async move {
-                let usage = match worker() {
-                    Ok(worker) => worker.cleanup(cleanup).await,
-                    Err(_) => None,
-                };
-                let _ = actor.cast(Event::SweepDone(usage).into());
-            }));
-            return;
-        }
-        self.reap_and_end();
     }
 
     /// What the OS worker must do before the child is reaped, if anything:
     /// empty and remove the tree's cgroup (cgroup containment, which needs
     /// nothing else), or sweep the group's orphans (orphan-reaping mode)
     /// and kill the escapees (escapee mode).
-    fn cleanup(&self) -> Option<Cleanup> {
-        let cgroup = self.child.cgroup_path().map(ToOwned::to_owned);
+    fn cleanup(&self, child: &ChildProcess) -> Option<Cleanup> {
+        let cgroup = child.cgroup_path().map(ToOwned::to_owned);
         (cgroup.is_some() || self.reap_orphans || self.escapee_token.is_some()).then(|| Cleanup {
-            leader: self.child.pid(),
+            leader: child.pid(),
             sweep_group: self.reap_orphans && cgroup.is_none(),
             token: self.escapee_token.clone(),
             cgroup,
         })
     }
 
-    fn reap_and_end(&mut self) {
-        let exit = match self.child.reap() {
+    fn reap_and_end(&self, myself: &ActorRef<ProcessMsg>, state: &mut ProcessState) {
+        let exit = match state.child.reap() {
             Ok(Some(exit)) => Some(exit),
             Ok(None) => {
-                // Not exited after all: cannot happen once LeaderExited was
+                // Not exited after all: cannot happen once the exit was
                 // seen. Leave the child to its drop, which kills and reaps.
                 tracing::error!(handle = %self.id, "child not reapable at finish");
                 None
@@ -731,19 +628,19 @@ impl ProcessState {
                 None
             }
         };
-        self.become_terminal(exit);
+        self.become_terminal(myself, state, exit);
     }
 
     /// Stops supervising at once (the actor is stopping: release, eviction
     /// or registry shutdown): kills the tree, waits briefly for the child to
     /// exit, reaps it, and answers everyone waiting.
-    async fn stop_now(&mut self) {
-        self.settle(Status::Killed);
+    async fn stop_now(&self, myself: &ActorRef<ProcessMsg>, state: &mut ProcessState) {
+        state.lifecycle.stopping();
         let mut exit = None;
-        if !self.child.is_reaped() {
-            self.signal(Signal::KILL);
-            if !self.leader_exited {
-                match self.child.exited() {
+        if !state.child.is_reaped() {
+            self.signal(state, RawSignal::KILL);
+            if !state.lifecycle.leader_exited() {
+                match state.child.exited() {
                     Ok(exited) => {
                         if tokio::time::timeout(STOP_REAP_WAIT, exited).await.is_err() {
                             tracing::error!(handle = %self.id, "killed child did not exit in time");
@@ -752,42 +649,39 @@ impl ProcessState {
                     Err(err) => tracing::error!(handle = %self.id, %err, "cannot watch the child"),
                 }
             }
-            if let Some(cleanup) = self.cleanup()
+            if let Some(cleanup) = self.cleanup(&state.child)
                 && let Ok(worker) = worker()
             {
-                self.tree_usage = worker.cleanup(cleanup).await;
+                state.tree_usage = worker.cleanup(cleanup).await;
             }
-            exit = self.child.reap().ok().flatten();
+            exit = state.child.reap().ok().flatten();
         }
-        self.become_terminal(exit);
+        self.become_terminal(myself, state, exit);
     }
 
-    fn become_terminal(&mut self, reaped: Option<(ExitInfo, ResourceUsage)>) {
+    fn become_terminal(
+        &self,
+        myself: &ActorRef<ProcessMsg>,
+        state: &mut ProcessState,
+        reaped: Option<(ExitInfo, ResourceUsage)>,
+    ) {
         let exit = reaped.map(|(exit, _)| exit);
-        for task in self.tasks.drain(..) {
+        for task in state.tasks.drain(..) {
             task.abort();
         }
-        if let StdinLink::Open { ended, .. } = &self.stdin {
+        if let StdinLink::Open { ended, .. } = &state.stdin {
             // The writer answers what is queued with `StdinClosed` and
             // ends once the sender below is dropped.
             ended.send_replace(true);
-            self.stdin = StdinLink::Ended;
+            state.stdin = StdinLink::Ended;
         }
-        let mut status = self.settled.unwrap_or(Status::Exited);
-        if matches!(status, Status::Killed | Status::TimedOut)
-            && exit.is_some_and(|e| e.code.is_some())
-            && !self.sent_catchable
-        {
-            // Only SIGKILL was sent, and it cannot be caught: a child that
-            // still exited with a code had exited before it arrived.
-            status = Status::Exited;
-        }
-        let mut snapshot = self.snapshot();
+        let status = state.lifecycle.final_status(exit.and_then(|e| e.code));
+        let mut snapshot = self.snapshot(state);
         snapshot.status = status;
         snapshot.ended_at = Some(self.clock.now());
         snapshot.exit_code = exit.and_then(|e| e.code);
         snapshot.signal = exit.and_then(|e| e.signal);
-        snapshot.usage = reaped.map(|(_, usage)| match self.tree_usage {
+        snapshot.usage = reaped.map(|(_, usage)| match state.tree_usage {
             // The cgroup counted every member of the tree.
             Some(tree) => ResourceUsage {
                 user_time: tree.user,
@@ -798,7 +692,6 @@ impl ProcessState {
             None => usage,
         });
         snapshot.paused = false;
-        self.paused = false;
         tracing::info!(
             handle = %self.id,
             %status,
@@ -807,23 +700,23 @@ impl ProcessState {
             "process terminal"
         );
         // The snapshot now holds the kept output; the capture buffers go.
-        self.stdout = Capture::new(1);
-        self.stderr = Capture::new(1);
-        self.terminal = Some(snapshot.clone());
-        if let Some(watch) = &self.watch {
+        state.stdout = Capture::new(1);
+        state.stderr = Capture::new(1);
+        let observed = !state.waiters.is_empty() || !state.killers.is_empty();
+        state.lifecycle.end(snapshot.clone(), observed);
+        if let Some(watch) = &state.watch {
             watch.publish(snapshot.clone());
         }
         // Tell the registry first: a caller whose wait returns and who then
         // asks the registry must find the handle terminal there too.
-        self.observed = !self.waiters.is_empty() || !self.killers.is_empty();
         let _ = self
             .registry
             .cast(RegistryMsg::Report(ProcessReport(Report::Finished {
                 snapshot: Box::new(snapshot.clone()),
-                observed: self.observed,
-                actor: self.myself.clone(),
+                observed,
+                actor: myself.clone(),
             })));
-        for waiter in self.waiters.drain(..) {
+        for waiter in state.waiters.drain(..) {
             if let Some(timer) = waiter.timer {
                 timer.abort();
             }
@@ -832,9 +725,9 @@ impl ProcessState {
                 timed_out: false,
             }));
         }
-        for killer in self.killers.drain(..) {
+        for killer in state.killers.drain(..) {
             let _ = killer.send(Ok(snapshot.clone()));
         }
-        self.subscribers.exit(&snapshot);
+        state.subscribers.exit(&snapshot);
     }
 }

@@ -25,8 +25,7 @@ use crate::config::{CgroupMode, RegistryConfig};
 use crate::error::{Error, Result};
 use crate::messages::{
     Containment, Forked, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg,
-    ProcessReport, RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status,
-    StreamOutput, WaitOutcome,
+    ProcessReport, RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status, WaitOutcome,
 };
 use crate::os::cgroup::{self, Placement, RegistryCgroup};
 use crate::os::child::RawSpawned;
@@ -189,16 +188,13 @@ impl Actor for RegistryActor {
                 },
                 true,
             ),
-            RegistryMsg::Kill(id, request, reply) => match check_signal(&request) {
-                Err(err) => send(reply, Err(err)),
-                Ok(()) => state.route(
-                    id,
-                    reply,
-                    |reply| ProcessMsg::Kill(request, reply),
-                    |s| Ok(s.clone()),
-                    true,
-                ),
-            },
+            RegistryMsg::Kill(id, request, reply) => state.route(
+                id,
+                reply,
+                |reply| ProcessMsg::Kill(request, reply),
+                |s| Ok(s.clone()),
+                true,
+            ),
             RegistryMsg::Read(id, request, reply) => state.route(
                 id,
                 reply,
@@ -369,16 +365,6 @@ async fn make_cgroup(
 fn send<T>(reply: RpcReplyPort<T>, value: T) {
     // A closed port means the caller gave up; that is not our error.
     let _ = reply.send(value);
-}
-
-fn check_signal(request: &KillRequest) -> Result<()> {
-    match rustix::process::Signal::from_named_raw(request.signal) {
-        Some(_) => Ok(()),
-        None => Err(Error::invalid(format!(
-            "unknown signal number {}",
-            request.signal
-        ))),
-    }
 }
 
 /// Hands a request to a process actor; if the actor is already gone, the
@@ -692,25 +678,27 @@ impl RegistryState {
         let command: Arc<str> = request.display().into();
         let owner: Owner = request.owner.clone().and_then(owner_key);
         let started_at = self.config.clock.now();
-        let args = ProcessArgs {
-            handle_id,
-            spawned,
+        let actor = ProcessActor {
+            id: handle_id,
             command: command.clone(),
             owner: owner.clone(),
             started_at,
-            timeout: request.timeout,
             drain_grace: self.config.drain_grace,
             kill_grace: self.config.kill_grace,
-            output_cap: request.output_cap.unwrap_or(self.config.output_cap),
             reap_orphans: self.config.reap_orphans,
             escapee_token,
-            stdin: request.stdin,
             clock: self.config.clock.clone(),
             registry: myself.clone(),
         };
+        let args = ProcessArgs {
+            spawned,
+            timeout: request.timeout,
+            output_cap: request.output_cap.unwrap_or(self.config.output_cap),
+            stdin: request.stdin,
+        };
         // If the actor fails to start, `args` (and the child in it) is
         // dropped, which kills and reaps the child.
-        let (actor, _) = Actor::spawn_linked(None, ProcessActor, args, myself.get_cell())
+        let (actor, _) = Actor::spawn_linked(None, actor, args, myself.get_cell())
             .await
             .map_err(|err| Error::ActorStart {
                 actor: "process",
@@ -719,24 +707,14 @@ impl RegistryState {
         // Make room only now: a spawn that fails must not cost another
         // handle its place.
         self.make_room(&owner);
-        let snapshot = Snapshot {
+        let snapshot = Snapshot::started(
             handle_id,
             pid,
             command,
-            status: Status::Running,
             started_at,
-            ended_at: None,
-            exit_code: None,
-            signal: None,
-            stdout: StreamOutput::default(),
-            stderr: StreamOutput::default(),
-            failure: None,
             owner,
-            evicted: false,
-            paused: false,
-            containment: self.containment(),
-            usage: None,
-        };
+            self.containment(),
+        );
         self.table.insert_running(running_summary(&snapshot), actor);
         tracing::debug!(handle = %handle_id, pid, "spawned");
         Ok(snapshot)
@@ -874,9 +852,6 @@ impl RegistryState {
         request: KillRequest,
         reply: RpcReplyPort<Result<Vec<Snapshot>>>,
     ) {
-        if let Err(err) = check_signal(&request) {
-            return send(reply, Err(err));
-        }
         let owner = owner_key(owner);
         let mut answers = Vec::new();
         for id in self.table.running_of(&owner) {
@@ -946,22 +921,17 @@ fn failed_snapshot(
     ended_at: time::OffsetDateTime,
     containment: Containment,
 ) -> Snapshot {
-    Snapshot {
-        handle_id: summary.handle_id,
-        pid: summary.pid,
-        command: summary.command.clone(),
-        status: Status::Killed,
-        started_at: summary.started_at,
-        ended_at: Some(ended_at),
-        exit_code: None,
-        signal: None,
-        stdout: StreamOutput::default(),
-        stderr: StreamOutput::default(),
-        failure: Some(failure),
-        owner: summary.owner.clone(),
-        evicted: summary.evicted,
-        paused: false,
+    let mut snapshot = Snapshot::started(
+        summary.handle_id,
+        summary.pid,
+        summary.command.clone(),
+        summary.started_at,
+        summary.owner.clone(),
         containment,
-        usage: None,
-    }
+    );
+    snapshot.status = Status::Killed;
+    snapshot.ended_at = Some(ended_at);
+    snapshot.failure = Some(failure);
+    snapshot.evicted = summary.evicted;
+    snapshot
 }

@@ -182,6 +182,49 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The snapshot of a process just started: running, no output yet.
+    /// Every snapshot procward makes starts here.
+    pub(crate) fn started(
+        handle_id: HandleId,
+        pid: u32,
+        command: Arc<str>,
+        started_at: OffsetDateTime,
+        owner: Option<Arc<str>>,
+        containment: Containment,
+    ) -> Snapshot {
+        Snapshot {
+            handle_id,
+            pid,
+            command,
+            status: Status::Running,
+            started_at,
+            ended_at: None,
+            exit_code: None,
+            signal: None,
+            stdout: StreamOutput::default(),
+            stderr: StreamOutput::default(),
+            failure: None,
+            owner,
+            paused: false,
+            containment,
+            usage: None,
+            evicted: false,
+        }
+    }
+
+    /// A running snapshot for unit tests.
+    #[cfg(test)]
+    pub(crate) fn running_for_tests() -> Snapshot {
+        Snapshot::started(
+            HandleId::next(1),
+            1,
+            "x".into(),
+            OffsetDateTime::UNIX_EPOCH,
+            None,
+            Containment::ProcessGroup,
+        )
+    }
+
     /// Whether the process is still live (status `running`).
     pub fn running(&self) -> bool {
         self.status == Status::Running

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Limits, Stdin};
+use super::{Limits, Signal, Stdin};
 use crate::error::Error;
 
 /// The shell that runs [`Command::Shell`] commands.
@@ -250,22 +250,17 @@ fn no_nul(text: &str, what: impl FnOnce() -> String) -> Result<(), Error> {
 /// after `grace`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KillRequest {
-    /// The signal number to send first (`SIGKILL`, 9, by default).
-    pub signal: i32,
+    /// The signal to send first (`SIGKILL` by default).
+    pub signal: Signal,
     /// How long to wait after `signal` before sending `SIGKILL`. Ignored
     /// when `signal` is `SIGKILL`.
     pub grace: Option<Duration>,
 }
 
-/// `SIGKILL`'s number on Linux.
-pub const SIGKILL: i32 = 9;
-/// `SIGTERM`'s number on Linux.
-pub const SIGTERM: i32 = 15;
-
 impl Default for KillRequest {
     fn default() -> Self {
         KillRequest {
-            signal: SIGKILL,
+            signal: Signal::KILL,
             grace: None,
         }
     }
@@ -276,7 +271,7 @@ impl KillRequest {
     /// still running.
     pub fn terminate(grace: Duration) -> Self {
         KillRequest {
-            signal: SIGTERM,
+            signal: Signal::TERM,
             grace: Some(grace),
         }
     }

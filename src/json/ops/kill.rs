@@ -10,7 +10,7 @@ use crate::json::dispatcher::Dispatcher;
 use crate::json::error::JsonError;
 use crate::json::params::Params;
 use crate::json::{render, signal};
-use crate::messages::KillRequest;
+use crate::messages::{KillRequest, Signal};
 
 /// The parameters `kill` reads; any other is refused.
 const PARAMS: &[&str] = &["handle_id", "signal", "grace_ms"];
@@ -43,7 +43,7 @@ pub(crate) fn parse(params: Params<'_>) -> Result<KillRequest, JsonError> {
 
 // KillRequest may gain fields; fill them from the default.
 #[allow(clippy::needless_update)]
-fn kill_request(signal: i32, grace: Option<Duration>) -> KillRequest {
+fn kill_request(signal: Signal, grace: Option<Duration>) -> KillRequest {
     KillRequest {
         signal,
         grace,
@@ -56,7 +56,6 @@ mod tests {
     use serde_json::{Map, Value};
 
     use super::*;
-    use crate::messages::{SIGKILL, SIGTERM};
 
     fn parse_json(value: Value) -> Result<KillRequest, JsonError> {
         let Value::Object(map) = value else {
@@ -68,14 +67,14 @@ mod tests {
     #[test]
     fn defaults_to_sigkill() {
         let req = parse_json(json!({})).unwrap();
-        assert_eq!(req.signal, SIGKILL);
+        assert_eq!(req.signal, Signal::KILL);
         assert_eq!(req.grace, None);
     }
 
     #[test]
     fn takes_a_named_signal_and_a_grace() {
         let req = parse_json(json!({"signal": "TERM", "grace_ms": 200})).unwrap();
-        assert_eq!(req.signal, SIGTERM);
+        assert_eq!(req.signal, Signal::TERM);
         assert_eq!(req.grace, Some(Duration::from_millis(200)));
     }
 
