@@ -48,7 +48,9 @@ pub struct RegistryConfig {
     /// *other* children of this OS process (not started by procward) also
     /// come here and are not reaped by procward. Default off.
     pub reap_orphans: bool,
-    /// Escapee hunting. When on, every spawn gets `PROCWARD_TOKEN=<token>`
+    /// Escapee hunting, under process-group containment (a cgroup holds
+    /// escapees by itself, so with one this does nothing). When on, every
+    /// spawn gets `PROCWARD_TOKEN=<token>`
     /// in its environment, and when its handle ends, every process whose
     /// environment still carries that token is killed, even one that left
     /// the process group with `setsid` (a daemon, a double fork).
@@ -63,12 +65,15 @@ pub struct RegistryConfig {
     /// A guard process that kills this registry's processes if the program
     /// hosting the registry dies without stopping it (SIGKILL, a crash, an
     /// abort), when no code of ours can run. It is a small `sh` process
-    /// that finds the processes by the `PROCWARD_TOKEN` every spawn then
-    /// carries in its environment (as with
+    /// that notices its parent is gone (it looks once a second) and then
+    /// kills the registry's cgroup under cgroup containment, or, under
+    /// process groups, the processes carrying the `PROCWARD_TOKEN` every
+    /// spawn then has in its environment (as with
     /// [`kill_escapees`](Self::kill_escapees)), so it never signals a
-    /// process that reused one of their pids; a descendant that clears its
-    /// environment escapes it. An orderly stop dismisses it. Costs one
-    /// `sh` per registry and nothing per spawn. Default off; on in
+    /// process that reused one of their pids; there a descendant that
+    /// clears its environment escapes it. It takes no command a tree could
+    /// send; an orderly stop SIGKILLs it. Costs one `sh` (and a `sleep`
+    /// a second) per registry and nothing per spawn. Default off; on in
     /// `procward serve` and `procward node`.
     pub guard: bool,
     /// Whether each process tree gets a cgroup v2 of its own (see

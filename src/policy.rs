@@ -156,6 +156,7 @@ mod resolve;
 #[cfg(test)]
 mod scratch;
 mod shell;
+mod tree_limits;
 
 pub use allowlist::ProgramAllowlist;
 pub use ceilings::{LimitCeilings, Rlimit};
@@ -166,3 +167,4 @@ pub use denylist::ProgramDenylist;
 pub use env::EnvPolicy;
 pub use profile::ProfileDefault;
 pub use shell::ShellPolicy;
+pub use tree_limits::TreeLimits;

@@ -365,3 +365,34 @@ async fn process_group_mode_says_so_and_refuses_cgroup_limits() {
     }
     registry.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_limit_reaches_the_tree_or_is_denied_with_the_rule() {
+    let profile: procward::policy::PolicyConfig =
+        serde_json::from_str(r#"{"pids_max": 16, "memory_max": 268435456}"#).unwrap();
+    let config = RegistryConfig::default().profile("tight", profile.build());
+    let registry = Registry::start(config).await.unwrap();
+    let request = SpawnRequest::argv(["sleep", "300"]).sandbox_profile("tight");
+    match registry.spawn(request).await {
+        Err(Error::PolicyDenied { rule, reason }) => {
+            // No cgroup, or no memory/pids controller in it (this layout).
+            assert_eq!(rule, procward::policy::DenyRule::Limit);
+            assert!(
+                reason.contains("memory") || reason.contains("pids") || reason.contains("cgroup"),
+                "{reason}"
+            );
+            println!("denied here: {reason}");
+        }
+        Ok(spawned) => {
+            let cgroup = cgroup_of(spawned.pid);
+            let max = fs::read_to_string(cgroup.join("pids.max")).unwrap_or_default();
+            assert_eq!(max.trim(), "16");
+            registry
+                .kill(spawned.handle_id, KillRequest::default())
+                .await
+                .unwrap();
+        }
+        Err(other) => panic!("unexpected {other:?}"),
+    }
+    registry.shutdown().await.unwrap();
+}

@@ -472,6 +472,8 @@ pub(crate) struct TreeUsage {
 pub(crate) fn usage(path: &Path) -> io::Result<TreeUsage> {
     let stat = fs::read_to_string(path.join("cpu.stat"))?;
     let micros = |key| Duration::from_micros(event(&stat, key).unwrap_or(0));
+    // A controller's files exist only where it is enabled: a missing one
+    // is `None`, not an error.
     let number = |file: &str| {
         let mut text = String::new();
         fs::File::open(path.join(file))

@@ -66,6 +66,10 @@ const CLEANUP_DEADLINE: Duration = Duration::from_secs(5);
 /// to [`MAX_PAUSE`], as no event announces a re-parented orphan's end.
 const MIN_PAUSE: Duration = Duration::from_micros(500);
 const MAX_PAUSE: Duration = Duration::from_millis(20);
+/// The longest pause while only cgroups are awaited: a look at a cgroup is
+/// one small read, not a pass over `/proc`, and a killed tree empties
+/// within milliseconds, so a long pause would only add to the kill's time.
+const MAX_CGROUP_PAUSE: Duration = Duration::from_millis(1);
 /// How soon an orphan reap put off while forks were under way is tried
 /// again.
 const RETRY_REAP: Duration = Duration::from_millis(1);
@@ -429,7 +433,12 @@ impl WorkerState {
                     None
                 } else {
                     let at = Instant::now() + pause;
-                    pause = (pause * 2).min(MAX_PAUSE);
+                    let longest = if self.cgroups_only() {
+                        MAX_CGROUP_PAUSE
+                    } else {
+                        MAX_PAUSE
+                    };
+                    pause = (pause * 2).min(longest);
                     Some(at)
                 };
             }
@@ -609,6 +618,16 @@ impl WorkerState {
             let _ = pending.reply.send(pending.usage);
         }
         self.pending = waiting;
+    }
+
+    /// Whether every waiting cleanup waits only for cgroups to empty (no
+    /// `/proc` pass, no dropped leader).
+    fn cgroups_only(&self) -> bool {
+        self.dropped.is_empty()
+            && self
+                .pending
+                .iter()
+                .all(|p| !p.sweep_group && p.token.is_none() && p.killed.is_empty())
     }
 
     /// Reads the usage of every pending cgroup that has emptied and removes
