@@ -37,7 +37,7 @@ async fn cgroup_registry() -> Option<Registry> {
 /// The cgroup directory `pid` is in, from `/proc/<pid>/cgroup` and the
 /// cgroup2 mount.
 fn cgroup_of(pid: u32) -> PathBuf {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
     let mount = mountinfo
         .lines()
         .find_map(|line| {
@@ -47,7 +47,7 @@ fn cgroup_of(pid: u32) -> PathBuf {
                 .then(|| before.split_whitespace().nth(4).map(PathBuf::from))?
         })
         .expect("a cgroup2 mount");
-    let own = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let own = fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read /proc/<pid>/cgroup");
     let path = own
         .lines()
         .find_map(|line| line.strip_prefix("0::"))
@@ -84,12 +84,15 @@ const MIN_ESCAPEES: usize = 6;
 
 /// Spawns [`ESCAPES`] and waits until enough escapees printed their pids.
 async fn spawn_escapes(registry: &Registry) -> (procward::Snapshot, Vec<u32>, PathBuf) {
-    let spawned = registry.spawn(SpawnRequest::shell(ESCAPES)).await.unwrap();
+    let spawned = registry
+        .spawn(SpawnRequest::shell(ESCAPES))
+        .await
+        .expect("spawn the escapes");
     assert_eq!(spawned.containment, Containment::Cgroup);
     let cgroup = cgroup_of(spawned.pid);
     let start = std::time::Instant::now();
     loop {
-        let snap = registry.poll(spawned.handle_id).await.unwrap();
+        let snap = registry.poll(spawned.handle_id).await.expect("poll");
         let pids: Vec<u32> = snap
             .stdout
             .text()

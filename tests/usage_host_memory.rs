@@ -19,9 +19,12 @@ async fn true_usage(mode: CgroupMode) -> Option<(Containment, Option<u64>)> {
     let spawned = registry
         .spawn(SpawnRequest::argv(["/bin/true"]))
         .await
-        .unwrap();
-    let done = registry.wait(spawned.handle_id, None).await.unwrap();
-    registry.shutdown().await.unwrap();
+        .expect("spawn /bin/true");
+    let done = registry
+        .wait(spawned.handle_id, None)
+        .await
+        .expect("wait for /bin/true");
+    registry.shutdown().await.expect("shutdown");
     let usage = done.snapshot.usage.expect("usage once terminal");
     Some((done.snapshot.containment, usage.max_rss_kib))
 }

@@ -86,8 +86,9 @@ pub(crate) struct Cleanup {
     /// Kill every process whose environment carries this token, until a
     /// pass finds none alive (escapee-hunting mode).
     pub(crate) token: Option<String>,
-    /// The tree's cgroup (cgroup containment): kill what is in it, wait
-    /// until it is empty, read its usage and remove it.
+    /// The tree's cgroup (cgroup containment), killed already (the
+    /// process actor SIGKILLs the tree before it asks for the cleanup):
+    /// wait until it is empty, read its usage and remove it.
     pub(crate) cgroup: Option<PathBuf>,
 }
 
@@ -501,11 +502,6 @@ impl WorkerState {
             let _ = reply.send(None);
             return;
         };
-        if let Some(path) = &cleanup.cgroup
-            && let Err(err) = cgroup::kill_path(path)
-        {
-            tracing::warn!(cgroup = %path.display(), %err, "cannot kill the process tree's cgroup");
-        }
         self.pending.push(Pending {
             leader,
             sweep_group: cleanup.sweep_group,
