@@ -399,3 +399,55 @@ async fn a_profile_limit_reaches_the_tree_or_is_denied_with_the_rule() {
     }
     registry.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeout_kills_the_escapees_too() {
+    let Some(registry) = cgroup_registry().await else {
+        return;
+    };
+    let file = support::unique_path("timeout-escapee");
+    let mut request = SpawnRequest::shell(
+        "env -i F=\"$F\" setsid sh -c 'echo $$ > \"$F.tmp\"; mv \"$F.tmp\" \"$F\"; exec sleep 300' \
+         >/dev/null 2>&1 </dev/null & exec sleep 300",
+    )
+    .env("F", file.display().to_string());
+    request.timeout = Some(Duration::from_millis(500));
+    let spawned = registry.spawn(request).await.unwrap();
+    let cgroup = cgroup_of(spawned.pid);
+    wait_until("the escapee to start", || file.exists()).await;
+    let escapee: u32 = fs::read_to_string(&file).unwrap().trim().parse().unwrap();
+    let _ = fs::remove_file(&file);
+    let done = registry.wait(spawned.handle_id, None).await.unwrap();
+    assert_eq!(done.snapshot.status, procward::Status::TimedOut);
+    assert_all_dead(&[escapee], &cgroup);
+    registry.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawn_that_cannot_be_placed_runs_nothing() {
+    let Some(registry) = cgroup_registry().await else {
+        return;
+    };
+    // Find the registry's cgroup, then take it away while it is empty:
+    // the next spawn's cgroup cannot be made.
+    let first = registry
+        .spawn(SpawnRequest::argv(["sleep", "300"]))
+        .await
+        .unwrap();
+    let parent = cgroup_of(first.pid).parent().unwrap().to_owned();
+    registry
+        .kill(first.handle_id, KillRequest::default())
+        .await
+        .unwrap();
+    fs::remove_dir(&parent).unwrap();
+    let marker = support::unique_path("unplaced");
+    let request = SpawnRequest::argv(["touch", &marker.display().to_string()]);
+    match registry.spawn(request).await {
+        Err(err @ Error::Containment { .. }) => {
+            assert_eq!(err.kind(), procward::ErrorKind::SpawnFailed);
+        }
+        other => panic!("expected a containment error, got {other:?}"),
+    }
+    assert!(!marker.exists(), "the program ran uncontained");
+    registry.shutdown().await.unwrap();
+}

@@ -601,14 +601,16 @@ impl ProcessActor {
     }
 
     /// What the OS worker must do before the child is reaped, if anything:
-    /// empty and remove the tree's cgroup (cgroup containment, which needs
-    /// nothing else), or sweep the group's orphans (orphan-reaping mode)
-    /// and kill the escapees (escapee mode).
+    /// empty and remove the tree's cgroup (cgroup containment), sweep the
+    /// group's orphans (orphan-reaping mode: a cgroup's `populated 0`
+    /// comes before its last members' orphans are handed to us, so the
+    /// sweep still waits for those) and kill the escapees (escapee mode,
+    /// process groups only).
     fn cleanup(&self, child: &ChildProcess) -> Option<Cleanup> {
         let cgroup = child.cgroup_path().map(ToOwned::to_owned);
         (cgroup.is_some() || self.reap_orphans || self.escapee_token.is_some()).then(|| Cleanup {
             leader: child.pid(),
-            sweep_group: self.reap_orphans && cgroup.is_none(),
+            sweep_group: self.reap_orphans,
             token: self.escapee_token.clone(),
             cgroup,
         })

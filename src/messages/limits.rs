@@ -137,5 +137,6 @@ pub struct ResourceUsage {
     pub max_rss_kib: Option<u64>,
     /// The most processes the tree had at once: the cgroup's `pids.peak`,
     /// when the pids controller is enabled; `None` otherwise.
+    #[serde(default)]
     pub peak_processes: Option<u64>,
 }

@@ -55,7 +55,7 @@ impl std::fmt::Display for Status {
 
 /// How a handle's process tree is held together, and so how it is killed,
 /// paused and measured (see `docs/security.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Containment {
@@ -64,7 +64,9 @@ pub enum Containment {
     /// and the usage cover all of them.
     Cgroup,
     /// The tree is the child's process group: a descendant that calls
-    /// `setsid` or `setpgid` leaves it.
+    /// `setsid` or `setpgid` leaves it. The default (what a snapshot from a
+    /// peer that predates cgroups means).
+    #[default]
     ProcessGroup,
 }
 
@@ -170,6 +172,7 @@ pub struct Snapshot {
     /// The process tree is stopped by a pause (status stays `running`).
     pub paused: bool,
     /// How the process tree is contained.
+    #[serde(default)]
     pub containment: Containment,
     /// CPU times and peak memory of the process tree, once terminal (see
     /// [`ResourceUsage`] for where each figure comes from). `None` while

@@ -18,9 +18,10 @@
 //!   read to the last does it reap a child it does not know as a leader.
 //! - Ending N handles at once costs one pass over `/proc`, not N: every
 //!   cleanup queued when a pass starts is served by it. None of it runs on
-//!   an async runtime's workers. A tree with a cgroup needs no `/proc`
-//!   pass at all: its cleanup waits for the cgroup's `cgroup.events` to
-//!   say `populated 0`, reads its usage and removes it.
+//!   an async runtime's workers. A tree with a cgroup needs no escapee
+//!   hunt: its cleanup waits for the cgroup's `cgroup.events` to say
+//!   `populated 0`, reads its usage and removes it (and, in orphan-reaping
+//!   mode, still sweeps the group for orphans handed to us).
 //!
 //! The worker's state (the leaders forked and not yet reaped, the cleanups
 //! waiting) is plain data owned by its thread; requests reach it through a
