@@ -451,3 +451,34 @@ async fn a_spawn_that_cannot_be_placed_runs_nothing() {
     assert!(!marker.exists(), "the program ran uncontained");
     registry.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_removes_what_a_dead_host_left_behind() {
+    let Some(registry) = cgroup_registry().await else {
+        return;
+    };
+    let probe = registry
+        .spawn(SpawnRequest::argv(["sleep", "300"]))
+        .await
+        .unwrap();
+    let base = cgroup_of(probe.pid)
+        .parent()
+        .and_then(|p| p.parent())
+        .unwrap()
+        .to_owned();
+    registry
+        .kill(probe.handle_id, KillRequest::default())
+        .await
+        .unwrap();
+    // A pid that names no process any more: a child we ran and reaped.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let stale = base.join(format!("procward-{dead}-7"));
+    fs::create_dir(&stale).unwrap();
+    fs::create_dir(stale.join("t3")).unwrap();
+    let second = cgroup_registry().await.unwrap();
+    assert!(!stale.exists(), "{} was not removed", stale.display());
+    second.shutdown().await.unwrap();
+    registry.shutdown().await.unwrap();
+}

@@ -332,6 +332,7 @@ async fn make_cgroup(
     let made = worker
         .run(move || {
             let base = cgroup::locate(root.as_deref())?;
+            cgroup::remove_stale(&base);
             RegistryCgroup::create(&base).map_err(|err| {
                 std::io::Error::new(err.kind(), format!("in {}: {err}", base.display()))
             })

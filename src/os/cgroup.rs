@@ -191,6 +191,36 @@ pub(crate) fn locate(root: Option<&Path>) -> io::Result<PathBuf> {
 
 static NEXT_PARENT: AtomicU64 = AtomicU64::new(1);
 
+/// Removes the registry cgroups under `base` that their owner left behind:
+/// `procward-<pid>-<n>` directories that are empty (`populated 0`) and
+/// whose `<pid>` names no process. (A pid the OS gave to another process
+/// keeps its directory until a later sweep: only a missing process counts
+/// as gone.)
+/// A host killed without a guard, or a test process that ended before its
+/// registry's stop ran, leaves these. Blocking; errors are ignored (the
+/// directory stays for the next sweep).
+pub(crate) fn remove_stale(base: &Path) {
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(owner) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix("procward-"))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let path = entry.path();
+        let gone = !Path::new(&format!("/proc/{owner}")).exists();
+        if gone && matches!(populated(&path), Ok(false)) {
+            let _ = remove_tree(&path);
+        }
+    }
+}
+
 /// A registry's own cgroup, parent of one cgroup per spawn. Made by
 /// [`RegistryCgroup::create`], removed (with everything in it killed) by
 /// [`RegistryCgroup::remove`].
