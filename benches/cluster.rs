@@ -39,7 +39,7 @@ impl Seen {
         match event {
             OutputEvent::Chunk { bytes, .. } => self.delivered += bytes.len() as u64,
             OutputEvent::Missed { bytes, .. } => self.missed += bytes,
-            OutputEvent::Exit(_) => {}
+            OutputEvent::Exit { .. } => {}
         }
     }
 

@@ -14,5 +14,3 @@ mod stdin_writer;
 mod subscribers;
 
 pub use registry::{RegistryActor, RegistryState};
-#[cfg(feature = "cluster")]
-pub(crate) use subscribers::SUBSCRIBER_WINDOW;

@@ -69,7 +69,7 @@ pub use gateway::{
     GatewayArgs, GatewayState, KillArgs, KillOwnerArgs, NodeInfo, REGISTRY_GROUP, ReadArgs,
     RemoteRegistryActor, RemoteRegistryMsg, WaitArgs, WriteArgs,
 };
-pub use node::{NodeOptions, node_main, run_node, session_owner};
+pub use node::{NodeOptions, run_node, session_owner};
 pub use pre_auth::{PRE_AUTH_BYTES, PRE_AUTH_FRAME_BYTES};
 pub use subscription::RemoteSubscription;
 pub use tls::ClientTls;

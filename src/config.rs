@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::messages::CapPolicy;
+pub use crate::messages::DEFAULT_OUTPUT_CAP;
 use crate::policy::PolicyChain;
 
 /// The settings of one registry. Start from [`RegistryConfig::default`] and
@@ -26,6 +28,12 @@ pub struct RegistryConfig {
     /// How many handles (running or finished) the registry keeps before a
     /// spawn evicts one. Default 64; at least 1.
     pub max_handles: usize,
+    /// What a spawn does when all `max_handles` handles run: evict one,
+    /// refuse, or queue. Default `Queue { max_queued: 1024 }` (see
+    /// [`CapPolicy`] for why); `procward serve` and `procward node` use
+    /// `Evict`. A spawn may choose its own with
+    /// [`SpawnRequest::cap_policy`](crate::SpawnRequest::cap_policy).
+    pub cap_policy: CapPolicy,
     /// How long, after the spawned process exits, to keep reading output
     /// that its descendants still write before killing what is left of its
     /// process group. Default 1 s.
@@ -123,13 +131,11 @@ pub enum CgroupMode {
     Off,
 }
 
-/// The default capture cap per stream: 16 MiB.
-pub const DEFAULT_OUTPUT_CAP: usize = 16 * 1024 * 1024;
-
 impl Default for RegistryConfig {
     fn default() -> Self {
         RegistryConfig {
             max_handles: 64,
+            cap_policy: CapPolicy::default(),
             drain_grace: Duration::from_secs(1),
             output_cap: DEFAULT_OUTPUT_CAP,
             kill_grace: Duration::from_secs(5),
@@ -150,6 +156,12 @@ impl RegistryConfig {
     /// Sets [`max_handles`](Self::max_handles).
     pub fn max_handles(mut self, max: usize) -> Self {
         self.max_handles = max;
+        self
+    }
+
+    /// Sets [`cap_policy`](Self::cap_policy).
+    pub fn cap_policy(mut self, policy: CapPolicy) -> Self {
+        self.cap_policy = policy;
         self
     }
 

@@ -60,13 +60,11 @@ mod stdin_order;
 mod stdio;
 
 pub use config::ServeConfig;
-pub use dispatcher::{DEFAULT_MAX_OUTPUT_CAP, Dispatcher};
+pub use dispatcher::{DEFAULT_MAX_OUTPUT_CAP, DEFAULT_MAX_RESPONSE_BYTES, Dispatcher};
 pub use error::{ErrorKind, JsonError};
-pub use request::{Rejected, Request, RequestId, response_line, too_long};
 pub use server::{
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_BYTES, DEFAULT_MAX_LINE_BYTES,
-    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_UNSENT_BYTES, DEFAULT_SHUTDOWN_GRACE, ServeOptions,
-    serve,
+    DEFAULT_MAX_UNSENT_BYTES, DEFAULT_SHUTDOWN_GRACE, ServeOptions, serve,
 };
 pub use socket::{OwnerBinding, SocketOptions, serve_socket};
 pub use stdio::serve_with;

@@ -27,6 +27,18 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Features
+//!
+//! - `cli` (default): the `procward` program (`serve`, `ctl`, and `node`
+//!   with `cluster`), with `serve`. It brings `clap`, `tracing-subscriber`
+//!   and `mimalloc`.
+//! - `serve`: the JSON protocol, `procward::json` (`serde_json`, `base64`).
+//! - `cluster`: registries on other machines, `cluster` (ractor_cluster).
+//!
+//! A program that only embeds the library turns the defaults off
+//! (`procward = { version = "0.1", default-features = false }`) and
+//! builds none of the program's crates.
+//!
 //! # Caveats
 //!
 //! - Linux only: procward watches children with pidfds (Linux 5.3+).
@@ -50,8 +62,21 @@
 //! # Cancel safety
 //!
 //! Dropping a future returned by a [`Registry`] method abandons the answer
-//! only. A spawn that reached the registry still starts, a kill still
-//! kills; a dropped wait leaves the process alone.
+//! only. A spawn that reached the registry still starts (except one still
+//! waiting in the queue of [`CapPolicy::Queue`], which is dropped unstarted
+//! when its turn comes), a kill still kills; a dropped wait leaves the
+//! process alone.
+//!
+//! # Embedding in an actor application
+//!
+//! Link a [`RegistryActor`] under your supervisor and send it
+//! [`RegistryMsg`]s (every reply is a `Result<_, Error>`, so `call!` ends
+//! in `??`), or wrap it with [`Registry::from_actor`]. Subscribe your log
+//! actor at spawn ([`SpawnRequest::subscribe`]) with a tag per job, so it
+//! gets every byte from the first and knows whose it is; it has each job's
+//! exit event before any wait is answered. [`Error`] is `Clone` and
+//! serializable, so reports that carry it can cross actors and machines.
+//! `examples/job_runner.rs` is a complete example.
 
 #![warn(clippy::mod_module_files)]
 
@@ -61,6 +86,7 @@ mod clock;
 pub mod cluster;
 mod config;
 mod error;
+#[cfg(feature = "serve")]
 pub mod json;
 pub mod messages;
 mod os;
@@ -70,14 +96,25 @@ mod registry;
 pub use actors::{RegistryActor, RegistryState};
 pub use clock::Clock;
 pub use config::{CgroupMode, DEFAULT_OUTPUT_CAP, RegistryConfig};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, OsError, Result, StartFailure, Unavailable};
 pub use messages::{
-    Command, Containment, CpuMax, HandleId, HandleSummary, KillRequest, Limits, ListFilter,
-    OutputEvent, OutputStream, ProcessMsg, ReadChunk, ReadRequest, RegistryMsg, ResourceUsage,
-    Signal, Snapshot, SnapshotWatch, SpawnRequest, Status, Stdin, StreamOutput, Subscribed,
-    Subscriber, WaitOutcome,
+    CapPolicy, Command, Containment, CpuMax, HandleCounts, HandleId, HandleSummary, KillRequest,
+    Limits, ListFilter, Offsets, OutputEvent, OutputStream, ReadChunk, ReadRequest, RegistryMsg,
+    ResourceUsage, Signal, Snapshot, SnapshotWatch, SpawnRequest, Status, Stdin, StreamOutput,
+    SubscribeRequest, Subscribed, Subscriber, WaitOutcome,
 };
 pub use registry::{Registry, Subscription};
+/// The `time` crate, whose `OffsetDateTime` stamps `started_at` and
+/// `ended_at`, re-exported so callers need no version of their own.
+pub use time;
+
+/// Not part of the API (hidden, and it may change in any release): the one
+/// `/proc` reader of the library, shared with procward's own integration
+/// tests so that `/proc` is parsed in one place.
+#[doc(hidden)]
+pub mod __test_support {
+    pub use crate::os::procfs;
+}
 
 /// The README's examples, compiled as doc tests so they stay true.
 #[cfg(doctest)]

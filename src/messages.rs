@@ -1,12 +1,24 @@
 //! The typed messages of procward's actors and the plain data they carry.
 //!
 //! [`RegistryMsg`] is what a ractor user sends to the registry (with
-//! `call!`/`call_t!`); [`ProcessMsg`] is what the registry forwards to the
-//! actor that owns one process. Every payload here except the reply ports
-//! and the crate-private event types is plain data that derives `serde`'s
-//! `Serialize` and `Deserialize`.
+//! `call!`/`call_t!`); the registry forwards requests about one handle to
+//! the actor that owns that process, with a crate-private message type.
+//!
+//! The request and answer payloads are plain data that derive `serde`'s
+//! `Serialize` and `Deserialize` ([`SpawnRequest`], [`Snapshot`],
+//! [`ReadChunk`], [`OutputEvent`], [`Error`](crate::Error), ...), except
+//! these, which hold something local to this OS process:
+//!
+//! - the reply ports, and the messages that carry them;
+//! - [`Subscriber`] and [`SubscribeRequest`]: a channel or an actor
+//!   reference ([`SpawnRequest::subscribers`] is skipped when serialized);
+//! - [`SnapshotWatch`]: a shared cell the process actor writes;
+//! - [`Credit`]: a place in a subscriber's window (skipped when an
+//!   [`OutputEvent`] is serialized);
+//! - [`ProcessReport`]: procward's own internal traffic.
 
-mod handle_id;
+mod cap_policy;
+pub(crate) mod handle_id;
 mod limits;
 mod output;
 mod process;
@@ -16,20 +28,23 @@ mod snapshot;
 mod spawn;
 mod watch;
 
-pub use handle_id::HandleId;
+pub use cap_policy::{CapPolicy, DEFAULT_MAX_QUEUED};
+pub use handle_id::{HandleId, MalformedHandleId};
 pub(crate) use limits::CgroupLimits;
 pub use limits::{CpuMax, Limits, ResourceUsage};
-pub(crate) use output::Kept;
 pub use output::{
-    Credit, OutputEvent, OutputStream, ReadChunk, ReadRequest, Stdin, Subscribed, Subscriber,
+    Credit, DEFAULT_OUTPUT_CAP, Offsets, OutputEvent, OutputStream, ReadChunk, ReadRequest, Stdin,
+    SubscribeRequest, Subscribed, Subscriber,
 };
+pub(crate) use output::{Kept, SUBSCRIBER_WINDOW};
 pub(crate) use process::Event;
-pub use process::{ProcessEvent, ProcessMsg};
-pub(crate) use registry::{Forked, Report};
+pub(crate) use process::{ProcessEvent, ProcessMsg};
+pub(crate) use registry::Report;
 pub use registry::{ProcessReport, RegistryMsg};
 pub use signal::{Signal, UnknownSignal};
 pub use snapshot::{
-    Containment, HandleSummary, ListFilter, Snapshot, Status, StreamOutput, WaitOutcome,
+    Containment, HandleCounts, HandleSummary, ListFilter, Snapshot, Status, StreamOutput,
+    WaitOutcome,
 };
 pub use spawn::{Command, KillRequest, SHELL, SpawnRequest};
 pub use watch::{PUBLISH_INTERVAL, SnapshotWatch};

@@ -12,5 +12,6 @@ pub(crate) mod child;
 pub(crate) mod escapees;
 pub(crate) mod guard;
 mod limits;
-pub(crate) mod procfs;
+// `pub` only for `crate::__test_support`, which tests use.
+pub mod procfs;
 pub(crate) mod worker;

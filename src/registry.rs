@@ -13,8 +13,9 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::messages::{
-    HandleId, HandleSummary, KillRequest, ListFilter, OutputEvent, ReadChunk, ReadRequest,
-    RegistryMsg, Snapshot, SpawnRequest, Subscribed, Subscriber, WaitOutcome,
+    HandleCounts, HandleId, HandleSummary, KillRequest, ListFilter, OutputEvent, ReadChunk,
+    ReadRequest, RegistryMsg, Snapshot, SpawnRequest, SubscribeRequest, Subscribed, Subscriber,
+    WaitOutcome,
 };
 
 /// A handle to a registry actor. Cloning it is cheap; every clone talks to
@@ -31,16 +32,21 @@ use crate::messages::{
 #[derive(Debug, Clone)]
 pub struct Registry {
     actor: ActorRef<RegistryMsg>,
-    _owner: Option<Arc<StopOnDrop>>,
+    /// Shared by the clones of a handle from [`Registry::start`]; `None`
+    /// for [`Registry::from_actor`].
+    _stop_on_drop: Option<Arc<StopOnDrop>>,
 }
 
-/// Stops the registry when the last owning handle goes.
+/// The registry's drop guard: stops the registry when the last clone of a
+/// handle from [`Registry::start`] goes. (Not to be confused with a
+/// spawn's `owner` key.)
 #[derive(Debug)]
 struct StopOnDrop(ActorRef<RegistryMsg>);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
-        self.0.stop(Some("last registry handle dropped".to_owned()));
+        // Requests already sent are handled first, as by `shutdown`.
+        let _ = self.0.drain();
     }
 }
 
@@ -51,12 +57,9 @@ impl Registry {
         config.validate()?;
         let (actor, _) = Actor::spawn(None, RegistryActor, config)
             .await
-            .map_err(|err| Error::ActorStart {
-                actor: "registry",
-                reason: err.to_string(),
-            })?;
+            .map_err(|err| Error::actor_start("registry", err))?;
         Ok(Registry {
-            _owner: Some(Arc::new(StopOnDrop(actor.clone()))),
+            _stop_on_drop: Some(Arc::new(StopOnDrop(actor.clone()))),
             actor,
         })
     }
@@ -66,7 +69,7 @@ impl Registry {
     pub fn from_actor(actor: ActorRef<RegistryMsg>) -> Self {
         Registry {
             actor,
-            _owner: None,
+            _stop_on_drop: None,
         }
     }
 
@@ -75,11 +78,35 @@ impl Registry {
         &self.actor
     }
 
-    /// Starts a process; see [`RegistryMsg::Spawn`]. Returns at once with
-    /// the running snapshot (handle id, pid, command, start time).
+    /// Starts a process; see [`RegistryMsg::Spawn`]. Returns once it has
+    /// started, with the running snapshot (handle id, pid, command, start
+    /// time). At the cap, what happens depends on the
+    /// [`CapPolicy`](crate::CapPolicy): with `Queue` (the default) this
+    /// waits for a place.
     pub async fn spawn(&self, request: SpawnRequest) -> Result<Snapshot> {
         self.call("spawn", |tx| RegistryMsg::Spawn(request, tx))
             .await?
+    }
+
+    /// Starts a process with a channel subscribed from its first byte: the
+    /// [`Subscription`] gets every chunk from offset 0, then exactly one
+    /// exit event. See [`SpawnRequest::subscribe`] to subscribe an actor.
+    pub async fn spawn_subscribed(
+        &self,
+        request: SpawnRequest,
+    ) -> Result<(Snapshot, Subscription)> {
+        let (tx, events) = mpsc::unbounded_channel();
+        let snapshot = self
+            .spawn(request.subscribe(Subscriber::Channel(tx)))
+            .await?;
+        let subscription = Subscription {
+            subscribed: Subscribed {
+                stdout_offset: 0,
+                stderr_offset: 0,
+            },
+            events,
+        };
+        Ok((snapshot, subscription))
     }
 
     /// A snapshot of the handle now; never waits for the process.
@@ -105,11 +132,26 @@ impl Registry {
             .await?
     }
 
+    /// Sends a kill and returns without waiting for the answer: `Ok` once
+    /// the registry has it, an error only when the registry is not running.
+    /// A kill sent this way does not count as a caller seeing the terminal
+    /// status (for the eviction order).
+    pub fn kill_nowait(&self, id: HandleId, request: KillRequest) -> Result<()> {
+        self.cast(|tx| RegistryMsg::Kill(id, request, tx))
+    }
+
     /// Forgets the handle, killing its tree first if it is running. Returns
     /// whether the handle was known.
     pub async fn release(&self, id: HandleId) -> Result<bool> {
         self.call("release", |tx| RegistryMsg::Release(id, tx))
-            .await
+            .await?
+    }
+
+    /// Sends a release and returns without waiting for the answer (or for
+    /// the tree to be reaped): `Ok` once the registry has it, an error only
+    /// when the registry is not running.
+    pub fn release_nowait(&self, id: HandleId) -> Result<()> {
+        self.cast(|tx| RegistryMsg::Release(id, tx))
     }
 
     /// Stops the process tree (SIGSTOP to its group). The status stays
@@ -155,17 +197,44 @@ impl Registry {
     }
 
     /// Subscribes to the handle's live output and its exit event, through
-    /// a channel. See [`Subscription`].
+    /// a channel. See [`Subscription`]. Output written before the
+    /// subscription is not sent: subscribe at spawn
+    /// ([`spawn_subscribed`](Self::spawn_subscribed)) or replay with
+    /// [`subscribe_from`](Self::subscribe_from).
     pub async fn subscribe(&self, id: HandleId) -> Result<Subscription> {
+        self.subscribe_channel(id, None).await
+    }
+
+    /// Subscribes through a channel, first replaying what the capture
+    /// holds from `from` on (see [`SubscribeRequest::from`]), then live.
+    pub async fn subscribe_from(&self, id: HandleId, from: crate::Offsets) -> Result<Subscription> {
+        self.subscribe_channel(id, Some(from)).await
+    }
+
+    async fn subscribe_channel(
+        &self,
+        id: HandleId,
+        from: Option<crate::Offsets>,
+    ) -> Result<Subscription> {
         let (tx, events) = mpsc::unbounded_channel();
-        let subscribed = self.subscribe_with(id, Subscriber::Channel(tx)).await?;
+        let request = SubscribeRequest {
+            from,
+            ..SubscribeRequest::new(Subscriber::Channel(tx))
+        };
+        let subscribed = self.subscribe_with(id, request).await?;
         Ok(Subscription { subscribed, events })
     }
 
-    /// Subscribes any [`Subscriber`], for example an actor:
-    /// `Subscriber::Actor(my_actor.get_derived())`.
-    pub async fn subscribe_with(&self, id: HandleId, subscriber: Subscriber) -> Result<Subscribed> {
-        self.call("subscribe", |tx| RegistryMsg::Subscribe(id, subscriber, tx))
+    /// Subscribes any [`Subscriber`] (for example an actor:
+    /// `Subscriber::Actor(my_actor.get_derived())`), or a
+    /// [`SubscribeRequest`] with a tag and a replay offset.
+    pub async fn subscribe_with(
+        &self,
+        id: HandleId,
+        request: impl Into<SubscribeRequest>,
+    ) -> Result<Subscribed> {
+        let request = request.into();
+        self.call("subscribe", |tx| RegistryMsg::Subscribe(id, request, tx))
             .await?
     }
 
@@ -175,9 +244,16 @@ impl Registry {
         self.list_where(ListFilter::default()).await
     }
 
+    /// How many handles the registry holds, by kind, without listing
+    /// them.
+    pub async fn counts(&self) -> Result<HandleCounts> {
+        self.call("counts", RegistryMsg::Counts).await?
+    }
+
     /// The handles that pass `filter` (by owner, by status), oldest first.
     pub async fn list_where(&self, filter: ListFilter) -> Result<Vec<HandleSummary>> {
-        self.call("list", |tx| RegistryMsg::List(filter, tx)).await
+        self.call("list", |tx| RegistryMsg::List(filter, tx))
+            .await?
     }
 
     /// Kills every running process tree of `owner` (for a cancelled script
@@ -216,7 +292,7 @@ impl Registry {
     pub async fn reopen_owner(&self, owner: impl Into<String>) -> Result<bool> {
         let owner = owner.into();
         self.call("reopen_owner", |tx| RegistryMsg::ReopenOwner(owner, tx))
-            .await
+            .await?
     }
 
     /// Releases every handle and receipt of `owner`, killing its running
@@ -224,25 +300,27 @@ impl Registry {
     pub async fn release_owner(&self, owner: impl Into<String>) -> Result<usize> {
         let owner = owner.into();
         self.call("release_owner", |tx| RegistryMsg::ReleaseOwner(owner, tx))
-            .await
+            .await?
     }
 
     /// Stops the registry and waits until every process it owned is killed
-    /// and reaped. Other clones of this handle then get
+    /// and reaped. Requests already sent are handled first (a pending wait
+    /// gets the `killed` snapshot; a spawn still starting gets
+    /// [`Error::RegistryUnavailable`] and its child is killed); requests
+    /// sent after, from other clones of this handle, get
     /// [`Error::RegistryUnavailable`].
     pub async fn shutdown(&self) -> Result<()> {
         self.actor
-            .stop_and_wait(Some("shutdown".to_owned()), None)
+            .drain_and_wait(None)
             .await
-            .map_err(|err| Error::RegistryUnavailable {
-                reason: err.to_string(),
-            })
+            .map_err(Error::unavailable)
     }
 
     /// Sends the spawn now, before returning; the future awaits only the
     /// answer. For a caller that must have its spawns reach the registry in
     /// the order it read them (the JSON server), whatever order its tasks
     /// then run in.
+    #[cfg(feature = "serve")]
     pub(crate) fn send_spawn(
         &self,
         request: SpawnRequest,
@@ -251,14 +329,24 @@ impl Registry {
         let sent = self
             .actor
             .cast(RegistryMsg::Spawn(request, tx.into()))
-            .map_err(|err| Error::RegistryUnavailable {
-                reason: err.to_string(),
-            });
+            .map_err(Error::unavailable);
         async move {
             sent?;
-            rx.await
-                .map_err(|_| Error::NoReply { operation: "spawn" })?
+            rx.await.map_err(|_| Error::no_reply("spawn"))?
         }
+    }
+
+    /// Sends a request whose answer nobody waits for.
+    fn cast<T: Send + 'static>(
+        &self,
+        build: impl FnOnce(RpcReplyPort<T>) -> RegistryMsg,
+    ) -> Result<()> {
+        let (tx, rx) = ractor::concurrency::oneshot();
+        // Closed before it is sent: whoever handles it sees nobody waits.
+        drop(rx);
+        self.actor
+            .cast(build(tx.into()))
+            .map_err(Error::unavailable)
     }
 
     async fn call<T: Send + 'static>(
@@ -271,10 +359,8 @@ impl Registry {
         let (tx, rx) = ractor::concurrency::oneshot();
         self.actor
             .cast(build(tx.into()))
-            .map_err(|err| Error::RegistryUnavailable {
-                reason: err.to_string(),
-            })?;
-        rx.await.map_err(|_| Error::NoReply { operation })
+            .map_err(Error::unavailable)?;
+        rx.await.map_err(|_| Error::no_reply(operation))
     }
 }
 

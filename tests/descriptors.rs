@@ -2,8 +2,13 @@
 //! stderr pipes and one pidfd (four with a piped stdin). This is the only
 //! test in its binary, so the count sees nothing but its own children.
 
-#[path = "support/proc.rs"]
-mod support;
+/// What the tests share. (The path is where rustc looks anyway; rustfmt
+/// needs it spelled out to find the files.)
+#[path = "support"]
+mod support {
+    pub(crate) mod proc;
+    pub(crate) use proc::*;
+}
 
 use procward::{KillRequest, Registry, RegistryConfig, SpawnRequest};
 

@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use procward::__test_support::procfs;
 use procward::{
     Error, HandleId, KillRequest, ListFilter, Registry, RegistryConfig, Snapshot, SpawnRequest,
     Status,
@@ -336,40 +337,34 @@ impl Checker {
     }
 }
 
-/// `/proc/<pid>/stat` fields: state, ppid, pgrp, session.
-fn stat(pid: u32) -> Option<(char, u32, u32, u32)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = text.rsplit_once(')')?;
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    let pgrp = fields.next()?.parse().ok()?;
-    let session = fields.next()?.parse().ok()?;
-    Some((state, ppid, pgrp, session))
-}
-
 /// Processes of our session that belong to one of `groups`, or that are
 /// zombies whose parent is us.
 fn leftovers(groups: &HashSet<u32>) -> Vec<String> {
-    let me = std::process::id();
-    let Some((_, _, _, session)) = stat(me) else {
+    let mut buf = String::new();
+    let Ok(me) = i32::try_from(std::process::id()) else {
+        return vec!["our pid is no i32".into()];
+    };
+    let Some(session) = procfs::read_stat(me, &mut buf).map(|stat| stat.session) else {
         return vec!["cannot read our own /proc entry".into()];
     };
-    let Ok(dir) = std::fs::read_dir("/proc") else {
+    let Ok(pids) = procfs::pids() else {
         return vec!["cannot read /proc".into()];
     };
-    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| Some((pid, stat(pid)?)))
-        .filter(|(_, (state, ppid, pgrp, sid))| {
-            *sid == session && (groups.contains(pgrp) || (*ppid == me && *state == 'Z'))
+    pids.into_iter()
+        .filter_map(|pid| procfs::read_stat(pid, &mut buf))
+        .filter(|stat| {
+            stat.session == session
+                && (u32::try_from(stat.pgrp).is_ok_and(|pgrp| groups.contains(&pgrp))
+                    || (stat.ppid == me && stat.is_zombie()))
         })
-        .map(|(pid, st)| format!("{pid} {st:?}"))
+        .map(|stat| format!("{stat:?}"))
         .collect()
 }
 
 async fn run_case(case: Case) -> Result<(), String> {
     let config = RegistryConfig::default()
         .max_handles(case.max_handles)
+        .cap_policy(procward::CapPolicy::Evict)
         .max_receipts(case.max_receipts)
         .drain_grace(Duration::from_millis(case.drain_grace_ms))
         .reap_orphans(true)

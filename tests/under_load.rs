@@ -5,8 +5,13 @@
 //! The tests here share one process: checks for leftovers look only at
 //! what each test itself started (its process groups, its handles).
 
-#[path = "support/proc.rs"]
-mod support;
+/// What the behaviours share. (The path is where rustc looks anyway;
+/// rustfmt needs it spelled out to find the files.)
+#[path = "support"]
+mod support {
+    pub(crate) mod proc;
+    pub(crate) use proc::*;
+}
 
 mod under_load {
     mod burst_caps;

@@ -215,6 +215,19 @@ impl<R: RunningActor> HandleTable<R> {
         })
     }
 
+    /// The handle to evict for a spawn by `owner` that may not evict a
+    /// running one: as [`eviction_candidate`](Self::eviction_candidate),
+    /// among the finished handles only.
+    pub(crate) fn finished_eviction_candidate(&self, owner: &Owner) -> Option<HandleId> {
+        self.classes[..Class::Running as usize]
+            .iter()
+            .find_map(|class| {
+                class
+                    .oldest_of(owner)
+                    .or_else(|| class.by_age.first().copied())
+            })
+    }
+
     /// The running handle owned by the actor with this key.
     pub(crate) fn running_handle(&self, key: &R::Key) -> Option<HandleId> {
         self.by_actor.get(key).copied()
@@ -341,6 +354,23 @@ mod tests {
         table.remove(&snaps[0].handle_id);
         assert_eq!(table.running_handle(&0), None);
         assert_eq!(table.len(), 1);
+    }
+
+    #[test]
+    fn a_spawn_that_may_not_evict_running_handles_only_takes_finished_ones() {
+        let (mut table, snaps) = table_of(&[None, None, None]);
+        assert_eq!(table.finished_eviction_candidate(&None), None);
+        finish(&mut table, &snaps[2], false);
+        assert_eq!(
+            table.finished_eviction_candidate(&None),
+            Some(snaps[2].handle_id)
+        );
+        finish(&mut table, &snaps[1], false);
+        table.observe(snaps[1].handle_id);
+        assert_eq!(
+            table.finished_eviction_candidate(&None),
+            Some(snaps[1].handle_id)
+        );
     }
 
     #[test]

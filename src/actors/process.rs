@@ -35,9 +35,9 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::messages::ResourceUsage;
 use crate::messages::{
-    Event, HandleId, KillRequest, OutputStream, PUBLISH_INTERVAL, ProcessEvent, ProcessMsg,
-    ProcessReport, ReadChunk, ReadRequest, RegistryMsg, Report, Snapshot, SnapshotWatch, Status,
-    Stdin, Subscribed, Subscriber, WaitOutcome,
+    Event, HandleId, KillRequest, Offsets, OutputStream, PUBLISH_INTERVAL, ProcessEvent,
+    ProcessMsg, ProcessReport, ReadChunk, ReadRequest, RegistryMsg, Report, Snapshot,
+    SnapshotWatch, Status, Stdin, SubscribeRequest, Subscribed, WaitOutcome,
 };
 use crate::os::cgroup::TreeUsage;
 use crate::os::child::{ChildProcess, ExitInfo, Spawned};
@@ -69,6 +69,9 @@ pub(crate) struct ProcessArgs {
     pub(crate) timeout: Option<Duration>,
     pub(crate) output_cap: usize,
     pub(crate) stdin: Stdin,
+    /// Subscriptions made with the spawn: attached before any output is
+    /// handled, so they get every byte from offset 0.
+    pub(crate) subscribers: Vec<SubscribeRequest>,
 }
 
 struct Waiter {
@@ -160,6 +163,12 @@ impl Actor for ProcessActor {
             tokio::spawn(write_stdin(self.id, pipe, initial, rx, ended_rx));
             StdinLink::Open { commands, ended }
         });
+        // In the state before the first message is handled: the readers'
+        // first chunk finds them subscribed.
+        let mut subscribers = Subscribers::default();
+        for subscription in args.subscribers {
+            subscribers.add(subscription);
+        }
         tracing::debug!(handle = %self.id, pid = child.pid(), command = %self.command, "process started");
         Ok(ProcessState {
             lifecycle: Lifecycle::new(self.cleanup(&child).is_some()),
@@ -168,7 +177,7 @@ impl Actor for ProcessActor {
             stderr: Capture::new(args.output_cap),
             stdin,
             drain_now,
-            subscribers: Subscribers::default(),
+            subscribers,
             waiters: Vec::new(),
             next_waiter: 0,
             killers: Vec::new(),
@@ -210,8 +219,8 @@ impl Actor for ProcessActor {
                 self.stdin_command(state, StdinCommand::Write(bytes, reply))
             }
             ProcessMsg::CloseStdin(reply) => self.stdin_command(state, StdinCommand::Close(reply)),
-            ProcessMsg::Subscribe(subscriber, reply) => {
-                let _ = reply.send(Ok(subscribe(state, subscriber)));
+            ProcessMsg::Subscribe(request, reply) => {
+                let _ = reply.send(subscribe(self.id, state, request));
             }
             ProcessMsg::Watch(reply) => {
                 let _ = reply.send(Ok(self.watch(state)));
@@ -256,15 +265,33 @@ fn timer(actor: &ActorRef<ProcessMsg>, delay: Duration, event: Event) -> JoinHan
     })
 }
 
-fn subscribe(state: &mut ProcessState, subscriber: Subscriber) -> Subscribed {
+/// Adds a subscriber; with `from`, replays the capture from there first.
+fn subscribe(
+    id: HandleId,
+    state: &mut ProcessState,
+    request: SubscribeRequest,
+) -> Result<Subscribed> {
     if let Some(terminal) = state.lifecycle.terminal() {
-        return exit_only(&subscriber, terminal.clone());
+        return exit_only(request, terminal);
     }
-    state.subscribers.add(subscriber);
-    Subscribed {
-        stdout_offset: state.stdout.total(),
-        stderr_offset: state.stderr.total(),
-    }
+    let totals = Offsets {
+        stdout: state.stdout.total(),
+        stderr: state.stderr.total(),
+    };
+    let (stdout, stderr) = (&state.stdout, &state.stderr);
+    let read = |request: &ReadRequest| {
+        let capture = match request.stream {
+            OutputStream::Stdout => stdout,
+            OutputStream::Stderr => stderr,
+        };
+        capture.read(request, false).ok_or(Error::OffsetOutOfRange {
+            handle: id,
+            stream: request.stream.as_str().into(),
+            offset: request.offset,
+            total: capture.total(),
+        })
+    };
+    state.subscribers.subscribe(id, request, totals, read)
 }
 
 impl ProcessActor {
@@ -401,7 +428,7 @@ impl ProcessActor {
         };
         capture.read(request, false).ok_or(Error::OffsetOutOfRange {
             handle: self.id,
-            stream: request.stream.as_str(),
+            stream: request.stream.as_str().into(),
             offset: request.offset,
             total: capture.total(),
         })
@@ -477,7 +504,9 @@ impl ProcessActor {
     ) {
         if let Some(terminal) = state.lifecycle.terminal() {
             let snapshot = terminal.clone();
-            self.note_observed(state);
+            if !reply.is_closed() {
+                self.note_observed(state);
+            }
             let _ = reply.send(Ok(snapshot));
             return;
         }
@@ -704,7 +733,8 @@ impl ProcessActor {
         // The snapshot now holds the kept output; the capture buffers go.
         state.stdout = Capture::new(1);
         state.stderr = Capture::new(1);
-        let observed = !state.waiters.is_empty() || !state.killers.is_empty();
+        // A kill sent without waiting for its answer observes nothing.
+        let observed = !state.waiters.is_empty() || state.killers.iter().any(|k| !k.is_closed());
         state.lifecycle.end(snapshot.clone(), observed);
         if let Some(watch) = &state.watch {
             watch.publish(snapshot.clone());
@@ -718,6 +748,10 @@ impl ProcessActor {
                 observed,
                 actor: myself.clone(),
             })));
+        // Subscribers next: each has every chunk and its exit event in its
+        // channel or mailbox before any waiter or killer is answered, so a
+        // caller acting on a wait finds its sink complete.
+        state.subscribers.exit(&snapshot);
         for waiter in state.waiters.drain(..) {
             if let Some(timer) = waiter.timer {
                 timer.abort();
@@ -730,6 +764,5 @@ impl ProcessActor {
         for killer in state.killers.drain(..) {
             let _ = killer.send(Ok(snapshot.clone()));
         }
-        state.subscribers.exit(&snapshot);
     }
 }

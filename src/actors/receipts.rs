@@ -44,7 +44,6 @@ impl<R> Receipts<R> {
         }
     }
 
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }

@@ -8,7 +8,7 @@
 //! terminal snapshot, answers for the handle from then on, and drains the
 //! actor (it answers what is already queued for it, then stops).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,10 +22,12 @@ use super::process::{ProcessActor, ProcessArgs};
 use super::receipts::{Receipt, ReceiptState, Receipts};
 use super::subscribers::exit_only;
 use crate::config::{CgroupMode, RegistryConfig};
+use crate::error::Unavailable;
 use crate::error::{Error, Result};
 use crate::messages::{
-    Containment, Forked, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg,
-    ProcessReport, RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status, WaitOutcome,
+    CapPolicy, Containment, HandleCounts, HandleId, HandleSummary, KillRequest, ListFilter,
+    ProcessMsg, ProcessReport, RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status,
+    WaitOutcome,
 };
 use crate::os::cgroup::{self, Placement, RegistryCgroup};
 use crate::os::child::RawSpawned;
@@ -80,6 +82,9 @@ pub struct RegistryState {
     next_spawn: u64,
     /// Owners closed by `CloseOwner`: their spawns are denied.
     closed: HashSet<Arc<str>>,
+    /// Spawns waiting for a place (cap policy `Queue`), oldest first;
+    /// already validated and passed by the policy.
+    queue: VecDeque<Queued>,
     /// Turns SIGCHLD into orphan reaping (orphan-reaping mode).
     child_signals: Option<tokio::task::JoinHandle<()>>,
     /// The registry's own cgroup, parent of one cgroup per spawn, under
@@ -87,12 +92,29 @@ pub struct RegistryState {
     cgroup: Option<RegistryCgroup>,
 }
 
+/// A spawn waiting in the queue for a place.
+#[derive(Debug)]
+struct Queued {
+    request: SpawnRequest,
+    reply: RpcReplyPort<Result<Snapshot>>,
+}
+
+/// What the OS worker hands back for one spawn: the request as the policy
+/// left it and the forked child, or why it could not start.
+type ForkOutcome = Result<(Box<SpawnRequest>, RawSpawned)>;
+
 /// A spawn accepted and still starting.
 #[derive(Debug)]
 struct Starting {
     owner: Owner,
     /// Kills asked for by a `KillOwner` meanwhile, sent once it runs.
     kills: Vec<(KillRequest, RpcReplyPort<Result<Snapshot>>)>,
+    /// The fork's outcome, sent before `Report::Forked` announces it. If
+    /// the registry is gone by then, the child in it is dropped, which
+    /// kills and reaps it.
+    outcome: tokio::sync::oneshot::Receiver<ForkOutcome>,
+    escapee_token: Option<String>,
+    reply: RpcReplyPort<Result<Snapshot>>,
 }
 
 impl RunningActor for ActorRef<ProcessMsg> {
@@ -127,10 +149,9 @@ impl Actor for RegistryActor {
         config.validate()?;
         let worker = worker::worker()?;
         let child_signals = if config.reap_orphans {
-            worker.reap_orphans().map_err(|source| Error::Os {
-                operation: "becoming a child subreaper",
-                source,
-            })?;
+            worker
+                .reap_orphans()
+                .map_err(|source| Error::os("becoming a child subreaper", source))?;
             Some(listen_for_child_signals(worker))
         } else {
             None
@@ -139,10 +160,7 @@ impl Actor for RegistryActor {
         let token_prefix = escapees::new_token_prefix();
         let guard = if config.guard {
             let guard = Guard::start(&token_prefix, cgroup.as_ref().map(RegistryCgroup::path))
-                .map_err(|source| Error::Os {
-                    operation: "starting the registry's guard process",
-                    source,
-                })?;
+                .map_err(|source| Error::os("starting the registry's guard process", source))?;
             worker.keep(guard.pid());
             Some(guard)
         } else {
@@ -160,6 +178,7 @@ impl Actor for RegistryActor {
             starting_of: HashMap::new(),
             next_spawn: 0,
             closed: HashSet::new(),
+            queue: VecDeque::new(),
             child_signals,
             cgroup,
         })
@@ -212,13 +231,13 @@ impl Actor for RegistryActor {
             RegistryMsg::CloseStdin(id, reply) => {
                 state.route(id, reply, ProcessMsg::CloseStdin, |_| Ok(()), false)
             }
-            RegistryMsg::Subscribe(id, subscriber, reply) => {
-                let for_actor = subscriber.clone();
+            RegistryMsg::Subscribe(id, request, reply) => {
+                let for_actor = request.clone();
                 state.route(
                     id,
                     reply,
                     |reply| ProcessMsg::Subscribe(for_actor, reply),
-                    |s| Ok(exit_only(&subscriber, s.clone())),
+                    |s| exit_only(request, s),
                     false,
                 )
             }
@@ -236,7 +255,8 @@ impl Actor for RegistryActor {
             RegistryMsg::Resume(id, reply) => {
                 state.route(id, reply, ProcessMsg::Resume, |s| Ok(s.clone()), false)
             }
-            RegistryMsg::List(filter, reply) => send(reply, state.list(&filter)),
+            RegistryMsg::List(filter, reply) => send(reply, Ok(state.list(&filter))),
+            RegistryMsg::Counts(reply) => send(reply, Ok(state.counts())),
             RegistryMsg::KillOwner(owner, request, reply) => {
                 state.kill_owner(owner, request, reply)
             }
@@ -246,17 +266,20 @@ impl Actor for RegistryActor {
                 state.kill_owner(owner, request, reply)
             }
             RegistryMsg::ReopenOwner(owner, reply) => {
-                send(reply, state.closed.remove(owner.as_str()))
+                send(reply, Ok(state.closed.remove(owner.as_str())))
             }
             RegistryMsg::ReleaseOwner(owner, reply) => state.release_owner(owner, reply),
             RegistryMsg::Report(ProcessReport(report)) => {
-                if let Some(forked) = state.on_report(report) {
+                if let Some(seq) = state.on_report(report) {
                     // Boxed: the one await of this handler; unboxed, every
                     // message would pay for this arm's large future.
-                    Box::pin(state.start_process(&myself, *forked)).await
+                    Box::pin(state.start_process(&myself, seq)).await
                 }
             }
         }
+        // Whatever freed a place (an end, a release, a failed start) lets
+        // the oldest queued spawns in.
+        state.admit_queued(&myself);
         Ok(())
     }
 
@@ -287,10 +310,22 @@ impl Actor for RegistryActor {
     ) -> Result<(), ActorProcessingErr> {
         let running = state.table.running_actors().count();
         tracing::debug!(running, "registry stopping; killing every running process");
+        for queued in state.queue.drain(..) {
+            send(queued.reply, Err(Error::unavailable(Unavailable::Stopping)));
+        }
         // Drain, not stop: requests already forwarded are answered first.
         myself
             .drain_children_and_wait(Some(STOP_CHILDREN_WAIT))
             .await;
+        // Spawns forked after the drain began cannot report back: their
+        // children are dropped with the books (killed and reaped), and
+        // their callers told why.
+        for (_, starting) in state.starting.drain() {
+            send(
+                starting.reply,
+                Err(Error::unavailable(Unavailable::Stopping)),
+            );
+        }
         if let Some(listener) = state.child_signals.take() {
             listener.abort();
         }
@@ -348,9 +383,9 @@ async fn make_cgroup(
             Ok(Some(cgroup))
         }
         Err(source) if config.cgroup == CgroupMode::Required => Err(Error::Containment {
-            operation: "making the registry's cgroup",
+            operation: "making the registry's cgroup".into(),
             path: config.cgroup_root.clone().unwrap_or_default(),
-            source,
+            source: source.into(),
         }),
         Err(err) => {
             tracing::warn!(
@@ -375,7 +410,7 @@ fn forward(actor: &ActorRef<ProcessMsg>, message: ProcessMsg) {
         return;
     };
     fn no_reply<T>(operation: &'static str) -> Result<T> {
-        Err(Error::NoReply { operation })
+        Err(Error::no_reply(operation))
     }
     match message {
         ProcessMsg::Poll(reply) => send(reply, no_reply("poll")),
@@ -445,8 +480,10 @@ impl RegistryState {
             Target::Unknown => send(reply, Err(Error::UnknownHandle(id))),
             Target::Actor(actor) => forward(actor, to_actor(reply)),
             Target::Snapshot(snapshot) => {
+                // A request sent without waiting for its answer sees nothing.
+                let seen = observes && !reply.is_closed();
                 send(reply, from_snapshot(snapshot));
-                if observes {
+                if seen {
                     self.observe(id);
                 }
             }
@@ -461,10 +498,11 @@ impl RegistryState {
         }
     }
 
-    /// Handles a report; a forked child is handed back to be started.
-    fn on_report(&mut self, report: Report) -> Option<Box<Forked>> {
+    /// Handles a report; the number of a forked spawn is handed back to
+    /// be started.
+    fn on_report(&mut self, report: Report) -> Option<u64> {
         match report {
-            Report::Forked(forked) => return Some(forked),
+            Report::Forked(seq) => return Some(seq),
             Report::Observed(id) => self.observe(id),
             Report::Finished {
                 snapshot,
@@ -530,6 +568,75 @@ impl RegistryState {
         if let Err(err) = self.prepare(&mut request) {
             return send(reply, Err(err));
         }
+        // A limit the registry's cgroup cannot apply is refused now.
+        if let Err(err) = self.placement(&request) {
+            return send(reply, Err(err));
+        }
+        let policy = request.cap_policy.unwrap_or(self.config.cap_policy);
+        let max_handles = self.config.max_handles;
+        match policy {
+            CapPolicy::Evict => {}
+            CapPolicy::Refuse if self.places_taken() >= max_handles => {
+                let full = Error::RegistryFull {
+                    max_handles,
+                    max_queued: None,
+                };
+                return send(reply, Err(full));
+            }
+            CapPolicy::Refuse => {}
+            CapPolicy::Queue { max_queued } => {
+                // Behind spawns already waiting, so the queue keeps order.
+                if self.places_taken() >= max_handles || !self.queue.is_empty() {
+                    if self.queue.len() >= max_queued {
+                        let full = Error::RegistryFull {
+                            max_handles,
+                            max_queued: Some(max_queued),
+                        };
+                        return send(reply, Err(full));
+                    }
+                    tracing::debug!(queued = self.queue.len() + 1, "registry full; spawn queued");
+                    self.queue.push_back(Queued { request, reply });
+                    return;
+                }
+            }
+        }
+        self.fork(myself, request, reply);
+    }
+
+    /// The places of the cap that running handles and spawns still
+    /// starting hold: what a spawn that may not evict a running handle
+    /// must find below `max_handles`. (Finished handles hold none: they
+    /// make room.)
+    fn places_taken(&self) -> usize {
+        self.table.running_count() + self.starting.len()
+    }
+
+    /// Starts the oldest queued spawns while there are places for them.
+    fn admit_queued(&mut self, myself: &ActorRef<RegistryMsg>) {
+        // A draining registry starts nothing new: its queue is answered
+        // `Stopping` when it stops.
+        if myself.get_status() != ractor::ActorStatus::Running {
+            return;
+        }
+        while !self.queue.is_empty() && self.places_taken() < self.config.max_handles {
+            let Some(Queued { request, reply }) = self.queue.pop_front() else {
+                return;
+            };
+            if reply.is_closed() {
+                // The caller gave up while it waited: start nothing.
+                continue;
+            }
+            self.fork(myself, request, reply);
+        }
+    }
+
+    /// Has the OS worker fork a spawn that passed every check.
+    fn fork(
+        &mut self,
+        myself: &ActorRef<RegistryMsg>,
+        mut request: SpawnRequest,
+        reply: RpcReplyPort<Result<Snapshot>>,
+    ) {
         let placement = match self.placement(&request) {
             Ok(placement) => placement,
             Err(err) => return send(reply, Err(err)),
@@ -550,28 +657,29 @@ impl RegistryState {
         self.next_spawn += 1;
         let owner: Owner = request.owner.clone().and_then(owner_key);
         *self.starting_of.entry(owner.clone()).or_default() += 1;
+        let (outcome_tx, outcome) = tokio::sync::oneshot::channel();
         self.starting.insert(
             seq,
             Starting {
                 owner,
                 kills: Vec::new(),
+                outcome,
+                escapee_token,
+                reply,
             },
         );
         let registry = myself.clone();
         let worker = self.worker;
         tokio::spawn(async move {
-            let result = worker.spawn(request, placement).await;
-            // If the registry is gone, the message is dropped with the
-            // child in it, whose drop kills and reaps it; the caller's
-            // port is dropped too (`Error::NoReply`).
-            let _ = registry.cast(RegistryMsg::Report(ProcessReport(Report::Forked(
-                Box::new(Forked {
-                    seq,
-                    result,
-                    escapee_token,
-                    reply,
-                }),
-            ))));
+            // If the registry is gone, its books went with it: the send
+            // fails and drops the child, whose drop kills and reaps it; the
+            // caller's port went with the books (`Error::NoReply`).
+            if outcome_tx
+                .send(worker.spawn(request, placement).await)
+                .is_ok()
+            {
+                let _ = registry.cast(RegistryMsg::Report(ProcessReport(Report::Forked(seq))));
+            }
         });
     }
 
@@ -640,14 +748,22 @@ impl RegistryState {
     /// Starts the process actor of a forked child, makes room for it, and
     /// answers the spawn; then sends it the kills a `KillOwner` asked for
     /// while it was starting.
-    async fn start_process(&mut self, myself: &ActorRef<RegistryMsg>, forked: Forked) {
-        let Forked {
-            seq,
-            result,
+    async fn start_process(&mut self, myself: &ActorRef<RegistryMsg>, seq: u64) {
+        let Some(Starting {
+            mut outcome,
+            kills,
             escapee_token,
             reply,
-        } = forked;
-        let kills = self.started(seq).map(|s| s.kills).unwrap_or_default();
+            ..
+        }) = self.started(seq)
+        else {
+            return;
+        };
+        let result = match outcome.try_recv() {
+            Ok(result) => result,
+            // Sent before `Forked` was: cannot happen.
+            Err(_) => Err(Error::no_reply("spawn")),
+        };
         let result = match result {
             Ok((request, spawned)) => {
                 self.register(myself, *request, escapee_token, spawned)
@@ -674,6 +790,7 @@ impl RegistryState {
         spawned: RawSpawned,
     ) -> Result<Snapshot> {
         let spawned = spawned.register()?;
+        let policy = request.cap_policy.unwrap_or(self.config.cap_policy);
         let pid = spawned.child.pid();
         let handle_id = HandleId::next(pid);
         let command: Arc<str> = request.display().into();
@@ -696,18 +813,16 @@ impl RegistryState {
             timeout: request.timeout,
             output_cap: request.output_cap.unwrap_or(self.config.output_cap),
             stdin: request.stdin,
+            subscribers: request.subscribers,
         };
         // If the actor fails to start, `args` (and the child in it) is
         // dropped, which kills and reaps the child.
         let (actor, _) = Actor::spawn_linked(None, actor, args, myself.get_cell())
             .await
-            .map_err(|err| Error::ActorStart {
-                actor: "process",
-                reason: err.to_string(),
-            })?;
+            .map_err(|err| Error::actor_start("process", err))?;
         // Make room only now: a spawn that fails must not cost another
         // handle its place.
-        self.make_room(&owner);
+        self.make_room(&owner, policy);
         let snapshot = Snapshot::started(
             handle_id,
             pid,
@@ -764,10 +879,20 @@ impl RegistryState {
     }
 
     /// Evicts until there is room for one more handle; each evicted handle
-    /// leaves a receipt. See [`RegistryMsg::Spawn`] for the order.
-    fn make_room(&mut self, owner: &Owner) {
+    /// leaves a receipt. See [`RegistryMsg::Spawn`] for the order. A spawn
+    /// whose policy is not `Evict` never evicts a running handle: it was
+    /// admitted with a place free, and only an `Evict` spawn of another
+    /// policy racing it can have taken that place, in which case the table
+    /// holds one more than the cap until a handle ends.
+    fn make_room(&mut self, owner: &Owner, policy: CapPolicy) {
         while self.table.len() >= self.config.max_handles {
-            let Some(id) = self.table.eviction_candidate(owner) else {
+            let candidate = match policy {
+                CapPolicy::Evict => self.table.eviction_candidate(owner),
+                CapPolicy::Refuse | CapPolicy::Queue { .. } => {
+                    self.table.finished_eviction_candidate(owner)
+                }
+            };
+            let Some(id) = candidate else {
                 return;
             };
             let Some(entry) = self.table.remove(&id) else {
@@ -812,7 +937,7 @@ impl RegistryState {
         }
     }
 
-    fn release(&mut self, id: HandleId, reply: RpcReplyPort<bool>) {
+    fn release(&mut self, id: HandleId, reply: RpcReplyPort<Result<bool>>) {
         let actor = match self.table.remove(&id) {
             Some(entry) => match entry.state {
                 EntryState::Running(actor) => Some(actor),
@@ -823,11 +948,11 @@ impl RegistryState {
                     ReceiptState::Pending(actor) => Some(actor),
                     ReceiptState::Done(_) => None,
                 },
-                None => return send(reply, false),
+                None => return send(reply, Ok(false)),
             },
         };
         let Some(actor) = actor else {
-            return send(reply, true);
+            return send(reply, Ok(true));
         };
         tracing::debug!(handle = %id, "released while running; killing its tree");
         // Requests sent before the release are answered first (drain keeps
@@ -836,7 +961,7 @@ impl RegistryState {
         let _ = actor.drain();
         tokio::spawn(async move {
             let _ = actor.wait(None).await;
-            send(reply, true);
+            send(reply, Ok(true));
         });
     }
 
@@ -847,13 +972,37 @@ impl RegistryState {
         all
     }
 
+    fn counts(&self) -> HandleCounts {
+        let running = self.table.running_count();
+        HandleCounts {
+            running,
+            terminal: self.table.len() - running + self.receipts.len(),
+            starting: self.starting.len(),
+            queued: self.queue.len(),
+        }
+    }
+
     fn kill_owner(
         &mut self,
         owner: String,
         request: KillRequest,
         reply: RpcReplyPort<Result<Vec<Snapshot>>>,
     ) {
+        let cancelled = owner.clone();
         let owner = owner_key(owner);
+        // Queued spawns of the owner never start.
+        let (dropped, kept): (VecDeque<Queued>, VecDeque<Queued>) = std::mem::take(&mut self.queue)
+            .into_iter()
+            .partition(|q| q.request.owner.as_deref() == owner.as_deref());
+        self.queue = kept;
+        for queued in dropped {
+            send(
+                queued.reply,
+                Err(Error::SpawnCancelled {
+                    owner: cancelled.clone(),
+                }),
+            );
+        }
         let mut answers = Vec::new();
         for id in self.table.running_of(&owner) {
             if let Some(EntryState::Running(actor)) = self.table.get(&id).map(|e| &e.state) {
@@ -883,7 +1032,7 @@ impl RegistryState {
         });
     }
 
-    fn release_owner(&mut self, owner: String, reply: RpcReplyPort<usize>) {
+    fn release_owner(&mut self, owner: String, reply: RpcReplyPort<Result<usize>>) {
         let owner = owner_key(owner);
         let mut released = 0;
         let mut dying = Vec::new();
@@ -909,7 +1058,7 @@ impl RegistryState {
             for actor in dying {
                 let _ = actor.wait(None).await;
             }
-            send(reply, released);
+            send(reply, Ok(released));
         });
     }
 }

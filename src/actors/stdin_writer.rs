@@ -76,8 +76,8 @@ pub(crate) async fn write_stdin(
                     Some(Err(source)) => {
                         pipe = None;
                         Err(Error::Os {
-                            operation: "writing to the child's stdin",
-                            source,
+                            operation: "writing to the child's stdin".into(),
+                            source: source.into(),
                         })
                     }
                 };

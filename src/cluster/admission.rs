@@ -30,6 +30,7 @@ use super::pre_auth::Verdict;
 /// --handshake-timeout`, `--max-pending-handshakes`,
 /// `--max-pending-per-address`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HandshakeLimits {
     /// From `accept` to authentication (the TLS handshake included): a
     /// connection still unauthenticated then is closed.

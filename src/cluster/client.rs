@@ -5,12 +5,15 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use bytes::Bytes;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorCell, ActorId, ActorRef, RpcReplyPort};
+use ractor_cluster::IncomingEncryptionMode;
 use ractor_cluster::node::NodeConnectionMode;
 use ractor_cluster::{ClientConnectErr, NodeId, NodeServer, NodeServerMessage};
 use serde::{Deserialize, Serialize};
@@ -18,18 +21,16 @@ use tokio::sync::watch;
 
 use super::error::{RemoteError, RemoteErrorKind};
 use super::events::{Phase, SessionView, SessionWatcher, Sessions};
-use super::feed::{FeedStarted, SubscribeArgs};
 use super::gateway::{
     KillArgs, KillOwnerArgs, NodeInfo, REGISTRY_GROUP, ReadArgs, RemoteRegistryMsg, WaitArgs,
     WriteArgs,
 };
 use super::node::session_owner;
-use super::subscription::RemoteSubscription;
-use super::tls::ClientTls;
+use super::tls::{ClientTls, refusing_acceptor};
 use super::wire::{MAX_FRAME_BYTES, Wire};
 use crate::messages::{
     HandleId, HandleSummary, KillRequest, ListFilter, ReadChunk, ReadRequest, Snapshot,
-    SpawnRequest, Subscribed, Subscriber, WaitOutcome,
+    SpawnRequest, WaitOutcome,
 };
 
 /// A handle on some node of the cluster: the node's name and the handle
@@ -51,6 +52,7 @@ impl fmt::Display for RemoteHandle {
 
 /// A snapshot together with the remote handle it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RemoteSnapshot {
     /// Where the process runs.
     pub handle: RemoteHandle,
@@ -78,7 +80,10 @@ pub struct ClientOptions {
     /// the time.
     pub name: String,
     /// Where the client's own `NodeServer` listens (ractor_cluster needs
-    /// one); the default is an ephemeral port on 127.0.0.1.
+    /// one); the default is an ephemeral port on 127.0.0.1. The client
+    /// accepts no session on it: every inbound connection gets a TLS
+    /// alert, whatever it sends, so a stranger who finds the port starts
+    /// nothing.
     pub listen: SocketAddr,
     /// How long [`ClusterClient::connect`] waits for authentication and
     /// for the node's registry to show up.
@@ -90,7 +95,7 @@ pub struct ClientOptions {
     /// With `Some`, [`ClusterClient::connect`] opens TLS sessions, which
     /// only nodes started with `--tls-cert`/`--tls-key` accept; with
     /// `None` (the default), plain TCP ones, which only nodes without
-    /// them accept. The client's own listener stays plain either way.
+    /// them accept.
     pub tls: Option<ClientTls>,
 }
 
@@ -135,9 +140,9 @@ pub(super) struct NodeLink {
 struct Inner {
     server: ActorRef<NodeServerMessage>,
     sessions: watch::Receiver<Sessions>,
-    // Only the name table; it is held for map operations, never across an
-    // await.
-    nodes: Mutex<BTreeMap<String, NodeLink>>,
+    /// The name table: read with an atomic load; a connect publishes a
+    /// new table (`rcu`), so no lock is ever held.
+    nodes: ArcSwap<BTreeMap<String, NodeLink>>,
     full_name: String,
     options: ClientOptions,
 }
@@ -175,7 +180,9 @@ impl ClusterClient {
             options.cookie.clone(),
             options.name.clone(),
             hostname.clone(),
-            None,
+            // Nodes never connect back: the client's listener refuses
+            // every handshake, so no stranger gets a session here.
+            Some(IncomingEncryptionMode::Tls(refusing_acceptor()?)),
             Some(NodeConnectionMode::Isolated),
         )
         .with_listen_addr(options.listen.ip())
@@ -202,7 +209,7 @@ impl ClusterClient {
             inner: Arc::new(Inner {
                 server,
                 sessions,
-                nodes: Mutex::new(BTreeMap::new()),
+                nodes: ArcSwap::from_pointee(BTreeMap::new()),
                 full_name: format!("{}@{hostname}", options.name),
                 options,
             }),
@@ -335,15 +342,20 @@ impl ClusterClient {
         };
         let link = NodeLink { node_id, gateway };
         let info: NodeInfo = self.call_link("?", &link, RemoteRegistryMsg::Info).await?;
-        let mut nodes = self.lock_nodes();
-        nodes.insert(info.node.clone(), link);
+        self.inner.nodes.rcu(|nodes| {
+            let mut nodes = BTreeMap::clone(nodes);
+            nodes.insert(info.node.clone(), link.clone());
+            nodes
+        });
         Ok(info.node)
     }
 
     /// The names of the nodes connected now (closed sessions are dropped).
     pub fn nodes(&self) -> Vec<String> {
         let sessions = self.inner.sessions.borrow().clone();
-        self.lock_nodes()
+        self.inner
+            .nodes
+            .load()
             .iter()
             .filter(|(_, link)| {
                 sessions
@@ -507,46 +519,6 @@ impl ClusterClient {
             RemoteRegistryMsg::Resume(Wire::ok(id), tx)
         })
         .await
-    }
-
-    /// Subscribes to a remote process's live output and exit event, with
-    /// the same bounds as a local [`Subscription`](crate::Subscription):
-    /// see [`RemoteSubscription`].
-    pub async fn subscribe(
-        &self,
-        handle: &RemoteHandle,
-    ) -> Result<RemoteSubscription, RemoteError> {
-        let link = self.link(&handle.node)?;
-        let args = SubscribeArgs {
-            id: handle.id,
-            peer: self.inner.full_name.clone(),
-        };
-        let started: FeedStarted = self
-            .call_link(&handle.node, &link, |tx| {
-                RemoteRegistryMsg::Subscribe(Wire::ok(args), tx)
-            })
-            .await?;
-        Ok(RemoteSubscription::new(
-            self.clone(),
-            handle.clone(),
-            link,
-            started,
-        ))
-    }
-
-    /// Subscribes any [`Subscriber`] (for example an actor:
-    /// `Subscriber::Actor(my_actor.get_derived())`) to a remote process's
-    /// live output and exit event; the events are forwarded by a task. See
-    /// [`RemoteSubscription::forward`] for its bounds and how it ends.
-    pub async fn subscribe_with(
-        &self,
-        handle: &RemoteHandle,
-        subscriber: Subscriber,
-    ) -> Result<Subscribed, RemoteError> {
-        let subscription = self.subscribe(handle).await?;
-        let subscribed = subscription.subscribed;
-        drop(subscription.forward(subscriber));
-        Ok(subscribed)
     }
 
     /// The handles of one node that pass `filter`, oldest first.
@@ -714,15 +686,6 @@ impl ClusterClient {
         answers
     }
 
-    fn lock_nodes(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, NodeLink>> {
-        // The table stays consistent even if a holder panicked: every
-        // operation on it is a single insert or read.
-        self.inner
-            .nodes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     async fn call<T: Send + 'static>(
         &self,
         node: &str,
@@ -732,8 +695,8 @@ impl ClusterClient {
         self.call_link(node, &link, build).await
     }
 
-    fn link(&self, node: &str) -> Result<NodeLink, RemoteError> {
-        self.lock_nodes().get(node).cloned().ok_or_else(|| {
+    pub(super) fn link(&self, node: &str) -> Result<NodeLink, RemoteError> {
+        self.inner.nodes.load().get(node).cloned().ok_or_else(|| {
             RemoteError::new(
                 RemoteErrorKind::UnknownNode,
                 format!("no connected node is named `{node}`"),

@@ -27,6 +27,11 @@ pub enum RemoteErrorKind {
     StdinNotPiped,
     /// The node's registry is not running or did not answer.
     RegistryUnavailable,
+    /// The node's registry is full of running processes and its cap
+    /// policy refused the spawn.
+    RegistryFull,
+    /// A spawn queued on the node was cancelled by a kill of its owner.
+    Cancelled,
     /// The node disconnected or died, or the request could not reach it.
     NodeUnavailable,
     /// No connected node has this name.
@@ -104,6 +109,8 @@ impl From<Error> for RemoteError {
             ErrorKind::StdinClosed => RemoteErrorKind::StdinClosed,
             ErrorKind::StdinNotPiped => RemoteErrorKind::StdinNotPiped,
             ErrorKind::RegistryUnavailable => RemoteErrorKind::RegistryUnavailable,
+            ErrorKind::RegistryFull => RemoteErrorKind::RegistryFull,
+            ErrorKind::Cancelled => RemoteErrorKind::Cancelled,
             ErrorKind::Internal => RemoteErrorKind::Internal,
         };
         let rule = match &err {

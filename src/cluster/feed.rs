@@ -97,12 +97,14 @@ pub(crate) struct Feed {
 fn copy(event: &OutputEvent) -> OutputEvent {
     match event {
         OutputEvent::Chunk {
+            tag,
             handle_id,
             stream,
             offset,
             bytes,
             credit: _,
         } => OutputEvent::Chunk {
+            tag: *tag,
             handle_id: *handle_id,
             stream: *stream,
             offset: *offset,
@@ -110,15 +112,20 @@ fn copy(event: &OutputEvent) -> OutputEvent {
             credit: Credit::default(),
         },
         OutputEvent::Missed {
+            tag,
             handle_id,
             stream,
             bytes,
         } => OutputEvent::Missed {
+            tag: *tag,
             handle_id: *handle_id,
             stream: *stream,
             bytes: *bytes,
         },
-        OutputEvent::Exit(snapshot) => OutputEvent::Exit(snapshot.clone()),
+        OutputEvent::Exit { tag, snapshot } => OutputEvent::Exit {
+            tag: *tag,
+            snapshot: snapshot.clone(),
+        },
     }
 }
 

@@ -17,7 +17,7 @@ use super::feed::{Feed, FeedBatch, FeedRequest, FeedStarted, NextArgs, Subscribe
 use super::wire::Wire;
 use crate::messages::{
     HandleId, HandleSummary, KillRequest, ListFilter, ReadChunk, ReadRequest, Snapshot,
-    SpawnRequest, Status, Subscriber, WaitOutcome,
+    SpawnRequest, Subscriber, WaitOutcome,
 };
 use crate::registry::Registry;
 
@@ -27,6 +27,7 @@ pub const REGISTRY_GROUP: &str = "procward.registry";
 
 /// What a gateway says about its node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct NodeInfo {
     /// The node's name as given to `procward node --name`.
     pub node: String,
@@ -210,14 +211,6 @@ where
     });
 }
 
-async fn running_count(registry: &Registry) -> Result<usize, RemoteError> {
-    let filter = ListFilter {
-        owner: None,
-        status: Some(Status::Running),
-    };
-    Ok(registry.list_where(filter).await?.len())
-}
-
 impl Actor for RemoteRegistryActor {
     type Msg = RemoteRegistryMsg;
     type State = GatewayState;
@@ -247,12 +240,11 @@ impl Actor for RemoteRegistryActor {
                 let node = state.args.node.clone();
                 let feeds = state.live_feeds();
                 answer(port, async move {
-                    let handles = registry.list().await?.len();
-                    let running = running_count(&registry).await?;
+                    let counts = registry.counts().await?;
                     Ok(NodeInfo {
                         node,
-                        running,
-                        handles,
+                        running: counts.running,
+                        handles: counts.handles(),
                         feeds,
                     })
                 });

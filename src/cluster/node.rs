@@ -4,14 +4,12 @@
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use ractor::{Actor, ActorRef};
 use ractor_cluster::node::NodeConnectionMode;
 use ractor_cluster::{IncomingEncryptionMode, NodeServer, NodeServerMessage};
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{broadcast, mpsc};
 use tokio_rustls::TlsAcceptor;
 
@@ -24,15 +22,11 @@ use super::listener::Listener;
 use super::tls::{node_acceptor, refusing_acceptor};
 use super::wire::MAX_FRAME_BYTES;
 use crate::config::RegistryConfig;
-use crate::json::ServeConfig;
 use crate::messages::KillRequest;
 use crate::registry::Registry;
 
 /// Closed sessions not yet seen by every remote subscription's feed.
 const CLOSED_PEERS_BACKLOG: usize = 256;
-
-/// How long the runtime may take to stop after the node has shut down.
-const RUNTIME_STOP_WAIT: Duration = Duration::from_millis(200);
 
 /// The owner key of the processes a client session spawns without asking
 /// them to outlive it. `peer` is the client's full node name
@@ -43,124 +37,112 @@ pub fn session_owner(peer: &str) -> String {
     format!("procward.session:{peer}")
 }
 
-/// Arguments of `procward node`.
-#[derive(Debug, Clone, clap::Args)]
+/// The settings of a node: where it listens, its name, its cookie, TLS,
+/// its registry, and the limits on connections that have not
+/// authenticated. `procward node` builds one from its command line.
+///
+/// Build it with [`NodeOptions::new`] and the setters; the fields stay
+/// readable and writable, and new ones come with defaults.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct NodeOptions {
     /// Address and port to listen on for other nodes and clients, e.g.
     /// 127.0.0.1:7400.
-    #[arg(long, value_name = "ADDR:PORT")]
     pub listen: SocketAddr,
 
     /// This node's name; clients address spawns to it.
-    #[arg(long, value_name = "NAME")]
     pub name: String,
 
     /// File holding the cluster's magic cookie; must be owned by the user
     /// the node runs as, private to it (mode 600) and not empty.
-    #[arg(long, value_name = "PATH")]
     pub cookie_file: PathBuf,
 
     /// PEM file with this node's certificate (then any intermediates).
-    /// With --tls-key, the node accepts TLS sessions only (TLS 1.3).
-    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    /// With `tls_key`, the node accepts TLS sessions only (TLS 1.3).
     pub tls_cert: Option<PathBuf>,
 
-    /// PEM file with the private key of --tls-cert; must be owned by the
+    /// PEM file with the private key of `tls_cert`; must be owned by the
     /// user the node runs as and private to it (mode 600).
-    #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
     /// PEM file with the CA certificates that must sign client
     /// certificates: clients without one are refused (mutual TLS). Needs
-    /// --tls-cert and --tls-key.
-    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    /// `tls_cert` and `tls_key`.
     pub tls_client_ca: Option<PathBuf>,
 
-    /// A JSON file with the spawn policy every remote spawn passes and the
-    /// named profiles a spawn may ask for, in the format of `procward serve
-    /// --config` (docs/security.md). Without it every spawn is allowed.
-    #[arg(long, value_name = "PATH")]
-    pub config: Option<PathBuf>,
+    /// The settings of the node's registry: its spawn policy and profiles
+    /// (what `procward node --config` loads), caps and graces. The node
+    /// turns on [`RegistryConfig::reap_orphans`] and
+    /// [`RegistryConfig::guard`] whatever this says. [`NodeOptions::new`]
+    /// starts from the defaults with the cap policy `Evict`.
+    pub registry: RegistryConfig,
 
-    /// Seconds a connection has, from accept to authentication (the TLS
-    /// handshake included), before it is closed.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
+    /// How long a connection has, from accept to authentication (the TLS
+    /// handshake included), before it is closed. 5 s by default.
     pub handshake_timeout: Duration,
 
     /// Connections not authenticated yet, in all; a connection past this
-    /// closes the oldest pending one of the busiest address.
-    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    /// closes the oldest pending one of the busiest address. 256 by
+    /// default.
     pub max_pending_handshakes: u32,
 
     /// Connections not authenticated yet from one IP address; a connection
-    /// past this closes that address's oldest pending one.
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    /// past this closes that address's oldest pending one. 8 by default.
     pub max_pending_per_address: u32,
-
-    /// The cgroup v2 directory under which the node makes its own cgroup,
-    /// one per spawned tree. Without it the node uses its own cgroup when
-    /// it can write there, and process groups otherwise (logged at start).
-    /// When given, a node that cannot make its cgroup there does not start.
-    #[arg(long, value_name = "PATH")]
-    pub cgroup_root: Option<PathBuf>,
 }
 
 impl NodeOptions {
+    /// A node listening on `listen` under `name`, with the cookie in
+    /// `cookie_file`: plain TCP, the default registry settings and
+    /// handshake limits.
+    pub fn new(
+        listen: SocketAddr,
+        name: impl Into<String>,
+        cookie_file: impl Into<PathBuf>,
+    ) -> Self {
+        let limits = HandshakeLimits::default();
+        NodeOptions {
+            listen,
+            name: name.into(),
+            cookie_file: cookie_file.into(),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            // A node evicts at the cap, as it always did: a remote client
+            // is never kept waiting on another's processes.
+            registry: RegistryConfig::default().cap_policy(crate::messages::CapPolicy::Evict),
+            handshake_timeout: limits.timeout,
+            max_pending_handshakes: u32::try_from(limits.total).unwrap_or(u32::MAX),
+            max_pending_per_address: u32::try_from(limits.per_address).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Accept TLS sessions only, with this certificate chain and key.
+    pub fn tls(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls_cert = Some(cert.into());
+        self.tls_key = Some(key.into());
+        self
+    }
+
+    /// Refuse clients without a certificate that a CA of this PEM file
+    /// signed (needs [`tls`](Self::tls)).
+    pub fn tls_client_ca(mut self, ca: impl Into<PathBuf>) -> Self {
+        self.tls_client_ca = Some(ca.into());
+        self
+    }
+
+    /// The settings of the node's registry (see [`registry`](Self::registry)).
+    pub fn registry(mut self, config: RegistryConfig) -> Self {
+        self.registry = config;
+        self
+    }
+
     /// The limits on connections that have not authenticated yet.
     pub fn handshake_limits(&self) -> HandshakeLimits {
         HandshakeLimits {
             timeout: self.handshake_timeout,
             per_address: self.max_pending_per_address as usize,
             total: self.max_pending_handshakes as usize,
-        }
-    }
-}
-
-/// A positive number of seconds, fractions allowed (`5`, `0.5`).
-fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    if seconds.is_nan() || seconds <= 0.0 {
-        return Err("the handshake timeout must be more than 0 seconds".to_owned());
-    }
-    Duration::try_from_secs_f64(seconds).map_err(|err| format!("`{text}`: {err}"))
-}
-
-/// Runs `procward node` to completion (SIGTERM or SIGINT) and returns the
-/// process exit code. Errors are printed to stderr.
-pub fn node_main(options: NodeOptions) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("procward: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let ran = runtime.block_on(async {
-        let mut terminate = signal(SignalKind::terminate())
-            .map_err(|err| RemoteError::new(RemoteErrorKind::Internal, err.to_string()))?;
-        let mut interrupt = signal(SignalKind::interrupt())
-            .map_err(|err| RemoteError::new(RemoteErrorKind::Internal, err.to_string()))?;
-        let stop = async move {
-            let name = tokio::select! {
-                _ = terminate.recv() => "SIGTERM",
-                _ = interrupt.recv() => "SIGINT",
-            };
-            tracing::info!(signal = name, "node shutting down");
-        };
-        run_node(options, stop).await
-    });
-    runtime.shutdown_timeout(RUNTIME_STOP_WAIT);
-    match ran {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!("{err}");
-            eprintln!("procward: {}", err.message);
-            ExitCode::FAILURE
         }
     }
 }
@@ -199,17 +181,7 @@ pub async fn run_node(
     }
     // The guard kills the node's trees if the node dies without this
     // function's cleanup (SIGKILL): the children never outlive the node.
-    let mut config = RegistryConfig::default().reap_orphans(true).guard(true);
-    if let Some(root) = &options.cgroup_root {
-        config = config
-            .cgroup(crate::config::CgroupMode::Required)
-            .cgroup_root(root);
-    }
-    if let Some(path) = &options.config {
-        let file = ServeConfig::load(path)
-            .map_err(|why| RemoteError::new(RemoteErrorKind::InvalidRequest, why))?;
-        config = file.apply(config);
-    }
+    let config = options.registry.clone().reap_orphans(true).guard(true);
     let registry = Registry::start(config).await.map_err(RemoteError::from)?;
     let (closed_peers, _) = broadcast::channel(CLOSED_PEERS_BACKLOG);
     let gateway_args =
@@ -370,19 +342,5 @@ async fn keep_sessions(
                 Err(err) => tracing::warn!(%peer, %err, "session closed; kill_owner failed"),
             }
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn handshake_timeouts_are_positive_seconds() {
-        assert_eq!(parse_seconds("5"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
-        for bad in ["0", "-1", "NaN", "inf", "soon", ""] {
-            assert!(parse_seconds(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -8,10 +8,10 @@ use tokio::sync::Semaphore;
 
 use super::client::{ClusterClient, NodeLink, RemoteHandle};
 use super::error::{RemoteError, RemoteErrorKind};
-use super::feed::{FeedBatch, FeedStarted, NextArgs};
+use super::feed::{FeedBatch, FeedStarted, NextArgs, SubscribeArgs};
 use super::gateway::RemoteRegistryMsg;
 use super::wire::Wire;
-use crate::actors::SUBSCRIBER_WINDOW;
+use crate::messages::SUBSCRIBER_WINDOW;
 use crate::messages::{Credit, OutputEvent, Subscribed, Subscriber};
 
 /// A live feed of one remote process's output chunks, ending with its exit
@@ -80,7 +80,7 @@ impl RemoteSubscription {
     pub async fn recv(&mut self) -> Result<Option<OutputEvent>, RemoteError> {
         loop {
             if let Some(event) = self.buffered.pop_front() {
-                if matches!(event, OutputEvent::Exit(_)) {
+                if matches!(event, OutputEvent::Exit { .. }) {
                     self.end();
                 }
                 return Ok(Some(event));
@@ -145,11 +145,8 @@ impl RemoteSubscription {
                 };
                 *credit = Credit::new(permit);
             }
-            let last = matches!(event, OutputEvent::Exit(_));
-            let delivered = match &subscriber {
-                Subscriber::Channel(tx) => tx.send(event).is_ok(),
-                Subscriber::Actor(actor) => actor.send_message(event).is_ok(),
-            };
+            let last = matches!(event, OutputEvent::Exit { .. });
+            let delivered = subscriber.send(event);
             if !delivered || last {
                 return Ok(());
             }
@@ -169,7 +166,7 @@ impl RemoteSubscription {
         }
         let seen = usize::try_from(self.received - batch.first).unwrap_or(usize::MAX);
         for event in batch.events.into_iter().skip(seen) {
-            self.exited |= matches!(event, OutputEvent::Exit(_));
+            self.exited |= matches!(event, OutputEvent::Exit { .. });
             self.buffered.push_back(event);
             self.received += 1;
         }
@@ -192,5 +189,47 @@ impl RemoteSubscription {
 impl Drop for RemoteSubscription {
     fn drop(&mut self) {
         self.end();
+    }
+}
+
+impl ClusterClient {
+    /// Subscribes to a remote process's live output and exit event, with
+    /// the same bounds as a local [`Subscription`](crate::Subscription):
+    /// see [`RemoteSubscription`].
+    pub async fn subscribe(
+        &self,
+        handle: &RemoteHandle,
+    ) -> Result<RemoteSubscription, RemoteError> {
+        let link = self.link(&handle.node)?;
+        let args = SubscribeArgs {
+            id: handle.id,
+            peer: self.full_name().to_owned(),
+        };
+        let started: FeedStarted = self
+            .call_link(&handle.node, &link, |tx| {
+                RemoteRegistryMsg::Subscribe(Wire::ok(args), tx)
+            })
+            .await?;
+        Ok(RemoteSubscription::new(
+            self.clone(),
+            handle.clone(),
+            link,
+            started,
+        ))
+    }
+
+    /// Subscribes any [`Subscriber`] (for example an actor:
+    /// `Subscriber::Actor(my_actor.get_derived())`) to a remote process's
+    /// live output and exit event; the events are forwarded by a task. See
+    /// [`RemoteSubscription::forward`] for its bounds and how it ends.
+    pub async fn subscribe_with(
+        &self,
+        handle: &RemoteHandle,
+        subscriber: Subscriber,
+    ) -> Result<Subscribed, RemoteError> {
+        let subscription = self.subscribe(handle).await?;
+        let subscribed = subscription.subscribed;
+        drop(subscription.forward(subscriber));
+        Ok(subscribed)
     }
 }

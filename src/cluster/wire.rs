@@ -20,6 +20,10 @@ pub(crate) const MAX_FRAME_BYTES: u64 = (MAX_WIRE_BYTES as u64) + (1 << 20);
 /// One argument or answer of a [`RemoteRegistryMsg`](super::RemoteRegistryMsg):
 /// a value, or the error that replaced it.
 ///
+/// Only procward builds one: the gateway's messages are the cluster
+/// protocol, which [`ClusterClient`](super::ClusterClient) speaks. A
+/// caller reads an answer with [`into_result`](Self::into_result).
+///
 /// ractor_cluster's decoding cannot fail (`from_bytes` returns `Self`), so a
 /// payload that does not decode arrives as a
 /// [`RemoteErrorKind::Protocol`] error instead of a panic.
@@ -28,24 +32,18 @@ pub struct Wire<T>(Result<T, RemoteError>);
 
 impl<T> Wire<T> {
     /// Wraps a result.
-    pub fn new(result: Result<T, RemoteError>) -> Self {
+    pub(crate) fn new(result: Result<T, RemoteError>) -> Self {
         Wire(result)
     }
 
     /// Wraps a value.
-    pub fn ok(value: T) -> Self {
+    pub(crate) fn ok(value: T) -> Self {
         Wire(Ok(value))
     }
 
     /// The value, or the error that replaced it.
     pub fn into_result(self) -> Result<T, RemoteError> {
         self.0
-    }
-}
-
-impl<T> From<Result<T, RemoteError>> for Wire<T> {
-    fn from(result: Result<T, RemoteError>) -> Self {
-        Wire(result)
     }
 }
 

@@ -33,6 +33,7 @@ use crate::policy::{PolicyConfig, ProfileDefault};
 /// ceilings are merged with them, the tighter of each winning.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ServeConfig {
     /// The policy every spawn passes.
     #[serde(default)]

@@ -3,17 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::answer::Answer;
 use super::encoding::OutputLimit;
 use super::error::JsonError;
-use super::ops;
 use super::owned::Owned;
 use super::params::Params;
-use super::server::DEFAULT_MAX_RESPONSE_BYTES;
 use crate::error::Error;
 use crate::messages::{HandleId, KillRequest, Snapshot, SpawnRequest};
 use crate::registry::Registry;
@@ -54,6 +50,11 @@ pub struct Dispatcher {
     /// The kill that closing sends to this dispatcher's processes.
     close_kill: KillRequest,
 }
+
+/// The default cap on the output bytes of one stream in one response
+/// (`poll`, `wait`, `read`, `pause`, `resume`): 16 MiB, the default
+/// capture cap, so that a default capture is never cut.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The default ceiling on a spawn's `output_cap`: 64 MiB.
 pub const DEFAULT_MAX_OUTPUT_CAP: usize = 64 * 1024 * 1024;
@@ -242,35 +243,6 @@ impl Dispatcher {
     /// The registry requests run against.
     pub fn registry(&self) -> &Registry {
         &self.registry
-    }
-
-    /// Runs `op` with `params` (the request object without `id` and `op`).
-    ///
-    /// A parameter the op does not know is an `invalid_request` naming it;
-    /// a parameter that is `null` counts as absent.
-    ///
-    /// Cancel safety: as for the [`Registry`] method behind the op. A
-    /// dropped `spawn` may still start its process, and then that process
-    /// is not remembered for [`kill_owned`](Self::kill_owned).
-    pub async fn dispatch(
-        &self,
-        op: &str,
-        params: &Map<String, Value>,
-    ) -> Result<Value, JsonError> {
-        self.answer(op, params).await?.into_value()
-    }
-
-    /// Runs `op` as [`dispatch`](Self::dispatch) does, and leaves the
-    /// result as the registry gave it, for the server to write straight
-    /// into the response line.
-    pub(crate) async fn answer(
-        &self,
-        op: &str,
-        params: &Map<String, Value>,
-    ) -> Result<Answer, JsonError> {
-        ops::run(self, op, Params(params))
-            .await
-            .unwrap_or_else(|| Err(JsonError::UnknownOp(op.to_owned())))
     }
 
     /// Kills every running process this connection spawned (those asked to

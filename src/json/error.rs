@@ -28,6 +28,13 @@ pub enum ErrorKind {
     /// The registry's spawn policy refused the request (nothing was
     /// started), for example a `sandbox_profile` the server does not have.
     PolicyDenied,
+    /// The registry is full of running processes and its cap policy
+    /// (`--cap-policy refuse`, or `queue:N` with its queue full) refused
+    /// the spawn; nothing was started or killed.
+    RegistryFull,
+    /// A spawn waiting in the queue (`--cap-policy queue`) was dropped by a
+    /// `kill_owner`/`close_owner` of its owner.
+    Cancelled,
     /// procward itself failed (the registry stopped, an actor died, ...).
     Internal,
 }
@@ -42,6 +49,8 @@ impl ErrorKind {
             ErrorKind::UnknownHandle => "unknown_handle",
             ErrorKind::SpawnFailed => "spawn_failed",
             ErrorKind::PolicyDenied => "policy_denied",
+            ErrorKind::RegistryFull => "registry_full",
+            ErrorKind::Cancelled => "cancelled",
             ErrorKind::Internal => "internal",
         }
     }
@@ -67,8 +76,13 @@ pub enum JsonError {
     InvalidRequest(String),
 
     /// No op of this name exists.
-    #[error("unknown op {}; known ops: {}", quoted(.0), super::ops::KNOWN.join(", "))]
-    UnknownOp(String),
+    #[error("unknown op {}; known ops: {}", quoted(.op), .known.join(", "))]
+    UnknownOp {
+        /// The op the request named.
+        op: String,
+        /// The ops this version serves.
+        known: &'static [&'static str],
+    },
 
     /// A handler task failed without an answer (it panicked).
     #[error("internal error: {0}")]
@@ -93,7 +107,7 @@ impl JsonError {
         match self {
             JsonError::Parse(_) => ErrorKind::ParseError,
             JsonError::InvalidRequest(_) => ErrorKind::InvalidRequest,
-            JsonError::UnknownOp(_) => ErrorKind::UnknownOp,
+            JsonError::UnknownOp { .. } => ErrorKind::UnknownOp,
             JsonError::Internal(_) => ErrorKind::Internal,
             JsonError::Registry(err) => registry_kind(err),
         }
@@ -115,6 +129,8 @@ fn registry_kind(err: &Error) -> ErrorKind {
         Kind::SpawnFailed => ErrorKind::SpawnFailed,
         Kind::PolicyDenied => ErrorKind::PolicyDenied,
         Kind::UnknownHandle => ErrorKind::UnknownHandle,
+        Kind::RegistryFull => ErrorKind::RegistryFull,
+        Kind::Cancelled => ErrorKind::Cancelled,
         Kind::RegistryUnavailable | Kind::Internal => ErrorKind::Internal,
     }
 }
@@ -145,6 +161,8 @@ mod tests {
             ErrorKind::UnknownHandle,
             ErrorKind::SpawnFailed,
             ErrorKind::PolicyDenied,
+            ErrorKind::RegistryFull,
+            ErrorKind::Cancelled,
             ErrorKind::Internal,
         ] {
             let json = serde_json::to_value(kind).unwrap();
@@ -168,9 +186,12 @@ mod tests {
         .into();
         assert_eq!(denied.kind(), ErrorKind::PolicyDenied);
         assert_eq!(denied.rule(), Some(DenyRule::Concurrency));
-        let unknown_op = JsonError::UnknownOp("frob".into());
+        let unknown_op = JsonError::UnknownOp {
+            op: "frob".into(),
+            known: &["spawn", "poll"],
+        };
         assert_eq!(unknown_op.rule(), None);
-        let gone: JsonError = Error::NoReply { operation: "poll" }.into();
+        let gone: JsonError = Error::no_reply("poll").into();
         assert_eq!(gone.kind(), ErrorKind::Internal);
     }
 
@@ -185,7 +206,11 @@ mod tests {
 
     #[test]
     fn unknown_op_lists_the_known_ones() {
-        let message = JsonError::UnknownOp("frob".into()).to_string();
+        let message = JsonError::UnknownOp {
+            op: "frob".into(),
+            known: &["spawn", "poll"],
+        }
+        .to_string();
         assert!(message.contains("\"frob\""), "{message}");
         assert!(message.contains("spawn"), "{message}");
     }

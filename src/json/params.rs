@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::error::{JsonError, quoted};
+use crate::error::Error;
 use crate::messages::HandleId;
 
 /// The parameters of one request: every key of the request object but `id`
@@ -43,7 +44,7 @@ impl<'a> Params<'a> {
         let text = self
             .str("handle_id")?
             .ok_or_else(|| JsonError::invalid("missing `handle_id`"))?;
-        Ok(text.parse::<HandleId>()?)
+        Ok(text.parse::<HandleId>().map_err(Error::from)?)
     }
 
     pub(crate) fn str(&self, name: &str) -> Result<Option<&'a str>, JsonError> {

@@ -22,7 +22,7 @@ mod scan;
 /// object holding one (without the whitespace outside strings). A string
 /// comes back as the same string (its escapes may be written differently).
 #[derive(Debug, Clone)]
-pub struct RequestId(Repr);
+pub(crate) struct RequestId(Repr);
 
 #[derive(Debug, Clone)]
 enum Repr {
@@ -35,10 +35,10 @@ enum Repr {
 
 impl RequestId {
     /// The id of a request that has none, or whose id could not be read.
-    pub const NULL: RequestId = RequestId(Repr::Value(Value::Null));
+    pub(crate) const NULL: RequestId = RequestId(Repr::Value(Value::Null));
 
     /// The id's JSON text, as it is written in the response.
-    pub fn as_json(&self) -> Cow<'_, str> {
+    pub(crate) fn as_json(&self) -> Cow<'_, str> {
         match &self.0 {
             Repr::Value(value) => Cow::Owned(value.to_string()),
             Repr::Text(text) => Cow::Borrowed(text),
@@ -47,7 +47,8 @@ impl RequestId {
 
     /// The id as serde_json reads it (a number too large for an integer
     /// becomes a float, as for any JSON reader).
-    pub fn value(&self) -> Value {
+    #[cfg(test)]
+    pub(crate) fn value(&self) -> Value {
         match &self.0 {
             Repr::Value(value) => value.clone(),
             Repr::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
@@ -106,23 +107,23 @@ fn changes_in_a_value(id: &Value) -> bool {
 
 /// A parsed request line: `{"id": ..., "op": "...", ...params}`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Request {
+pub(crate) struct Request {
     /// The caller's id, echoed in the response exactly as sent; `null` when
     /// absent. Any JSON value is allowed.
-    pub id: RequestId,
+    pub(crate) id: RequestId,
     /// The operation name.
-    pub op: String,
+    pub(crate) op: String,
     /// Every other key of the request object.
-    pub params: Map<String, Value>,
+    pub(crate) params: Map<String, Value>,
 }
 
 /// A line that is not a request, with the id to answer it under.
 #[derive(Debug)]
-pub struct Rejected {
+pub(crate) struct Rejected {
     /// The request's `id` when it could be read, `null` otherwise.
-    pub id: RequestId,
+    pub(crate) id: RequestId,
     /// What is wrong with the line.
-    pub error: JsonError,
+    pub(crate) error: JsonError,
 }
 
 impl Request {
@@ -132,7 +133,7 @@ impl Request {
     /// A key given twice in any object of the line is refused
     /// (`invalid_request`, naming the key), so that a request means the same
     /// to every reader of it.
-    pub fn parse(line: &[u8]) -> Result<Request, Box<Rejected>> {
+    pub(crate) fn parse(line: &[u8]) -> Result<Request, Box<Rejected>> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let anonymous = |error| {
             Box::new(Rejected {
@@ -344,7 +345,7 @@ impl Visitor<'_> for KeyVisitor {
 
 /// The answer to a line that exceeded the size cap. Its id cannot be known
 /// without reading the whole line, so it is `null`.
-pub fn too_long(length: usize, cap: usize) -> Rejected {
+pub(crate) fn too_long(length: usize, cap: usize) -> Rejected {
     Rejected {
         id: RequestId::NULL,
         error: JsonError::invalid(format!(
@@ -357,7 +358,7 @@ pub fn too_long(length: usize, cap: usize) -> Rejected {
 /// A response line, `\n` included: `{"id", "ok": true, "result"}` or
 /// `{"id", "ok": false, "error": {"kind", "message"}}` (and `"rule"` for a
 /// `policy_denied` error). The id is written as the client sent it.
-pub fn response_line(id: &RequestId, outcome: Result<&Value, &JsonError>) -> Vec<u8> {
+pub(crate) fn response_line(id: &RequestId, outcome: Result<&Value, &JsonError>) -> Vec<u8> {
     let mut line = Vec::new();
     write_response(&mut line, id, outcome);
     line
@@ -421,7 +422,7 @@ fn display<S: Serializer>(error: &&JsonError, serializer: S) -> Result<S::Ok, S:
 
 impl Rejected {
     /// The error response line for this rejected line.
-    pub fn response_line(&self) -> Vec<u8> {
+    pub(crate) fn response_line(&self) -> Vec<u8> {
         response_line(&self.id, Err(&self.error))
     }
 }
@@ -734,6 +735,41 @@ mod tests {
                 prop_assert!(!(object && repeats_a_key(&line)), "{:?}", String::from_utf8_lossy(&line));
                 prop_assert_eq!(ours, parse_by_value(&line));
             }
+        }
+
+        #[test]
+        fn every_line_gets_one_response_line(line in line()) {
+            let response = match Request::parse(&line) {
+                Ok(request) => response_line(&request.id, Ok(&json!({}))),
+                Err(rejected) => rejected.response_line(),
+            };
+            prop_assert_eq!(response.iter().filter(|b| **b == b'\n').count(), 1);
+            prop_assert_eq!(response.last(), Some(&b'\n'));
+            let parsed: Value = serde_json::from_slice(&response).unwrap();
+            prop_assert!(parsed.get("id").is_some(), "{}", parsed);
+            match &parsed["ok"] {
+                Value::Bool(true) => prop_assert!(parsed["result"].is_object(), "{}", parsed),
+                Value::Bool(false) => {
+                    prop_assert!(parsed["error"]["kind"].is_string(), "{}", parsed);
+                    prop_assert!(parsed["error"]["message"].is_string(), "{}", parsed);
+                }
+                _ => prop_assert!(false, "no ok flag: {}", parsed),
+            }
+        }
+
+        #[test]
+        fn objects_with_a_string_op_parse(id in json_value(), op in any::<String>()) {
+            let mut request = Map::new();
+            request.insert("op".into(), Value::from(op.clone()));
+            request.insert("id".into(), id.clone());
+            let line = serde_json::to_vec(&Value::Object(request)).unwrap();
+            let parsed = Request::parse(&line).unwrap();
+            prop_assert_eq!(parsed.op, op);
+            // The id comes back as JSON reads it (a float may lose its
+            // last digit in the round trip, as for any client).
+            let as_read: Value = serde_json::from_slice(&serde_json::to_vec(&id).unwrap()).unwrap();
+            prop_assert_eq!(parsed.id.value(), as_read);
+            prop_assert!(parsed.params.is_empty());
         }
     }
 }

@@ -57,7 +57,7 @@ use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::answer::Answer;
-use super::dispatcher::{Dispatcher, kill_all};
+use super::dispatcher::{DEFAULT_MAX_RESPONSE_BYTES, Dispatcher, kill_all};
 use super::error::JsonError;
 use super::gate::{Gate, Pass};
 use super::lines::{Line, LineReader};
@@ -75,11 +75,6 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
 /// The default grace between `SIGTERM` and `SIGKILL` when the server
 /// shuts down: 500 ms.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
-
-/// The default cap on the output bytes of one stream in one response
-/// (`poll`, `wait`, `read`, `pause`, `resume`): 16 MiB, the default
-/// capture cap, so that a default capture is never cut.
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The default bound on a connection's unsent response bytes, past which
 /// it is not read: 8 MiB.

@@ -6,8 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::Error;
-
 /// Numbers handles across every registry in this OS process, so an id is
 /// never given out twice even when the OS reuses a pid.
 static NEXT_SEQ: AtomicU64 = AtomicU64::new(1);
@@ -55,11 +53,17 @@ impl fmt::Display for HandleId {
     }
 }
 
-impl FromStr for HandleId {
-    type Err = Error;
+/// A string that is not a handle id; becomes
+/// [`Error::MalformedHandle`](crate::Error::MalformedHandle) with `?`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed handle id `{0}`: expected psh-<pid hex>-<n>")]
+pub struct MalformedHandleId(pub String);
 
-    fn from_str(s: &str) -> Result<Self, Error> {
-        let malformed = || Error::MalformedHandle(s.to_owned());
+impl FromStr for HandleId {
+    type Err = MalformedHandleId;
+
+    fn from_str(s: &str) -> Result<Self, MalformedHandleId> {
+        let malformed = || MalformedHandleId(s.to_owned());
         let rest = s.strip_prefix("psh-").ok_or_else(malformed)?;
         let (pid, seq) = rest.split_once('-').ok_or_else(malformed)?;
         let lower_hex = !pid.is_empty()
@@ -135,7 +139,7 @@ mod tests {
             "psh-100000000-1",
         ] {
             assert!(
-                matches!(bad.parse::<HandleId>(), Err(Error::MalformedHandle(_))),
+                matches!(bad.parse::<HandleId>(), Err(MalformedHandleId(_))),
                 "{bad:?} parsed"
             );
         }

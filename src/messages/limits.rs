@@ -14,6 +14,7 @@ use crate::error::Error;
 /// raise them again.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct Limits {
     /// `RLIMIT_CPU`: CPU seconds; past it the kernel sends `SIGXCPU`, then
     /// `SIGKILL`.
@@ -74,6 +75,54 @@ impl CgroupLimits {
 }
 
 impl Limits {
+    /// `RLIMIT_CPU` in CPU seconds.
+    pub fn cpu_seconds(mut self, seconds: u64) -> Self {
+        self.cpu_seconds = Some(seconds);
+        self
+    }
+
+    /// `RLIMIT_AS` in bytes.
+    pub fn address_space_bytes(mut self, bytes: u64) -> Self {
+        self.address_space_bytes = Some(bytes);
+        self
+    }
+
+    /// `RLIMIT_NOFILE`.
+    pub fn open_files(mut self, files: u64) -> Self {
+        self.open_files = Some(files);
+        self
+    }
+
+    /// `RLIMIT_NPROC` (counted over the whole real user id).
+    pub fn max_processes(mut self, processes: u64) -> Self {
+        self.max_processes = Some(processes);
+        self
+    }
+
+    /// `RLIMIT_CORE` in bytes.
+    pub fn core_bytes(mut self, bytes: u64) -> Self {
+        self.core_bytes = Some(bytes);
+        self
+    }
+
+    /// The nice value (-20..=19).
+    pub fn nice(mut self, nice: i32) -> Self {
+        self.nice = Some(nice);
+        self
+    }
+
+    /// The file mode creation mask (0..=0o777).
+    pub fn umask(mut self, mask: u32) -> Self {
+        self.umask = Some(mask);
+        self
+    }
+
+    /// Start the child in a new session (`setsid`).
+    pub fn new_session(mut self, on: bool) -> Self {
+        self.new_session = on;
+        self
+    }
+
     /// Whether any field asks for something (otherwise spawning takes the
     /// fast path with no code run in the child before exec).
     pub fn is_empty(&self) -> bool {
@@ -122,6 +171,7 @@ impl Limits {
 /// procward reaped the child, and cover the child and the descendants it
 /// waited for itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ResourceUsage {
     /// CPU time in user mode.
     pub user_time: Duration,

@@ -8,6 +8,14 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::{HandleId, Snapshot};
 
+/// The default capture cap per stream: 16 MiB.
+pub const DEFAULT_OUTPUT_CAP: usize = 16 * 1024 * 1024;
+
+/// Chunks one subscriber may hold (delivered but not yet dropped) before
+/// further chunks are counted as missed instead of sent: with 64 KiB reads,
+/// at most 1 MiB per subscriber. Remote subscriptions keep the same window.
+pub(crate) const SUBSCRIBER_WINDOW: usize = 16;
+
 /// One of a child's output streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -48,6 +56,7 @@ pub enum Stdin {
 /// Offsets count every byte the child wrote to the stream, kept or dropped,
 /// so `next_offset` of one read is the `offset` of the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ReadRequest {
     /// Which stream.
     pub stream: OutputStream,
@@ -57,8 +66,33 @@ pub struct ReadRequest {
     pub max_bytes: Option<usize>,
 }
 
+impl ReadRequest {
+    /// All of `stream` from its first byte: pass [`offset`](Self::offset)
+    /// and [`max_bytes`](Self::max_bytes) to narrow it.
+    pub fn new(stream: OutputStream) -> Self {
+        ReadRequest {
+            stream,
+            offset: 0,
+            max_bytes: None,
+        }
+    }
+
+    /// Start at this stream offset (a `next_offset` of an earlier read).
+    pub fn offset(mut self, offset: u64) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// Return at most this many bytes.
+    pub fn max_bytes(mut self, max: usize) -> Self {
+        self.max_bytes = Some(max);
+        self
+    }
+}
+
 /// The answer to a [`ReadRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ReadChunk {
     /// Which stream.
     pub stream: OutputStream,
@@ -125,6 +159,10 @@ impl Kept {
 }
 
 /// A live event of one process, for a subscriber.
+///
+/// Every event carries the `tag` its subscription was made with
+/// ([`SubscribeRequest::tag`]), so one subscriber can tell its
+/// subscriptions apart without a table of handle ids.
 // `Exit` is larger than the rest; events are moved once into a channel or
 // a mailbox (which boxes them anyway), so boxing it would only add an
 // allocation per exit.
@@ -134,6 +172,8 @@ impl Kept {
 pub enum OutputEvent {
     /// Bytes the child wrote, in order per stream.
     Chunk {
+        /// The subscription's tag.
+        tag: u64,
         /// The handle.
         handle_id: HandleId,
         /// Which stream.
@@ -147,10 +187,12 @@ pub enum OutputEvent {
         #[serde(skip)]
         credit: Credit,
     },
-    /// The subscriber fell behind and missed `bytes` bytes of `stream`
-    /// (they are still in the capture, unless the cap dropped them). Sent
-    /// before the next chunk of that stream, or before `Exit`.
+    /// The subscriber fell behind (or asked to replay bytes the capture no
+    /// longer holds) and missed `bytes` bytes of `stream`. Sent before the
+    /// next chunk of that stream, or before `Exit`.
     Missed {
+        /// The subscription's tag.
+        tag: u64,
         /// The handle.
         handle_id: HandleId,
         /// Which stream.
@@ -159,7 +201,33 @@ pub enum OutputEvent {
         bytes: u64,
     },
     /// The handle is terminal. Always the last event, sent exactly once.
-    Exit(Snapshot),
+    Exit {
+        /// The subscription's tag.
+        tag: u64,
+        /// The terminal snapshot.
+        snapshot: Snapshot,
+    },
+}
+
+impl OutputEvent {
+    /// The tag of the subscription this event belongs to.
+    pub fn tag(&self) -> u64 {
+        match self {
+            OutputEvent::Chunk { tag, .. }
+            | OutputEvent::Missed { tag, .. }
+            | OutputEvent::Exit { tag, .. } => *tag,
+        }
+    }
+
+    /// The handle this event is about.
+    pub fn handle_id(&self) -> HandleId {
+        match self {
+            OutputEvent::Chunk { handle_id, .. } | OutputEvent::Missed { handle_id, .. } => {
+                *handle_id
+            }
+            OutputEvent::Exit { snapshot, .. } => snapshot.handle_id,
+        }
+    }
 }
 
 // With ractor's `cluster` feature there is no blanket `Message` impl.
@@ -183,21 +251,148 @@ impl Credit {
     }
 }
 
-/// Where a subscription's events go.
+/// Where a subscription's events go. Not serializable: it is a channel or
+/// a local actor reference (across machines, the cluster client makes its
+/// own subscriptions).
+///
+/// Two subscribers are equal when they deliver to the same channel or the
+/// same actor.
 #[derive(Debug, Clone)]
 pub enum Subscriber {
     /// A channel, for callers that are not actors.
     Channel(mpsc::UnboundedSender<OutputEvent>),
-    /// An actor whose message type converts from [`OutputEvent`]: use
-    /// `actor_ref.get_derived()`.
+    /// An actor, through `actor_ref.get_derived()`. ractor's `get_derived`
+    /// needs both `From<OutputEvent> for YourMsg` and
+    /// `TryFrom<YourMsg> for OutputEvent`, and the `TryFrom` must give the
+    /// event back (`YourMsg::Output(event) => Ok(event)`): when a send fails
+    /// because the actor stopped, ractor converts the message back and
+    /// *panics* if that conversion fails. procward checks that the actor is
+    /// still running before each send, which narrows that window to an
+    /// actor stopping during the send; a correct `TryFrom` closes it.
     Actor(DerivedActorRef<OutputEvent>),
 }
 
-/// The answer to a subscription: where the live chunks start.
+impl Subscriber {
+    /// Sends one event; `false` when the subscriber is gone (its channel
+    /// closed, its actor not running). Never sends to an actor that is not
+    /// running: ractor's derived reference panics on a failed send whose
+    /// message does not convert back.
+    pub(crate) fn send(&self, event: OutputEvent) -> bool {
+        match self {
+            Subscriber::Channel(tx) => tx.send(event).is_ok(),
+            Subscriber::Actor(actor) => {
+                matches!(
+                    actor.get_status(),
+                    ractor::ActorStatus::Starting
+                        | ractor::ActorStatus::Running
+                        | ractor::ActorStatus::Upgrading
+                ) && actor.send_message(event).is_ok()
+            }
+        }
+    }
+}
+
+impl PartialEq for Subscriber {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Subscriber::Channel(a), Subscriber::Channel(b)) => a.same_channel(b),
+            (Subscriber::Actor(a), Subscriber::Actor(b)) => a.get_id() == b.get_id(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Subscriber {}
+
+/// Stream offsets: one per stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Offsets {
+    /// The stdout offset.
+    pub stdout: u64,
+    /// The stderr offset.
+    pub stderr: u64,
+}
+
+impl Offsets {
+    /// Both streams from their first byte.
+    pub const START: Offsets = Offsets {
+        stdout: 0,
+        stderr: 0,
+    };
+
+    pub(crate) fn get(&self, stream: OutputStream) -> u64 {
+        match stream {
+            OutputStream::Stdout => self.stdout,
+            OutputStream::Stderr => self.stderr,
+        }
+    }
+}
+
+/// A subscription to ask for: where its events go, the tag they carry, and
+/// where it starts.
+///
+/// ```
+/// # fn demo(tx: tokio::sync::mpsc::UnboundedSender<procward::OutputEvent>) {
+/// use procward::{Offsets, SubscribeRequest, Subscriber};
+///
+/// // Job 42's output from the first byte the capture still holds, then live.
+/// let request = SubscribeRequest::new(Subscriber::Channel(tx))
+///     .tag(42)
+///     .replay_from(Offsets::START);
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribeRequest {
+    /// Where the events go.
+    pub subscriber: Subscriber,
+    /// A value of the caller's choosing that every event of this
+    /// subscription carries ([`OutputEvent::tag`]). Default 0.
+    pub tag: u64,
+    /// `None` (the default): live chunks only, from the moment the process
+    /// actor takes the subscription. `Some(offsets)`: first what the
+    /// capture holds from `offsets` on (a part the capture cap dropped is
+    /// reported as [`OutputEvent::Missed`]), then live chunks, with no gap
+    /// and no overlap. Replayed chunks count against the window like live
+    /// ones. An offset past what the stream has seen is
+    /// [`Error::OffsetOutOfRange`](crate::Error::OffsetOutOfRange).
+    pub from: Option<Offsets>,
+}
+
+impl SubscribeRequest {
+    /// Live events to `subscriber`, tag 0.
+    pub fn new(subscriber: Subscriber) -> Self {
+        SubscribeRequest {
+            subscriber,
+            tag: 0,
+            from: None,
+        }
+    }
+
+    /// Sets [`tag`](Self::tag).
+    pub fn tag(mut self, tag: u64) -> Self {
+        self.tag = tag;
+        self
+    }
+
+    /// Sets [`from`](Self::from): replay from `offsets`, then live.
+    pub fn replay_from(mut self, offsets: Offsets) -> Self {
+        self.from = Some(offsets);
+        self
+    }
+}
+
+impl From<Subscriber> for SubscribeRequest {
+    fn from(subscriber: Subscriber) -> Self {
+        SubscribeRequest::new(subscriber)
+    }
+}
+
+/// The answer to a subscription: where its first chunk of each stream
+/// starts. Bytes before these offsets are not sent (read them with a read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Subscribed {
-    /// The stdout offset of the first chunk the subscriber will get;
-    /// earlier bytes can be fetched with a read.
+    /// The stdout offset of the first chunk the subscriber will get.
     pub stdout_offset: u64,
     /// The same for stderr.
     pub stderr_offset: u64,

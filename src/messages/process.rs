@@ -9,17 +9,19 @@ use ractor::RpcReplyPort;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::{
-    KillRequest, OutputStream, ReadChunk, ReadRequest, Snapshot, SnapshotWatch, Subscribed,
-    Subscriber, WaitOutcome,
+    KillRequest, OutputStream, ReadChunk, ReadRequest, Snapshot, SnapshotWatch, SubscribeRequest,
+    Subscribed, WaitOutcome,
 };
 use crate::error::Result;
 
-/// A message to the actor that owns one OS process.
+/// A message to the actor that owns one OS process. Crate-private: no
+/// public API hands out an `ActorRef<ProcessMsg>`, and a message sent
+/// past the registry (`Evict`) would bypass its books.
 ///
 /// The registry forwards requests here with the caller's reply port, so the
 /// reply types match [`RegistryMsg`](super::RegistryMsg)'s.
 #[derive(Debug)]
-pub enum ProcessMsg {
+pub(crate) enum ProcessMsg {
     /// A snapshot now; never waits.
     Poll(RpcReplyPort<Result<Snapshot>>),
     /// Answers when terminal, or when the timeout passes first.
@@ -33,8 +35,9 @@ pub enum ProcessMsg {
     Write(Bytes, RpcReplyPort<Result<()>>),
     /// Closes the child's stdin (end of file), after earlier writes.
     CloseStdin(RpcReplyPort<Result<()>>),
-    /// Adds a subscriber to the live output and the exit event.
-    Subscribe(Subscriber, RpcReplyPort<Result<Subscribed>>),
+    /// Adds a subscriber to the output (replayed from offsets first if it
+    /// asks) and the exit event.
+    Subscribe(SubscribeRequest, RpcReplyPort<Result<Subscribed>>),
     /// Answers the handle's [`SnapshotWatch`].
     Watch(RpcReplyPort<Result<SnapshotWatch>>),
     /// Stops the process tree (SIGSTOP to its group); answers the snapshot.
@@ -55,7 +58,7 @@ impl ractor::Message for ProcessMsg {}
 
 /// An event from one of a process actor's own tasks.
 #[derive(Debug)]
-pub struct ProcessEvent(pub(crate) Event);
+pub(crate) struct ProcessEvent(pub(crate) Event);
 
 #[derive(Debug)]
 pub(crate) enum Event {

@@ -7,14 +7,18 @@ use ractor::{ActorRef, RpcReplyPort};
 use bytes::Bytes;
 
 use super::{
-    HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ReadChunk, ReadRequest, Snapshot,
-    SnapshotWatch, SpawnRequest, Subscribed, Subscriber, WaitOutcome,
+    HandleCounts, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ReadChunk,
+    ReadRequest, Snapshot, SnapshotWatch, SpawnRequest, SubscribeRequest, Subscribed, WaitOutcome,
 };
 use crate::error::Result;
 
 /// A message to the registry actor.
 ///
-/// Every request carries its reply port last, so `call!` and `call_t!` work:
+/// Every request carries its reply port last, so `call!` and `call_t!` work,
+/// and every reply is a `Result<_, Error>`, so every `call!` ends in `??`
+/// (the first `?` for ractor's error, the second for procward's). `List`
+/// and `ReopenOwner` cannot fail today; they answer `Result` all the same,
+/// so that every request reads alike:
 ///
 /// ```no_run
 /// # async fn demo(registry: ractor::ActorRef<procward::RegistryMsg>) -> Result<(), Box<dyn std::error::Error>> {
@@ -35,12 +39,18 @@ use crate::error::Result;
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum RegistryMsg {
-    /// Starts a process. Answers at once with its first snapshot (status
-    /// `running`). At the cap, one handle is evicted and leaves a receipt:
-    /// terminal handles whose status a caller has seen first, then terminal
-    /// handles nobody has seen, then (the last resort, with a warning) a
-    /// running one, which is killed; within each group, the spawning
-    /// owner's own handles before other owners', oldest first.
+    /// Starts a process. Answers once it has started, with its first
+    /// snapshot (status `running`). At the cap, one handle is evicted and
+    /// leaves a receipt: terminal handles whose status a caller has seen
+    /// first, then terminal handles nobody has seen; within each group,
+    /// the spawning owner's own handles before other owners', oldest
+    /// first. When every handle runs, the spawn's [`CapPolicy`](super::CapPolicy)
+    /// decides: evict a running one (killed, with a warning), refuse
+    /// ([`Error::RegistryFull`](crate::Error::RegistryFull)), or queue until
+    /// one ends.
+    ///
+    /// The request's [`subscribers`](SpawnRequest::subscribers) are attached
+    /// before the child's output is read.
     Spawn(SpawnRequest, RpcReplyPort<Result<Snapshot>>),
     /// A snapshot of the handle now; never waits.
     Poll(HandleId, RpcReplyPort<Result<Snapshot>>),
@@ -58,7 +68,7 @@ pub enum RegistryMsg {
     /// Forgets the handle (or its receipt) and frees its output, killing the
     /// tree first if it is running (the answer comes after the tree is
     /// reaped). Answers whether the handle was known.
-    Release(HandleId, RpcReplyPort<bool>),
+    Release(HandleId, RpcReplyPort<Result<bool>>),
     /// Stops the process tree with SIGSTOP to its group. The status stays
     /// `running`, snapshots say `paused`. On a terminal handle, a no-op
     /// that answers the snapshot.
@@ -76,24 +86,31 @@ pub enum RegistryMsg {
     /// Closes a piped stdin after the writes sent before it. Closing twice,
     /// or after the end of the process, is a no-op.
     CloseStdin(HandleId, RpcReplyPort<Result<()>>),
-    /// Subscribes to the handle's live output chunks and its exit event. On
-    /// a terminal handle only the exit event is sent.
-    Subscribe(HandleId, Subscriber, RpcReplyPort<Result<Subscribed>>),
+    /// Subscribes to the handle's output chunks (live, or replayed from
+    /// offsets first: see [`SubscribeRequest::from`]) and its exit event.
+    /// On a terminal handle, the replayed chunks (if asked for) then the
+    /// exit event are sent.
+    Subscribe(HandleId, SubscribeRequest, RpcReplyPort<Result<Subscribed>>),
     /// A [`SnapshotWatch`] of the handle: its latest snapshot, readable
     /// with no message at all (for hot polling loops). For a terminal
     /// handle or a receipt, a watch holding that snapshot.
     Watch(HandleId, RpcReplyPort<Result<SnapshotWatch>>),
     /// Lists the handles (receipts included, marked `evicted`) that pass
     /// the filter, oldest first.
-    List(ListFilter, RpcReplyPort<Vec<HandleSummary>>),
+    List(ListFilter, RpcReplyPort<Result<Vec<HandleSummary>>>),
+    /// How many handles the registry holds, by kind, without listing
+    /// them: for health checks and gauges.
+    Counts(RpcReplyPort<Result<HandleCounts>>),
     /// Kills every running process of an owner (for a cancelled script or
     /// session); answers with their terminal snapshots once all are
     /// terminal.
     ///
     /// Spawns of the owner that reached the registry before this message
     /// and are still starting are killed as soon as they have started, and
-    /// the answer waits for them too: nothing the owner asked for before
-    /// the kill keeps running.
+    /// the answer waits for them too; spawns of the owner waiting in the
+    /// queue (cap policy `Queue`) are dropped, each answered with
+    /// [`Error::SpawnCancelled`](crate::Error::SpawnCancelled): nothing the
+    /// owner asked for before the kill keeps running.
     KillOwner(String, KillRequest, RpcReplyPort<Result<Vec<Snapshot>>>),
     /// [`KillOwner`](Self::KillOwner), and closes the owner: every later
     /// spawn naming it is denied ([`DenyRule::OwnerClosed`](crate::policy::DenyRule::OwnerClosed))
@@ -101,10 +118,11 @@ pub enum RegistryMsg {
     /// for good", where a spawn racing the cancel must not leak.
     CloseOwner(String, KillRequest, RpcReplyPort<Result<Vec<Snapshot>>>),
     /// Lets a closed owner spawn again. Answers whether it was closed.
-    ReopenOwner(String, RpcReplyPort<bool>),
+    ReopenOwner(String, RpcReplyPort<Result<bool>>),
     /// Releases every handle and receipt of an owner, killing its running
     /// trees first; answers how many were released, once all are reaped.
-    ReleaseOwner(String, RpcReplyPort<usize>),
+    /// Spawns of the owner still starting or queued are not released.
+    ReleaseOwner(String, RpcReplyPort<Result<usize>>),
     /// Sent by process actors about their handle. It cannot be built
     /// outside procward.
     Report(ProcessReport),
@@ -129,18 +147,9 @@ pub(crate) enum Report {
     },
     /// A caller was given the terminal snapshot after `Finished`.
     Observed(HandleId),
-    /// A spawn's fork ended (on the OS worker's thread): the registry
+    /// A spawn's fork ended (on the OS worker's thread); the registry
+    /// holds the outcome under this number in its books of spawns starting,
     /// starts the process actor of the child, or passes the error on, and
     /// answers the spawn.
-    Forked(Box<Forked>),
-}
-
-/// A fork's outcome on its way back to the registry.
-#[derive(Debug)]
-pub(crate) struct Forked {
-    /// The spawn's number in the registry's books of spawns starting.
-    pub(crate) seq: u64,
-    pub(crate) result: Result<(Box<SpawnRequest>, crate::os::child::RawSpawned)>,
-    pub(crate) escapee_token: Option<String>,
-    pub(crate) reply: RpcReplyPort<Result<Snapshot>>,
+    Forked(u64),
 }

@@ -88,6 +88,7 @@ impl Containment {
 /// is the index in `bytes` where the tail starts, and
 /// `total_bytes - bytes.len()` bytes are missing there.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StreamOutput {
     /// The bytes kept, exactly as the child wrote them. Cloning is cheap
     /// (reference counted) whatever the size.
@@ -137,6 +138,7 @@ impl StreamOutput {
 
 /// A point-in-time view of one handle. Cheap to clone: the output is shared.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// The handle's id.
     pub handle_id: HandleId,
@@ -233,6 +235,15 @@ impl Snapshot {
         self.status == Status::Running
     }
 
+    /// How long the process ran: from `started_at` to `ended_at`, for a
+    /// terminal snapshot or a receipt; `None` while it runs. Both times
+    /// come from the registry's [`Clock`](crate::Clock); a clock that went
+    /// backwards gives zero.
+    pub fn elapsed(&self) -> Option<std::time::Duration> {
+        let ended = self.ended_at?;
+        Some((ended - self.started_at).try_into().unwrap_or_default())
+    }
+
     /// This snapshot as a receipt: marked evicted, output bytes dropped,
     /// everything else (byte totals included) kept.
     pub(crate) fn into_receipt(mut self) -> Snapshot {
@@ -269,7 +280,7 @@ impl Snapshot {
             .read(request, self.status.is_terminal())
             .ok_or(crate::Error::OffsetOutOfRange {
                 handle: self.handle_id,
-                stream: request.stream.as_str(),
+                stream: request.stream.as_str().into(),
                 offset: request.offset,
                 total: output.total_bytes,
             })
@@ -278,6 +289,7 @@ impl Snapshot {
 
 /// The answer to a wait.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct WaitOutcome {
     /// The terminal snapshot or, when `timed_out`, a running one.
     pub snapshot: Snapshot,
@@ -287,6 +299,7 @@ pub struct WaitOutcome {
 
 /// One line of a registry listing: a handle without its output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct HandleSummary {
     /// The handle's id.
     pub handle_id: HandleId,
@@ -305,8 +318,33 @@ pub struct HandleSummary {
     pub evicted: bool,
 }
 
+/// How many handles a registry holds, by kind: what
+/// [`Registry::counts`](crate::Registry::counts) answers, without building
+/// a listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandleCounts {
+    /// Handles whose process runs.
+    pub running: usize,
+    /// Handles that are terminal and not yet released, receipts of
+    /// evicted handles included (an evicted tree may still be dying).
+    pub terminal: usize,
+    /// Spawns accepted and still starting: they count against the caps.
+    pub starting: usize,
+    /// Spawns waiting in the queue for a place (cap policy `Queue`).
+    #[serde(default)]
+    pub queued: usize,
+}
+
+impl HandleCounts {
+    /// Every handle a listing would show: running and terminal.
+    pub fn handles(&self) -> usize {
+        self.running + self.terminal
+    }
+}
+
 /// Which handles a listing shows. The default shows all of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ListFilter {
     /// Only handles spawned with this owner key.
     pub owner: Option<String>,
@@ -315,6 +353,18 @@ pub struct ListFilter {
 }
 
 impl ListFilter {
+    /// Only handles spawned with this owner key.
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+
+    /// Only handles with this status.
+    pub fn status(mut self, status: Status) -> Self {
+        self.status = Some(status);
+        self
+    }
+
     /// Whether `summary` passes the filter.
     pub fn matches(&self, summary: &HandleSummary) -> bool {
         self.owner

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Limits, Signal, Stdin};
+use super::{CapPolicy, Limits, Signal, Stdin, SubscribeRequest};
 use crate::error::Error;
 
 /// The shell that runs [`Command::Shell`] commands.
@@ -58,6 +58,7 @@ impl Command {
 /// assert!(req.validate().is_ok());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SpawnRequest {
     /// What to run.
     pub command: Command,
@@ -83,6 +84,18 @@ pub struct SpawnRequest {
     pub sandbox_profile: Option<String>,
     /// rlimits, nice value, umask and session, applied in the child.
     pub limits: Limits,
+    /// What this spawn does when the registry is full of running handles;
+    /// the registry's [`cap_policy`](crate::RegistryConfig::cap_policy)
+    /// when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_policy: Option<CapPolicy>,
+    /// Subscriptions attached before the child's output is read: each gets
+    /// every byte from offset 0, then exactly one exit event (with the
+    /// usual window and [`Missed`](super::OutputEvent::Missed) rules). Their
+    /// `from` is ignored. Not serialized: a channel or an actor reference
+    /// does not cross machines, so a request that crossed one has none.
+    #[serde(skip)]
+    pub subscribers: Vec<SubscribeRequest>,
 }
 
 impl SpawnRequest {
@@ -112,6 +125,8 @@ impl SpawnRequest {
             owner: None,
             sandbox_profile: None,
             limits: Limits::default(),
+            cap_policy: None,
+            subscribers: Vec::new(),
         }
     }
 
@@ -163,6 +178,21 @@ impl SpawnRequest {
     /// Sets the owner key.
     pub fn owner(mut self, owner: impl Into<String>) -> Self {
         self.owner = Some(owner.into());
+        self
+    }
+
+    /// Sets this spawn's [`cap_policy`](Self::cap_policy).
+    pub fn cap_policy(mut self, policy: CapPolicy) -> Self {
+        self.cap_policy = Some(policy);
+        self
+    }
+
+    /// Attaches a subscription before the child's output is read, so it
+    /// gets every byte from offset 0 (see [`subscribers`](Self::subscribers)).
+    /// Pass a [`Subscriber`](super::Subscriber), or a
+    /// [`SubscribeRequest`] to give it a tag.
+    pub fn subscribe(mut self, subscription: impl Into<SubscribeRequest>) -> Self {
+        self.subscribers.push(subscription.into());
         self
     }
 
@@ -249,6 +279,7 @@ fn no_nul(text: &str, what: impl FnOnce() -> String) -> Result<(), Error> {
 /// group gets `signal` first and `SIGKILL` when the process has not ended
 /// after `grace`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct KillRequest {
     /// The signal to send first (`SIGKILL` by default).
     pub signal: Signal,
@@ -267,6 +298,18 @@ impl Default for KillRequest {
 }
 
 impl KillRequest {
+    /// Send this signal first (see [`Signal::TERM`], [`Signal::KILL`]).
+    pub fn signal(mut self, signal: Signal) -> Self {
+        self.signal = signal;
+        self
+    }
+
+    /// Wait this long after the first signal before `SIGKILL`.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = Some(grace);
+        self
+    }
+
     /// `SIGTERM` first, then `SIGKILL` after `grace` if the process is
     /// still running.
     pub fn terminate(grace: Duration) -> Self {

@@ -412,6 +412,16 @@ impl Joiner {
     }
 }
 
+/// A write to a tree's cgroup that the OS worker does for its process
+/// actor, in the order asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CgroupWrite {
+    /// `cgroup.kill`.
+    Kill,
+    /// `cgroup.freeze`: freeze (`true`) or thaw.
+    Freeze(bool),
+}
+
 /// Freezes (or thaws) every process in the cgroup at `path`. The kernel
 /// freezes them asynchronously; `cgroup.events` says `frozen 1` once all
 /// are. Blocking.

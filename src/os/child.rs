@@ -27,7 +27,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rustix::process::{
@@ -81,20 +81,20 @@ impl RawSpawned {
             stderr,
         } = self;
         child.watch().map_err(|source| Error::Os {
-            operation: "registering the child's pidfd",
-            source,
+            operation: "registering the child's pidfd".into(),
+            source: source.into(),
         })?;
         let receiver = |fd| {
             pipe::Receiver::from_owned_fd(fd).map_err(|source| Error::Os {
-                operation: "registering the child's pipes",
-                source,
+                operation: "registering the child's pipes".into(),
+                source: source.into(),
             })
         };
         let stdin = match stdin {
             None => None,
             Some(fd) => Some(pipe::Sender::from_owned_fd(fd).map_err(|source| Error::Os {
-                operation: "registering the child's stdin pipe",
-                source,
+                operation: "registering the child's stdin pipe".into(),
+                source: source.into(),
             })?),
         };
         Ok(Spawned {
@@ -157,9 +157,9 @@ pub(crate) fn spawn(
     let placed = match placement {
         None => None,
         Some(placement) => Some(placement.create().map_err(|source| Error::Containment {
-            operation: "making the process tree's cgroup",
+            operation: "making the process tree's cgroup".into(),
             path: placement.parent.join(&placement.name),
-            source,
+            source: source.into(),
         })?),
     };
     if let Some((joiner, _)) = &placed {
@@ -186,14 +186,14 @@ pub(crate) fn spawn(
         Error::Spawn {
             program: req.command.program().to_owned(),
             cwd: req.cwd.clone(),
-            source,
+            source: source.into(),
         }
     })?;
     // From here on the child must not escape: every early return goes
     // through `ChildProcess`'s drop, which kills the group and reaps.
     let pid = Pid::from_raw(std_child.id() as i32).ok_or_else(|| Error::Os {
-        operation: "reading the child's pid",
-        source: io::Error::other("the OS returned pid 0"),
+        operation: "reading the child's pid".into(),
+        source: io::Error::other("the OS returned pid 0").into(),
     })?;
     // The child cannot have been reaped yet (only we wait for it), so the
     // pidfd refers to it and not to a reused pid.
@@ -205,8 +205,8 @@ pub(crate) fn spawn(
         }
         let _ = std_child.wait();
         Error::Os {
-            operation: "pidfd_open",
-            source: errno.into(),
+            operation: "pidfd_open".into(),
+            source: io::Error::from(errno).into(),
         }
     })?;
     let child = ChildProcess {
@@ -222,8 +222,8 @@ pub(crate) fn spawn(
     drop(std_child);
     let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
         return Err(Error::Os {
-            operation: "taking the child's pipes",
-            source: io::Error::other("stdout or stderr was not piped"),
+            operation: "taking the child's pipes".into(),
+            source: io::Error::other("stdout or stderr was not piped").into(),
         });
     };
     Ok(RawSpawned {
@@ -317,7 +317,10 @@ impl ChildProcess {
         if signal == Signal::KILL
             && let Some(cgroup) = &self.cgroup
         {
-            super::worker::cgroup_write(cgroup.clone(), super::worker::CgroupWrite::Kill);
+            notify(ChildNotice::Cgroup(
+                cgroup.clone(),
+                super::cgroup::CgroupWrite::Kill,
+            ));
         }
         group
     }
@@ -328,7 +331,10 @@ impl ChildProcess {
     pub(crate) fn freeze(&self, on: bool) -> bool {
         match &self.cgroup {
             Some(cgroup) => {
-                super::worker::cgroup_write(cgroup.clone(), super::worker::CgroupWrite::Freeze(on));
+                notify(ChildNotice::Cgroup(
+                    cgroup.clone(),
+                    super::cgroup::CgroupWrite::Freeze(on),
+                ));
                 true
             }
             None => false,
@@ -406,7 +412,7 @@ impl ChildProcess {
             }
         }
         self.pidfd = None;
-        super::worker::forget_leader(pid);
+        notify(ChildNotice::Reaped(pid));
         // SAFETY: the buffer was zeroed (all-zero is a valid rusage: it is
         // plain integers) and wait4 filled it when it reaped.
         #[allow(unsafe_code)]
@@ -466,7 +472,42 @@ impl Drop for ChildProcess {
         // SIGKILL cannot be caught, so the child dies soon; the OS worker
         // reaps it then. A drop may happen outside any runtime, and many at
         // once (a supervisor killing the registry): no thread per child.
-        super::worker::reap_dropped(pid.as_raw_nonzero().get(), DroppedChild(pidfd), cgroup);
+        notify(ChildNotice::Dropped(
+            pid.as_raw_nonzero().get(),
+            DroppedChild(pidfd),
+            cgroup,
+        ));
+    }
+}
+
+/// What a child tells whoever reaps for it (the [OS worker](super::worker))
+/// from wherever it is reaped or dropped.
+pub(crate) enum ChildNotice {
+    /// The child with this pid was reaped by its owner: the pid is no
+    /// longer ours.
+    Reaped(i32),
+    /// The child with this pid was dropped unreaped, its group sent
+    /// SIGKILL: kill its cgroup (if any), reap it once it has died, and
+    /// remove the cgroup once empty.
+    Dropped(i32, DroppedChild, Option<std::path::PathBuf>),
+    /// Kill or freeze the tree's cgroup, after every cgroup write asked
+    /// before.
+    Cgroup(std::path::PathBuf, super::cgroup::CgroupWrite),
+}
+
+/// Where notices go. The OS worker installs it when it starts, before it
+/// forks any child; so this module needs nothing from the worker above it.
+static NOTICES: OnceLock<Box<dyn Fn(ChildNotice) + Send + Sync>> = OnceLock::new();
+
+/// Sends every later [`ChildNotice`] to `sink`. The first call wins.
+pub(crate) fn send_notices_to(sink: impl Fn(ChildNotice) + Send + Sync + 'static) {
+    let _ = NOTICES.set(Box::new(sink));
+}
+
+/// Callable from any thread, inside or outside a runtime.
+fn notify(notice: ChildNotice) {
+    if let Some(sink) = NOTICES.get() {
+        sink(notice);
     }
 }
 

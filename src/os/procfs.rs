@@ -2,7 +2,7 @@
 //! process's children.
 //!
 //! Every function here does blocking file I/O. They are called only from
-//! the [OS worker](super::worker)'s thread (and from tests), never from an
+//! the OS worker's thread (`src/os/worker.rs`) and from tests, never from an
 //! async runtime's worker threads. A process can end between two reads: every
 //! reader treats a missing or unreadable file as "no such process".
 
@@ -10,18 +10,24 @@ use std::io::{self, Read};
 
 /// The fields of `/proc/<pid>/stat` procward uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ProcStat {
-    pub(crate) pid: i32,
+pub struct ProcStat {
+    /// The process's id.
+    pub pid: i32,
     /// `R`, `S`, `D`, `Z`, ... (`Z`: a zombie, dead and not yet reaped).
-    pub(crate) state: char,
-    pub(crate) ppid: i32,
-    pub(crate) pgrp: i32,
+    pub state: char,
+    /// Its parent's id (the subreaper's or init's once its parent died).
+    pub ppid: i32,
+    /// Its process group.
+    pub pgrp: i32,
+    /// Its session.
+    pub session: i32,
     /// When the process started, in clock ticks after boot.
-    pub(crate) start_time: u64,
+    pub start_time: u64,
 }
 
 impl ProcStat {
-    pub(crate) fn is_zombie(&self) -> bool {
+    /// Dead and not yet reaped by its parent (state `Z`).
+    pub fn is_zombie(&self) -> bool {
         self.state == 'Z'
     }
 }
@@ -29,28 +35,30 @@ impl ProcStat {
 /// Parses a `/proc/<pid>/stat` line. The command name sits in parentheses
 /// and may itself hold spaces and parentheses, so fields are counted from
 /// the last `)`.
-pub(crate) fn parse_stat(text: &str) -> Option<ProcStat> {
+pub fn parse_stat(text: &str) -> Option<ProcStat> {
     let (head, rest) = text.rsplit_once(')')?;
     let pid = head.split_once(" (")?.0.trim().parse().ok()?;
     let mut fields = rest.split_whitespace();
     let state = fields.next()?.chars().next()?;
     let ppid = fields.next()?.parse().ok()?;
     let pgrp = fields.next()?.parse().ok()?;
-    // session, tty_nr, tpgid, flags, minflt, cminflt, majflt, cmajflt,
+    let session = fields.next()?.parse().ok()?;
+    // tty_nr, tpgid, flags, minflt, cminflt, majflt, cmajflt,
     // utime, stime, cutime, cstime, priority, nice, num_threads,
-    // itrealvalue: 16 fields, then starttime (field 22 of stat(5)).
-    let start_time = fields.nth(16)?.parse().ok()?;
+    // itrealvalue: 15 fields, then starttime (field 22 of stat(5)).
+    let start_time = fields.nth(15)?.parse().ok()?;
     Some(ProcStat {
         pid,
         state,
         ppid,
         pgrp,
+        session,
         start_time,
     })
 }
 
 /// Reads and parses `/proc/<pid>/stat`, reusing `buf`.
-pub(crate) fn read_stat(pid: i32, buf: &mut String) -> Option<ProcStat> {
+pub fn read_stat(pid: i32, buf: &mut String) -> Option<ProcStat> {
     buf.clear();
     std::fs::File::open(format!("/proc/{pid}/stat"))
         .and_then(|mut file| file.read_to_string(buf))
@@ -59,7 +67,7 @@ pub(crate) fn read_stat(pid: i32, buf: &mut String) -> Option<ProcStat> {
 }
 
 /// Every pid `/proc` lists now.
-pub(crate) fn pids() -> io::Result<Vec<i32>> {
+pub fn pids() -> io::Result<Vec<i32>> {
     Ok(std::fs::read_dir("/proc")?
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
         .collect())
@@ -67,7 +75,7 @@ pub(crate) fn pids() -> io::Result<Vec<i32>> {
 
 /// The value of `var` in the environment of `pid`, if it has that variable
 /// and its environment is readable, reusing `buf`.
-pub(crate) fn env_var(pid: i32, var: &str, buf: &mut Vec<u8>) -> Option<String> {
+pub fn env_var(pid: i32, var: &str, buf: &mut Vec<u8>) -> Option<String> {
     buf.clear();
     std::fs::File::open(format!("/proc/{pid}/environ"))
         .and_then(|mut file| file.read_to_end(buf))
@@ -80,7 +88,7 @@ pub(crate) fn env_var(pid: i32, var: &str, buf: &mut Vec<u8>) -> Option<String> 
 
 /// The children of this process (of any of its threads), zombies included,
 /// from `/proc/self/task/*/children`.
-pub(crate) fn own_children() -> io::Result<Vec<i32>> {
+pub fn own_children() -> io::Result<Vec<i32>> {
     let mut children = Vec::new();
     let mut text = String::new();
     for task in std::fs::read_dir("/proc/self/task")? {
@@ -115,6 +123,7 @@ mod tests {
                 state: 'S',
                 ppid: 17,
                 pgrp: 4200,
+                session: 4200,
                 start_time: 987654,
             })
         );

@@ -51,8 +51,8 @@ use rustix::process::{
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use super::cgroup::{self, Placement, TreeUsage};
-use super::child::{self, DroppedChild, RawSpawned};
+use super::cgroup::{self, CgroupWrite, Placement, TreeUsage};
+use super::child::{self, ChildNotice, DroppedChild, RawSpawned};
 use super::escapees::{self, TOKEN_VAR};
 use super::procfs::{self, ProcStat};
 use crate::error::Error;
@@ -162,8 +162,8 @@ pub(crate) fn worker() -> Result<&'static Worker, Error> {
         })
         .as_ref()
         .ok_or_else(|| Error::Os {
-            operation: "starting procward's OS threads",
-            source: io::Error::other("a thread could not be started"),
+            operation: "starting procward's OS threads".into(),
+            source: io::Error::other("a thread could not be started").into(),
         })
 }
 
@@ -181,6 +181,15 @@ fn start() -> io::Result<Worker> {
             .spawn(move || fork_all(queue, leaders))?;
         spawners.push(tx);
     }
+    let notices = jobs.clone();
+    child::send_notices_to(move |notice| {
+        let job = match notice {
+            ChildNotice::Reaped(pid) => Job::ForgetLeader(pid),
+            ChildNotice::Dropped(pid, child, cgroup) => Job::ReapDropped(pid, child, cgroup),
+            ChildNotice::Cgroup(path, write) => Job::Cgroup(path, write),
+        };
+        let _ = notices.send(job);
+    });
     Ok(Worker {
         jobs,
         spawners,
@@ -204,23 +213,6 @@ fn fork_all(queue: mpsc::Receiver<SpawnJob>, leaders: mpsc::Sender<Job>) {
     }
 }
 
-/// What [`cgroup_write`] writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CgroupWrite {
-    /// `cgroup.kill`.
-    Kill,
-    /// `cgroup.freeze`: freeze (`true`) or thaw.
-    Freeze(bool),
-}
-
-/// Has the worker kill or freeze the cgroup at `path`, after every cgroup
-/// write asked before. Callable from any thread; failures are logged.
-pub(crate) fn cgroup_write(path: PathBuf, write: CgroupWrite) {
-    if let Some(Some(worker)) = WORKER.get() {
-        let _ = worker.jobs.send(Job::Cgroup(path, write));
-    }
-}
-
 /// Hands the worker a cgroup whose owner is gone without removing it: it
 /// is killed, and removed (with the cgroups in it) once empty. Callable
 /// from any thread.
@@ -230,26 +222,10 @@ pub(crate) fn drop_cgroup(path: PathBuf) {
     }
 }
 
-/// Hands the worker a leader dropped unreaped (its group was sent
-/// SIGKILL), to reap once it has died. Callable from any thread.
-pub(crate) fn reap_dropped(pid: i32, child: DroppedChild, cgroup: Option<PathBuf>) {
-    if let Some(Some(worker)) = WORKER.get() {
-        let _ = worker.jobs.send(Job::ReapDropped(pid, child, cgroup));
-    }
-}
-
-/// Tells the worker that `pid` was reaped by its owner. Callable from any
-/// thread, inside or outside a runtime.
-pub(crate) fn forget_leader(pid: i32) {
-    if let Some(Some(worker)) = WORKER.get() {
-        let _ = worker.jobs.send(Job::ForgetLeader(pid));
-    }
-}
-
 fn gone() -> Error {
     Error::Os {
-        operation: "reaching procward's OS worker thread",
-        source: io::Error::other("the worker thread has stopped"),
+        operation: "reaching procward's OS worker thread".into(),
+        source: io::Error::other("the worker thread has stopped").into(),
     }
 }
 

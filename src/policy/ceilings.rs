@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Denied, DenyRule, PolicyContext, SpawnPolicy};
-use crate::config::DEFAULT_OUTPUT_CAP;
+use crate::messages::DEFAULT_OUTPUT_CAP;
 use crate::messages::SpawnRequest;
 
 /// Ceilings on a spawn's timeout, capture cap and rlimits, a floor under

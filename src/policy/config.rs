@@ -9,7 +9,7 @@ use super::{
     ConcurrencyLimit, CwdPolicy, EnvPolicy, LimitCeilings, PolicyChain, ProgramAllowlist,
     ProgramDenylist, Rlimit, ShellPolicy, TreeLimits,
 };
-use crate::config::DEFAULT_OUTPUT_CAP;
+use crate::messages::DEFAULT_OUTPUT_CAP;
 
 /// The description of one policy profile, as read from a configuration
 /// file with serde. Every field is optional; a missing field adds no

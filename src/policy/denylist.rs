@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use super::resolve::{listed, pin_program, resolve_program};
-use super::{Denied, DenyRule, PolicyContext, SpawnPolicy};
+use super::resolve::{ListKind, check_list};
+use super::{Denied, PolicyContext, SpawnPolicy};
 use crate::messages::SpawnRequest;
 
 /// Denies the listed programs; allows every other program that resolves.
@@ -43,19 +43,7 @@ impl ProgramDenylist {
 
 impl SpawnPolicy for ProgramDenylist {
     fn check(&self, request: &mut SpawnRequest, _: &PolicyContext<'_>) -> Result<(), Denied> {
-        let resolved = resolve_program(request)?;
-        if listed(&resolved, &self.programs) {
-            return Err(Denied::because(
-                DenyRule::Program,
-                format!(
-                    "program {:?} resolves to {}, which is in the denylist",
-                    request.command.program(),
-                    resolved.display()
-                ),
-            ));
-        }
-        pin_program(request, &resolved);
-        Ok(())
+        check_list(ListKind::Deny, &self.programs, request)
     }
 }
 

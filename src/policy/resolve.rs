@@ -67,7 +67,7 @@ pub(super) fn resolve_program(request: &SpawnRequest) -> Result<PathBuf, Denied>
 
 /// Rewrites `argv[0]` to `resolved`, so that what runs is what was
 /// checked. A shell command always runs `/bin/sh`: nothing to rewrite.
-pub(super) fn pin_program(request: &mut SpawnRequest, resolved: &Path) {
+fn pin_program(request: &mut SpawnRequest, resolved: &Path) {
     if let (Command::Argv(argv), Some(resolved)) = (&mut request.command, resolved.to_str()) {
         if let Some(program) = argv.first_mut() {
             *program = resolved.to_owned();
@@ -75,9 +75,45 @@ pub(super) fn pin_program(request: &mut SpawnRequest, resolved: &Path) {
     }
 }
 
+/// What a program list does with the programs it lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ListKind {
+    /// Only listed programs run.
+    Allow,
+    /// Listed programs do not run.
+    Deny,
+}
+
+/// The check of a program allowlist or denylist: resolves the program,
+/// refuses it by `kind`, and pins `argv[0]` to what was checked.
+pub(super) fn check_list(
+    kind: ListKind,
+    entries: &[PathBuf],
+    request: &mut SpawnRequest,
+) -> Result<(), Denied> {
+    let resolved = resolve_program(request)?;
+    let is_listed = listed(&resolved, entries);
+    let refused = match kind {
+        ListKind::Allow => (!is_listed).then_some("is not in the allowlist"),
+        ListKind::Deny => is_listed.then_some("is in the denylist"),
+    };
+    if let Some(why) = refused {
+        return Err(Denied::because(
+            DenyRule::Program,
+            format!(
+                "program {:?} resolves to {}, which {why}",
+                request.command.program(),
+                resolved.display()
+            ),
+        ));
+    }
+    pin_program(request, &resolved);
+    Ok(())
+}
+
 /// Whether `resolved` is one of `entries` once they are canonicalized.
 /// Entries that are not absolute or do not exist never match.
-pub(super) fn listed(resolved: &Path, entries: &[PathBuf]) -> bool {
+fn listed(resolved: &Path, entries: &[PathBuf]) -> bool {
     entries
         .iter()
         .filter(|entry| entry.is_absolute())

@@ -1,4 +1,4 @@
-//! Test certificates for the `cluster_tls` tests: a CA and the node and
+//! Test certificates for the `cluster::tls` tests: a CA and the node and
 //! client certificates it signs, made at test time and written as PEM
 //! files (keys with mode 600).
 //!

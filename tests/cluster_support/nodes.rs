@@ -1,4 +1,4 @@
-//! Runs real `procward node` processes on 127.0.0.1 for the `cluster_*`
+//! Runs real `procward node` processes on 127.0.0.1 for the `cluster`
 //! tests: cookie files, free ports, start, SIGKILL by pid, /proc checks.
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -13,6 +13,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use procward::__test_support::procfs;
 use procward::cluster::{ClientOptions, ClusterClient};
 
 /// How long anything may take on a loaded machine before a test gives up.
@@ -192,15 +193,11 @@ impl Drop for Node {
 
 /// Whether a live (not zombie) process has this pid.
 pub(crate) fn alive(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.trim_start().chars().next());
-            !matches!(state, Some('Z' | 'X' | 'x') | None)
-        }
-        Err(_) => false,
-    }
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    procfs::read_stat(pid, &mut String::new())
+        .is_some_and(|stat| !matches!(stat.state, 'Z' | 'X' | 'x'))
 }
 
 /// Polls `condition` until it holds or the deadline passes.

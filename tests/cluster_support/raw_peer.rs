@@ -1,5 +1,5 @@
 //! A peer that speaks ractor_cluster's handshake by hand, for the
-//! `cluster_unauthenticated` tests: frames (an 8-byte big-endian length,
+//! `cluster::unauthenticated` tests: frames (an 8-byte big-endian length,
 //! then protobuf) written byte by byte, with no ractor_cluster behind
 //! them. Also the node's resident memory, from /proc.
 #![allow(dead_code, clippy::unwrap_used)]

@@ -1,5 +1,5 @@
 //! Drives the real `procward serve` binary: start it, talk JSON lines to
-//! it, watch its processes in /proc. Shared by the `serve_*` tests.
+//! it, watch its processes in /proc. Shared by the `serve` tests.
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
@@ -11,6 +11,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use procward::__test_support::procfs;
 use serde_json::{Value, json};
 
 /// How long anything may take on a loaded 2-core machine before a test
@@ -181,6 +182,28 @@ impl Server {
         }
     }
 
+    /// Starts `procward serve` with `args` under a descriptor limit of
+    /// `nofile` (set by `sh`'s `ulimit -n`, which then execs the server,
+    /// so the server's pid is the child's).
+    pub(crate) fn start_with_nofile(nofile: u32, args: &[&str]) -> Self {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" serve \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_procward"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start procward under a descriptor limit");
+        let stdin: ChildStdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        Server {
+            child,
+            io: Lines::new(stdin, stdout),
+        }
+    }
+
     /// Starts `procward serve` with `args` and no protocol stream of ours
     /// (for `--socket`).
     pub(crate) fn start_detached(args: &[&str]) -> Detached {
@@ -291,13 +314,8 @@ pub(crate) fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 
 /// `(state, ppid)` of a process, from /proc; `None` once it is gone.
 pub(crate) fn proc_state(pid: u32) -> Option<(char, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: split after the last `)`.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split(' ');
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((state, ppid))
+    let stat = procfs::read_stat(i32::try_from(pid).ok()?, &mut String::new())?;
+    Some((stat.state, u32::try_from(stat.ppid).ok()?))
 }
 
 /// Whether `pid` is a live (not zombie) process.
@@ -309,11 +327,11 @@ pub(crate) fn alive(pid: u32) -> bool {
 /// server's guard process (`--no-guard` turns it off): what the server
 /// spawned for its requests.
 pub(crate) fn children_of(parent: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
+    let Ok(pids) = procfs::pids() else {
         return Vec::new();
     };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+    pids.into_iter()
+        .filter_map(|pid| u32::try_from(pid).ok())
         .filter(|pid| matches!(proc_state(*pid), Some((_, ppid)) if ppid == parent))
         .filter(|pid| !is_guard(*pid))
         .collect()

@@ -1,7 +1,5 @@
 //! What several output tests share: a registry that reaps orphans, and the
 //! exact bytes `seq` prints.
-//!
-//! Include it with `#[path = "support/output.rs"] mod output;`.
 
 // Every test binary uses only some of these helpers.
 #![allow(dead_code)]

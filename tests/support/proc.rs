@@ -2,8 +2,9 @@
 //! shows them, process groups, deadlines, gate files that decide when a
 //! child may go on, and scratch directories.
 //!
-//! Include it with `#[path = "support/proc.rs"] mod support;` (the crate
-//! denies `mod.rs` files).
+//! `/proc/<pid>/stat` is read by the library's own reader
+//! (`procward::__test_support::procfs`); only what it does not read
+//! (pending signals) is read here.
 
 // Every test binary uses only some of these helpers.
 #![allow(dead_code)]
@@ -17,6 +18,8 @@ use std::time::{Duration, Instant};
 use procward::{HandleId, Registry, RegistryMsg, Snapshot, SpawnRequest, WaitOutcome};
 use ractor::concurrency::OneshotReceiver;
 
+pub(crate) use procward::__test_support::procfs::{self, ProcStat};
+
 /// How long a test waits for something that must happen: long enough for a
 /// loaded 2-core machine. Passing it is a failure, never a measurement.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
@@ -24,65 +27,39 @@ pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 /// How often a condition that no event announces is checked again.
 const RECHECK: Duration = Duration::from_millis(20);
 
-/// One line of `/proc/<pid>/stat`: the fields the tests look at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ProcStat {
-    pub(crate) pid: u32,
-    pub(crate) comm: String,
-    pub(crate) state: char,
-    pub(crate) ppid: u32,
-    pub(crate) pgrp: u32,
+/// Dead: a zombie (`Z`), or on its way out of `/proc` (`X`).
+pub(crate) fn is_dead(p: &ProcStat) -> bool {
+    p.is_zombie() || matches!(p.state, 'X' | 'x')
 }
 
-impl ProcStat {
-    /// Dead but not yet reaped by its parent.
-    pub(crate) fn is_zombie(&self) -> bool {
-        matches!(self.state, 'Z' | 'X' | 'x')
-    }
-}
-
-/// Parses `/proc/<pid>/stat`. The command name sits in parentheses and may
-/// itself contain spaces and parentheses, so the fields after it are found
-/// from the *last* `)`.
-pub(crate) fn parse_stat(text: &str) -> Option<ProcStat> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let pid = text.get(..open)?.trim().parse().ok()?;
-    let comm = text.get(open + 1..close)?.to_owned();
-    let mut fields = text.get(close + 1..)?.split_ascii_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    let pgrp = fields.next()?.parse().ok()?;
-    Some(ProcStat {
-        pid,
-        comm,
-        state,
-        ppid,
-        pgrp,
-    })
+/// A pid as `/proc` and [`ProcStat`] spell it. Pids fit an `i32`; one that
+/// does not names no process.
+pub(crate) fn raw_pid(pid: u32) -> i32 {
+    i32::try_from(pid).unwrap_or(-1)
 }
 
 /// The process `pid`, or `None` when there is none (it never existed, or it
 /// was reaped).
 pub(crate) fn stat(pid: u32) -> Option<ProcStat> {
-    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    procfs::read_stat(raw_pid(pid), &mut String::new())
 }
 
 /// Every process on the machine. One that ends while the list is read is
 /// left out.
 pub(crate) fn processes() -> Vec<ProcStat> {
-    let dir = fs::read_dir("/proc").unwrap_or_else(|err| panic!("cannot list /proc: {err}"));
-    dir.filter_map(|entry| {
-        let name = entry.ok()?.file_name();
-        let pid: u32 = name.to_str()?.parse().ok()?;
-        stat(pid)
-    })
-    .collect()
+    let pids = procfs::pids().unwrap_or_else(|err| panic!("cannot list /proc: {err}"));
+    let mut buf = String::new();
+    pids.into_iter()
+        .filter_map(|pid| procfs::read_stat(pid, &mut buf))
+        .collect()
 }
 
 /// Every process, live or zombie, in the process group `pgid`.
 pub(crate) fn group_members(pgid: u32) -> Vec<ProcStat> {
-    processes().into_iter().filter(|p| p.pgrp == pgid).collect()
+    processes()
+        .into_iter()
+        .filter(|p| p.pgrp == raw_pid(pgid))
+        .collect()
 }
 
 /// The members of group `pgid` that are not over: live ones, and zombies
@@ -92,21 +69,24 @@ pub(crate) fn group_members(pgid: u32) -> Vec<ProcStat> {
 /// of the tree, killed with it) is gone, the zombie belongs to PID 1, which
 /// on some machines reaps only every few seconds. It is no leak of ours.
 pub(crate) fn survivors(pgid: u32) -> Vec<ProcStat> {
-    let me = std::process::id();
+    let me = raw_pid(std::process::id());
     group_members(pgid)
         .into_iter()
-        .filter(|p| !p.is_zombie() || p.ppid == me)
+        .filter(|p| !is_dead(p) || p.ppid == me)
         .collect()
 }
 
 /// The processes whose parent is `ppid`, zombies included.
 pub(crate) fn children_of(ppid: u32) -> Vec<ProcStat> {
-    processes().into_iter().filter(|p| p.ppid == ppid).collect()
+    processes()
+        .into_iter()
+        .filter(|p| p.ppid == raw_pid(ppid))
+        .collect()
 }
 
 /// Whether `pid` is a live process (not a zombie).
 pub(crate) fn is_alive(pid: u32) -> bool {
-    stat(pid).is_some_and(|p| !p.is_zombie())
+    stat(pid).is_some_and(|p| !is_dead(&p))
 }
 
 /// Whether `pid` is gone, a zombie, or has `SIGKILL` pending: whatever
@@ -115,7 +95,7 @@ pub(crate) fn is_doomed(pid: u32) -> bool {
     let Some(p) = stat(pid) else {
         return true;
     };
-    if p.is_zombie() {
+    if is_dead(&p) {
         return true;
     }
     let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {

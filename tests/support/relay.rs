@@ -1,8 +1,6 @@
 //! [`Relay`]: an actor subscriber for the subscription tests, which
 //! passes every event it gets to a channel the test reads, and
 //! [`bytes_until_exit`] to read that channel.
-//!
-//! Include it with `#[path = "support/relay.rs"] mod relay;`.
 
 use std::time::Duration;
 
@@ -46,7 +44,7 @@ pub(crate) async fn bytes_until_exit(
     loop {
         match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
             Ok(Some(OutputEvent::Chunk { bytes, .. })) => out.extend_from_slice(&bytes),
-            Ok(Some(OutputEvent::Exit(snapshot))) => return (out, snapshot),
+            Ok(Some(OutputEvent::Exit { snapshot, .. })) => return (out, snapshot),
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use procward::{Registry, RegistryConfig, SpawnRequest, Status};
 
-use crate::support::{children_of, wait_until};
+use crate::support::{children_of, raw_pid, wait_until};
 
 /// Our zombie children whose process group is `pgid`.
 fn zombies_in(pgid: u32) -> usize {
     children_of(std::process::id())
         .iter()
-        .filter(|p| p.state == 'Z' && p.pgrp == pgid)
+        .filter(|p| p.is_zombie() && p.pgrp == raw_pid(pgid))
         .count()
 }
 

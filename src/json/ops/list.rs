@@ -1,11 +1,17 @@
 //! `list`: every handle the registry holds (receipts of evicted ones
-//! included), oldest first, optionally only one owner's or one status.
+//! included), oldest first, optionally only one owner's or one status;
+//! with `detail`, each as its snapshot without output.
 
+use serde_json::{Value, json};
+
+use crate::Error;
 use crate::json::answer::Answer;
 use crate::json::dispatcher::Dispatcher;
+use crate::json::encoding::OutputLimit;
 use crate::json::error::{JsonError, quoted};
 use crate::json::params::Params;
-use crate::messages::{ListFilter, Status};
+use crate::json::render::SnapshotView;
+use crate::messages::{HandleSummary, ListFilter, Status};
 
 const STATUSES: &[Status] = &[
     Status::Running,
@@ -15,7 +21,7 @@ const STATUSES: &[Status] = &[
 ];
 
 /// The parameters `list` reads; any other is refused.
-const PARAMS: &[&str] = &["owner", "status"];
+const PARAMS: &[&str] = &["owner", "status", "detail"];
 
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     params.only("list", PARAMS)?;
@@ -43,7 +49,51 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<A
         .list_where(filter(owner, status))
         .await?;
     handles.retain(|summary| dispatcher.may_see(summary.owner.as_deref()));
+    if params.bool("detail")?.unwrap_or(false) {
+        return detailed(dispatcher, handles).await;
+    }
     Ok(Answer::Listed(handles))
+}
+
+/// The keys of a snapshot about the output shown, which a listing shows
+/// none of.
+const OUTPUT_KEYS: &[&str] = &[
+    "stdout",
+    "stderr",
+    "stdout_encoding",
+    "stderr_encoding",
+    "stdout_cut",
+    "stderr_cut",
+];
+
+/// Each handle as `poll` shows it, without the output and the keys about
+/// it: exit code, end time, byte totals, usage. Read through a watch, which, unlike a
+/// poll, does not count as a caller having seen a terminal status: an
+/// operator's listing must not change which handles the cap evicts first.
+/// A handle released between the listing and its watch is left out.
+async fn detailed(
+    dispatcher: &Dispatcher,
+    handles: Vec<HandleSummary>,
+) -> Result<Answer, JsonError> {
+    let mut shown = Vec::with_capacity(handles.len());
+    for summary in handles {
+        let snapshot = match dispatcher.registry().watch(summary.handle_id).await {
+            Ok(watch) => watch.get(),
+            Err(Error::UnknownHandle(_)) => continue,
+            Err(err) => return Err(err.into()),
+        };
+        let view = SnapshotView::new(&snapshot, OutputLimit { max_bytes: 0 });
+        let mut entry = serde_json::to_value(view).map_err(|err| {
+            JsonError::Internal(format!("the result could not be encoded: {err}"))
+        })?;
+        if let Some(entry) = entry.as_object_mut() {
+            for key in OUTPUT_KEYS {
+                entry.remove(*key);
+            }
+        }
+        shown.push(entry);
+    }
+    Ok(json!({ "handles": Value::Array(shown) }).into())
 }
 
 // ListFilter may gain fields; fill them from the default.

@@ -1,20 +1,32 @@
 //! `read`: one output stream from a byte offset on, for tailing a process
-//! without copying its whole capture on every call.
+//! without copying its whole capture on every call; with `wait_ms`, a
+//! read that has nothing yet waits for the next bytes.
+
+use std::time::Duration;
 
 use serde_json::json;
+use tokio::time::Instant;
 
 use crate::json::answer::Answer;
 use crate::json::dispatcher::Dispatcher;
 use crate::json::encoding::{Encoding, incomplete_utf8_tail};
 use crate::json::error::{JsonError, quoted};
 use crate::json::params::Params;
-use crate::messages::{OutputStream, ReadRequest};
+use crate::messages::{HandleId, OutputEvent, OutputStream, ReadChunk, ReadRequest};
+use crate::registry::Registry;
 
 /// The longest UTF-8 character, in bytes.
 const MAX_CHAR_BYTES: usize = 4;
 
 /// The parameters `read` reads; any other is refused.
-const PARAMS: &[&str] = &["handle_id", "stream", "offset", "max_bytes", "encoding"];
+const PARAMS: &[&str] = &[
+    "handle_id",
+    "stream",
+    "offset",
+    "max_bytes",
+    "encoding",
+    "wait_ms",
+];
 
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     params.only("read", PARAMS)?;
@@ -25,7 +37,10 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<A
     // `next_offset` tells the caller where to go on.
     request.max_bytes = Some(dispatcher.output_limit(params)?.max_bytes);
     let encoding = Encoding::from_params(params)?;
-    let chunk = dispatcher.registry().read(id, request).await?;
+    let chunk = match params.count("wait_ms")?.filter(|ms| *ms > 0) {
+        None => dispatcher.registry().read(id, request).await?,
+        Some(ms) => read_waiting(dispatcher.registry(), id, request, ms).await?,
+    };
     let mut bytes = &chunk.bytes[..];
     let mut next_offset = chunk.next_offset;
     // A text read ends before a character the child has only half written,
@@ -51,6 +66,40 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<A
         "complete": chunk.complete,
     })
     .into())
+}
+
+/// A read that, while it finds no bytes at `request.offset` and the handle
+/// runs, waits up to `wait_ms` for the process to write to the stream or
+/// end: how a client follows output live without polling.
+///
+/// It subscribes before it reads, so a byte written after the read is
+/// announced by the subscription and never waited past. The
+/// subscription's chunks are dropped at once (the read returns the bytes
+/// from the capture), so its window never fills.
+async fn read_waiting(
+    registry: &Registry,
+    id: HandleId,
+    request: ReadRequest,
+    wait_ms: u64,
+) -> crate::Result<ReadChunk> {
+    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    let mut feed = registry.subscribe(id).await?;
+    loop {
+        let chunk = registry.read(id, request).await?;
+        if !chunk.bytes.is_empty() || chunk.complete || chunk.dropped {
+            return Ok(chunk);
+        }
+        loop {
+            match tokio::time::timeout_at(deadline, feed.recv()).await {
+                Err(_elapsed) => return Ok(chunk),
+                // The feed ended with the process: one last read finds
+                // the rest and `complete`.
+                Ok(None) => return registry.read(id, request).await,
+                Ok(Some(OutputEvent::Chunk { stream, .. })) if stream != request.stream => {}
+                Ok(Some(_)) => break,
+            }
+        }
+    }
 }
 
 fn parse(params: Params<'_>) -> Result<ReadRequest, JsonError> {

@@ -1,0 +1,154 @@
+//! The guard (`RegistryConfig::guard`): when the program hosting a
+//! registry is SIGKILLed, its trees die too, escapees that left their
+//! group included; an orderly stop dismisses and reaps the guard.
+//!
+//! The host is this test binary run again (`guard_host`, which does
+//! nothing unless `PROCWARD_GUARD_HOST` names a scratch directory), so the
+//! test can SIGKILL it by pid.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use procward::{Registry, RegistryConfig, SpawnRequest};
+
+use crate::support::{DEADLINE, TempDir, children_of, is_alive, procfs, wait_until};
+
+const HOST_VAR: &str = "PROCWARD_GUARD_HOST";
+
+/// What the host starts: a tree whose leader, background child and
+/// `setsid` escapee each write their pid to the scratch directory.
+const TREE: &str = r#"sleep 300 & echo $! > "$DIR/child.tmp"; mv "$DIR/child.tmp" "$DIR/child"
+setsid sleep 300 & echo $! > "$DIR/escapee.tmp"; mv "$DIR/escapee.tmp" "$DIR/escapee"
+echo $$ > "$DIR/leader.tmp"; mv "$DIR/leader.tmp" "$DIR/leader"
+exec sleep 300"#;
+
+/// The host: a registry with a guard, one tree, then nothing until killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guard_host() {
+    let Some(dir) = std::env::var_os(HOST_VAR) else {
+        return;
+    };
+    let registry = Registry::start(RegistryConfig::default().guard(true))
+        .await
+        .unwrap();
+    registry
+        .spawn(SpawnRequest::shell(TREE).env("DIR", dir.to_string_lossy()))
+        .await
+        .unwrap();
+    println!("host ready");
+    std::future::pending::<()>().await;
+}
+
+/// SIGKILLs its pids (by pid) when dropped, if they are still the tree's:
+/// alive and with the scratch directory in their environment (a pid the
+/// OS gave to someone else is left alone).
+struct KillOnDrop(Vec<u32>, std::path::PathBuf);
+
+impl KillOnDrop {
+    fn ours(&self, pid: u32) -> bool {
+        let dir = self.1.to_string_lossy();
+        is_alive(pid)
+            && i32::try_from(pid).is_ok_and(|pid| {
+                procfs::env_var(pid, "DIR", &mut Vec::new()).is_some_and(|value| value == dir)
+            })
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for pid in self.0.iter().filter(|&&pid| self.ours(pid)) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+fn pid_in(dir: &Path, name: &str) -> Option<u32> {
+    fs::read_to_string(dir.join(name)).ok()?.trim().parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_host_takes_its_trees_with_it() {
+    let scratch = TempDir::new("guard");
+    let mut host = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "containment::guard::guard_host",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(HOST_VAR, scratch.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = host.stdout.take().unwrap();
+    let ready = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains("host ready"))
+    });
+    let ready = tokio::time::timeout(DEADLINE, ready).await;
+    if !matches!(ready, Ok(Ok(true))) {
+        let _ = host.kill();
+        let _ = host.wait();
+        panic!("the host did not start its tree");
+    }
+    wait_until("the tree to write its pids", || {
+        ["leader", "child", "escapee"]
+            .iter()
+            .all(|name| pid_in(scratch.path(), name).is_some())
+    })
+    .await;
+    let pids: Vec<u32> = ["leader", "child", "escapee"]
+        .iter()
+        .filter_map(|name| pid_in(scratch.path(), name))
+        .collect();
+    // If the guard fails, the test still ends what it started.
+    let _cleanup = KillOnDrop(pids.clone(), scratch.path().to_owned());
+    assert!(pids.iter().all(|&pid| is_alive(pid)), "{pids:?}");
+
+    // SIGKILL by pid: no code of the host runs after this.
+    host.kill().unwrap();
+    host.wait().unwrap();
+    wait_until("the guard to kill the tree and the escapee", || {
+        pids.iter().all(|&pid| !is_alive(pid))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orderly_stop_dismisses_and_reaps_the_guard() {
+    let me = std::process::id();
+    let guards = || {
+        children_of(me)
+            .into_iter()
+            .filter(|p| {
+                fs::read(format!("/proc/{}/cmdline", p.pid)).is_ok_and(|cmdline| {
+                    cmdline
+                        .split(|&b| b == 0)
+                        .any(|arg| arg == b"procward-guard")
+                })
+            })
+            .count()
+    };
+    let before = guards();
+    let registry = Registry::start(RegistryConfig::default().guard(true))
+        .await
+        .unwrap();
+    assert_eq!(guards(), before + 1, "the registry started its guard");
+    let sleeper = registry
+        .spawn(SpawnRequest::argv(["sleep", "300"]))
+        .await
+        .unwrap();
+    registry.shutdown().await.unwrap();
+    assert!(!is_alive(sleeper.pid));
+    // Reaped, not a zombie: other tests may run guards of their own, so
+    // count against the number before.
+    assert_eq!(guards(), before, "the guard was reaped");
+}
