@@ -104,7 +104,7 @@ pub(crate) struct ProcessState {
     /// The registry evicted this handle while it ran: answers are receipts.
     evicted: bool,
     /// What the tree's cgroup counted, read when it emptied.
-    tree_usage: Option<TreeUsage>,
+    tree_usage: Option<ResourceUsage>,
 }
 
 impl Actor for ProcessActor {
@@ -356,7 +356,7 @@ impl ProcessActor {
                     let actor = myself.clone();
                     state.tasks.push(tokio::spawn(async move {
                         let usage = match worker() {
-                            Ok(worker) => worker.cleanup(cleanup).await,
+                            Ok(worker) => worker.cleanup(cleanup).await.map(tree_usage),
                             Err(_) => None,
                         };
                         let _ = actor.cast(Event::SweepDone(usage).into());
@@ -683,7 +683,7 @@ impl ProcessActor {
             if let Some(cleanup) = self.cleanup(&state.child)
                 && let Ok(worker) = worker()
             {
-                state.tree_usage = worker.cleanup(cleanup).await;
+                state.tree_usage = worker.cleanup(cleanup).await.map(tree_usage);
             }
             exit = state.child.reap().ok().flatten();
         }
@@ -712,16 +712,8 @@ impl ProcessActor {
         snapshot.ended_at = Some(self.clock.now());
         snapshot.exit_code = exit.and_then(|e| e.code);
         snapshot.signal = exit.and_then(|e| e.signal);
-        snapshot.usage = reaped.map(|(_, usage)| match state.tree_usage {
-            // The cgroup counted every member of the tree.
-            Some(tree) => ResourceUsage {
-                user_time: tree.user,
-                system_time: tree.system,
-                max_rss_kib: tree.memory_peak.map(|bytes| bytes / 1024),
-                peak_processes: tree.pids_peak,
-            },
-            None => usage,
-        });
+        // The cgroup, where there is one, counted every member of the tree.
+        snapshot.usage = reaped.map(|(_, usage)| state.tree_usage.unwrap_or(usage));
         snapshot.paused = false;
         tracing::info!(
             handle = %self.id,
@@ -764,5 +756,15 @@ impl ProcessActor {
         for killer in state.killers.drain(..) {
             let _ = killer.send(Ok(snapshot.clone()));
         }
+    }
+}
+
+/// The usage a tree's cgroup counted, as a snapshot reports it.
+fn tree_usage(tree: TreeUsage) -> ResourceUsage {
+    ResourceUsage {
+        user_time: tree.user,
+        system_time: tree.system,
+        max_rss_kib: tree.memory_peak.map(|bytes| bytes / 1024),
+        peak_processes: tree.pids_peak,
     }
 }

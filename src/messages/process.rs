@@ -81,7 +81,7 @@ pub(crate) enum Event {
     TimeoutExpired,
     /// The killed group (or cgroup) has no member left but the unreaped
     /// child; with what the cgroup counted, under cgroup containment.
-    SweepDone(Option<crate::os::cgroup::TreeUsage>),
+    SweepDone(Option<super::ResourceUsage>),
     /// The grace of a kill with a gentler signal has passed.
     EscalateKill,
     /// Time to publish new output to the watch.

@@ -32,6 +32,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -191,6 +192,18 @@ pub(crate) fn locate(root: Option<&Path>) -> io::Result<PathBuf> {
 
 static NEXT_PARENT: AtomicU64 = AtomicU64::new(1);
 
+/// Where a registry cgroup dropped without [`RegistryCgroup::remove`] goes
+/// (to be killed and removed once empty). The OS worker installs it when it
+/// starts, before any registry exists; so this module needs nothing from
+/// the worker above it.
+static DROPPED: OnceLock<Box<dyn Fn(PathBuf) + Send + Sync>> = OnceLock::new();
+
+/// Sends every registry cgroup dropped unremoved to `sink`. The first call
+/// wins.
+pub(crate) fn send_dropped_to(sink: impl Fn(PathBuf) + Send + Sync + 'static) {
+    let _ = DROPPED.set(Box::new(sink));
+}
+
 /// Removes the registry cgroups under `base` that their owner left behind:
 /// `procward-<pid>-<n>` directories that are empty (`populated 0`) and
 /// whose `<pid>` names no process. (A pid the OS gave to another process
@@ -318,7 +331,9 @@ impl Drop for RegistryCgroup {
             // The registry's state was dropped without its orderly stop:
             // the worker kills what is left and removes the cgroups once
             // they are empty.
-            super::worker::drop_cgroup(std::mem::take(&mut self.path));
+            if let Some(sink) = DROPPED.get() {
+                sink(std::mem::take(&mut self.path));
+            }
         }
     }
 }

@@ -190,6 +190,10 @@ fn start() -> io::Result<Worker> {
         };
         let _ = notices.send(job);
     });
+    let dropped = jobs.clone();
+    cgroup::send_dropped_to(move |path| {
+        let _ = dropped.send(Job::DropCgroup(path));
+    });
     Ok(Worker {
         jobs,
         spawners,
@@ -210,15 +214,6 @@ fn fork_all(queue: mpsc::Receiver<SpawnJob>, leaders: mpsc::Sender<Job>) {
         }
         FORKS_FINISHED.fetch_add(1, Ordering::SeqCst);
         let _ = job.reply.send(result.map(|spawned| (job.request, spawned)));
-    }
-}
-
-/// Hands the worker a cgroup whose owner is gone without removing it: it
-/// is killed, and removed (with the cgroups in it) once empty. Callable
-/// from any thread.
-pub(crate) fn drop_cgroup(path: PathBuf) {
-    if let Some(Some(worker)) = WORKER.get() {
-        let _ = worker.jobs.send(Job::DropCgroup(path));
     }
 }
 

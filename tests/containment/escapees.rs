@@ -46,7 +46,7 @@ async fn spawn_escapee(registry: &Registry) -> (procward::Snapshot, u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escapee_hunting_kills_a_setsid_descendant() {
     // Process-group containment: the hunt is what catches the escapee
-    // (under cgroup containment the cgroup does; tests/cgroup_containment.rs).
+    // (under cgroup containment the cgroup does; tests/containment/cgroup.rs).
     let registry = Registry::start(
         RegistryConfig::default()
             .cgroup(CgroupMode::Off)

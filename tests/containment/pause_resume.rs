@@ -1,6 +1,6 @@
 //! Pause stops the whole process tree (it stays `running`, marked paused);
 //! resume lets it go on. Process-group containment (SIGSTOP/SIGCONT); the
-//! cgroup freezer is tested in tests/cgroup_containment.rs.
+//! cgroup freezer is tested in tests/containment/cgroup.rs.
 
 use procward::{
     CgroupMode, KillRequest, OutputEvent, Registry, RegistryConfig, SpawnRequest, Status,
