@@ -482,3 +482,35 @@ async fn a_registry_removes_what_a_dead_host_left_behind() {
     second.shutdown().await.unwrap();
     registry.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_counts_an_escapee_nobody_waited_for() {
+    // The leader exits at once; a `setsid` escapee burns CPU while it
+    // holds stdout open. `wait4` would report the leader's few
+    // milliseconds; the cgroup counts the escapee's time too.
+    let busy = "setsid sh -c 'i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done' & exit 0";
+    let run = |mode: CgroupMode| async move {
+        let config = RegistryConfig::default()
+            .cgroup(mode)
+            .drain_grace(Duration::from_secs(60));
+        let registry = Registry::start(config).await.ok()?;
+        let spawned = registry.spawn(SpawnRequest::shell(busy)).await.unwrap();
+        let done = registry.wait(spawned.handle_id, None).await.unwrap();
+        registry.shutdown().await.unwrap();
+        let usage = done.snapshot.usage.expect("usage once terminal");
+        Some((
+            done.snapshot.containment,
+            usage.user_time + usage.system_time,
+        ))
+    };
+    let Some((Containment::Cgroup, tree)) = run(CgroupMode::Required).await else {
+        println!("skipped: no writable cgroup v2 hierarchy here");
+        return;
+    };
+    let (_, leader) = run(CgroupMode::Off).await.unwrap();
+    assert!(tree >= Duration::from_millis(50), "cgroup counted {tree:?}");
+    assert!(
+        leader < tree / 2,
+        "wait4 {leader:?} vs the cgroup's {tree:?}"
+    );
+}
