@@ -109,7 +109,8 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     no_reap_orphans: bool,
 
-    /// Do not hunt escapees. By default every spawn carries a
+    /// Do not hunt escapees (process-group containment only; a cgroup holds
+    /// them anyway). By default every spawn then carries a
     /// `PROCWARD_TOKEN` in its environment, and when its handle ends every
     /// process still carrying it is killed, even one that left the process
     /// group with `setsid`.
@@ -118,7 +119,8 @@ pub(crate) struct ServeArgs {
 
     /// Run no guard process. By default a small `sh` guard kills every
     /// tree the server started if the server itself is SIGKILLed or
-    /// crashes (it finds them by their `PROCWARD_TOKEN`).
+    /// crashes (through the server's cgroup, or by the trees'
+    /// `PROCWARD_TOKEN` under process groups).
     #[arg(long)]
     no_guard: bool,
 
