@@ -1,8 +1,8 @@
 //! [`RegistryConfig`]: the limits and grace periods of one registry.
 
-use std::time::Duration;
-
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::error::Error;
@@ -56,7 +56,9 @@ pub struct RegistryConfig {
     /// *other* children of this OS process (not started by procward) also
     /// come here and are not reaped by procward. Default off.
     pub reap_orphans: bool,
-    /// Escapee hunting. When on, every spawn gets `PROCWARD_TOKEN=<token>`
+    /// Escapee hunting, under process-group containment (a cgroup holds
+    /// escapees by itself, so with one this does nothing). When on, every
+    /// spawn gets `PROCWARD_TOKEN=<token>`
     /// in its environment, and when its handle ends, every process whose
     /// environment still carries that token is killed, even one that left
     /// the process group with `setsid` (a daemon, a double fork).
@@ -71,14 +73,26 @@ pub struct RegistryConfig {
     /// A guard process that kills this registry's processes if the program
     /// hosting the registry dies without stopping it (SIGKILL, a crash, an
     /// abort), when no code of ours can run. It is a small `sh` process
-    /// that finds the processes by the `PROCWARD_TOKEN` every spawn then
-    /// carries in its environment (as with
+    /// that notices its parent is gone (it looks once a second) and then
+    /// kills the registry's cgroup under cgroup containment, or, under
+    /// process groups, the processes carrying the `PROCWARD_TOKEN` every
+    /// spawn then has in its environment (as with
     /// [`kill_escapees`](Self::kill_escapees)), so it never signals a
-    /// process that reused one of their pids; a descendant that clears its
-    /// environment escapes it. An orderly stop dismisses it. Costs one
-    /// `sh` per registry and nothing per spawn. Default off; on in
+    /// process that reused one of their pids; there a descendant that
+    /// clears its environment escapes it. It takes no command a tree could
+    /// send; an orderly stop SIGKILLs it. Costs one `sh` (and a `sleep`
+    /// a second) per registry and nothing per spawn. Default off; on in
     /// `procward serve` and `procward node`.
     pub guard: bool,
+    /// Whether each process tree gets a cgroup v2 of its own (see
+    /// [`CgroupMode`]). Default [`CgroupMode::Auto`]: a cgroup when this
+    /// process can make one, a process group otherwise.
+    pub cgroup: CgroupMode,
+    /// The cgroup under which the registry makes its own
+    /// (`procward-<pid>-<n>`), one child cgroup per spawn. It must lie on a
+    /// cgroup2 mount and be writable. Default `None`: this process's own
+    /// cgroup, which must then be delegated to it (or it runs as root).
+    pub cgroup_root: Option<PathBuf>,
     /// How many receipts of evicted handles the registry keeps. A receipt
     /// answers poll, wait and kill for an evicted handle (status, times,
     /// exit code, byte totals; no output). Past the cap the oldest receipt
@@ -97,6 +111,26 @@ pub struct RegistryConfig {
     pub profiles: BTreeMap<String, PolicyChain>,
 }
 
+/// Whether a registry contains each process tree in a cgroup v2 of its own
+/// or in a process group (see `docs/security.md` for what each holds).
+///
+/// A registry with cgroups makes `procward-<pid>-<n>` under
+/// [`RegistryConfig::cgroup_root`] (or its own cgroup) when it starts,
+/// one cgroup in it per spawn, and removes them all when it stops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CgroupMode {
+    /// A cgroup per tree when a writable cgroup v2 hierarchy with
+    /// `cgroup.kill` (Linux 5.14) is found; otherwise process groups, with
+    /// a warning in the log and `process_group` in every snapshot.
+    #[default]
+    Auto,
+    /// A cgroup per tree, or the registry does not start.
+    Required,
+    /// Process groups only, as before cgroups.
+    Off,
+}
+
 impl Default for RegistryConfig {
     fn default() -> Self {
         RegistryConfig {
@@ -108,6 +142,8 @@ impl Default for RegistryConfig {
             reap_orphans: false,
             kill_escapees: false,
             guard: false,
+            cgroup: CgroupMode::Auto,
+            cgroup_root: None,
             max_receipts: 1024,
             clock: Clock::system(),
             policy: PolicyChain::new(),
@@ -180,6 +216,18 @@ impl RegistryConfig {
     /// Sets [`guard`](Self::guard).
     pub fn guard(mut self, on: bool) -> Self {
         self.guard = on;
+        self
+    }
+
+    /// Sets [`cgroup`](Self::cgroup).
+    pub fn cgroup(mut self, mode: CgroupMode) -> Self {
+        self.cgroup = mode;
+        self
+    }
+
+    /// Sets [`cgroup_root`](Self::cgroup_root).
+    pub fn cgroup_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.cgroup_root = Some(root.into());
         self
     }
 

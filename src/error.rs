@@ -139,6 +139,20 @@ pub enum Error {
         source: OsError,
     },
 
+    /// cgroup containment failed: the registry was told to require a
+    /// cgroup and none could be made, or a spawn's cgroup could not be made
+    /// (nothing was started then).
+    #[error("{operation} failed for `{}`: {source}", .path.display())]
+    Containment {
+        /// What procward was doing.
+        operation: Cow<'static, str>,
+        /// The cgroup directory concerned.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: OsError,
+    },
+
     /// A ractor actor could not be started.
     #[error("could not start the {actor} actor: {cause}")]
     ActorStart {
@@ -405,7 +419,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::InvalidRequest { .. } => ErrorKind::InvalidRequest,
-            Error::Spawn { .. } => ErrorKind::SpawnFailed,
+            Error::Spawn { .. } | Error::Containment { .. } => ErrorKind::SpawnFailed,
             Error::PolicyDenied { .. } => ErrorKind::PolicyDenied,
             Error::UnknownHandle(_) | Error::MalformedHandle(_) => ErrorKind::UnknownHandle,
             Error::OffsetOutOfRange { .. } => ErrorKind::OffsetOutOfRange,

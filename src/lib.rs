@@ -95,13 +95,13 @@ mod registry;
 
 pub use actors::{RegistryActor, RegistryState};
 pub use clock::Clock;
-pub use config::{DEFAULT_OUTPUT_CAP, RegistryConfig};
+pub use config::{CgroupMode, DEFAULT_OUTPUT_CAP, RegistryConfig};
 pub use error::{Error, ErrorKind, OsError, Result, StartFailure, Unavailable};
 pub use messages::{
-    CapPolicy, Command, HandleCounts, HandleId, HandleSummary, KillRequest, Limits, ListFilter,
-    Offsets, OutputEvent, OutputStream, ReadChunk, ReadRequest, RegistryMsg, ResourceUsage, Signal,
-    Snapshot, SnapshotWatch, SpawnRequest, Status, Stdin, StreamOutput, SubscribeRequest,
-    Subscribed, Subscriber, WaitOutcome,
+    CapPolicy, Command, Containment, CpuMax, HandleCounts, HandleId, HandleSummary, KillRequest,
+    Limits, ListFilter, Offsets, OutputEvent, OutputStream, ReadChunk, ReadRequest, RegistryMsg,
+    ResourceUsage, Signal, Snapshot, SnapshotWatch, SpawnRequest, Status, Stdin, StreamOutput,
+    SubscribeRequest, Subscribed, Subscriber, WaitOutcome,
 };
 pub use registry::{Registry, Subscription};
 /// The `time` crate, whose `OffsetDateTime` stamps `started_at` and

@@ -30,7 +30,8 @@ mod watch;
 
 pub use cap_policy::{CapPolicy, DEFAULT_MAX_QUEUED};
 pub use handle_id::{HandleId, MalformedHandleId};
-pub use limits::{Limits, ResourceUsage};
+pub(crate) use limits::CgroupLimits;
+pub use limits::{CpuMax, Limits, ResourceUsage};
 pub use output::{
     Credit, DEFAULT_OUTPUT_CAP, Offsets, OutputEvent, OutputStream, ReadChunk, ReadRequest, Stdin,
     SubscribeRequest, Subscribed, Subscriber,
@@ -42,7 +43,8 @@ pub(crate) use registry_msg::Report;
 pub use registry_msg::{ProcessReport, RegistryMsg};
 pub use signal::{Signal, UnknownSignal};
 pub use snapshot::{
-    HandleCounts, HandleSummary, ListFilter, Snapshot, Status, StreamOutput, WaitOutcome,
+    Containment, HandleCounts, HandleSummary, ListFilter, Snapshot, Status, StreamOutput,
+    WaitOutcome,
 };
 pub use spawn::{Command, KillRequest, SHELL, SpawnRequest};
 pub use watch::{PUBLISH_INTERVAL, SnapshotWatch};

@@ -7,6 +7,7 @@
 //! module, each with a comment on why it is sound. The actors above call
 //! it; it never calls them.
 
+pub(crate) mod cgroup;
 pub(crate) mod child;
 pub(crate) mod escapees;
 pub(crate) mod guard;

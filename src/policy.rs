@@ -107,6 +107,7 @@ mod resolve;
 #[cfg(test)]
 mod scratch;
 mod shell;
+mod tree_limits;
 
 pub use allowlist::ProgramAllowlist;
 pub use ceilings::{LimitCeilings, Rlimit};
@@ -117,3 +118,4 @@ pub use denylist::ProgramDenylist;
 pub use env::EnvPolicy;
 pub use profile::ProfileDefault;
 pub use shell::ShellPolicy;
+pub use tree_limits::TreeLimits;

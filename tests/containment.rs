@@ -1,5 +1,6 @@
-//! Nothing of a tree escapes: orphan reaping, escapee hunting, the guard,
-//! per-spawn limits, owners and their fences, pause and resume of a group,
+//! Nothing of a tree escapes: cgroup containment, orphan reaping, escapee
+//! hunting, the guard, per-spawn limits, owners and their fences, pause and
+//! resume of a group, usage that is never the host's,
 //! and the test `/proc` helpers. One binary, one module per behaviour.
 //!
 //! Orphan reaping is process-wide and permanent (this OS process becomes a
@@ -15,11 +16,14 @@ mod support {
 }
 
 mod containment {
+    mod cgroup;
     mod escapees;
     mod guard;
+    mod guard_adversary;
     mod limits;
     mod owners;
     mod pause_resume;
     mod procfs;
     mod reap_orphans;
+    mod usage_host_memory;
 }

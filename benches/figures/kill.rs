@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use procward::{KillRequest, Registry, RegistryConfig, SpawnRequest, Status};
+use procward::{CgroupMode, KillRequest, Registry, RegistryConfig, SpawnRequest, Status};
+// Process-group containment, as raw tokio::process does; the `cgroup`
+// group measures cgroup containment beside it.
 
 use crate::harness::{Row, Samples, Target, Unit};
 use crate::replaced::ReplacedRegistry;
@@ -139,7 +141,7 @@ async fn compare(registry: &Registry, shape: Shape, batches: usize) -> (Samples,
 }
 
 pub(crate) async fn kill(opts: &Opts) -> Vec<Row> {
-    let registry = Registry::start(RegistryConfig::default())
+    let registry = Registry::start(RegistryConfig::default().cgroup(CgroupMode::Off))
         .await
         .expect("registry start");
     let (alone_pw, alone_raw, alone_old) = compare(&registry, Shape::Alone, opts.rounds(10)).await;

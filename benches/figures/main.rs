@@ -8,8 +8,8 @@
 //! cargo bench --bench figures -- --quick      # fewer rounds
 //! ```
 //!
-//! Groups: `spawn`, `poll`, `capture`, `kill`, `memory`, `full`, `serve`,
-//! `serve_client`, `scale`.
+//! Groups: `spawn`, `poll`, `capture`, `kill`, `cgroup`, `memory`, `full`,
+//! `serve`, `serve_client`, `scale`.
 //! `--full-cap N` changes the size of the full registry (100,000).
 //! `--scale-ladder 100,500` runs the scale group at those N only, and
 //! `--scale-svg PATH` says where its plot goes (docs/scale.svg for the full
@@ -18,6 +18,7 @@
 //! checks that none is left.
 
 mod capture;
+mod cgroup;
 mod harness;
 mod kill;
 mod memory;
@@ -141,6 +142,7 @@ fn main() {
     run("poll", &|| runtime.block_on(poll::poll(&opts)));
     run("capture", &|| runtime.block_on(capture::capture(&opts)));
     run("kill", &|| runtime.block_on(kill::kill(&opts)));
+    run("cgroup", &|| runtime.block_on(cgroup::cgroup(&opts)));
     run("memory", &|| memory::memory(&opts));
     run("full", &|| {
         runtime.block_on(spawn::full_registry_spawn_rate(&opts))

@@ -3,7 +3,9 @@
 
 use std::time::Instant;
 
-use procward::{Registry, RegistryConfig, SpawnRequest};
+use procward::{CgroupMode, Registry, RegistryConfig, SpawnRequest};
+// Process-group containment, as raw tokio::process does; the `cgroup`
+// group measures cgroup containment beside it.
 
 use crate::harness::{Row, Samples, Target, Unit, many, rate};
 use crate::replaced::ReplacedRegistry;
@@ -94,7 +96,7 @@ async fn compare(registry: &Registry, n: usize, in_flight: usize, rounds: usize)
 }
 
 pub(crate) async fn spawn_wait_release(opts: &Opts) -> Vec<Row> {
-    let registry = Registry::start(RegistryConfig::default())
+    let registry = Registry::start(RegistryConfig::default().cgroup(CgroupMode::Off))
         .await
         .expect("registry start");
     let [seq_pw, seq_raw, seq_old] = compare(&registry, 100, 1, opts.rounds(30)).await;
@@ -125,9 +127,13 @@ pub(crate) async fn spawn_wait_release(opts: &Opts) -> Vec<Row> {
 /// A registry holding `cap` finished handles: every further spawn evicts
 /// the oldest.
 async fn full_registry(cap: usize) -> Registry {
-    let registry = Registry::start(RegistryConfig::default().max_handles(cap))
-        .await
-        .expect("registry start");
+    let registry = Registry::start(
+        RegistryConfig::default()
+            .cgroup(CgroupMode::Off)
+            .max_handles(cap),
+    )
+    .await
+    .expect("registry start");
     many(cap, 32, procward_op(&registry, false)).await;
     registry
 }

@@ -308,6 +308,7 @@ mod tests {
             "x".into(),
             OffsetDateTime::UNIX_EPOCH,
             owner.map(Into::into),
+            crate::messages::Containment::ProcessGroup,
         )
     }
 

@@ -39,6 +39,7 @@ use crate::messages::{
     ProcessMsg, ProcessReport, ReadChunk, ReadRequest, RegistryMsg, Report, Snapshot,
     SnapshotWatch, Status, Stdin, SubscribeRequest, Subscribed, WaitOutcome,
 };
+use crate::os::cgroup::TreeUsage;
 use crate::os::child::{ChildProcess, ExitInfo, Spawned};
 use crate::os::worker::{Cleanup, worker};
 
@@ -102,6 +103,8 @@ pub(crate) struct ProcessState {
     publish_pending: bool,
     /// The registry evicted this handle while it ran: answers are receipts.
     evicted: bool,
+    /// What the tree's cgroup counted, read when it emptied.
+    tree_usage: Option<ResourceUsage>,
 }
 
 impl Actor for ProcessActor {
@@ -182,6 +185,7 @@ impl Actor for ProcessActor {
             watch: None,
             publish_pending: false,
             evicted: false,
+            tree_usage: None,
         })
     }
 
@@ -302,6 +306,7 @@ impl ProcessActor {
             self.command.clone(),
             self.started_at,
             self.owner.clone(),
+            state.child.containment(),
         );
         snapshot.stdout = state.stdout.view();
         snapshot.stderr = state.stderr.view();
@@ -350,10 +355,11 @@ impl ProcessActor {
                     };
                     let actor = myself.clone();
                     state.tasks.push(tokio::spawn(async move {
-                        if let Ok(worker) = worker() {
-                            worker.cleanup(cleanup).await;
-                        }
-                        let _ = actor.cast(Event::SweepDone.into());
+                        let usage = match worker() {
+                            Ok(worker) => worker.cleanup(cleanup).await.map(tree_usage),
+                            Err(_) => None,
+                        };
+                        let _ = actor.cast(Event::SweepDone(usage).into());
                     }));
                 }
                 Effect::Reap => self.reap_and_end(myself, state),
@@ -362,9 +368,10 @@ impl ProcessActor {
         }
     }
 
-    /// Stops (`SIGSTOP`) or continues (`SIGCONT`) the whole group. The
-    /// status stays `running`; snapshots say `paused`. A no-op on a
-    /// terminal handle, or once the child has exited.
+    /// Stops (`SIGSTOP`) or continues (`SIGCONT`) the whole group, or
+    /// freezes or thaws the tree's cgroup (escapees included) under cgroup
+    /// containment. The status stays `running`; snapshots say `paused`. A
+    /// no-op on a terminal handle, or once the child has exited.
     fn pause(
         &self,
         myself: &ActorRef<ProcessMsg>,
@@ -570,7 +577,10 @@ impl ProcessActor {
                 tracing::debug!(handle = %self.id, "kill grace passed");
                 state.lifecycle.escalate()
             }
-            Event::SweepDone => state.lifecycle.sweep_done(),
+            Event::SweepDone(usage) => {
+                state.tree_usage = usage;
+                state.lifecycle.sweep_done()
+            }
             Event::WaitExpired(id) => {
                 if let Some(pos) = state.waiters.iter().position(|w| w.id == id) {
                     let waiter = state.waiters.swap_remove(pos);
@@ -605,20 +615,33 @@ impl ProcessActor {
         }
     }
 
+    /// Signals the group. Under cgroup containment, `SIGSTOP` and
+    /// `SIGCONT` freeze and thaw the cgroup instead (a stop signal would miss
+    /// the members that left the group), and `SIGKILL` also kills it.
     fn signal(&self, state: &ProcessState, signal: RawSignal) {
+        if matches!(signal, RawSignal::STOP | RawSignal::CONT)
+            && state.child.freeze(signal == RawSignal::STOP)
+        {
+            return;
+        }
         if let Err(err) = state.child.signal_group(signal) {
             tracing::warn!(handle = %self.id, ?signal, %err, "signalling the process group failed");
         }
     }
 
     /// What the OS worker must do before the child is reaped, if anything:
-    /// sweep the group's orphans (orphan-reaping mode) and kill the
-    /// escapees (escapee mode).
+    /// empty and remove the tree's cgroup (cgroup containment), sweep the
+    /// group's orphans (orphan-reaping mode: a cgroup's `populated 0`
+    /// comes before its last members' orphans are handed to us, so the
+    /// sweep still waits for those) and kill the escapees (escapee mode,
+    /// process groups only).
     fn cleanup(&self, child: &ChildProcess) -> Option<Cleanup> {
-        (self.reap_orphans || self.escapee_token.is_some()).then(|| Cleanup {
+        let cgroup = child.cgroup_path().map(ToOwned::to_owned);
+        (cgroup.is_some() || self.reap_orphans || self.escapee_token.is_some()).then(|| Cleanup {
             leader: child.pid(),
             sweep_group: self.reap_orphans,
             token: self.escapee_token.clone(),
+            cgroup,
         })
     }
 
@@ -660,7 +683,7 @@ impl ProcessActor {
             if let Some(cleanup) = self.cleanup(&state.child)
                 && let Ok(worker) = worker()
             {
-                worker.cleanup(cleanup).await;
+                state.tree_usage = worker.cleanup(cleanup).await.map(tree_usage);
             }
             exit = state.child.reap().ok().flatten();
         }
@@ -689,7 +712,8 @@ impl ProcessActor {
         snapshot.ended_at = Some(self.clock.now());
         snapshot.exit_code = exit.and_then(|e| e.code);
         snapshot.signal = exit.and_then(|e| e.signal);
-        snapshot.usage = reaped.map(|(_, usage)| usage);
+        // The cgroup, where there is one, counted every member of the tree.
+        snapshot.usage = reaped.map(|(_, usage)| state.tree_usage.unwrap_or(usage));
         snapshot.paused = false;
         tracing::info!(
             handle = %self.id,
@@ -732,5 +756,15 @@ impl ProcessActor {
         for killer in state.killers.drain(..) {
             let _ = killer.send(Ok(snapshot.clone()));
         }
+    }
+}
+
+/// The usage a tree's cgroup counted, as a snapshot reports it.
+fn tree_usage(tree: TreeUsage) -> ResourceUsage {
+    ResourceUsage {
+        user_time: tree.user,
+        system_time: tree.system,
+        max_rss_kib: tree.memory_peak.map(|bytes| bytes / 1024),
+        peak_processes: tree.pids_peak,
     }
 }

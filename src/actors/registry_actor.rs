@@ -21,13 +21,15 @@ use super::handle_table::{EntryState, HandleTable, Owner, RunningActor, running_
 use super::process_actor::{ProcessActor, ProcessArgs};
 use super::receipts::{Receipt, ReceiptState, Receipts};
 use super::subscribers::exit_only;
-use crate::config::RegistryConfig;
+use crate::config::{CgroupMode, RegistryConfig};
 use crate::error::Unavailable;
 use crate::error::{Error, Result};
 use crate::messages::{
-    CapPolicy, HandleCounts, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg,
-    ProcessReport, RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status, WaitOutcome,
+    CapPolicy, Containment, HandleCounts, HandleId, HandleSummary, KillRequest, ListFilter,
+    ProcessMsg, ProcessReport, RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status,
+    WaitOutcome,
 };
+use crate::os::cgroup::{self, Placement, RegistryCgroup};
 use crate::os::child::RawSpawned;
 use crate::os::escapees;
 use crate::os::guard::Guard;
@@ -37,6 +39,9 @@ use crate::policy::{Denied, DenyRule, PolicyContext, SpawnPolicy};
 /// How long stopping the registry waits for its process actors to kill and
 /// reap their children.
 const STOP_CHILDREN_WAIT: Duration = Duration::from_secs(10);
+/// How long stopping the registry waits for what is left in its cgroup to
+/// die after `cgroup.kill`, before it leaves the cgroup behind (logged).
+const STOP_CGROUP_WAIT: Duration = Duration::from_secs(5);
 
 /// The registry actor. Start it with [`Registry::start`](crate::Registry::start),
 /// or with ractor's `Actor::spawn_linked` under a supervisor of your own,
@@ -82,6 +87,9 @@ pub struct RegistryState {
     queue: VecDeque<Queued>,
     /// Turns SIGCHLD into orphan reaping (orphan-reaping mode).
     child_signals: Option<tokio::task::JoinHandle<()>>,
+    /// The registry's own cgroup, parent of one cgroup per spawn, under
+    /// cgroup containment.
+    cgroup: Option<RegistryCgroup>,
 }
 
 /// A spawn waiting in the queue for a place.
@@ -148,9 +156,10 @@ impl Actor for RegistryActor {
         } else {
             None
         };
+        let cgroup = make_cgroup(worker, &config).await?;
         let token_prefix = escapees::new_token_prefix();
         let guard = if config.guard {
-            let guard = Guard::start(&token_prefix)
+            let guard = Guard::start(&token_prefix, cgroup.as_ref().map(RegistryCgroup::path))
                 .map_err(|source| Error::os("starting the registry's guard process", source))?;
             worker.keep(guard.pid());
             Some(guard)
@@ -171,6 +180,7 @@ impl Actor for RegistryActor {
             closed: HashSet::new(),
             queue: VecDeque::new(),
             child_signals,
+            cgroup,
         })
     }
 
@@ -323,7 +333,68 @@ impl Actor for RegistryActor {
         if let Some(guard) = state.guard.take() {
             guard.dismiss().await;
         }
+        // Whatever is left in the cgroup (a tree whose actor could not end
+        // it in time) is killed now, and the cgroups are removed.
+        if let Some(cgroup) = state.cgroup.take() {
+            let path = cgroup.path().to_owned();
+            match state
+                .worker
+                .run(move || cgroup.remove(STOP_CGROUP_WAIT))
+                .await
+            {
+                Ok(Ok(())) => tracing::debug!(cgroup = %path.display(), "registry cgroup removed"),
+                Ok(Err(err)) => {
+                    tracing::error!(cgroup = %path.display(), %err, "cannot remove the registry's cgroup")
+                }
+                Err(err) => tracing::error!(%err, "cannot remove the registry's cgroup"),
+            }
+        }
         Ok(())
+    }
+}
+
+/// Makes the registry's cgroup as `config` asks, on the OS worker's
+/// thread. `None` means process-group containment (said in the log).
+async fn make_cgroup(
+    worker: &'static Worker,
+    config: &RegistryConfig,
+) -> Result<Option<RegistryCgroup>> {
+    if config.cgroup == CgroupMode::Off {
+        tracing::info!("containment: process groups (cgroups turned off)");
+        return Ok(None);
+    }
+    let root = config.cgroup_root.clone();
+    let made = worker
+        .run(move || {
+            let base = cgroup::locate(root.as_deref())?;
+            cgroup::remove_stale(&base);
+            RegistryCgroup::create(&base).map_err(|err| {
+                std::io::Error::new(err.kind(), format!("in {}: {err}", base.display()))
+            })
+        })
+        .await?;
+    match made {
+        Ok(cgroup) => {
+            tracing::info!(
+                cgroup = %cgroup.path().display(),
+                controllers = ?cgroup.controllers(),
+                "containment: one cgroup per process tree"
+            );
+            Ok(Some(cgroup))
+        }
+        Err(source) if config.cgroup == CgroupMode::Required => Err(Error::Containment {
+            operation: "making the registry's cgroup".into(),
+            path: config.cgroup_root.clone().unwrap_or_default(),
+            source: source.into(),
+        }),
+        Err(err) => {
+            tracing::warn!(
+                %err,
+                "containment: process groups; no writable cgroup v2 hierarchy, so a descendant \
+                 that calls setsid or setpgid leaves its tree"
+            );
+            Ok(None)
+        }
     }
 }
 
@@ -457,17 +528,28 @@ impl RegistryState {
 
     fn on_actor_gone(&mut self, actor: ActorId, reason: &str) {
         let failure = format!("the process actor ended unexpectedly: {reason}");
+        let containment = self.containment();
         if let Some(id) = self.table.running_handle(&actor) {
             tracing::error!(handle = %id, %reason, "process actor ended without finishing; its tree was killed");
             if let Some(entry) = self.table.get(&id) {
-                let snapshot = failed_snapshot(&entry.summary, failure, self.config.clock.now());
+                let snapshot = failed_snapshot(
+                    &entry.summary,
+                    failure,
+                    self.config.clock.now(),
+                    containment,
+                );
                 self.table.finish(snapshot, false);
             }
         } else if let Some(id) = self.receipts.find_pending(|a| a.get_id() == actor) {
             tracing::error!(handle = %id, %reason, "evicted process actor ended without finishing");
             if let Some(receipt) = self.receipts.get_mut(&id) {
-                let snapshot = failed_snapshot(&receipt.summary, failure, self.config.clock.now())
-                    .into_receipt();
+                let snapshot = failed_snapshot(
+                    &receipt.summary,
+                    failure,
+                    self.config.clock.now(),
+                    containment,
+                )
+                .into_receipt();
                 receipt.summary.status = snapshot.status;
                 receipt.state = ReceiptState::Done(Box::new(snapshot));
             }
@@ -484,6 +566,10 @@ impl RegistryState {
         reply: RpcReplyPort<Result<Snapshot>>,
     ) {
         if let Err(err) = self.prepare(&mut request) {
+            return send(reply, Err(err));
+        }
+        // A limit the registry's cgroup cannot apply is refused now.
+        if let Err(err) = self.placement(&request) {
             return send(reply, Err(err));
         }
         let policy = request.cap_policy.unwrap_or(self.config.cap_policy);
@@ -551,8 +637,14 @@ impl RegistryState {
         mut request: SpawnRequest,
         reply: RpcReplyPort<Result<Snapshot>>,
     ) {
-        // The token marks the tree for escapee hunting and for the guard.
-        let token = (self.config.kill_escapees || self.config.guard).then(|| {
+        let placement = match self.placement(&request) {
+            Ok(placement) => placement,
+            Err(err) => return send(reply, Err(err)),
+        };
+        // The token marks the tree for escapee hunting and for the guard,
+        // which a cgroup does better where there is one.
+        let tokens = self.cgroup.is_none() && (self.config.kill_escapees || self.config.guard);
+        let token = tokens.then(|| {
             let token = format!("{}{}", self.token_prefix, self.next_token);
             self.next_token += 1;
             request
@@ -581,11 +673,53 @@ impl RegistryState {
         // then tells the registry. If the registry is gone, its books went
         // with it: the send fails and drops the child, whose drop kills and
         // reaps it; the caller's port went with the books.
-        self.worker.spawn_then(request, move |result| {
+        self.worker.spawn_then(request, placement, move |result| {
             if outcome_tx.send(result).is_ok() {
                 let _ = registry.cast(RegistryMsg::Report(ProcessReport(Report::Forked(seq))));
             }
         });
+    }
+
+    /// Where the spawn's tree goes: a cgroup of its own under the
+    /// registry's, with its limits, when the registry has a cgroup. A limit
+    /// whose controller is not enabled there (or any limit, without a
+    /// cgroup) is refused with the rule [`DenyRule::Limit`].
+    fn placement(&self, request: &SpawnRequest) -> Result<Option<Placement>> {
+        let limits = request.limits.cgroup();
+        let Some(cgroup) = &self.cgroup else {
+            if limits.is_empty() {
+                return Ok(None);
+            }
+            return Err(Error::PolicyDenied {
+                rule: DenyRule::Limit,
+                reason: "memory_max, pids_max and cpu_max need cgroup containment, \
+                         which this registry does not have"
+                    .to_owned(),
+            });
+        };
+        if let Some((limit, controller)) = cgroup.controllers().missing_for(&limits) {
+            return Err(Error::PolicyDenied {
+                rule: DenyRule::Limit,
+                reason: format!(
+                    "limits.{limit} needs the cgroup {controller} controller, which is not \
+                     enabled in {}",
+                    cgroup.path().display()
+                ),
+            });
+        }
+        Ok(Some(Placement {
+            parent: cgroup.path().to_owned(),
+            name: format!("t{}", self.next_spawn),
+            limits,
+        }))
+    }
+
+    /// How this registry contains its trees.
+    fn containment(&self) -> Containment {
+        match self.cgroup {
+            Some(_) => Containment::Cgroup,
+            None => Containment::ProcessGroup,
+        }
     }
 
     /// Takes a spawn off the books of spawns starting.
@@ -686,7 +820,14 @@ impl RegistryState {
         // Make room only now: a spawn that fails must not cost another
         // handle its place.
         self.make_room(&owner, policy);
-        let snapshot = Snapshot::started(handle_id, pid, command, started_at, owner);
+        let snapshot = Snapshot::started(
+            handle_id,
+            pid,
+            command,
+            started_at,
+            owner,
+            self.containment(),
+        );
         self.table.insert_running(running_summary(&snapshot), actor);
         tracing::debug!(handle = %handle_id, pid, "spawned");
         Ok(snapshot)
@@ -925,6 +1066,7 @@ fn failed_snapshot(
     summary: &HandleSummary,
     failure: String,
     ended_at: time::OffsetDateTime,
+    containment: Containment,
 ) -> Snapshot {
     let mut snapshot = Snapshot::started(
         summary.handle_id,
@@ -932,6 +1074,7 @@ fn failed_snapshot(
         summary.command.clone(),
         summary.started_at,
         summary.owner.clone(),
+        containment,
     );
     snapshot.status = Status::Killed;
     snapshot.ended_at = Some(ended_at);

@@ -60,6 +60,7 @@ pub(crate) struct SnapshotView<'a> {
     owner: Option<&'a str>,
     evicted: bool,
     paused: bool,
+    containment: &'static str,
     usage: Option<Usage>,
     stdout_encoding: &'static str,
     stdout_cut: bool,
@@ -97,6 +98,7 @@ impl<'a> SnapshotView<'a> {
             owner: snapshot.owner.as_deref(),
             evicted: snapshot.evicted,
             paused: snapshot.paused,
+            containment: snapshot.containment.as_str(),
             usage: snapshot.usage.as_ref().map(Usage::new),
             stdout_cut,
             stderr_cut,
@@ -123,7 +125,8 @@ fn show_stream(output: &StreamOutput, limit: OutputLimit) -> (Shown<'_>, bool) {
 struct Usage {
     user_time_ms: f64,
     system_time_ms: f64,
-    max_rss_kib: u64,
+    max_rss_kib: Option<u64>,
+    peak_processes: Option<u64>,
 }
 
 impl Usage {
@@ -132,6 +135,7 @@ impl Usage {
             user_time_ms: usage.user_time.as_secs_f64() * 1000.0,
             system_time_ms: usage.system_time.as_secs_f64() * 1000.0,
             max_rss_kib: usage.max_rss_kib,
+            peak_processes: usage.peak_processes,
         }
     }
 }
@@ -232,10 +236,12 @@ mod tests {
             failure: None,
             owner: Some(Arc::from("job-7")),
             paused: false,
+            containment: crate::messages::Containment::Cgroup,
             usage: Some(ResourceUsage {
                 user_time: Duration::from_micros(1500),
                 system_time: Duration::ZERO,
-                max_rss_kib: 2048,
+                max_rss_kib: Some(2048),
+                peak_processes: None,
             }),
             evicted: false,
         }
@@ -276,8 +282,8 @@ mod tests {
                 r#""stdout":"hello\n","stdout_truncated":false,"stdout_total_bytes":6,"#,
                 r#""stderr":"b2v/","stderr_truncated":true,"stderr_total_bytes":10,"#,
                 r#""ended_at":"2026-11-27T09:09:59.5Z","signal":null,"failure":null,"#,
-                r#""owner":"job-7","evicted":false,"paused":false,"#,
-                r#""usage":{"user_time_ms":1.5,"system_time_ms":0.0,"max_rss_kib":2048},"#,
+                r#""owner":"job-7","evicted":false,"paused":false,"containment":"cgroup","#,
+                r#""usage":{"user_time_ms":1.5,"system_time_ms":0.0,"max_rss_kib":2048,"peak_processes":null},"#,
                 r#""stdout_encoding":"text","stdout_cut":false,"#,
                 r#""stderr_encoding":"base64","stderr_cut":false}"#,
             )

@@ -37,6 +37,41 @@ pub struct Limits {
     /// reaches the whole group; a new session also detaches it from our
     /// controlling terminal.
     pub new_session: bool,
+    /// cgroup `memory.max` of the tree, in bytes: past it the kernel
+    /// reclaims, then OOM-kills inside the tree. Needs cgroup containment
+    /// with the memory controller enabled; otherwise the spawn is denied
+    /// (`policy_denied`, rule `limit`).
+    pub memory_max: Option<u64>,
+    /// cgroup `pids.max` of the tree: a fork past it fails with `EAGAIN`.
+    /// Needs the pids controller, as above.
+    pub pids_max: Option<u64>,
+    /// cgroup `cpu.max` of the tree: at most `quota_us` of CPU time per
+    /// `period_us`. Needs the cpu controller, as above.
+    pub cpu_max: Option<CpuMax>,
+}
+
+/// A cgroup `cpu.max`: `quota_us` microseconds of CPU time per `period_us`
+/// microseconds, for the whole tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuMax {
+    /// CPU time allowed per period, in microseconds.
+    pub quota_us: u64,
+    /// The period, in microseconds (1000..=1000000).
+    pub period_us: u64,
+}
+
+/// The cgroup limits of a spawn, as [`Limits`] asks for them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CgroupLimits {
+    pub(crate) memory_max: Option<u64>,
+    pub(crate) pids_max: Option<u64>,
+    pub(crate) cpu_max: Option<CpuMax>,
+}
+
+impl CgroupLimits {
+    pub(crate) fn is_empty(&self) -> bool {
+        *self == CgroupLimits::default()
+    }
 }
 
 impl Limits {
@@ -94,8 +129,26 @@ impl Limits {
         *self == Limits::default()
     }
 
-    /// Checks the values: nice in -20..=19, umask in 0..=0o777.
+    /// The cgroup limits asked for.
+    pub(crate) fn cgroup(&self) -> CgroupLimits {
+        CgroupLimits {
+            memory_max: self.memory_max,
+            pids_max: self.pids_max,
+            cpu_max: self.cpu_max,
+        }
+    }
+
+    /// Checks the values: nice in -20..=19, umask in 0..=0o777, a `cpu_max`
+    /// period in 1000..=1000000 µs and a quota of at least 1000 µs.
     pub fn validate(&self) -> Result<(), Error> {
+        if let Some(cpu) = self.cpu_max
+            && (!(1000..=1_000_000).contains(&cpu.period_us) || cpu.quota_us < 1000)
+        {
+            return Err(Error::invalid(format!(
+                "cpu_max {}/{} µs: the period must be 1000..=1000000 and the quota at least 1000",
+                cpu.quota_us, cpu.period_us
+            )));
+        }
         if let Some(nice) = self.nice
             && !(-20..=19).contains(&nice)
         {
@@ -110,9 +163,13 @@ impl Limits {
     }
 }
 
-/// What the process used, as the kernel reported when procward reaped it
-/// (`wait4`). Covers the spawned process and the descendants it waited for
-/// itself; not descendants that were orphaned or killed with its group.
+/// What the process used.
+///
+/// Under cgroup containment the CPU times come from the tree's cgroup
+/// (`cpu.stat`) and cover every process of the tree, orphans and escapees
+/// included. Under process-group containment they come from `wait4` when
+/// procward reaped the child, and cover the child and the descendants it
+/// waited for itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ResourceUsage {
@@ -120,6 +177,16 @@ pub struct ResourceUsage {
     pub user_time: Duration,
     /// CPU time in kernel mode.
     pub system_time: Duration,
-    /// Peak resident set size, in KiB.
-    pub max_rss_kib: u64,
+    /// The tree's peak memory in KiB: the cgroup's `memory.peak` (which
+    /// counts page cache as well as resident memory), when the tree has a
+    /// cgroup with the memory controller enabled. `None` otherwise: the
+    /// only other figure, `wait4`'s `ru_maxrss`, starts from the spawning
+    /// process's own peak (the kernel copies it into the child when the
+    /// child executes its program), so for a small child of a large host
+    /// it reports the host's memory, not the child's.
+    pub max_rss_kib: Option<u64>,
+    /// The most processes the tree had at once: the cgroup's `pids.peak`,
+    /// when the pids controller is enabled; `None` otherwise.
+    #[serde(default)]
+    pub peak_processes: Option<u64>,
 }

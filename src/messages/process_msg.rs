@@ -79,8 +79,9 @@ pub(crate) enum Event {
     DrainExpired,
     /// The spawn-time timeout has passed.
     TimeoutExpired,
-    /// The killed group has no member left but the unreaped child.
-    SweepDone,
+    /// The killed group (or cgroup) has no member left but the unreaped
+    /// child; with what the cgroup counted, under cgroup containment.
+    SweepDone(Option<super::ResourceUsage>),
     /// The grace of a kill with a gentler signal has passed.
     EscalateKill,
     /// Time to publish new output to the watch.

@@ -53,6 +53,33 @@ impl std::fmt::Display for Status {
     }
 }
 
+/// How a handle's process tree is held together, and so how it is killed,
+/// paused and measured (see `docs/security.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Containment {
+    /// The tree has a cgroup v2 of its own: every descendant stays in it
+    /// (without write access to the cgroup hierarchy), and a kill, a pause
+    /// and the usage cover all of them.
+    Cgroup,
+    /// The tree is the child's process group: a descendant that calls
+    /// `setsid` or `setpgid` leaves it. The default (what a snapshot from a
+    /// peer that predates cgroups means).
+    #[default]
+    ProcessGroup,
+}
+
+impl Containment {
+    /// The name as snapshots and logs write it (`cgroup`, `process_group`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Containment::Cgroup => "cgroup",
+            Containment::ProcessGroup => "process_group",
+        }
+    }
+}
+
 /// What was captured of one output stream (stdout or stderr).
 ///
 /// When the child wrote more than the cap, the first half of the cap and the
@@ -146,9 +173,12 @@ pub struct Snapshot {
     pub owner: Option<Arc<str>>,
     /// The process tree is stopped by a pause (status stays `running`).
     pub paused: bool,
-    /// CPU times and peak memory of the process, once terminal (Linux,
-    /// from `wait4` at reaping time). `None` while running, and when the
-    /// process actor failed.
+    /// How the process tree is contained.
+    #[serde(default)]
+    pub containment: Containment,
+    /// CPU times and peak memory of the process tree, once terminal (see
+    /// [`ResourceUsage`] for where each figure comes from). `None` while
+    /// running, and when the process actor failed.
     pub usage: Option<ResourceUsage>,
     /// The handle was evicted to keep the registry under its cap: this is
     /// its receipt. The status, times, exit code, signal and byte totals
@@ -165,6 +195,7 @@ impl Snapshot {
         command: Arc<str>,
         started_at: OffsetDateTime,
         owner: Option<Arc<str>>,
+        containment: Containment,
     ) -> Snapshot {
         Snapshot {
             handle_id,
@@ -180,6 +211,7 @@ impl Snapshot {
             failure: None,
             owner,
             paused: false,
+            containment,
             usage: None,
             evicted: false,
         }
@@ -194,6 +226,7 @@ impl Snapshot {
             "x".into(),
             OffsetDateTime::UNIX_EPOCH,
             None,
+            Containment::ProcessGroup,
         )
     }
 

@@ -7,6 +7,11 @@
 //! (its stdout and stderr pipes and one pidfd, shared by the exit watcher
 //! and the reaper), four with a piped stdin.
 //!
+//! Under cgroup containment the child also joins a cgroup of its own
+//! before it executes the program ([`super::cgroup`]), and a SIGKILL of the
+//! group also has the OS worker kill the cgroup, which holds the members
+//! that left the group.
+//!
 //! Every signal procward sends goes through [`ChildProcess::signal_group`],
 //! and that refuses once the child is reaped. The child's pid is also its
 //! process-group id; while the child is unreaped (running, or a zombie), the
@@ -32,8 +37,9 @@ use rustix::process::{
 use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 
+use super::cgroup::Placement;
 use crate::error::Error;
-use crate::messages::{Command, ResourceUsage, SpawnRequest, Stdin};
+use crate::messages::{Command, Containment, ResourceUsage, SpawnRequest, Stdin};
 
 /// How a process ended, as the kernel reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,9 +117,13 @@ pub(crate) struct Spawned {
 }
 
 /// Starts `req` in a new process group whose id is the child's pid, with
-/// stdout/stderr piped and stdin as the request says. Blocks until the
+/// stdout/stderr piped and stdin as the request says, and in a cgroup of
+/// its own made from `placement` when there is one. Blocks until the
 /// program is executed (or fails to be): for the OS worker's thread.
-pub(crate) fn spawn(req: &SpawnRequest) -> Result<RawSpawned, Error> {
+pub(crate) fn spawn(
+    req: &SpawnRequest,
+    placement: Option<&Placement>,
+) -> Result<RawSpawned, Error> {
     let mut cmd = match &req.command {
         Command::Argv(argv) => {
             let (program, args) = argv
@@ -143,6 +153,19 @@ pub(crate) fn spawn(req: &SpawnRequest) -> Result<RawSpawned, Error> {
     cmd.stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // The cgroup first: the child joins it before anything else runs in it.
+    let placed = match placement {
+        None => None,
+        Some(placement) => Some(placement.create().map_err(|source| Error::Containment {
+            operation: "making the process tree's cgroup".into(),
+            path: placement.parent.join(&placement.name),
+            source: source.into(),
+        })?),
+    };
+    if let Some((joiner, _)) = &placed {
+        joiner.join_in_child(&mut cmd);
+    }
+    let (joiner, cgroup): (_, Option<std::path::PathBuf>) = placed.unzip();
     if !req.limits.new_session {
         // setpgid(0, 0) in the child, before exec: the group exists before
         // the program can start children of its own. (A new session makes
@@ -151,10 +174,20 @@ pub(crate) fn spawn(req: &SpawnRequest) -> Result<RawSpawned, Error> {
     }
     super::limits::apply(&mut cmd, req.limits);
 
-    let mut std_child = cmd.spawn().map_err(|source| Error::Spawn {
-        program: req.command.program().to_owned(),
-        cwd: req.cwd.clone(),
-        source: source.into(),
+    let spawned = cmd.spawn();
+    // The child has joined (or failed): `cgroup.procs` is not needed again.
+    drop(joiner);
+    let mut std_child = spawned.map_err(|source| {
+        if let Some(cgroup) = &cgroup {
+            // The child never ran the program and was reaped by std: the
+            // cgroup is empty.
+            let _ = super::cgroup::remove_tree(cgroup);
+        }
+        Error::Spawn {
+            program: req.command.program().to_owned(),
+            cwd: req.cwd.clone(),
+            source: source.into(),
+        }
     })?;
     // From here on the child must not escape: every early return goes
     // through `ChildProcess`'s drop, which kills the group and reaps.
@@ -167,6 +200,9 @@ pub(crate) fn spawn(req: &SpawnRequest) -> Result<RawSpawned, Error> {
     let pidfd = pidfd_open(pid, PidfdFlags::empty()).map_err(|errno| {
         // No pidfd: we cannot watch it; end it before it runs unwatched.
         let _ = kill_process_group(pid, Signal::KILL);
+        if let Some(cgroup) = &cgroup {
+            let _ = super::cgroup::kill_path(cgroup);
+        }
         let _ = std_child.wait();
         Error::Os {
             operation: "pidfd_open".into(),
@@ -176,6 +212,7 @@ pub(crate) fn spawn(req: &SpawnRequest) -> Result<RawSpawned, Error> {
     let child = ChildProcess {
         pid,
         pidfd: Some(Pidfd::Raw(pidfd)),
+        cgroup,
     };
     let stdin = std_child.stdin.take().map(OwnedFd::from);
     let stdout = std_child.stdout.take().map(OwnedFd::from);
@@ -239,6 +276,8 @@ pub(crate) struct ChildProcess {
     pid: Pid,
     /// `None` once the child is reaped.
     pidfd: Option<Pidfd>,
+    /// The tree's cgroup, under cgroup containment.
+    cgroup: Option<std::path::PathBuf>,
 }
 
 impl ChildProcess {
@@ -246,7 +285,21 @@ impl ChildProcess {
         self.pid.as_raw_nonzero().get() as u32
     }
 
-    /// Sends `signal` to every process in the child's group.
+    /// How the tree is contained.
+    pub(crate) fn containment(&self) -> Containment {
+        match self.cgroup {
+            Some(_) => Containment::Cgroup,
+            None => Containment::ProcessGroup,
+        }
+    }
+
+    /// The tree's cgroup directory, under cgroup containment.
+    pub(crate) fn cgroup_path(&self) -> Option<&std::path::Path> {
+        self.cgroup.as_deref()
+    }
+
+    /// Sends `signal` to every process in the child's group; a `SIGKILL`
+    /// also has the OS worker kill the tree's cgroup, escapees included.
     ///
     /// Refuses after the child is reaped: the pid could then belong to
     /// anyone. A group with no live member (only the zombie leader left, or
@@ -257,9 +310,34 @@ impl ChildProcess {
                 "the child is reaped; its group is no longer ours",
             ));
         }
-        match kill_process_group(self.pid, signal) {
+        let group = match kill_process_group(self.pid, signal) {
             Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
             Err(errno) => Err(errno.into()),
+        };
+        if signal == Signal::KILL
+            && let Some(cgroup) = &self.cgroup
+        {
+            notify(ChildNotice::Cgroup(
+                cgroup.clone(),
+                super::cgroup::CgroupWrite::Kill,
+            ));
+        }
+        group
+    }
+
+    /// Has the OS worker freeze or thaw the tree's cgroup; `false` when the
+    /// tree has no cgroup (the caller stops the group with signals
+    /// instead). Freezes and kills are done in the order asked.
+    pub(crate) fn freeze(&self, on: bool) -> bool {
+        match &self.cgroup {
+            Some(cgroup) => {
+                notify(ChildNotice::Cgroup(
+                    cgroup.clone(),
+                    super::cgroup::CgroupWrite::Freeze(on),
+                ));
+                true
+            }
+            None => false,
         }
     }
 
@@ -347,10 +425,13 @@ impl ChildProcess {
             Duration::from_secs(tv.tv_sec.max(0) as u64)
                 + Duration::from_micros(tv.tv_usec.max(0) as u64)
         };
+        // `ru_maxrss` is left out: it starts at the spawning process's own
+        // peak (see `ResourceUsage::max_rss_kib`).
         let usage = ResourceUsage {
             user_time: time(usage.ru_utime),
             system_time: time(usage.ru_stime),
-            max_rss_kib: usage.ru_maxrss.max(0) as u64,
+            max_rss_kib: None,
+            peak_processes: None,
         };
         Ok(Some((exit, usage)))
     }
@@ -382,6 +463,8 @@ impl Drop for ChildProcess {
         let pid = self.pid;
         // Still unreaped, so the group id is still ours.
         let _ = kill_process_group(pid, Signal::KILL);
+        // The worker kills the cgroup first, then waits for the leader.
+        let cgroup = self.cgroup.take();
         tracing::warn!(
             pid = pid.as_raw_nonzero().get(),
             "child dropped unreaped: killed its group"
@@ -392,6 +475,7 @@ impl Drop for ChildProcess {
         notify(ChildNotice::Dropped(
             pid.as_raw_nonzero().get(),
             DroppedChild(pidfd),
+            cgroup,
         ));
     }
 }
@@ -403,8 +487,12 @@ pub(crate) enum ChildNotice {
     /// longer ours.
     Reaped(i32),
     /// The child with this pid was dropped unreaped, its group sent
-    /// SIGKILL: reap it once it has died.
-    Dropped(i32, DroppedChild),
+    /// SIGKILL: kill its cgroup (if any), reap it once it has died, and
+    /// remove the cgroup once empty.
+    Dropped(i32, DroppedChild, Option<std::path::PathBuf>),
+    /// Kill or freeze the tree's cgroup, after every cgroup write asked
+    /// before.
+    Cgroup(std::path::PathBuf, super::cgroup::CgroupWrite),
 }
 
 /// Where notices go. The OS worker installs it when it starts, before it

@@ -2,51 +2,72 @@
 //! processes if the program hosting the registry dies without cleaning up
 //! (SIGKILL, a crash, an abort), when no code of ours can run any more.
 //!
-//! Every process the registry spawns carries `PROCWARD_TOKEN=<prefix><n>`
-//! in its environment, with a prefix unique to the registry (the host's
-//! pid and the registry's number in it), and its descendants inherit it.
-//! The guard holds the read end of a pipe whose write end only the
-//! registry holds. On a clean stop the registry has already killed and
-//! reaped everything, and writes `exit`. If the pipe reaches end of file
-//! without `exit` (the kernel closed it because the host died, or the
-//! registry's state was dropped without its `post_stop`), the guard
-//! SIGKILLs every process whose environment carries the prefix, and the
-//! process group each leads, and repeats until a scan finds none (at most
-//! three rounds), to catch children forked meanwhile.
+//! The guard learns of the host's death from its own parent pid: the host
+//! starts it, and when the host dies the kernel gives the guard another
+//! parent. It looks once a second. Then (or when it gets SIGTERM, which
+//! the registry sends if its state is dropped without an orderly stop):
+//! - under cgroup containment it writes `1` to the registry cgroup's
+//!   `cgroup.kill` (every tree, escapees included, dies at once), waits for
+//!   the cgroup to empty and removes it;
+//! - under process groups it SIGKILLs every process whose environment
+//!   carries `PROCWARD_TOKEN=<prefix>...` (every spawn then carries one),
+//!   and the group each leads, and repeats until a scan finds none (at
+//!   most three rounds). Matching by environment means it never signals a
+//!   process that reused one of ours pid; a descendant that clears its
+//!   environment, or whose environment cannot be read, escapes it.
 //!
-//! Matching by environment instead of by remembered pids means the guard
-//! never signals a process that reused one of ours pid: a reused pid does
-//! not carry the token. A descendant that clears its environment, or runs
-//! a program whose environment cannot be read (set-user-id), escapes the
-//! guard, though not its group's kill if it stayed in the group.
+//! Nothing a tree can reach stops the guard: it reads no pipe and takes no
+//! command (its stdin is `/dev/null`; an orderly stop SIGKILLs it through
+//! the host, its parent, which alone may signal its unreaped pid safely).
+//! A tree process with the right to signal the guard (the same user, or
+//! root) can still kill it: see `docs/security.md`.
 //!
 //! The guard runs in a process group of its own, so a terminal's Ctrl-C to
 //! the host's group does not take it down with the host.
 
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 
-/// Waits for `exit` on stdin; on end of file without it, kills what
-/// carries the token prefix given as `$1`.
+use rustix::process::{Pid, Signal, getpid, kill_process_group};
+
+/// Waits for its parent (`$1`) to die, or for SIGTERM, then kills the
+/// registry's cgroup (`$2`, when not empty) or what carries the token
+/// prefix `$3`.
 const SCRIPT: &str = r#"
-prefix="$1"
-while IFS= read -r line; do
-  [ "$line" = exit ] && exit 0
-done
-for round in 1 2 3; do
-  found=""
-  for environ in /proc/[0-9]*/environ; do
-    pid="${environ#/proc/}"; pid="${pid%/environ}"
-    if tr '\0' '\n' < "$environ" 2>/dev/null | grep -q "^PROCWARD_TOKEN=$prefix"; then
-      kill -KILL "-$pid" 2>/dev/null
-      kill -KILL "$pid" 2>/dev/null
-      found=1
-    fi
+host="$1"; cgroup="$2"; prefix="$3"
+sweep() {
+  if [ -n "$cgroup" ]; then
+    for try in 1 2 3 4 5 6 7 8 9 10; do
+      echo 1 > "$cgroup/cgroup.kill" 2>/dev/null || exit 0
+      grep -q '^populated 0' "$cgroup/cgroup.events" 2>/dev/null && break
+      sleep 1
+    done
+    find "$cgroup" -depth -type d -exec rmdir {} + 2>/dev/null
+    exit 0
+  fi
+  for round in 1 2 3; do
+    found=""
+    for environ in /proc/[0-9]*/environ; do
+      pid="${environ#/proc/}"; pid="${pid%/environ}"
+      if tr '\0' '\n' < "$environ" 2>/dev/null | grep -q "^PROCWARD_TOKEN=$prefix"; then
+        kill -KILL "-$pid" 2>/dev/null
+        kill -KILL "$pid" 2>/dev/null
+        found=1
+      fi
+    done
+    [ -z "$found" ] && exit 0
   done
-  [ -z "$found" ] && exit 0
+  exit 0
+}
+trap sweep TERM
+while :; do
+  read -r stat < /proc/$$/stat || sweep
+  set -- $stat
+  [ "$4" = "$host" ] || sweep
+  sleep 1
 done
-exit 0
 "#;
 
 /// The running guard process. Dropping it without
@@ -54,31 +75,29 @@ exit 0
 #[derive(Debug)]
 pub(crate) struct Guard {
     child: Option<Child>,
-    stdin: Option<ChildStdin>,
 }
 
 impl Guard {
-    /// Starts a guard for the processes whose token starts with `prefix`.
-    pub(crate) fn start(prefix: &str) -> io::Result<Guard> {
-        let mut child = Command::new(crate::messages::SHELL)
-            .args(["-c", SCRIPT, "procward-guard", prefix])
+    /// Starts a guard for the registry's cgroup, or (without one) for the
+    /// processes whose token starts with `prefix`.
+    pub(crate) fn start(prefix: &str, cgroup: Option<&Path>) -> io::Result<Guard> {
+        let host = getpid().as_raw_nonzero().get().to_string();
+        let cgroup = cgroup.map(|path| path.as_os_str()).unwrap_or_default();
+        let child = Command::new(crate::messages::SHELL)
+            .arg("-c")
+            .arg(SCRIPT)
+            .arg("procward-guard")
+            .arg(host)
+            .arg(cgroup)
+            .arg(prefix)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .stdin(Stdio::piped())
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()?;
-        let stdin = child.stdin.take();
-        if stdin.is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(io::Error::other("the guard has no stdin pipe"));
-        }
-        Ok(Guard {
-            child: Some(child),
-            stdin,
-        })
+        Ok(Guard { child: Some(child) })
     }
 
     /// The guard's pid (a child of this process that is not a leader).
@@ -86,15 +105,15 @@ impl Guard {
         self.child.as_ref().map_or(0, Child::id)
     }
 
-    /// Tells the guard that everything is already killed and reaped, and
-    /// reaps it.
+    /// Ends the guard (everything is already killed and reaped) and reaps
+    /// it.
     pub(crate) async fn dismiss(mut self) {
-        if let Some(mut stdin) = self.stdin.take() {
-            // Five bytes into an empty pipe never block. If the guard is
-            // gone already, there is nothing to tell.
-            let _ = stdin.write_all(b"exit\n");
-        }
         if let Some(mut child) = self.child.take() {
+            // Unreaped, so its pid and group (its own, with its `sleep`)
+            // are still the guard's.
+            if let Some(pid) = Pid::from_raw(child.id() as i32) {
+                let _ = kill_process_group(pid, Signal::KILL);
+            }
             let _ = tokio::task::spawn_blocking(move || child.wait()).await;
         }
     }
@@ -102,11 +121,13 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        // End of file without `exit`: the guard kills what is left.
-        drop(self.stdin.take());
         if let Some(mut child) = self.child.take() {
-            // Reaped off the caller's thread: the guard may scan /proc
-            // for a while.
+            // Dropped without a dismissal (the registry's state was dropped
+            // without its `post_stop`): the guard sweeps now (its trap
+            // runs once its `sleep`, in its group, dies), then exits.
+            if let Some(pid) = Pid::from_raw(child.id() as i32) {
+                let _ = kill_process_group(pid, Signal::TERM);
+            }
             let _ = std::thread::Builder::new()
                 .name("procward-guard-reaper".to_owned())
                 .spawn(move || child.wait());

@@ -18,7 +18,10 @@
 //!   read to the last does it reap a child it does not know as a leader.
 //! - Ending N handles at once costs one pass over `/proc`, not N: every
 //!   cleanup queued when a pass starts is served by it. None of it runs on
-//!   an async runtime's workers.
+//!   an async runtime's workers. A tree with a cgroup needs no escapee
+//!   hunt: its cleanup waits for the cgroup's `cgroup.events` to say
+//!   `populated 0`, reads its usage and removes it (and, in orphan-reaping
+//!   mode, still sweeps the group for orphans handed to us).
 //!
 //! The worker's state (the leaders forked and not yet reaped, the cleanups
 //! waiting) is plain data owned by its thread; requests reach it through a
@@ -36,6 +39,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
@@ -47,6 +51,7 @@ use rustix::process::{
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 
+use super::cgroup::{self, CgroupWrite, Placement, TreeUsage};
 use super::child::{self, ChildNotice, DroppedChild, RawSpawned};
 use super::escapees::{self, TOKEN_VAR};
 use super::procfs::{self, ProcStat};
@@ -62,6 +67,10 @@ const CLEANUP_DEADLINE: Duration = Duration::from_secs(5);
 /// to [`MAX_PAUSE`], as no event announces a re-parented orphan's end.
 const MIN_PAUSE: Duration = Duration::from_micros(500);
 const MAX_PAUSE: Duration = Duration::from_millis(20);
+/// The longest pause while only cgroups are awaited: a look at a cgroup is
+/// one small read, not a pass over `/proc`, and a killed tree empties
+/// within milliseconds, so a long pause would only add to the kill's time.
+const MAX_CGROUP_PAUSE: Duration = Duration::from_millis(1);
 /// How soon an orphan reap put off while forks were under way is tried
 /// again.
 const RETRY_REAP: Duration = Duration::from_millis(1);
@@ -78,6 +87,10 @@ pub(crate) struct Cleanup {
     /// Kill every process whose environment carries this token, until a
     /// pass finds none alive (escapee-hunting mode).
     pub(crate) token: Option<String>,
+    /// The tree's cgroup (cgroup containment), killed already (the
+    /// process actor SIGKILLs the tree before it asks for the cleanup):
+    /// wait until it is empty, read its usage and remove it.
+    pub(crate) cgroup: Option<PathBuf>,
 }
 
 /// What a spawn ends with: the request back and the forked child, or why
@@ -108,6 +121,7 @@ impl Drop for OnForked {
 /// A spawn for a spawner thread.
 struct SpawnJob {
     request: Box<SpawnRequest>,
+    placement: Option<Placement>,
     _permit: OwnedSemaphorePermit,
     done: OnForked,
 }
@@ -127,12 +141,19 @@ enum Job {
     Leader(i32),
     Cleanup {
         cleanup: Cleanup,
-        reply: oneshot::Sender<()>,
+        reply: oneshot::Sender<Option<TreeUsage>>,
     },
+    /// Kill or freeze a tree's cgroup.
+    Cgroup(PathBuf, CgroupWrite),
+    /// Kill a cgroup and remove it once empty.
+    DropCgroup(PathBuf),
+    /// Blocking work of another module (a registry's cgroup), run in turn.
+    Run(Box<dyn FnOnce() + Send>),
     /// A leader was reaped by its owner: its pid is no longer ours.
     ForgetLeader(i32),
-    /// A leader dropped unreaped, its group killed: reap it when it died.
-    ReapDropped(i32, DroppedChild),
+    /// A leader dropped unreaped, its group (and cgroup) killed: reap it
+    /// when it died, and remove its cgroup once empty.
+    ReapDropped(i32, DroppedChild, Option<PathBuf>),
     /// A child that is not a leader: never reap it (the registry's guard).
     Keep(i32),
     /// This process became a child subreaper.
@@ -189,9 +210,14 @@ fn start() -> io::Result<Worker> {
     child::send_notices_to(move |notice| {
         let job = match notice {
             ChildNotice::Reaped(pid) => Job::ForgetLeader(pid),
-            ChildNotice::Dropped(pid, child) => Job::ReapDropped(pid, child),
+            ChildNotice::Dropped(pid, child, cgroup) => Job::ReapDropped(pid, child, cgroup),
+            ChildNotice::Cgroup(path, write) => Job::Cgroup(path, write),
         };
         let _ = notices.send(job);
+    });
+    let dropped = jobs.clone();
+    cgroup::send_dropped_to(move |path| {
+        let _ = dropped.send(Job::DropCgroup(path));
     });
     Ok(Worker {
         jobs,
@@ -207,7 +233,7 @@ fn start() -> io::Result<Worker> {
 fn fork_all(queue: mpsc::Receiver<SpawnJob>, leaders: mpsc::Sender<Job>) {
     for job in queue {
         FORKS_STARTED.fetch_add(1, Ordering::SeqCst);
-        let result = child::spawn(&job.request);
+        let result = child::spawn(&job.request, job.placement.as_ref());
         if let Ok(spawned) = &result {
             let _ = leaders.send(Job::Leader(spawned.child.pid() as i32));
         }
@@ -225,25 +251,27 @@ fn gone() -> Error {
 }
 
 impl Worker {
-    /// Forks `request` on a spawner thread and calls `done` with the
-    /// outcome on that thread. Takes a place in the queue at once when one
+    /// Forks `request` on a spawner thread, into a cgroup made from
+    /// `placement` if given, and calls `done` with the outcome on that
+    /// thread. Takes a place in the queue at once when one
     /// is free; otherwise a task of the current runtime waits for one (so
     /// this must run inside a runtime). If `done` drops the child it is
     /// killed and reaped.
     pub(crate) fn spawn_then(
         &'static self,
         request: SpawnRequest,
+        placement: Option<Placement>,
         done: impl FnOnce(Forked) + Send + 'static,
     ) {
         let done = OnForked(Some(Box::new(done)));
         match self.spawn_places.clone().try_acquire_owned() {
-            Ok(permit) => self.queue(request, permit, done),
+            Ok(permit) => self.queue(request, placement, permit, done),
             Err(TryAcquireError::Closed) => done.call(Err(gone())),
             Err(TryAcquireError::NoPermits) => {
                 let places = self.spawn_places.clone();
                 tokio::spawn(async move {
                     match places.acquire_owned().await {
-                        Ok(permit) => self.queue(request, permit, done),
+                        Ok(permit) => self.queue(request, placement, permit, done),
                         Err(_) => done.call(Err(gone())),
                     }
                 });
@@ -251,10 +279,17 @@ impl Worker {
         }
     }
 
-    fn queue(&self, request: SpawnRequest, permit: OwnedSemaphorePermit, done: OnForked) {
+    fn queue(
+        &self,
+        request: SpawnRequest,
+        placement: Option<Placement>,
+        permit: OwnedSemaphorePermit,
+        done: OnForked,
+    ) {
         let n = self.next_spawner.fetch_add(1, Ordering::Relaxed) % self.spawners.len().max(1);
         let job = SpawnJob {
             request: Box::new(request),
+            placement,
             _permit: permit,
             done,
         };
@@ -265,13 +300,30 @@ impl Worker {
         }
     }
 
-    /// Runs `cleanup` in the worker's next pass over `/proc`, and resolves
-    /// when it is done (or gave up at its deadline).
-    pub(crate) async fn cleanup(&self, cleanup: Cleanup) {
+    /// Runs `cleanup` in the worker's next pass, and resolves when it is
+    /// done (or gave up at its deadline), with the tree's usage as its
+    /// cgroup counted it, if it has one.
+    pub(crate) async fn cleanup(&self, cleanup: Cleanup) -> Option<TreeUsage> {
         let (reply, done) = oneshot::channel();
         if self.jobs.send(Job::Cleanup { cleanup, reply }).is_ok() {
-            let _ = done.await;
+            return done.await.ok().flatten();
         }
+        None
+    }
+
+    /// Runs the blocking `work` on the worker's thread, between its other
+    /// jobs, and returns its result.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        let (reply, done) = oneshot::channel();
+        self.jobs
+            .send(Job::Run(Box::new(move || {
+                let _ = reply.send(work());
+            })))
+            .map_err(|_| gone())?;
+        done.await.map_err(|_| gone())
     }
 
     /// Makes this OS process a child subreaper and has the worker reap
@@ -306,8 +358,12 @@ struct Pending {
     leader_start: Option<u64>,
     /// Escapees killed and not yet seen dead.
     killed: Vec<OwnedFd>,
+    /// The tree's cgroup, until it is empty and removed.
+    cgroup: Option<PathBuf>,
+    /// What the cgroup counted, read when it emptied.
+    usage: Option<TreeUsage>,
     give_up: Instant,
-    reply: oneshot::Sender<()>,
+    reply: oneshot::Sender<Option<TreeUsage>>,
 }
 
 struct WorkerState {
@@ -324,8 +380,10 @@ struct WorkerState {
     /// A cleanup or a dropped child arrived since the last look.
     new_cleanup: bool,
     pending: Vec<Pending>,
-    /// Leaders dropped unreaped, waiting to die.
-    dropped: Vec<(i32, DroppedChild)>,
+    /// Leaders dropped unreaped, waiting to die, with their cgroups.
+    dropped: Vec<(i32, DroppedChild, Option<PathBuf>)>,
+    /// Cgroups of dropped leaders, to remove once empty (or given up on).
+    dropped_cgroups: Vec<(PathBuf, Instant)>,
     me: i32,
     my_group: i32,
     stat_buf: String,
@@ -342,6 +400,7 @@ impl WorkerState {
             new_cleanup: false,
             pending: Vec::new(),
             dropped: Vec::new(),
+            dropped_cgroups: Vec::new(),
             me: getpid().as_raw_nonzero().get(),
             my_group: getpgrp().as_raw_nonzero().get(),
             stat_buf: String::new(),
@@ -386,11 +445,19 @@ impl WorkerState {
             }
             if next_pass.is_some_and(|at| Instant::now() >= at) {
                 self.pass(&jobs);
-                next_pass = if self.pending.is_empty() && self.dropped.is_empty() {
+                next_pass = if self.pending.is_empty()
+                    && self.dropped.is_empty()
+                    && self.dropped_cgroups.is_empty()
+                {
                     None
                 } else {
                     let at = Instant::now() + pause;
-                    pause = (pause * 2).min(MAX_PAUSE);
+                    let longest = if self.cgroups_only() {
+                        MAX_CGROUP_PAUSE
+                    } else {
+                        MAX_PAUSE
+                    };
+                    pause = (pause * 2).min(longest);
                     Some(at)
                 };
             }
@@ -415,10 +482,21 @@ impl WorkerState {
                 self.new_cleanup = true;
             }
             Job::ForgetLeader(pid) => self.forget(pid),
-            Job::ReapDropped(pid, child) => {
-                self.dropped.push((pid, child));
+            Job::ReapDropped(pid, child, cgroup) => {
+                if let Some(path) = &cgroup {
+                    write_cgroup(path, CgroupWrite::Kill);
+                }
+                self.dropped.push((pid, child, cgroup));
                 self.new_cleanup = true;
             }
+            Job::Cgroup(path, write) => write_cgroup(&path, write),
+            Job::DropCgroup(path) => {
+                write_cgroup(&path, CgroupWrite::Kill);
+                self.dropped_cgroups
+                    .push((path, Instant::now() + CLEANUP_DEADLINE));
+                self.new_cleanup = true;
+            }
+            Job::Run(work) => work(),
             Job::Keep(pid) => self.kept.push(pid),
             Job::ReapOrphans => {
                 self.reaping_orphans = true;
@@ -437,9 +515,9 @@ impl WorkerState {
         }
     }
 
-    fn add_cleanup(&mut self, cleanup: Cleanup, reply: oneshot::Sender<()>) {
+    fn add_cleanup(&mut self, cleanup: Cleanup, reply: oneshot::Sender<Option<TreeUsage>>) {
         let Ok(leader) = i32::try_from(cleanup.leader) else {
-            let _ = reply.send(());
+            let _ = reply.send(None);
             return;
         };
         self.pending.push(Pending {
@@ -448,6 +526,8 @@ impl WorkerState {
             token: cleanup.token,
             leader_start: None,
             killed: Vec::new(),
+            cgroup: cleanup.cgroup,
+            usage: None,
             give_up: Instant::now() + CLEANUP_DEADLINE,
             reply,
         });
@@ -507,7 +587,14 @@ impl WorkerState {
     fn pass(&mut self, jobs: &mpsc::Receiver<Job>) {
         self.reap_dropped();
         self.reap_killed();
-        if self.reaping_orphans
+        self.empty_cgroups();
+        let needs_scan = self
+            .pending
+            .iter()
+            .any(|p| p.sweep_group || p.token.is_some());
+        let members = if !needs_scan {
+            vec![0; self.pending.len()]
+        } else if self.reaping_orphans
             && let Some(alive) = self.reap_orphans(jobs)
             && alive.iter().all(|stat| stat.pgrp == self.my_group)
             && self.pending.iter().all(|p| p.killed.is_empty())
@@ -515,18 +602,16 @@ impl WorkerState {
             // This process is a subreaper: every living descendant of an
             // exited leader has an ancestor among our children that is not
             // a leader, and there is none (our own group's children are
-            // the host's, not a tree's). Every cleanup is done, without
-            // reading the rest of `/proc`.
-            for pending in self.pending.drain(..) {
-                let _ = pending.reply.send(());
-            }
-            return;
-        }
-        let members = self.scan();
+            // the host's, not a tree's). Every sweep and hunt is done,
+            // without reading the rest of `/proc`.
+            vec![0; self.pending.len()]
+        } else {
+            self.scan()
+        };
         let now = Instant::now();
         let mut waiting = Vec::with_capacity(self.pending.len());
         for (pending, members) in self.pending.drain(..).zip(members) {
-            let done = members == 0 && pending.killed.is_empty();
+            let done = members == 0 && pending.killed.is_empty() && pending.cgroup.is_none();
             if !done && now < pending.give_up {
                 waiting.push(pending);
                 continue;
@@ -536,18 +621,68 @@ impl WorkerState {
                     leader = pending.leader,
                     members,
                     escapees = pending.killed.len(),
+                    cgroup = ?pending.cgroup,
                     "process tree still has members after the cleanup deadline"
                 );
+                if let Some(path) = pending.cgroup {
+                    // Removed once empty, or with the registry's cgroup.
+                    self.dropped_cgroups.push((path, now + CLEANUP_DEADLINE));
+                }
             }
-            let _ = pending.reply.send(());
+            let _ = pending.reply.send(pending.usage);
         }
         self.pending = waiting;
+    }
+
+    /// Whether every waiting cleanup waits only for cgroups to empty (no
+    /// `/proc` pass, no dropped leader).
+    fn cgroups_only(&self) -> bool {
+        self.dropped.is_empty()
+            && self
+                .pending
+                .iter()
+                .all(|p| !p.sweep_group && p.token.is_none() && p.killed.is_empty())
+    }
+
+    /// Reads the usage of every pending cgroup that has emptied and removes
+    /// it; removes the emptied cgroups of dropped leaders.
+    fn empty_cgroups(&mut self) {
+        for pending in &mut self.pending {
+            let Some(path) = &pending.cgroup else {
+                continue;
+            };
+            match cgroup::populated(path) {
+                Ok(true) => continue,
+                Ok(false) => {
+                    pending.usage = cgroup::usage(path).ok();
+                    remove_cgroup(path);
+                }
+                Err(err) => {
+                    tracing::warn!(cgroup = %path.display(), %err, "cannot read the cgroup's events; leaving it");
+                }
+            }
+            pending.cgroup = None;
+        }
+        let now = Instant::now();
+        self.dropped_cgroups
+            .retain(|(path, give_up)| match cgroup::populated(path) {
+                Ok(false) => {
+                    remove_cgroup(path);
+                    false
+                }
+                Ok(true) if now < *give_up => true,
+                Ok(true) | Err(_) => {
+                    tracing::warn!(cgroup = %path.display(), "a dropped tree's cgroup did not empty; left to the registry's stop");
+                    false
+                }
+            });
     }
 
     /// Reaps the dropped leaders that have died.
     fn reap_dropped(&mut self) {
         let mut dead = Vec::new();
-        self.dropped.retain(|(pid, child)| {
+        let mut cgroups = Vec::new();
+        self.dropped.retain_mut(|(pid, child, cgroup)| {
             let reaped = matches!(
                 waitid(
                     WaitId::PidFd(child.as_fd()),
@@ -557,12 +692,16 @@ impl WorkerState {
             );
             if reaped {
                 dead.push(*pid);
+                cgroups.extend(cgroup.take());
             }
             !reaped
         });
         for pid in dead {
             self.forget(pid);
         }
+        let give_up = Instant::now() + CLEANUP_DEADLINE;
+        self.dropped_cgroups
+            .extend(cgroups.into_iter().map(|path| (path, give_up)));
     }
 
     /// Drops the killed escapees that have exited, reaping those that are
@@ -653,5 +792,21 @@ impl WorkerState {
             }
         }
         members
+    }
+}
+
+fn remove_cgroup(path: &std::path::Path) {
+    if let Err(err) = cgroup::remove_tree(path) {
+        tracing::warn!(cgroup = %path.display(), %err, "cannot remove an emptied cgroup");
+    }
+}
+
+fn write_cgroup(path: &std::path::Path, write: CgroupWrite) {
+    let done = match write {
+        CgroupWrite::Kill => cgroup::kill_path(path),
+        CgroupWrite::Freeze(on) => cgroup::freeze_path(path, on),
+    };
+    if let Err(err) = done {
+        tracing::warn!(cgroup = %path.display(), ?write, %err, "writing to the tree's cgroup failed");
     }
 }

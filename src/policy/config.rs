@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     ConcurrencyLimit, CwdPolicy, EnvPolicy, LimitCeilings, PolicyChain, ProgramAllowlist,
-    ProgramDenylist, Rlimit, ShellPolicy,
+    ProgramDenylist, Rlimit, ShellPolicy, TreeLimits,
 };
 use crate::messages::DEFAULT_OUTPUT_CAP;
 
@@ -26,6 +26,8 @@ use crate::messages::DEFAULT_OUTPUT_CAP;
 ///    `max_processes`, `max_core_bytes`, `min_nice`, `required_umask`): a
 ///    request may only tighten these, and one that leaves a field out gets
 ///    the ceiling.
+///    Then [`TreeLimits`] (`memory_max`, `pids_max`, `cpu_max`): the same,
+///    for the tree's cgroup.
 /// 3. [`ShellPolicy`] (`allow_shell`).
 /// 4. [`EnvPolicy`] (`env_allow`, `env_remove`), then
 /// 5. [`CwdPolicy`] (`cwd_roots`): both rewrite the `PATH` and cwd that the
@@ -115,6 +117,17 @@ pub struct PolicyConfig {
     /// ([`LimitCeilings::required_umask`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_umask: Option<u32>,
+    /// The tree's cgroup `memory.max` in bytes ([`TreeLimits`]): needs
+    /// cgroup containment with the memory controller, else every spawn
+    /// under it is denied (`limit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_max: Option<u64>,
+    /// The tree's cgroup `pids.max` ([`TreeLimits`]), likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_max: Option<u64>,
+    /// The tree's cgroup `cpu.max` ([`TreeLimits`]), likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_max: Option<crate::messages::CpuMax>,
 }
 
 impl PolicyConfig {
@@ -187,6 +200,19 @@ impl PolicyConfig {
         }
         if !ceilings.is_empty() {
             chain = chain.with(ceilings);
+        }
+        let mut tree = TreeLimits::new();
+        if let Some(bytes) = self.memory_max {
+            tree = tree.memory_max(bytes);
+        }
+        if let Some(max) = self.pids_max {
+            tree = tree.pids_max(max);
+        }
+        if let Some(cpu) = self.cpu_max {
+            tree = tree.cpu_max(cpu);
+        }
+        if !tree.is_empty() {
+            chain = chain.with(tree);
         }
         if let Some(allowed) = self.allow_shell {
             chain = chain.with(ShellPolicy::new(allowed));

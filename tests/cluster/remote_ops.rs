@@ -119,14 +119,11 @@ async fn remote_stdin_pause_resume_and_release_owner() {
     // pause and resume reach the tree.
     let paused = client.pause(&sleeper.handle).await.unwrap();
     assert!(paused.paused);
-    eventually("the sleeper to be stopped", || {
-        state_of(sleeper.snapshot.pid) == Some('T')
-    });
+    let pid = sleeper.snapshot.pid;
+    eventually("the sleeper to be stopped", || stopped(pid) == Some(true));
     let resumed = client.resume(&sleeper.handle).await.unwrap();
     assert!(!resumed.paused);
-    eventually("the sleeper to run again", || {
-        state_of(sleeper.snapshot.pid) == Some('S')
-    });
+    eventually("the sleeper to run again", || stopped(pid) == Some(false));
 
     // release_owner kills and forgets every handle of an owner.
     let owned = client
@@ -151,6 +148,28 @@ async fn remote_stdin_pause_resume_and_release_owner() {
 }
 
 /// The state letter of a process in /proc, if it exists.
+/// Whether `pid` is stopped by a pause: frozen in its cgroup (cgroup
+/// containment, where the node has one) or in state `T` (SIGSTOP).
+fn stopped(pid: u32) -> Option<bool> {
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = cgroup.lines().find_map(|line| line.strip_prefix("0::"))?;
+    if path.contains("/procward-") {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let mount = mountinfo.lines().find_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            after
+                .starts_with("cgroup2 ")
+                .then(|| before.split_whitespace().nth(4))?
+        })?;
+        let events = std::path::Path::new(mount)
+            .join(path.trim_start_matches('/'))
+            .join("cgroup.events");
+        let events = std::fs::read_to_string(events).ok()?;
+        return Some(events.lines().any(|line| line == "frozen 1"));
+    }
+    Some(state_of(pid)? == 'T')
+}
+
 fn state_of(pid: u32) -> Option<char> {
     let stat = procfs::read_stat(i32::try_from(pid).ok()?, &mut String::new())?;
     Some(stat.state)

@@ -1,7 +1,10 @@
 //! Pause stops the whole process tree (it stays `running`, marked paused);
-//! resume lets it go on.
+//! resume lets it go on. Process-group containment (SIGSTOP/SIGCONT); the
+//! cgroup freezer is tested in tests/containment/cgroup.rs.
 
-use procward::{KillRequest, OutputEvent, Registry, RegistryConfig, SpawnRequest, Status};
+use procward::{
+    CgroupMode, KillRequest, OutputEvent, Registry, RegistryConfig, SpawnRequest, Status,
+};
 
 /// Waits (polling `/proc`, no event exists for it) until `pid`'s state
 /// is stopped or not, as asked; panics after a generous deadline.
@@ -25,9 +28,13 @@ fn state(pid: u32) -> Option<char> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_stops_the_tree_and_resume_lets_it_go_on() {
-    let registry = Registry::start(RegistryConfig::default().reap_orphans(true))
-        .await
-        .unwrap();
+    let registry = Registry::start(
+        RegistryConfig::default()
+            .cgroup(CgroupMode::Off)
+            .reap_orphans(true),
+    )
+    .await
+    .unwrap();
     // A counter that prints forever, in a child of the shell.
     let spawned = registry
         .spawn(SpawnRequest::shell(

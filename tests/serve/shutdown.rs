@@ -125,11 +125,47 @@ fn a_sigkilled_server_leaves_nothing_behind() {
 fn without_a_guard_a_sigkilled_server_leaves_its_trees() {
     let mut server = Server::start(&["--no-guard"]);
     let pids = spawn_tree(&mut server, "sleep 300 & sleep 300 & wait");
+    // Under cgroup containment the server's cgroup is left behind too.
+    let cgroup = registry_cgroup_of(pids[0]);
     server.signal(Signal::KILL);
     server.wait_exit();
     // What the guard is for; the test ends what it started, by pid.
     assert!(pids.iter().all(|&pid| harness::alive(pid)), "{pids:?}");
-    for pid in pids {
+    for &pid in &pids {
         harness::send_signal(pid, Signal::KILL);
     }
+    if let Some(cgroup) = cgroup {
+        let start = std::time::Instant::now();
+        while std::fs::read_to_string(cgroup.join("cgroup.events"))
+            .is_ok_and(|events| events.contains("populated 1"))
+        {
+            assert!(start.elapsed() < std::time::Duration::from_secs(30));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let tree = std::fs::read_dir(&cgroup).expect("the server's cgroup");
+        for entry in tree.flatten().filter(|e| e.path().is_dir()) {
+            std::fs::remove_dir(entry.path()).expect("remove a tree's cgroup");
+        }
+        std::fs::remove_dir(&cgroup).expect("remove the server's cgroup");
+    }
+}
+
+/// The registry cgroup (`.../procward-<pid>-<n>`) that `pid` is in, if any.
+fn registry_cgroup_of(pid: u32) -> Option<std::path::PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = mountinfo.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        after
+            .starts_with("cgroup2 ")
+            .then(|| before.split_whitespace().nth(4))?
+    })?;
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = own.lines().find_map(|line| line.strip_prefix("0::"))?;
+    let tree = std::path::Path::new(mount).join(path.trim_start_matches('/'));
+    let parent = tree.parent()?;
+    parent
+        .file_name()?
+        .to_str()?
+        .starts_with("procward-")
+        .then(|| parent.to_owned())
 }

@@ -66,6 +66,14 @@ pub(crate) struct NodeArgs {
     /// past this closes that address's oldest pending one.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     max_pending_per_address: u32,
+
+    /// The cgroup v2 directory under which the node makes its own cgroup,
+    /// one per spawned tree (docs/security.md). Without it the node uses
+    /// its own cgroup when it can write there, and process groups otherwise
+    /// (logged at start). When given, a node that cannot make its cgroup
+    /// there does not start.
+    #[arg(long, value_name = "PATH")]
+    cgroup_root: Option<PathBuf>,
 }
 
 impl NodeArgs {
@@ -77,6 +85,12 @@ impl NodeArgs {
         let registry = match &self.config {
             Some(path) => ServeConfig::load(path)?.apply(base),
             None => base,
+        };
+        let registry = match &self.cgroup_root {
+            Some(root) => registry
+                .cgroup(procward::CgroupMode::Required)
+                .cgroup_root(root),
+            None => registry,
         };
         let mut options =
             NodeOptions::new(self.listen, self.name, self.cookie_file).registry(registry);

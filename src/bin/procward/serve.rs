@@ -10,7 +10,7 @@ use procward::json::{
     DEFAULT_MAX_OUTPUT_CAP, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_UNSENT_BYTES,
     DEFAULT_SHUTDOWN_GRACE, Dispatcher, OwnerBinding, ServeOptions, SocketOptions,
 };
-use procward::{Registry, RegistryConfig};
+use procward::{CgroupMode, Registry, RegistryConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Debug, Args)]
@@ -109,7 +109,8 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     no_reap_orphans: bool,
 
-    /// Do not hunt escapees. By default every spawn carries a
+    /// Do not hunt escapees (process-group containment only; a cgroup holds
+    /// them anyway). By default every spawn then carries a
     /// `PROCWARD_TOKEN` in its environment, and when its handle ends every
     /// process still carrying it is killed, even one that left the process
     /// group with `setsid`.
@@ -118,9 +119,23 @@ pub(crate) struct ServeArgs {
 
     /// Run no guard process. By default a small `sh` guard kills every
     /// tree the server started if the server itself is SIGKILLed or
-    /// crashes (it finds them by their `PROCWARD_TOKEN`).
+    /// crashes (through the server's cgroup, or by the trees'
+    /// `PROCWARD_TOKEN` under process groups).
     #[arg(long)]
     no_guard: bool,
+
+    /// The cgroup v2 directory under which the server makes its own cgroup,
+    /// one per spawned tree (see docs/security.md). Without it the server
+    /// uses its own cgroup when it can write there, and process groups
+    /// otherwise (logged at start, and `containment` in every snapshot).
+    /// When given, a server that cannot make its cgroup there does not
+    /// start.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_cgroup")]
+    cgroup_root: Option<PathBuf>,
+
+    /// Contain trees in process groups only, never in cgroups.
+    #[arg(long)]
+    no_cgroup: bool,
 
     /// A JSON file with the spawn policy every request passes and the
     /// named profiles a spawn may ask for with `sandbox_profile` (see
@@ -202,6 +217,11 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Err
         .reap_orphans(!args.no_reap_orphans)
         .kill_escapees(!args.no_kill_escapees)
         .guard(!args.no_guard);
+    let config = match (&args.cgroup_root, args.no_cgroup) {
+        (Some(root), _) => config.cgroup(CgroupMode::Required).cgroup_root(root),
+        (None, true) => config.cgroup(CgroupMode::Off),
+        (None, false) => config,
+    };
     let config = match &args.config {
         Some(path) => json::ServeConfig::load(path)?.apply(config),
         None => config,

@@ -45,6 +45,9 @@ const LIMITS: &[&str] = &[
     "nice",
     "umask",
     "new_session",
+    "memory_max",
+    "pids_max",
+    "cpu_max",
 ];
 
 /// A parsed `spawn` request.
