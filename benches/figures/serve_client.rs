@@ -4,7 +4,9 @@
 //! wait, release, each answered before the next is sent; and, where the
 //! server supports it, one `spawn` with `"wait": true, "release": true`),
 //! and `subprocess.run(["/bin/true"], capture_output=True)` in the same
-//! rounds. The server runs with its default flags.
+//! rounds. The server runs with its default flags: cgroup containment
+//! where the machine allows it, and once more with `--no-cgroup` (process
+//! groups), since the target holds for both.
 //!
 //! `PROCWARD_SERVE_BIN=path` drives another build of the server.
 
@@ -22,9 +24,19 @@ const ITERATIONS: usize = 300;
 const SERVE: &str = "`procward serve` from Python: spawn + wait + release `/bin/true`, one at a time, default flags";
 const ONE_TRIP: &str =
     "`procward serve` from Python: one `spawn` with `wait` + `release`, one at a time";
+const SERVE_PG: &str = "`procward serve --no-cgroup` from Python: spawn + wait + release `/bin/true`, one at a time";
+const ONE_TRIP_PG: &str =
+    "`procward serve --no-cgroup` from Python: one `spawn` with `wait` + `release`, one at a time";
 const PYTHON: &str = "Python `subprocess.run([\"/bin/true\"], capture_output=True)`";
 
 pub(crate) fn serve_client(opts: &Opts) -> Vec<Row> {
+    let mut rows = run(opts, &[], SERVE, ONE_TRIP);
+    rows.extend(run(opts, &["--no-cgroup"], SERVE_PG, ONE_TRIP_PG));
+    rows
+}
+
+/// One run of the client against a server started with `flags`.
+fn run(opts: &Opts, flags: &[&str], serve_name: &str, one_trip_name: &str) -> Vec<Row> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/serve_client.py");
     let binary = std::env::var_os("PROCWARD_SERVE_BIN")
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_procward").into());
@@ -34,6 +46,9 @@ pub(crate) fn serve_client(opts: &Opts) -> Vec<Row> {
         .arg(&binary)
         .args(["--iterations", &ITERATIONS.to_string()])
         .args(["--rounds", &opts.rounds(8).to_string()])
+        // `--flag=...`: argparse takes a separate value starting with
+        // `--` for an option of its own.
+        .args(flags.iter().map(|flag| format!("--flag={flag}")))
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output();
@@ -41,11 +56,11 @@ pub(crate) fn serve_client(opts: &Opts) -> Vec<Row> {
         Ok(output) if output.status.success() => output,
         Ok(output) => {
             eprintln!("  {} failed: {}", script.display(), output.status);
-            return not_measured("the Python client failed");
+            return not_measured(serve_name, "the Python client failed");
         }
         Err(err) => {
             eprintln!("  python3 could not run: {err}");
-            return not_measured("python3 not available");
+            return not_measured(serve_name, "python3 not available");
         }
     };
     let (mut serve, mut python, mut one_trip) =
@@ -73,17 +88,17 @@ pub(crate) fn serve_client(opts: &Opts) -> Vec<Row> {
     let one_trip_row = match unavailable {
         Some(reason) => {
             eprintln!("  the one-round-trip variant is not measured");
-            Row::new(ONE_TRIP, Unit::PerSec, Samples::default())
+            Row::new(one_trip_name, Unit::PerSec, Samples::default())
                 .baseline(PYTHON, python.clone())
                 .target(Target::None, format!("unavailable: {reason}"))
         }
-        None => Row::new(ONE_TRIP, Unit::PerSec, one_trip)
+        None => Row::new(one_trip_name, Unit::PerSec, one_trip)
             .baseline(PYTHON, python.clone())
             .paired()
             .target(Target::Ratio(0.9), "≥ 0.90×"),
     };
     vec![
-        Row::new(SERVE, Unit::PerSec, serve)
+        Row::new(serve_name, Unit::PerSec, serve)
             .baseline(PYTHON, python)
             .paired()
             .target(Target::Ratio(0.9), "≥ 0.90×"),
@@ -91,6 +106,6 @@ pub(crate) fn serve_client(opts: &Opts) -> Vec<Row> {
     ]
 }
 
-fn not_measured(why: &str) -> Vec<Row> {
-    vec![Row::new(SERVE, Unit::PerSec, Samples::default()).target(Target::None, why)]
+fn not_measured(name: &str, why: &str) -> Vec<Row> {
+    vec![Row::new(name, Unit::PerSec, Samples::default()).target(Target::None, why)]
 }
