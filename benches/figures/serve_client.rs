@@ -24,7 +24,8 @@ const ITERATIONS: usize = 300;
 const SERVE: &str = "`procward serve` from Python: spawn + wait + release `/bin/true`, one at a time, default flags";
 const ONE_TRIP: &str =
     "`procward serve` from Python: one `spawn` with `wait` + `release`, one at a time";
-const SERVE_PG: &str = "`procward serve --no-cgroup` from Python: spawn + wait + release `/bin/true`, one at a time";
+const SERVE_PG: &str =
+    "`procward serve --no-cgroup` from Python: spawn + wait + release `/bin/true`, one at a time";
 const ONE_TRIP_PG: &str =
     "`procward serve --no-cgroup` from Python: one `spawn` with `wait` + `release`, one at a time";
 const PYTHON: &str = "Python `subprocess.run([\"/bin/true\"], capture_output=True)`";

@@ -30,11 +30,17 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use rustix::process::{Pid, Signal, getpid, kill_process_group};
+use rustix::process::{
+    Pid, PidfdFlags, Signal, getpid, kill_process_group, pidfd_open, pidfd_send_signal,
+};
 
 /// Waits for its parent (`$1`) to die, or for SIGTERM, then kills the
 /// registry's cgroup (`$2`, when not empty) or what carries the token
-/// prefix `$3`.
+/// prefix `$3`. SIGUSR1 dismisses it: it ends its `sleep`, reaps it and
+/// exits, so an orderly stop leaves no process behind, not even a zombie
+/// for whoever reaps orphans. The `sleep` runs in the background and the
+/// shell `wait`s for it, because a trapped signal interrupts `wait` at
+/// once but waits for a foreground command to finish.
 const SCRIPT: &str = r#"
 host="$1"; cgroup="$2"; prefix="$3"
 sweep() {
@@ -61,14 +67,25 @@ sweep() {
   done
   exit 0
 }
-trap sweep TERM
+sleeper=""
+stop_sleeper() {
+  if [ -n "$sleeper" ]; then kill -KILL "$sleeper" 2>/dev/null; wait "$sleeper" 2>/dev/null; fi
+}
+trap 'stop_sleeper; sweep' TERM
+trap 'stop_sleeper; exit 0' USR1
 while :; do
   read -r stat < /proc/$$/stat || sweep
   set -- $stat
   [ "$4" = "$host" ] || sweep
-  sleep 1
+  sleep 1 &
+  sleeper=$!
+  wait "$sleeper"
+  sleeper=""
 done
 "#;
+
+/// How long a dismissed guard gets to reap its `sleep` and exit.
+const DISMISS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The running guard process. Dropping it without
 /// [`dismiss`](Self::dismiss) makes it kill the registry's processes.
@@ -106,15 +123,26 @@ impl Guard {
     }
 
     /// Ends the guard (everything is already killed and reaped) and reaps
-    /// it.
+    /// it: SIGUSR1 has it reap its own `sleep` and exit; a guard that has
+    /// not exited after [`DISMISS_WAIT`] is SIGKILLed with its group.
     pub(crate) async fn dismiss(mut self) {
-        if let Some(mut child) = self.child.take() {
-            // Unreaped, so its pid and group (its own, with its `sleep`)
-            // are still the guard's.
-            if let Some(pid) = Pid::from_raw(child.id() as i32) {
-                let _ = kill_process_group(pid, Signal::KILL);
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // Unreaped, so the pid is still the guard's: the pidfd names it
+        // for good, even once the blocking wait below has reaped it.
+        let pidfd = Pid::from_raw(child.id() as i32)
+            .and_then(|pid| pidfd_open(pid, PidfdFlags::empty()).ok());
+        if let Some(pidfd) = &pidfd {
+            let _ = pidfd_send_signal(pidfd, Signal::USR1);
+        }
+        let mut wait = tokio::task::spawn_blocking(move || child.wait());
+        if tokio::time::timeout(DISMISS_WAIT, &mut wait).await.is_err() {
+            tracing::warn!("the guard did not exit when dismissed; killing it");
+            if let Some(pidfd) = &pidfd {
+                let _ = pidfd_send_signal(pidfd, Signal::KILL);
             }
-            let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+            let _ = wait.await;
         }
     }
 }

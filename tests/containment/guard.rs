@@ -135,20 +135,41 @@ async fn an_orderly_stop_dismisses_and_reaps_the_guard() {
                         .any(|arg| arg == b"procward-guard")
                 })
             })
-            .count()
+            .map(|p| p.pid)
+            .collect::<Vec<_>>()
     };
     let before = guards();
     let registry = Registry::start(RegistryConfig::default().guard(true))
         .await
         .unwrap();
-    assert_eq!(guards(), before + 1, "the registry started its guard");
+    let started: Vec<i32> = guards()
+        .into_iter()
+        .filter(|pid| !before.contains(pid))
+        .collect();
+    assert_eq!(started.len(), 1, "the registry started one guard");
+    let guard = started[0];
+    // The guard waits on a `sleep` of its own: an orderly stop must not
+    // leave it behind, not even as a zombie for whoever reaps orphans.
+    let sleeps = || {
+        children_of(guard as u32)
+            .into_iter()
+            .map(|p| p.pid)
+            .collect::<Vec<_>>()
+    };
+    wait_until("the guard to sleep", || !sleeps().is_empty()).await;
+    let its_sleeps = sleeps();
     let sleeper = registry
         .spawn(SpawnRequest::argv(["sleep", "300"]))
         .await
         .unwrap();
     registry.shutdown().await.unwrap();
     assert!(!is_alive(sleeper.pid));
-    // Reaped, not a zombie: other tests may run guards of their own, so
-    // count against the number before.
-    assert_eq!(guards(), before, "the guard was reaped");
+    // Reaped, not a zombie.
+    assert!(!guards().contains(&guard), "the guard was reaped");
+    for pid in its_sleeps {
+        assert!(
+            crate::support::stat(pid as u32).is_none(),
+            "the guard's sleep {pid} was left behind"
+        );
+    }
 }
