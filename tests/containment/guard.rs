@@ -9,7 +9,7 @@
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use procward::{Registry, RegistryConfig, SpawnRequest};
 
@@ -66,39 +66,45 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn pid_in(dir: &Path, name: &str) -> Option<u32> {
+/// The pid a tree wrote to `dir/name`, once it has.
+pub(crate) fn pid_in(dir: &Path, name: &str) -> Option<u32> {
     fs::read_to_string(dir.join(name)).ok()?.trim().parse().ok()
+}
+
+/// Runs the test `test` of this binary as a host in a process of its own,
+/// with `var` naming `dir`, and waits for its `host ready` line; returns
+/// the host and that line. Panics (ending the host) if it never says so.
+pub(crate) async fn start_host(test: &str, var: &str, dir: &Path) -> (Child, String) {
+    let mut host = Command::new(std::env::current_exe().expect("this test binary"))
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(var, dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the host");
+    let stdout = host.stdout.take().expect("piped stdout");
+    let ready = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|line| line.contains("host ready"))
+    });
+    match tokio::time::timeout(DEADLINE, ready).await {
+        Ok(Ok(Some(line))) => (host, line),
+        _ => {
+            let _ = host.kill();
+            let _ = host.wait();
+            panic!("the host did not start its tree");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_host_takes_its_trees_with_it() {
     let scratch = TempDir::new("guard");
-    let mut host = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "containment::guard::guard_host",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(HOST_VAR, scratch.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = host.stdout.take().unwrap();
-    let ready = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .any(|line| line.contains("host ready"))
-    });
-    let ready = tokio::time::timeout(DEADLINE, ready).await;
-    if !matches!(ready, Ok(Ok(true))) {
-        let _ = host.kill();
-        let _ = host.wait();
-        panic!("the host did not start its tree");
-    }
+    let (mut host, _) =
+        start_host("containment::guard::guard_host", HOST_VAR, scratch.path()).await;
     wait_until("the tree to write its pids", || {
         ["leader", "child", "escapee"]
             .iter()

@@ -8,10 +8,9 @@
 //! nothing unless `PROCWARD_ADVERSARY_HOST` names a scratch directory).
 
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
+use super::guard::{pid_in, start_host};
 use crate::support::{DEADLINE, TempDir, is_alive, wait_until};
 use procward::{Registry, RegistryConfig, SpawnRequest};
 
@@ -46,39 +45,15 @@ async fn adversary_host() {
     std::future::pending::<()>().await;
 }
 
-fn pid_in(dir: &Path, name: &str) -> Option<u32> {
-    fs::read_to_string(dir.join(name)).ok()?.trim().parse().ok()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tree_cannot_stand_the_guard_down() {
     let scratch = TempDir::new("adversary");
-    let mut host = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "containment::guard_adversary::adversary_host",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(HOST_VAR, scratch.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = host.stdout.take().unwrap();
-    let ready = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find(|line| line.contains("host ready"))
-    });
-    let ready = tokio::time::timeout(DEADLINE, ready).await;
-    let Ok(Ok(Some(line))) = ready else {
-        let _ = host.kill();
-        let _ = host.wait();
-        panic!("the host did not start its tree");
-    };
+    let (mut host, line) = start_host(
+        "containment::guard_adversary::adversary_host",
+        HOST_VAR,
+        scratch.path(),
+    )
+    .await;
     if line.ends_with("process_group") {
         // Without a cgroup an `env -i` escapee carries no token: nothing
         // can find it (docs/security.md). Only the stand-down is tested.
