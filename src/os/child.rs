@@ -116,14 +116,10 @@ pub(crate) struct Spawned {
     pub(crate) stderr: pipe::Receiver,
 }
 
-/// Starts `req` in a new process group whose id is the child's pid, with
-/// stdout/stderr piped and stdin as the request says, and in a cgroup of
-/// its own made from `placement` when there is one. Blocks until the
-/// program is executed (or fails to be): for the OS worker's thread.
-pub(crate) fn spawn(
-    req: &SpawnRequest,
-    placement: Option<&Placement>,
-) -> Result<RawSpawned, Error> {
+/// The std command for `req`: program and arguments, environment, cwd,
+/// and stdin as the request says with stdout and stderr piped. Placement,
+/// the process group and limits are added by [`spawn`].
+fn command(req: &SpawnRequest) -> Result<std::process::Command, Error> {
     let mut cmd = match &req.command {
         Command::Argv(argv) => {
             let (program, args) = argv
@@ -153,6 +149,18 @@ pub(crate) fn spawn(
     cmd.stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    Ok(cmd)
+}
+
+/// Starts `req` in a new process group whose id is the child's pid, with
+/// stdout/stderr piped and stdin as the request says, and in a cgroup of
+/// its own made from `placement` when there is one. Blocks until the
+/// program is executed (or fails to be): for the OS worker's thread.
+pub(crate) fn spawn(
+    req: &SpawnRequest,
+    placement: Option<&Placement>,
+) -> Result<RawSpawned, Error> {
+    let mut cmd = command(req)?;
     // The cgroup first: the child joins it before anything else runs in it.
     let placed = match placement {
         None => None,
