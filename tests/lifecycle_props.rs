@@ -3,7 +3,9 @@
 //! registry with a small cap, checked after every step and at the end.
 //! Children that print known bytes and exit must have exactly those bytes
 //! in their terminal snapshot, with a drain grace of a few milliseconds
-//! and bursts of them running at once.
+//! and bursts of them running at once. Children that start a `setsid`
+//! escapee must not leave it alive once their handle ends (at the latest
+//! at shutdown), under cgroups and under process groups alike.
 //!
 //! `cargo test` runs a few cases. For many more (the figures in
 //! docs/testing.md come from this):
@@ -36,6 +38,18 @@ enum Kind {
     SpawnTimeout,
     /// Prints `out-<tag>` and `err-<tag>` and exits 0.
     Known(u16),
+    /// Starts a `sleep` that leaves the process group and the session
+    /// (`setsid`) and exits at once: the escapee must die when its handle
+    /// ends, whatever ends it (cgroup containment, or the token hunt under
+    /// process groups).
+    Escapee,
+}
+
+/// The argument of every escapee's `sleep`: 30 s, with this test
+/// process's pid in the fraction, so a survivor is found by its command
+/// line and cannot be confused with anything else.
+fn escapee_arg() -> String {
+    format!("30.{}", std::process::id())
 }
 
 impl Kind {
@@ -49,6 +63,10 @@ impl Kind {
                 SpawnRequest::shell("sleep 5 & sleep 5").timeout(Duration::from_millis(30))
             }
             Kind::Known(tag) => SpawnRequest::shell(format!("echo out-{tag}; echo err-{tag} >&2")),
+            Kind::Escapee => SpawnRequest::shell(format!(
+                "setsid sleep {} </dev/null >/dev/null 2>&1 & echo started",
+                escapee_arg()
+            )),
         }
     }
 }
@@ -75,6 +93,7 @@ fn kind() -> impl Strategy<Value = Kind> {
         Just(Kind::LargeOutput),
         Just(Kind::SpawnTimeout),
         any::<u16>().prop_map(Kind::Known),
+        Just(Kind::Escapee),
     ]
 }
 
@@ -100,6 +119,10 @@ struct Case {
     /// A few milliseconds: shorter than a busy runtime takes to read a
     /// pipe, so a drain that dropped unread bytes would show.
     drain_grace_ms: u64,
+    /// Contain trees in cgroups (where this machine allows; process
+    /// groups otherwise) or in process groups with the token hunt: every
+    /// invariant, escapees included, must hold in both.
+    cgroups: bool,
     programs: Vec<Vec<Op>>,
 }
 
@@ -108,13 +131,15 @@ fn case() -> impl Strategy<Value = Case> {
         2usize..5,
         prop_oneof![Just(2usize), Just(1000)],
         1u64..6,
+        any::<bool>(),
         prop::collection::vec(prop::collection::vec(op(), 1..7), 2..4),
     )
         .prop_map(
-            |(max_handles, max_receipts, drain_grace_ms, programs)| Case {
+            |(max_handles, max_receipts, drain_grace_ms, cgroups, programs)| Case {
                 max_handles,
                 max_receipts,
                 drain_grace_ms,
+                cgroups,
                 programs,
             },
         )
@@ -361,6 +386,23 @@ fn leftovers(groups: &HashSet<u32>) -> Vec<String> {
         .collect()
 }
 
+/// Escapees (see [`Kind::Escapee`]) still alive: every one must have died
+/// with its handle, at the latest when the registry shut down.
+fn escapees() -> Vec<String> {
+    let wanted = format!("sleep\0{}\0", escapee_arg());
+    let Ok(pids) = procfs::pids() else {
+        return vec!["cannot read /proc".into()];
+    };
+    let mut buf = String::new();
+    pids.into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted.as_bytes())
+        })
+        .filter(|&pid| procfs::read_stat(pid, &mut buf).is_some_and(|stat| !stat.is_zombie()))
+        .map(|pid| format!("escapee {pid} survived"))
+        .collect()
+}
+
 async fn run_case(case: Case) -> Result<(), String> {
     let config = RegistryConfig::default()
         .max_handles(case.max_handles)
@@ -368,7 +410,12 @@ async fn run_case(case: Case) -> Result<(), String> {
         .max_receipts(case.max_receipts)
         .drain_grace(Duration::from_millis(case.drain_grace_ms))
         .reap_orphans(true)
-        .kill_escapees(true);
+        .kill_escapees(true)
+        .cgroup(if case.cgroups {
+            procward::CgroupMode::Auto
+        } else {
+            procward::CgroupMode::Off
+        });
     let registry = Registry::start(config).await.map_err(|e| e.to_string())?;
     let seen: Shared = Arc::default();
     let tasks: Vec<_> = case
@@ -403,7 +450,8 @@ async fn run_case(case: Case) -> Result<(), String> {
     registry.shutdown().await.map_err(|e| e.to_string())?;
 
     let groups: HashSet<u32> = lock(&seen).handles.iter().map(|(_, pid)| *pid).collect();
-    let left = leftovers(&groups);
+    let mut left = leftovers(&groups);
+    left.extend(escapees());
     if !left.is_empty() {
         return Err(format!("left behind after shutdown: {left:?}"));
     }
