@@ -10,6 +10,7 @@
 pub(crate) mod cgroup;
 pub(crate) mod child;
 pub(crate) mod escapees;
+mod fork_into;
 pub(crate) mod guard;
 mod limits;
 // `pub` only for `crate::__test_support`, which tests use.

@@ -387,7 +387,8 @@ fn leftovers(groups: &HashSet<u32>) -> Vec<String> {
 }
 
 /// Escapees (see [`Kind::Escapee`]) still alive: every one must have died
-/// with its handle, at the latest when the registry shut down.
+/// with its handle, at the latest when the registry shut down. Survivors
+/// are killed (by pid) once listed, so they cannot fail a later case.
 fn escapees() -> Vec<String> {
     let wanted = format!("sleep\0{}\0", escapee_arg());
     let Ok(pids) = procfs::pids() else {
@@ -399,7 +400,12 @@ fn escapees() -> Vec<String> {
             std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted.as_bytes())
         })
         .filter(|&pid| procfs::read_stat(pid, &mut buf).is_some_and(|stat| !stat.is_zombie()))
-        .map(|pid| format!("escapee {pid} survived"))
+        .map(|pid| {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+            format!("escapee {pid} survived")
+        })
         .collect()
 }
 
@@ -453,7 +459,12 @@ async fn run_case(case: Case) -> Result<(), String> {
     let mut left = leftovers(&groups);
     left.extend(escapees());
     if !left.is_empty() {
-        return Err(format!("left behind after shutdown: {left:?}"));
+        let mode = if case.cgroups {
+            "cgroups"
+        } else {
+            "process groups"
+        };
+        return Err(format!("left behind after shutdown ({mode}): {left:?}"));
     }
     outcome
 }

@@ -160,8 +160,7 @@ pub(crate) fn spawn(
     req: &SpawnRequest,
     placement: Option<&Placement>,
 ) -> Result<RawSpawned, Error> {
-    let mut cmd = command(req)?;
-    // The cgroup first: the child joins it before anything else runs in it.
+    // The cgroup first: the child is in it before anything else runs.
     let placed = match placement {
         None => None,
         Some(placement) => Some(placement.create().map_err(|source| Error::Containment {
@@ -170,6 +169,36 @@ pub(crate) fn spawn(
             source: source.into(),
         })?),
     };
+    if let Some((_, cgroup)) = &placed {
+        // Forked straight into the cgroup where the kernel allows it.
+        match super::fork_into::fork_into(req, cgroup) {
+            Ok(Some(forked)) => {
+                return Ok(RawSpawned {
+                    child: ChildProcess {
+                        pid: forked.pid,
+                        pidfd: Some(Pidfd::Raw(forked.pidfd)),
+                        cgroup: Some(cgroup.clone()),
+                    },
+                    stdin: forked.stdin,
+                    stdout: forked.stdout,
+                    stderr: forked.stderr,
+                });
+            }
+            // No clone3 here: the child joins after the fork, below.
+            Ok(None) => {}
+            Err(source) => {
+                // The child never ran the program and was reaped: the
+                // cgroup is empty.
+                let _ = super::cgroup::remove_tree(cgroup);
+                return Err(Error::Spawn {
+                    program: req.command.program().to_owned(),
+                    cwd: req.cwd.clone(),
+                    source: source.into(),
+                });
+            }
+        }
+    }
+    let mut cmd = command(req)?;
     if let Some((joiner, _)) = &placed {
         joiner.join_in_child(&mut cmd);
     }
