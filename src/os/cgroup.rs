@@ -14,11 +14,13 @@
 //! `/proc/self/mountinfo` and `/proc/self/cgroup`, never a fixed path),
 //! `procward-<pid>-<n>` belongs to one registry, and `t<m>` to one spawn.
 //!
-//! The child joins its cgroup between fork and exec: the spawner thread
-//! opens the spawn's `cgroup.procs` before forking, and the child writes
-//! `0` (itself) to it before it executes the program. The program's first
-//! instruction already runs in the cgroup; a child that cannot be placed
-//! fails to spawn.
+//! The child is forked straight into its cgroup
+//! ([`fork_into`](super::fork_into), `clone3` with `CLONE_INTO_CGROUP`).
+//! Where `clone3` is refused, it joins between fork and exec instead: the
+//! spawner thread opens the spawn's `cgroup.procs` before forking, and the
+//! child writes `0` (itself) to it before it executes the program. Either
+//! way the program's first instruction already runs in the cgroup; a
+//! child that cannot be placed fails to spawn.
 //!
 //! Every function here does blocking file I/O and runs on the
 //! [OS worker](super::worker)'s threads (spawner threads included), never
