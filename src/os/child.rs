@@ -152,6 +152,35 @@ fn command(req: &SpawnRequest) -> Result<std::process::Command, Error> {
     Ok(cmd)
 }
 
+/// Forks `req` straight into its (new, empty) `cgroup` where the kernel
+/// allows it; `None` where it refuses `clone3`, for the caller to join
+/// after the fork instead. On a failure the cgroup is removed.
+fn spawn_into(req: &SpawnRequest, cgroup: &std::path::Path) -> Result<Option<RawSpawned>, Error> {
+    match super::fork_into::fork_into(req, cgroup) {
+        Ok(Some(forked)) => Ok(Some(RawSpawned {
+            child: ChildProcess {
+                pid: forked.pid,
+                pidfd: Some(Pidfd::Raw(forked.pidfd)),
+                cgroup: Some(cgroup.to_owned()),
+            },
+            stdin: forked.stdin,
+            stdout: forked.stdout,
+            stderr: forked.stderr,
+        })),
+        Ok(None) => Ok(None),
+        Err(source) => {
+            // The child never ran the program and was reaped: the cgroup
+            // is empty.
+            let _ = super::cgroup::remove_tree(cgroup);
+            Err(Error::Spawn {
+                program: req.command.program().to_owned(),
+                cwd: req.cwd.clone(),
+                source: source.into(),
+            })
+        }
+    }
+}
+
 /// Starts `req` in a new process group whose id is the child's pid, with
 /// stdout/stderr piped and stdin as the request says, and in a cgroup of
 /// its own made from `placement` when there is one. Blocks until the
@@ -169,34 +198,10 @@ pub(crate) fn spawn(
             source: source.into(),
         })?),
     };
-    if let Some((_, cgroup)) = &placed {
-        // Forked straight into the cgroup where the kernel allows it.
-        match super::fork_into::fork_into(req, cgroup) {
-            Ok(Some(forked)) => {
-                return Ok(RawSpawned {
-                    child: ChildProcess {
-                        pid: forked.pid,
-                        pidfd: Some(Pidfd::Raw(forked.pidfd)),
-                        cgroup: Some(cgroup.clone()),
-                    },
-                    stdin: forked.stdin,
-                    stdout: forked.stdout,
-                    stderr: forked.stderr,
-                });
-            }
-            // No clone3 here: the child joins after the fork, below.
-            Ok(None) => {}
-            Err(source) => {
-                // The child never ran the program and was reaped: the
-                // cgroup is empty.
-                let _ = super::cgroup::remove_tree(cgroup);
-                return Err(Error::Spawn {
-                    program: req.command.program().to_owned(),
-                    cwd: req.cwd.clone(),
-                    source: source.into(),
-                });
-            }
-        }
+    if let Some((_, cgroup)) = &placed
+        && let Some(spawned) = spawn_into(req, cgroup)?
+    {
+        return Ok(spawned);
     }
     let mut cmd = command(req)?;
     if let Some((joiner, _)) = &placed {

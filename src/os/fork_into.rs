@@ -243,18 +243,7 @@ pub(crate) fn fork_into(req: &SpawnRequest, cgroup: &Path) -> io::Result<Option<
     #[allow(unsafe_code)]
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     drop((stdout_w, stderr_w, stdin_child, report_w, dir));
-    let mut report = [0u8; 4];
-    let mut got = 0;
-    while got < report.len() {
-        match rustix::io::read(&report_r, &mut report[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(errno) => return Err(errno.into()),
-        }
-    }
-    if got == 0 {
-        // The report pipe closed on exec: the program runs.
+    let Some(errno) = exec_report(&report_r)? else {
         return Ok(Some(Forked {
             pid,
             pidfd,
@@ -262,10 +251,26 @@ pub(crate) fn fork_into(req: &SpawnRequest, cgroup: &Path) -> io::Result<Option<
             stdout: stdout_r,
             stderr: stderr_r,
         }));
-    }
+    };
     // The child failed before or at exec and exited: reap it.
     let _ = waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED);
-    Err(io::Error::from_raw_os_error(i32::from_ne_bytes(report)))
+    Err(io::Error::from_raw_os_error(errno))
+}
+
+/// Reads the child's report: `None` when the pipe closed empty (it closes
+/// on exec: the program runs), else the errno the child failed with.
+fn exec_report(report: &OwnedFd) -> io::Result<Option<i32>> {
+    let mut bytes = [0u8; 4];
+    let mut got = 0;
+    while got < bytes.len() {
+        match rustix::io::read(report, &mut bytes[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+    Ok((got > 0).then(|| i32::from_ne_bytes(bytes)))
 }
 
 /// The child's side, between the fork and the exec: returns the errno of
