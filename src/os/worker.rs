@@ -358,6 +358,10 @@ struct Pending {
     leader_start: Option<u64>,
     /// Escapees killed and not yet seen dead.
     killed: Vec<OwnedFd>,
+    /// A pass found no bearer of the token but met a process whose
+    /// environment read empty (one in the middle of an exec has none for
+    /// a moment), and one more pass was asked for.
+    rechecked: bool,
     /// The tree's cgroup, until it is empty and removed.
     cgroup: Option<PathBuf>,
     /// What the cgroup counted, read when it emptied.
@@ -526,6 +530,7 @@ impl WorkerState {
             token: cleanup.token,
             leader_start: None,
             killed: Vec::new(),
+            rechecked: false,
             cgroup: cleanup.cgroup,
             usage: None,
             give_up: Instant::now() + CLEANUP_DEADLINE,
@@ -592,8 +597,8 @@ impl WorkerState {
             .pending
             .iter()
             .any(|p| p.sweep_group || p.token.is_some());
-        let members = if !needs_scan {
-            vec![0; self.pending.len()]
+        let (members, unsure) = if !needs_scan {
+            (vec![0; self.pending.len()], false)
         } else if self.reaping_orphans
             && let Some(alive) = self.reap_orphans(jobs)
             && alive.iter().all(|stat| stat.pgrp == self.my_group)
@@ -604,14 +609,22 @@ impl WorkerState {
             // a leader, and there is none (our own group's children are
             // the host's, not a tree's). Every sweep and hunt is done,
             // without reading the rest of `/proc`.
-            vec![0; self.pending.len()]
+            (vec![0; self.pending.len()], false)
         } else {
             self.scan()
         };
         let now = Instant::now();
         let mut waiting = Vec::with_capacity(self.pending.len());
-        for (pending, members) in self.pending.drain(..).zip(members) {
-            let done = members == 0 && pending.killed.is_empty() && pending.cgroup.is_none();
+        for (mut pending, members) in self.pending.drain(..).zip(members) {
+            // A process caught mid-exec shows an empty environment: it may
+            // be an escapee that carries the token a moment later. A hunt
+            // that met one passes once more before it calls the tree done.
+            let recheck = unsure && pending.token.is_some() && !pending.rechecked;
+            if recheck {
+                pending.rechecked = true;
+            }
+            let done =
+                members == 0 && pending.killed.is_empty() && pending.cgroup.is_none() && !recheck;
             if !done && now < pending.give_up {
                 waiting.push(pending);
                 continue;
@@ -730,9 +743,12 @@ impl WorkerState {
 
     /// Reads `/proc` once for every pending cleanup: returns the members
     /// left in each one's group (reaping our zombie children among them),
-    /// and kills the processes that carry a pending token.
-    fn scan(&mut self) -> Vec<usize> {
+    /// and whether a process that may yet carry a token was met (its
+    /// environment read empty); kills the processes that carry a pending
+    /// token.
+    fn scan(&mut self) -> (Vec<usize>, bool) {
         let mut members = vec![0; self.pending.len()];
+        let mut unsure = false;
         let mut groups: HashMap<i32, usize> = HashMap::new();
         let mut tokens: HashMap<String, usize> = HashMap::new();
         let mut min_start = u64::MAX;
@@ -755,7 +771,7 @@ impl WorkerState {
                 // Nothing can be found (out of descriptors, say): say so,
                 // and keep every cleanup waiting until its deadline.
                 tracing::warn!(%err, "cannot read /proc; process trees cannot be swept now");
-                return vec![1; self.pending.len()];
+                return (vec![1; self.pending.len()], false);
             }
         };
         for pid in pids {
@@ -783,6 +799,10 @@ impl WorkerState {
                 continue;
             }
             let Some(token) = procfs::env_var(pid, TOKEN_VAR, &mut self.env_buf) else {
+                // Kernel threads (children of kthreadd, pid 2) have none.
+                if self.env_buf.is_empty() && !matches!(stat.ppid, 0 | 2) {
+                    unsure = true;
+                }
                 continue;
             };
             if let Some(&i) = tokens.get(&token)
@@ -791,7 +811,7 @@ impl WorkerState {
                 self.pending[i].killed.push(pidfd);
             }
         }
-        members
+        (members, unsure)
     }
 }
 
