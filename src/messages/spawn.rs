@@ -99,6 +99,16 @@ pub struct SpawnRequest {
 }
 
 impl SpawnRequest {
+    /// The `PATH` the child will have: the last one the request sets;
+    /// none if it clears its environment without setting one; else ours.
+    pub(crate) fn child_path(&self) -> Option<std::ffi::OsString> {
+        match self.env.iter().rev().find(|(key, _)| key == "PATH") {
+            Some((_, value)) => Some(value.into()),
+            None if self.clear_env => None,
+            None => std::env::var_os("PATH"),
+        }
+    }
+
     /// Runs `argv[0]` with `argv[1..]` as arguments, without a shell.
     pub fn argv<I, S>(argv: I) -> Self
     where

@@ -85,7 +85,7 @@ impl Prepared {
         };
         let program = argv.first().ok_or_else(|| invalid("argv is empty"))?;
         let env = environment(req);
-        let candidates = candidates(program, &env);
+        let candidates = candidates(program, req.child_path().as_deref());
         let c = |bytes: Vec<u8>| CString::new(bytes).map_err(|_| invalid("a NUL byte"));
         Ok(Prepared {
             candidates: candidates
@@ -131,19 +131,15 @@ fn environment(req: &SpawnRequest) -> Vec<(OsString, OsString)> {
 }
 
 /// Where `execvp` would look for `program`: the program itself when it
-/// names a path (`/` in it), else each directory of the child's `PATH`
-/// (`/bin:/usr/bin` when it has none), an empty entry meaning the child's
-/// working directory.
-fn candidates(program: &OsStr, env: &[(OsString, OsString)]) -> Vec<OsString> {
+/// names a path (`/` in it), else each directory of the child's `path`
+/// ([`SpawnRequest::child_path`]; `/bin:/usr/bin` when it has none), an
+/// empty entry meaning the child's working directory.
+fn candidates(program: &OsStr, path: Option<&OsStr>) -> Vec<OsString> {
     if program.as_bytes().contains(&b'/') {
         return vec![program.to_owned()];
     }
-    let path = env
-        .iter()
-        .rev()
-        .find(|(key, _)| key == "PATH")
-        .map_or_else(|| OsString::from("/bin:/usr/bin"), |(_, v)| v.clone());
-    path.as_bytes()
+    path.unwrap_or(OsStr::new("/bin:/usr/bin"))
+        .as_bytes()
         .split(|&b| b == b':')
         .map(|dir| {
             let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
@@ -366,23 +362,26 @@ mod tests {
 
     #[test]
     fn a_program_with_a_slash_is_its_own_only_candidate() {
-        let found = candidates(OsStr::new("./run"), &env(&[("PATH", "/bin")]));
+        let found = candidates(OsStr::new("./run"), Some(OsStr::new("/bin")));
         assert_eq!(found, vec![OsString::from("./run")]);
     }
 
     #[test]
     fn a_bare_name_is_searched_in_the_childs_path_in_order() {
-        let found = candidates(OsStr::new("tool"), &env(&[("PATH", "/a::/b")]));
+        let found = candidates(OsStr::new("tool"), Some(OsStr::new("/a::/b")));
         assert_eq!(
             found,
             ["/a/tool", "./tool", "/b/tool"]
                 .map(OsString::from)
                 .to_vec()
         );
-        // The last PATH wins; none at all means execvp's default.
-        let found = candidates(OsStr::new("x"), &env(&[("PATH", "/a"), ("PATH", "/z")]));
+        // The request's last PATH wins; none at all means execvp's default.
+        let req = SpawnRequest::argv(["x"])
+            .env("PATH", "/a")
+            .env("PATH", "/z");
+        let found = candidates(OsStr::new("x"), req.child_path().as_deref());
         assert_eq!(found, vec![OsString::from("/z/x")]);
-        let found = candidates(OsStr::new("x"), &[]);
+        let found = candidates(OsStr::new("x"), None);
         assert_eq!(found, ["/bin/x", "/usr/bin/x"].map(OsString::from).to_vec());
     }
 

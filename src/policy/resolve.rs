@@ -2,7 +2,6 @@
 //! the OS would execute, found the way `execvp` finds it, so that the
 //! program lists check what actually runs.
 
-use std::ffi::OsString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -38,7 +37,8 @@ pub(super) fn resolve_program(request: &SpawnRequest) -> Result<PathBuf, Denied>
         }
         path
     } else {
-        let search = child_path(request)
+        let search = request
+            .child_path()
             .ok_or_else(|| cannot("the child has no PATH to search".to_owned()))?;
         let base = base_dir(request).map_err(&cannot)?;
         std::env::split_paths(&search)
@@ -134,16 +134,6 @@ pub(super) fn base_dir(request: &SpawnRequest) -> Result<PathBuf, String> {
                 None => ours,
             })
         }
-    }
-}
-
-/// The `PATH` the child will have: the last one the request sets; none if
-/// it clears its environment; else ours.
-fn child_path(request: &SpawnRequest) -> Option<OsString> {
-    match request.env.iter().rev().find(|(key, _)| key == "PATH") {
-        Some((_, value)) => Some(OsString::from(value)),
-        None if request.clear_env => None,
-        None => std::env::var_os("PATH"),
     }
 }
 
