@@ -27,4 +27,5 @@ mod serve {
     mod shutdown;
     mod socket;
     mod socket_owners;
+    mod stdio;
 }

@@ -17,6 +17,7 @@ mod ctl;
 #[cfg(feature = "cluster")]
 mod node;
 mod serve;
+mod stdio;
 
 /// The server makes and frees many small buffers on several threads at
 /// once; mimalloc's per-thread heaps keep glibc's malloc locks out of

@@ -13,6 +13,8 @@ use procward::json::{
 use procward::{CgroupMode, Registry, RegistryConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::stdio;
+
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// Handles (running or finished) kept before a spawn evicts the oldest.
@@ -243,14 +245,10 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Err
             json::serve_socket(dispatcher, path, &options, &socket, stop).await?;
         }
         None => {
-            json::serve_with(
-                dispatcher,
-                tokio::io::stdin(),
-                tokio::io::stdout(),
-                &options,
-                stop,
-            )
-            .await?;
+            let (input, read) = stdio::input();
+            let (output, written) = stdio::output();
+            tracing::debug!(%read, %written, "serving on stdin and stdout");
+            json::serve_with(dispatcher, input, output, &options, stop).await?;
         }
     }
     Ok(())
