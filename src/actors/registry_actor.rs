@@ -349,6 +349,11 @@ impl Actor for RegistryActor {
                 Err(err) => tracing::error!(%err, "cannot remove the registry's cgroup"),
             }
         }
+        // Orphans of the trees just killed are zombies of ours now: none
+        // outlives the registry.
+        if state.config.reap_orphans {
+            state.worker.reap_orphans_now().await;
+        }
         Ok(())
     }
 }

@@ -74,6 +74,16 @@ const MAX_CGROUP_PAUSE: Duration = Duration::from_millis(1);
 /// How soon an orphan reap put off while forks were under way is tried
 /// again.
 const RETRY_REAP: Duration = Duration::from_millis(1);
+/// How long an orphan reap waits when the only zombie child it can see is
+/// a leader (whose process actor reaps it in a moment): a SIGCHLD is
+/// usually a leader's, and looking again after its reap finds no zombie at
+/// all, without listing our children. At most this long do orphans stay
+/// zombies, and at most once per this long does a SIGCHLD list them.
+const LEADER_REAP_WAIT: Duration = Duration::from_millis(5);
+/// How long [`Worker::reap_orphans_now`] keeps looking while a child of
+/// ours that is no leader is still alive: a dying orphan may yet hand us
+/// zombies of its own.
+const REAP_NOW_WAIT: Duration = Duration::from_millis(200);
 
 /// What a handle's end asks of the worker.
 #[derive(Debug, Clone)]
@@ -136,9 +146,17 @@ pub(crate) fn spawner_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4))
 }
 
-enum Job {
+/// What the worker learns of leaders. These come on a channel of their
+/// own that the worker reads before it looks at its children, and never
+/// wake it: a spawn and a reap cost the worker's thread nothing.
+enum LeaderNote {
     /// A spawner forked this leader.
-    Leader(i32),
+    Forked(i32),
+    /// A leader was reaped by its owner: its pid is no longer ours.
+    Reaped(i32),
+}
+
+enum Job {
     Cleanup {
         cleanup: Cleanup,
         reply: oneshot::Sender<Option<TreeUsage>>,
@@ -149,8 +167,6 @@ enum Job {
     DropCgroup(PathBuf),
     /// Blocking work of another module (a registry's cgroup), run in turn.
     Run(Box<dyn FnOnce() + Send>),
-    /// A leader was reaped by its owner: its pid is no longer ours.
-    ForgetLeader(i32),
     /// A leader dropped unreaped, its group (and cgroup) killed: reap it
     /// when it died, and remove its cgroup once empty.
     ReapDropped(i32, DroppedChild, Option<PathBuf>),
@@ -160,6 +176,8 @@ enum Job {
     ReapOrphans,
     /// A SIGCHLD arrived.
     ChildSignal,
+    /// Reap every orphan that is a zombie now, and answer once done.
+    ReapNow(oneshot::Sender<()>),
 }
 
 /// The way to the worker thread. Cheap to share: every registry of this OS
@@ -194,13 +212,14 @@ pub(crate) fn worker() -> Result<&'static Worker, Error> {
 
 fn start() -> io::Result<Worker> {
     let (jobs, rx) = mpsc::channel();
+    let (notes, notes_rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("procward-os".into())
-        .spawn(move || WorkerState::new().run(rx))?;
+        .spawn(move || WorkerState::new(notes_rx).run(rx))?;
     let mut spawners = Vec::new();
     for n in 0..spawner_threads() {
         let (tx, queue) = mpsc::channel();
-        let leaders = jobs.clone();
+        let leaders = notes.clone();
         std::thread::Builder::new()
             .name(format!("procward-spawn-{n}"))
             .spawn(move || fork_all(queue, leaders))?;
@@ -209,7 +228,10 @@ fn start() -> io::Result<Worker> {
     let notices = jobs.clone();
     child::send_notices_to(move |notice| {
         let job = match notice {
-            ChildNotice::Reaped(pid) => Job::ForgetLeader(pid),
+            ChildNotice::Reaped(pid) => {
+                let _ = notes.send(LeaderNote::Reaped(pid));
+                return;
+            }
             ChildNotice::Dropped(pid, child, cgroup) => Job::ReapDropped(pid, child, cgroup),
             ChildNotice::Cgroup(path, write) => Job::Cgroup(path, write),
         };
@@ -230,12 +252,12 @@ fn start() -> io::Result<Worker> {
 /// A spawner thread: forks each spawn it is given and tells the worker of
 /// the new leader before it counts the fork as finished (see the module
 /// docs for why that order).
-fn fork_all(queue: mpsc::Receiver<SpawnJob>, leaders: mpsc::Sender<Job>) {
+fn fork_all(queue: mpsc::Receiver<SpawnJob>, leaders: mpsc::Sender<LeaderNote>) {
     for job in queue {
         FORKS_STARTED.fetch_add(1, Ordering::SeqCst);
         let result = child::spawn(&job.request, job.placement.as_ref());
         if let Ok(spawned) = &result {
-            let _ = leaders.send(Job::Leader(spawned.child.pid() as i32));
+            let _ = leaders.send(LeaderNote::Forked(spawned.child.pid() as i32));
         }
         FORKS_FINISHED.fetch_add(1, Ordering::SeqCst);
         let SpawnJob { request, done, .. } = job;
@@ -335,9 +357,20 @@ impl Worker {
             .map_err(|_| io::Error::other("the OS worker thread has stopped"))
     }
 
-    /// A SIGCHLD arrived: reap the orphans that are zombies now.
+    /// A SIGCHLD arrived: reap the orphans that are zombies now (within
+    /// [`LEADER_REAP_WAIT`] when a leader's zombie hides them).
     pub(crate) fn child_signal(&self) {
         let _ = self.jobs.send(Job::ChildSignal);
+    }
+
+    /// Reaps every orphan that is a zombie now, and resolves once done (at
+    /// a registry's stop, so that no zombie outlives it). Does nothing
+    /// unless this process reaps orphans.
+    pub(crate) async fn reap_orphans_now(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.jobs.send(Job::ReapNow(reply)).is_ok() {
+            let _ = done.await;
+        }
     }
 
     /// `pid` is a child of ours that is not a leader and not an orphan (the
@@ -381,6 +414,14 @@ struct WorkerState {
     /// A SIGCHLD (or the start of orphan reaping) asked for a reap that has
     /// not run yet.
     reap_wanted: bool,
+    /// The only zombie child seen was a leader: look again at this time.
+    reap_after_leader: Option<Instant>,
+    /// Callers of [`Worker::reap_orphans_now`] waiting for the next reap,
+    /// and until when they wait at most.
+    reap_callers: Vec<oneshot::Sender<()>>,
+    reap_callers_until: Option<Instant>,
+    /// Leaders forked and reaped, not yet counted in `leaders`.
+    notes: mpsc::Receiver<LeaderNote>,
     /// A cleanup or a dropped child arrived since the last look.
     new_cleanup: bool,
     pending: Vec<Pending>,
@@ -395,12 +436,16 @@ struct WorkerState {
 }
 
 impl WorkerState {
-    fn new() -> Self {
+    fn new(notes: mpsc::Receiver<LeaderNote>) -> Self {
         WorkerState {
             leaders: HashMap::new(),
             kept: Vec::new(),
             reaping_orphans: false,
             reap_wanted: false,
+            reap_after_leader: None,
+            reap_callers: Vec::new(),
+            reap_callers_until: None,
+            notes,
             new_cleanup: false,
             pending: Vec::new(),
             dropped: Vec::new(),
@@ -417,16 +462,20 @@ impl WorkerState {
         let mut next_pass: Option<Instant> = None;
         loop {
             // An orphan reap put off while forks were under way is tried
-            // again soon, as is the next pass of waiting cleanups.
-            // A reap takes every job queued, cleanups included: those are
-            // served now, not when the next job happens to come.
-            let wake = match (next_pass, self.reap_wanted && self.reaping_orphans) {
+            // again soon (or once a leader's zombie had time to be reaped),
+            // as is the next pass of waiting cleanups. A reap takes every
+            // job queued, cleanups included: those are served now, not
+            // when the next job happens to come.
+            let now = Instant::now();
+            let reap_in = (self.reap_wanted && self.reaping_orphans).then(|| {
+                self.reap_after_leader
+                    .map_or(RETRY_REAP, |at| at.saturating_duration_since(now))
+            });
+            let pass_in = next_pass.map(|at| at.saturating_duration_since(now));
+            let wake = match (pass_in, reap_in) {
                 _ if self.new_cleanup => Some(Duration::ZERO),
-                (at, true) => Some(at.map_or(RETRY_REAP, |at| {
-                    at.saturating_duration_since(Instant::now()).min(RETRY_REAP)
-                })),
-                (Some(at), false) => Some(at.saturating_duration_since(Instant::now())),
-                (None, false) => None,
+                (Some(pass), Some(reap)) => Some(pass.min(reap)),
+                (pass, reap) => pass.or(reap),
             };
             let first = match wake {
                 None => match jobs.recv() {
@@ -465,27 +514,90 @@ impl WorkerState {
                     Some(at)
                 };
             }
-            if self.reap_wanted && self.reaping_orphans {
-                self.reap_orphans(&jobs);
+            if self.reap_wanted
+                && self.reaping_orphans
+                && self.reap_after_leader.is_none_or(|at| Instant::now() >= at)
+            {
+                self.reap_if_orphans(&jobs);
+            }
+            if !self.reaping_orphans {
+                self.answer_reap_callers();
             }
         }
     }
 
-    /// Takes every job queued now.
+    /// A reap for [`Worker::reap_orphans_now`]: lists our children (no
+    /// look first), and again after [`RETRY_REAP`] while one that is no
+    /// leader is alive outside our group (it may be dying and about to
+    /// hand us zombies), for [`REAP_NOW_WAIT`] at most.
+    fn reap_for_callers(&mut self, jobs: &mpsc::Receiver<Job>) {
+        let settled = self
+            .reap_orphans(jobs)
+            .is_some_and(|alive| alive.iter().all(|stat| stat.pgrp == self.my_group));
+        let late = self
+            .reap_callers_until
+            .is_none_or(|until| Instant::now() >= until);
+        if settled || late {
+            self.reap_wanted = false;
+            self.answer_reap_callers();
+        } else {
+            self.reap_wanted = true;
+        }
+    }
+
+    fn answer_reap_callers(&mut self) {
+        self.reap_callers_until = None;
+        for caller in self.reap_callers.drain(..) {
+            let _ = caller.send(());
+        }
+    }
+
+    /// Takes every job queued now, and every note of leaders.
     fn drain(&mut self, jobs: &mpsc::Receiver<Job>) {
+        while let Ok(note) = self.notes.try_recv() {
+            match note {
+                LeaderNote::Forked(pid) => *self.leaders.entry(pid).or_default() += 1,
+                LeaderNote::Reaped(pid) => self.forget(pid),
+            }
+        }
         while let Ok(job) = jobs.try_recv() {
             self.absorb(job);
         }
     }
 
+    /// Reaps our zombie orphans, after a look that finds most often that
+    /// there is none: a SIGCHLD is usually a leader's, whose zombie its
+    /// process actor reaps. If the only zombie child seen is a leader, the
+    /// look is repeated once after [`LEADER_REAP_WAIT`]; any other zombie
+    /// (or a second look that still sees one) lists our children.
+    fn reap_if_orphans(&mut self, jobs: &mpsc::Receiver<Job>) {
+        if !self.reap_callers.is_empty() {
+            self.reap_for_callers(jobs);
+            return;
+        }
+        let looked_before = self.reap_after_leader.take().is_some();
+        match zombie_child() {
+            ZombieChild::None => self.reap_wanted = false,
+            ZombieChild::Pid(pid)
+                if !looked_before && {
+                    self.drain(jobs);
+                    self.is_leader(pid)
+                } =>
+            {
+                self.reap_after_leader = Some(Instant::now() + LEADER_REAP_WAIT);
+            }
+            ZombieChild::Pid(_) | ZombieChild::Unknown => {
+                self.reap_orphans(jobs);
+            }
+        }
+    }
+
     fn absorb(&mut self, job: Job) {
         match job {
-            Job::Leader(pid) => *self.leaders.entry(pid).or_default() += 1,
             Job::Cleanup { cleanup, reply } => {
                 self.add_cleanup(cleanup, reply);
                 self.new_cleanup = true;
             }
-            Job::ForgetLeader(pid) => self.forget(pid),
             Job::ReapDropped(pid, child, cgroup) => {
                 if let Some(path) = &cgroup {
                     write_cgroup(path, CgroupWrite::Kill);
@@ -507,6 +619,12 @@ impl WorkerState {
                 self.reap_wanted = true;
             }
             Job::ChildSignal => self.reap_wanted = true,
+            Job::ReapNow(reply) => {
+                self.reap_callers.push(reply);
+                self.reap_callers_until = Some(Instant::now() + REAP_NOW_WAIT);
+                self.reap_wanted = true;
+                self.reap_after_leader = None;
+            }
         }
     }
 
@@ -568,6 +686,7 @@ impl WorkerState {
             return None;
         }
         self.reap_wanted = false;
+        self.reap_after_leader = None;
         let mut alive = Vec::new();
         for pid in children {
             if self.is_leader(pid) || self.kept.contains(&pid) {
@@ -592,7 +711,12 @@ impl WorkerState {
     fn pass(&mut self, jobs: &mpsc::Receiver<Job>) {
         self.reap_dropped();
         self.reap_killed();
-        self.empty_cgroups();
+        if self.empty_cgroups() && self.reaping_orphans {
+            // A tree in a cgroup needs no sweep (an empty cgroup is a dead
+            // tree), but the orphans it handed us are zombies to reap: a
+            // look for them is due, even in a runtime without SIGCHLD.
+            self.reap_wanted = true;
+        }
         let needs_scan = self
             .pending
             .iter()
@@ -658,8 +782,10 @@ impl WorkerState {
     }
 
     /// Reads the usage of every pending cgroup that has emptied and removes
-    /// it; removes the emptied cgroups of dropped leaders.
-    fn empty_cgroups(&mut self) {
+    /// it; removes the emptied cgroups of dropped leaders. Returns whether
+    /// a pending tree's cgroup was found empty.
+    fn empty_cgroups(&mut self) -> bool {
+        let mut emptied = false;
         for pending in &mut self.pending {
             let Some(path) = &pending.cgroup else {
                 continue;
@@ -669,6 +795,7 @@ impl WorkerState {
                 Ok(false) => {
                     pending.usage = cgroup::usage(path).ok();
                     remove_cgroup(path);
+                    emptied = true;
                 }
                 Err(err) => {
                     tracing::warn!(cgroup = %path.display(), %err, "cannot read the cgroup's events; leaving it");
@@ -689,6 +816,7 @@ impl WorkerState {
                     false
                 }
             });
+        emptied
     }
 
     /// Reaps the dropped leaders that have died.
@@ -812,6 +940,40 @@ impl WorkerState {
             }
         }
         (members, unsure)
+    }
+}
+
+/// What a look at our children for a zombie found.
+enum ZombieChild {
+    /// No child of ours is a zombie (or we have no child).
+    None,
+    /// This child is a zombie (there may be more).
+    Pid(i32),
+    /// The look failed.
+    Unknown,
+}
+
+/// Looks for a zombie child without reaping it (`waitid` with `WNOWAIT`):
+/// one system call, where listing our children takes several per thread.
+fn zombie_child() -> ZombieChild {
+    // SAFETY: `siginfo_t` is plain data, valid zeroed; `waitid` only
+    // writes into it, and with `WNOWAIT` it leaves the child unreaped.
+    #[allow(unsafe_code)]
+    let (ret, pid) = unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let ret = libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        (ret, if ret == 0 { info.si_pid() } else { 0 })
+    };
+    match ret {
+        0 if pid == 0 => ZombieChild::None,
+        0 => ZombieChild::Pid(pid),
+        _ if io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) => ZombieChild::None,
+        _ => ZombieChild::Unknown,
     }
 }
 

@@ -2,7 +2,10 @@
 //! its process group: a child that leaves its group and forks hundreds of
 //! children it never waits for leaves no zombie behind once it is killed.
 
+use std::collections::HashSet;
 use std::time::Duration;
+
+use futures::future::join_all;
 
 use procward::{Registry, RegistryConfig, SpawnRequest, Status};
 
@@ -63,4 +66,61 @@ async fn zombies_of_a_killed_escapee_are_reaped() {
         .await;
     }
     registry.shutdown().await.unwrap();
+}
+
+/// Under cgroup containment a tree's end does not sweep its group: the
+/// orphans it hands us are reaped by the orphan reaper as they come. Two
+/// hundred trees whose leader exits at once, each leaving four children
+/// that the tree's kill turns into our zombies: every one is reaped, and a
+/// shutdown right after trees were killed leaves no zombie of theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_of_trees_in_cgroups_are_reaped() {
+    let config = RegistryConfig::default()
+        .cgroup(procward::CgroupMode::Required)
+        .reap_orphans(true)
+        .max_handles(400)
+        .drain_grace(Duration::from_millis(5));
+    let registry = match Registry::start(config).await {
+        Ok(registry) => registry,
+        Err(err) => {
+            println!("skipped: no writable cgroup v2 hierarchy here ({err})");
+            return;
+        }
+    };
+    // Other tests of this binary run at once: only zombies in the groups
+    // of this test's trees (each leader leads its own) count.
+    let zombies_of = |groups: &HashSet<u32>| {
+        children_of(std::process::id())
+            .into_iter()
+            .filter(|p| p.is_zombie() && u32::try_from(p.pgrp).is_ok_and(|g| groups.contains(&g)))
+            .collect::<Vec<_>>()
+    };
+    let tree = "for i in 1 2 3 4; do sleep 30 & done; exit 0";
+    let spawns = (0..200).map(|_| registry.spawn(SpawnRequest::shell(tree)));
+    let mut groups = HashSet::new();
+    for spawned in join_all(spawns).await {
+        let spawned = spawned.unwrap();
+        groups.insert(spawned.pid);
+        let done = registry
+            .wait(spawned.handle_id, None)
+            .await
+            .unwrap()
+            .snapshot;
+        assert_eq!(done.status, Status::Exited, "{done:?}");
+    }
+    wait_until("the killed trees' orphans to be reaped", || {
+        zombies_of(&groups).is_empty()
+    })
+    .await;
+    // Trees killed while running, then the registry stopped at once: their
+    // orphans are reaped before the shutdown returns.
+    let spawns =
+        (0..100).map(|_| registry.spawn(SpawnRequest::shell("sleep 30 & sleep 30 & wait")));
+    let mut groups = HashSet::new();
+    for spawned in join_all(spawns).await {
+        groups.insert(spawned.unwrap().pid);
+    }
+    registry.shutdown().await.unwrap();
+    let left = zombies_of(&groups);
+    assert!(left.is_empty(), "zombies left after the shutdown: {left:?}");
 }
