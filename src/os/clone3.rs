@@ -24,12 +24,13 @@
 //!   system call per signal. A kernel without it refuses the flags with
 //!   `EINVAL`, which the caller treats as "no `clone3`".
 
-use std::ffi::c_void;
 use std::io;
 
 /// `clone3` flags (linux/sched.h).
-pub(super) const CLONE_VM: u64 = 0x100;
-pub(super) const CLONE_VFORK: u64 = 0x4000;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const CLONE_VM: u64 = 0x100;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const CLONE_VFORK: u64 = 0x4000;
 pub(super) const CLONE_PIDFD: u64 = 0x1000;
 pub(super) const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
 pub(super) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
@@ -93,7 +94,7 @@ pub(super) unsafe fn fork(args: &CloneArgs) -> io::Result<i32> {
 /// mapped below).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 struct ChildStack {
-    base: *mut c_void,
+    base: *mut std::ffi::c_void,
     len: usize,
     guard: usize,
 }
@@ -186,8 +187,8 @@ thread_local! {
 #[allow(unsafe_code)]
 pub(super) unsafe fn vfork(
     args: &mut CloneArgs,
-    child: extern "C" fn(*mut c_void) -> !,
-    arg: *mut c_void,
+    child: extern "C" fn(*mut std::ffi::c_void) -> !,
+    arg: *mut std::ffi::c_void,
 ) -> io::Result<i32> {
     let stack = match STACK.take() {
         Some(stack) => stack,
@@ -216,8 +217,8 @@ pub(super) unsafe fn vfork(
 #[allow(unsafe_code)]
 unsafe fn trampoline(
     args: &mut CloneArgs,
-    child: extern "C" fn(*mut c_void) -> !,
-    arg: *mut c_void,
+    child: extern "C" fn(*mut std::ffi::c_void) -> !,
+    arg: *mut std::ffi::c_void,
 ) -> isize {
     let ret: isize;
     // SAFETY: see `vfork`. In the parent the block is the system call
@@ -260,8 +261,8 @@ unsafe fn trampoline(
 #[allow(unsafe_code)]
 unsafe fn trampoline(
     args: &mut CloneArgs,
-    child: extern "C" fn(*mut c_void) -> !,
-    arg: *mut c_void,
+    child: extern "C" fn(*mut std::ffi::c_void) -> !,
+    arg: *mut std::ffi::c_void,
 ) -> isize {
     let ret: isize;
     // SAFETY: see `vfork`. In the parent the block is the system call

@@ -22,24 +22,25 @@
 //! setsid, the limits, chdir, execve) and, if one fails, leaves its errno
 //! where the parent reads it: in memory we share (vfork-style), or on a
 //! close-on-exec pipe (a plain fork). The child also gets `SIGPIPE` back to
-//! its default and an empty signal mask, as std gives them, and (vfork-style)
-//! every signal we handle reset to its default. [`fork_into`] answers
-//! `None` where `clone3` or one of its flags is refused (`ENOSYS`, as some
-//! seccomp profiles do; `EINVAL` on an older kernel): the caller then
-//! starts the child through std's `Command` instead.
+//! its default and an empty signal mask, as std gives them, and every
+//! signal we handle reset to its default (`CLONE_CLEAR_SIGHAND`).
+//! [`fork_into`] answers `None` where `clone3` or one of its flags is
+//! refused (`ENOSYS`, as some seccomp profiles do; `E2BIG` or `EINVAL` on
+//! an older kernel): the caller then starts the child through std's
+//! `Command` instead.
 
-use std::ffi::{CString, OsStr, OsString, c_void};
+use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::AtomicI32;
 
 use rustix::fs::{Mode, OFlags, open};
 use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
 
-use super::clone3::{CLONE_INTO_CGROUP, CLONE_PIDFD, CloneArgs};
+use super::clone3::{CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP, CLONE_PIDFD, CloneArgs};
 use super::limits::InChild;
 use crate::messages::{Command, SpawnRequest, Stdin};
 
@@ -202,7 +203,10 @@ fn start(
 
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
-        flags: CLONE_PIDFD,
+        // Every signal we handle starts at its default in the child (a
+        // vfork-style child must never run our handlers; a forked one
+        // then behaves the same).
+        flags: CLONE_PIDFD | CLONE_CLEAR_SIGHAND,
         pidfd: &mut pidfd as *mut libc::c_int as u64,
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
@@ -259,6 +263,10 @@ struct Child<'a> {
     raise: Option<i32>,
     /// The child's errno if it failed, written by the child (vfork-style:
     /// in our memory) before it exits; 0 if it executed the program.
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(dead_code)
+    )]
     errno: AtomicI32,
 }
 
@@ -266,6 +274,8 @@ struct Child<'a> {
 /// execute the program (it has exited), `Ok((pid, None))` if it did.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn clone_child(args: &mut CloneArgs, child: &Child<'_>) -> io::Result<(i32, Option<i32>)> {
+    use std::ffi::c_void;
+    use std::sync::atomic::Ordering;
     // SAFETY: `vfork`'s contract: `child_main` reads only `child`, which
     // lives (and nobody changes) until `vfork` returns, since it is
     // borrowed for this whole call; it writes only `child.errno`, an
@@ -285,14 +295,16 @@ fn clone_child(args: &mut CloneArgs, child: &Child<'_>) -> io::Result<(i32, Opti
 /// The child's function (vfork-style): prepares and executes the program,
 /// or leaves the errno of what failed in `Child::errno` and exits 127.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-extern "C" fn child_main(arg: *mut c_void) -> ! {
+extern "C" fn child_main(arg: *mut std::ffi::c_void) -> ! {
     // SAFETY: `arg` is the `&Child` that `clone_child` passed, alive and
     // unchanged until the parent resumes, which is after this process has
     // executed a program or exited.
     #[allow(unsafe_code)]
     let child = unsafe { &*(arg as *const Child<'_>) };
     let errno = in_child(child);
-    child.errno.store(errno, Ordering::Release);
+    child
+        .errno
+        .store(errno, std::sync::atomic::Ordering::Release);
     // SAFETY: `_exit` ends this process at once, running nothing of the
     // parent's (no atexit handler, no destructor).
     #[allow(unsafe_code)]
@@ -355,9 +367,9 @@ fn in_child(child: &Child<'_>) -> i32 {
     // descriptors and memory of this process, prepared before the clone.
     #[allow(unsafe_code)]
     unsafe {
-        // As std does: SIGPIPE back to its default, no signal blocked.
-        // (Every other signal we handle is at its default already:
-        // `CLONE_CLEAR_SIGHAND`, or a plain fork's exec resets them.)
+        // As std does: SIGPIPE back to its default (we ignore it), no
+        // signal blocked. Every signal we handle is at its default
+        // already (`CLONE_CLEAR_SIGHAND`); ignored ones stay ignored.
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
@@ -428,6 +440,7 @@ fn in_child(child: &Child<'_>) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
         pairs
