@@ -26,7 +26,7 @@
 
 use std::io;
 
-/// `clone3` flags (linux/sched.h).
+// `clone3` flags (linux/sched.h).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 const CLONE_VM: u64 = 0x100;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
