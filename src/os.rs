@@ -9,6 +9,7 @@
 
 pub(crate) mod cgroup;
 pub(crate) mod child;
+mod clone3;
 pub(crate) mod escapees;
 mod fork_into;
 pub(crate) mod guard;

@@ -17,6 +17,7 @@ mod support {
 
 mod containment {
     mod cgroup;
+    mod cgroup_burst;
     mod escapees;
     mod guard;
     mod guard_adversary;

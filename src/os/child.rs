@@ -156,7 +156,7 @@ fn command(req: &SpawnRequest) -> Result<std::process::Command, Error> {
 /// allows it; `None` where it refuses `clone3`, for the caller to join
 /// after the fork instead. On a failure the cgroup is removed.
 fn spawn_into(req: &SpawnRequest, cgroup: &std::path::Path) -> Result<Option<RawSpawned>, Error> {
-    match super::fork_into::fork_into(req, cgroup) {
+    match super::fork_into::fork_into(req, Some(cgroup)) {
         Ok(Some(forked)) => Ok(Some(RawSpawned {
             child: ChildProcess {
                 pid: forked.pid,

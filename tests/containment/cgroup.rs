@@ -34,6 +34,13 @@ async fn cgroup_registry() -> Option<Registry> {
 /// The cgroup directory `pid` is in, from `/proc/<pid>/cgroup` and the
 /// cgroup2 mount.
 fn cgroup_of(pid: u32) -> PathBuf {
+    let own = fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read /proc/<pid>/cgroup");
+    cgroup_dir(&own)
+}
+
+/// The directory of the cgroup a `/proc/<pid>/cgroup` text names, under
+/// this machine's cgroup2 mount.
+pub(super) fn cgroup_dir(proc_cgroup: &str) -> PathBuf {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
     let mount = mountinfo
         .lines()
@@ -44,8 +51,7 @@ fn cgroup_of(pid: u32) -> PathBuf {
                 .then(|| before.split_whitespace().nth(4).map(PathBuf::from))?
         })
         .expect("a cgroup2 mount");
-    let own = fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read /proc/<pid>/cgroup");
-    let path = own
+    let path = proc_cgroup
         .lines()
         .find_map(|line| line.strip_prefix("0::"))
         .expect("a cgroup v2 line");
