@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind};
+use crate::messages::UnexpectedAnswer;
 use crate::policy::DenyRule;
 
 /// What kind of failure a [`RemoteError`] reports: what a caller can branch
@@ -121,6 +122,15 @@ impl From<Error> for RemoteError {
             rule,
             ..RemoteError::new(kind, err.to_string())
         }
+    }
+}
+
+impl From<UnexpectedAnswer> for RemoteError {
+    fn from(err: UnexpectedAnswer) -> Self {
+        RemoteError::new(
+            RemoteErrorKind::Protocol,
+            format!("the node does not speak this version's protocol: {err}"),
+        )
     }
 }
 
