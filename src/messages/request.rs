@@ -119,6 +119,28 @@ pub enum Request {
 }
 
 impl Request {
+    /// The handle the request is about; `None` for a spawn and for the
+    /// requests about many handles (`list`, `counts`, the owner ones).
+    pub fn handle_id(&self) -> Option<HandleId> {
+        match self {
+            Request::Poll { id }
+            | Request::Wait { id, .. }
+            | Request::Kill { id, .. }
+            | Request::Release { id }
+            | Request::Pause { id }
+            | Request::Resume { id }
+            | Request::Read { id, .. }
+            | Request::Write { id, .. }
+            | Request::CloseStdin { id } => Some(*id),
+            Request::Spawn(_)
+            | Request::List(_)
+            | Request::Counts
+            | Request::KillOwner { .. }
+            | Request::ReopenOwner { .. }
+            | Request::ReleaseOwner { .. } => None,
+        }
+    }
+
     /// The operation's name (`spawn`, `poll`, `kill_owner`, ...), for
     /// messages and logs.
     pub fn name(&self) -> &'static str {
