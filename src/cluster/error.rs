@@ -148,6 +148,14 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_of_the_wrong_kind_is_a_protocol_error() {
+        let wrong = crate::messages::Answer::Done.into_snapshot().unwrap_err();
+        let err = RemoteError::from(wrong);
+        assert_eq!(err.kind, RemoteErrorKind::Protocol);
+        assert!(err.message.contains("expected Snapshot"), "{err}");
+    }
+
+    #[test]
     fn unknown_kind_decodes_as_other() {
         let err: RemoteError =
             serde_json::from_str(r#"{"kind":"from_the_future","message":"x"}"#).unwrap();
