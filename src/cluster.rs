@@ -66,8 +66,7 @@ pub use cookie::read_cookie_file;
 pub use error::{RemoteError, RemoteErrorKind};
 pub use feed::{FeedBatch, FeedStarted, NextArgs, SubscribeArgs};
 pub use gateway::{
-    GatewayArgs, GatewayState, KillArgs, KillOwnerArgs, NodeInfo, REGISTRY_GROUP, ReadArgs,
-    RemoteRegistryActor, RemoteRegistryMsg, WaitArgs, WriteArgs,
+    GatewayArgs, GatewayState, NodeInfo, REGISTRY_GROUP, RemoteRegistryActor, RemoteRegistryMsg,
 };
 pub use node::{NodeOptions, run_node, session_owner};
 pub use pre_auth::{PRE_AUTH_BYTES, PRE_AUTH_FRAME_BYTES};

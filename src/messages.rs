@@ -3,6 +3,10 @@
 //! [`RegistryMsg`] is what a ractor user sends to the registry (with
 //! `call!`/`call_t!`); the registry forwards requests about one handle to
 //! the actor that owns that process, with a crate-private message type.
+//! [`Request`] and [`Answer`] are the same operations as plain data
+//! without reply ports, for the layers that carry them to a registry (the
+//! cluster gateway, the JSON protocol), which run them with
+//! [`Registry::execute`](crate::Registry::execute).
 //!
 //! The request and answer payloads are plain data that derive `serde`'s
 //! `Serialize` and `Deserialize` ([`SpawnRequest`], [`Snapshot`],
@@ -23,6 +27,7 @@ mod limits;
 mod output;
 mod process_msg;
 mod registry_msg;
+mod request;
 mod signal;
 mod snapshot;
 mod spawn;
@@ -41,6 +46,7 @@ pub(crate) use process_msg::Event;
 pub(crate) use process_msg::{ProcessEvent, ProcessMsg};
 pub(crate) use registry_msg::Report;
 pub use registry_msg::{ProcessReport, RegistryMsg};
+pub use request::{Answer, Request, UnexpectedAnswer};
 pub use signal::{Signal, UnknownSignal};
 pub use snapshot::{
     Containment, HandleCounts, HandleSummary, ListFilter, Snapshot, Status, StreamOutput,

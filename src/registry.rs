@@ -1,6 +1,8 @@
 //! [`Registry`]: a cheap, cloneable handle to a registry actor with plain
 //! `async fn` methods, for callers who do not want to deal in messages.
 
+mod execute;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -22,6 +22,7 @@ mod support {
 mod cluster {
     mod auth;
     mod client_listener;
+    mod execute;
     mod node_death;
     mod placement;
     mod policy;

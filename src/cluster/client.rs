@@ -21,16 +21,13 @@ use tokio::sync::watch;
 
 use super::error::{RemoteError, RemoteErrorKind};
 use super::events::{Phase, SessionView, SessionWatcher, Sessions};
-use super::gateway::{
-    KillArgs, KillOwnerArgs, NodeInfo, REGISTRY_GROUP, ReadArgs, RemoteRegistryMsg, WaitArgs,
-    WriteArgs,
-};
+use super::gateway::{NodeInfo, REGISTRY_GROUP, RemoteRegistryMsg};
 use super::node::session_owner;
 use super::tls::{ClientTls, refusing_acceptor};
 use super::wire::{MAX_FRAME_BYTES, Wire};
 use crate::messages::{
-    HandleId, HandleSummary, KillRequest, ListFilter, ReadChunk, ReadRequest, Snapshot,
-    SpawnRequest, WaitOutcome,
+    Answer, HandleId, HandleSummary, KillRequest, ListFilter, ReadChunk, ReadRequest, Request,
+    Snapshot, SpawnRequest, WaitOutcome,
 };
 
 /// A handle on some node of the cluster: the node's name and the handle
@@ -395,9 +392,10 @@ impl ClusterClient {
             Placement::Node(node) => node,
             Placement::LeastLoaded => self.least_loaded().await?,
         };
-        let snapshot: Snapshot = self
-            .call(&node, |tx| RemoteRegistryMsg::Spawn(Wire::ok(request), tx))
-            .await?;
+        let snapshot = self
+            .execute(&node, Request::Spawn(request))
+            .await?
+            .into_snapshot()?;
         Ok(RemoteSnapshot {
             handle: RemoteHandle {
                 node,
@@ -409,9 +407,8 @@ impl ClusterClient {
 
     /// A snapshot now; never waits for the process.
     pub async fn poll(&self, handle: &RemoteHandle) -> Result<Snapshot, RemoteError> {
-        let id = handle.id;
-        self.call(&handle.node, |tx| RemoteRegistryMsg::Poll(Wire::ok(id), tx))
-            .await
+        let request = Request::Poll { id: handle.id };
+        Ok(self.execute(&handle.node, request).await?.into_snapshot()?)
     }
 
     /// Waits until the handle is terminal (or `timeout` passes: then a
@@ -422,14 +419,11 @@ impl ClusterClient {
         handle: &RemoteHandle,
         timeout: Option<Duration>,
     ) -> Result<WaitOutcome, RemoteError> {
-        let args = WaitArgs {
+        let request = Request::Wait {
             id: handle.id,
             timeout,
         };
-        self.call(&handle.node, |tx| {
-            RemoteRegistryMsg::Wait(Wire::ok(args), tx)
-        })
-        .await
+        Ok(self.execute(&handle.node, request).await?.into_waited()?)
     }
 
     /// Kills the tree and answers the terminal snapshot.
@@ -438,24 +432,18 @@ impl ClusterClient {
         handle: &RemoteHandle,
         request: KillRequest,
     ) -> Result<Snapshot, RemoteError> {
-        let args = KillArgs {
+        let request = Request::Kill {
             id: handle.id,
             request,
         };
-        self.call(&handle.node, |tx| {
-            RemoteRegistryMsg::Kill(Wire::ok(args), tx)
-        })
-        .await
+        Ok(self.execute(&handle.node, request).await?.into_snapshot()?)
     }
 
     /// Forgets the handle (killing the tree first if it runs); answers
     /// whether the node knew it.
     pub async fn release(&self, handle: &RemoteHandle) -> Result<bool, RemoteError> {
-        let id = handle.id;
-        self.call(&handle.node, |tx| {
-            RemoteRegistryMsg::Release(Wire::ok(id), tx)
-        })
-        .await
+        let request = Request::Release { id: handle.id };
+        Ok(self.execute(&handle.node, request).await?.into_released()?)
     }
 
     /// Reads one stream from an offset on (the way to tail remote output).
@@ -464,14 +452,11 @@ impl ClusterClient {
         handle: &RemoteHandle,
         request: ReadRequest,
     ) -> Result<ReadChunk, RemoteError> {
-        let args = ReadArgs {
+        let request = Request::Read {
             id: handle.id,
             request,
         };
-        self.call(&handle.node, |tx| {
-            RemoteRegistryMsg::Read(Wire::ok(args), tx)
-        })
-        .await
+        Ok(self.execute(&handle.node, request).await?.into_read()?)
     }
 
     /// Writes bytes to the piped stdin of a remote process (spawned with
@@ -482,43 +467,31 @@ impl ClusterClient {
         handle: &RemoteHandle,
         bytes: impl Into<Bytes>,
     ) -> Result<(), RemoteError> {
-        let args = WriteArgs {
+        let request = Request::Write {
             id: handle.id,
             bytes: bytes.into(),
         };
-        self.call(&handle.node, |tx| {
-            RemoteRegistryMsg::Write(Wire::ok(args), tx)
-        })
-        .await
+        Ok(self.execute(&handle.node, request).await?.into_done()?)
     }
 
     /// Closes the piped stdin of a remote process after the writes sent
     /// before.
     pub async fn close_stdin(&self, handle: &RemoteHandle) -> Result<(), RemoteError> {
-        let id = handle.id;
-        self.call(&handle.node, |tx| {
-            RemoteRegistryMsg::CloseStdin(Wire::ok(id), tx)
-        })
-        .await
+        let request = Request::CloseStdin { id: handle.id };
+        Ok(self.execute(&handle.node, request).await?.into_done()?)
     }
 
     /// Stops a remote process tree (SIGSTOP to its group); see
     /// [`Registry::pause`](crate::Registry::pause).
     pub async fn pause(&self, handle: &RemoteHandle) -> Result<Snapshot, RemoteError> {
-        let id = handle.id;
-        self.call(&handle.node, |tx| {
-            RemoteRegistryMsg::Pause(Wire::ok(id), tx)
-        })
-        .await
+        let request = Request::Pause { id: handle.id };
+        Ok(self.execute(&handle.node, request).await?.into_snapshot()?)
     }
 
     /// Continues a paused remote process tree (SIGCONT).
     pub async fn resume(&self, handle: &RemoteHandle) -> Result<Snapshot, RemoteError> {
-        let id = handle.id;
-        self.call(&handle.node, |tx| {
-            RemoteRegistryMsg::Resume(Wire::ok(id), tx)
-        })
-        .await
+        let request = Request::Resume { id: handle.id };
+        Ok(self.execute(&handle.node, request).await?.into_snapshot()?)
     }
 
     /// The handles of one node that pass `filter`, oldest first.
@@ -527,8 +500,10 @@ impl ClusterClient {
         node: &str,
         filter: ListFilter,
     ) -> Result<Vec<HandleSummary>, RemoteError> {
-        self.call(node, |tx| RemoteRegistryMsg::List(Wire::ok(filter), tx))
-            .await
+        Ok(self
+            .execute(node, Request::List(filter))
+            .await?
+            .into_listed()?)
     }
 
     /// The handles of every connected node that pass `filter`, by node
@@ -568,15 +543,12 @@ impl ClusterClient {
         let owner = owner.into();
         let answers = self
             .on_every_node(move |client, node| {
-                let args = KillOwnerArgs {
+                let request = Request::KillOwner {
                     owner: owner.clone(),
                     request,
+                    close: false,
                 };
-                async move {
-                    client
-                        .call(&node, |tx| RemoteRegistryMsg::KillOwner(Wire::ok(args), tx))
-                        .await
-                }
+                async move { Ok(client.execute(&node, request).await?.into_killed()?) }
             })
             .await;
         let mut all = Vec::new();
@@ -601,13 +573,14 @@ impl ClusterClient {
         let owner = owner.into();
         let answers = self
             .on_every_node(move |client, node| {
-                let owner = owner.clone();
+                let request = Request::ReleaseOwner {
+                    owner: owner.clone(),
+                };
                 async move {
-                    client
-                        .call(&node, |tx| {
-                            RemoteRegistryMsg::ReleaseOwner(Wire::ok(owner), tx)
-                        })
-                        .await
+                    Ok(client
+                        .execute(&node, request)
+                        .await?
+                        .into_released_owner()?)
                 }
             })
             .await;
@@ -616,6 +589,31 @@ impl ClusterClient {
             released += count?;
         }
         Ok(released)
+    }
+
+    /// Runs any registry operation on the node named `node`, as
+    /// [`Registry::execute`](crate::Registry::execute) does locally: every
+    /// method above is this call with its [`Request`], unpacked. For the
+    /// operations without a method of their own here (`counts`,
+    /// `close_owner` as [`Request::KillOwner`] with `close`,
+    /// `reopen_owner`), and for callers that hold requests as data. A
+    /// `Spawn` runs as with [`spawn_detached`](Self::spawn_detached): its
+    /// owner is kept.
+    ///
+    /// The node answers with the [`Answer`] variant the request's docs
+    /// name; a node that does not know the request (a peer of an older
+    /// version) answers [`RemoteErrorKind::Protocol`].
+    pub async fn execute(&self, node: &str, request: Request) -> Result<Answer, RemoteError> {
+        self.call(node, |tx| RemoteRegistryMsg::Execute(Wire::ok(request), tx))
+            .await
+    }
+
+    /// The gateway of the connected node named `node`, for a ractor user
+    /// who sends [`RemoteRegistryMsg`]s itself. Calls on it are not raced
+    /// against the session as this client's methods are: give them a
+    /// timeout.
+    pub fn gateway(&self, node: &str) -> Result<ActorRef<RemoteRegistryMsg>, RemoteError> {
+        Ok(self.link(node)?.gateway)
     }
 
     /// Leaves the cluster: closes every session (so nodes kill what this

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind};
+use crate::messages::UnexpectedAnswer;
 use crate::policy::DenyRule;
 
 /// What kind of failure a [`RemoteError`] reports: what a caller can branch
@@ -124,6 +125,15 @@ impl From<Error> for RemoteError {
     }
 }
 
+impl From<UnexpectedAnswer> for RemoteError {
+    fn from(err: UnexpectedAnswer) -> Self {
+        RemoteError::new(
+            RemoteErrorKind::Protocol,
+            format!("the node does not speak this version's protocol: {err}"),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +145,14 @@ mod tests {
         let err = RemoteError::from(Error::UnknownHandle(id));
         assert_eq!(err.kind, RemoteErrorKind::UnknownHandle);
         assert!(err.message.contains("psh-1-1"));
+    }
+
+    #[test]
+    fn an_answer_of_the_wrong_kind_is_a_protocol_error() {
+        let wrong = crate::messages::Answer::Done.into_snapshot().unwrap_err();
+        let err = RemoteError::from(wrong);
+        assert_eq!(err.kind, RemoteErrorKind::Protocol);
+        assert!(err.message.contains("expected Snapshot"), "{err}");
     }
 
     #[test]

@@ -3,9 +3,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::time::Duration;
-
-use bytes::Bytes;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
@@ -15,10 +12,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::error::{RemoteError, RemoteErrorKind};
 use super::feed::{Feed, FeedBatch, FeedRequest, FeedStarted, NextArgs, SubscribeArgs};
 use super::wire::Wire;
-use crate::messages::{
-    HandleId, HandleSummary, KillRequest, ListFilter, ReadChunk, ReadRequest, Snapshot,
-    SpawnRequest, Subscriber, WaitOutcome,
-};
+use crate::messages::{Answer, Request, Subscriber};
 use crate::registry::Registry;
 
 /// The ractor process group that every node's gateway joins, across the
@@ -40,105 +34,28 @@ pub struct NodeInfo {
     pub feeds: usize,
 }
 
-/// A wait on a remote handle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WaitArgs {
-    /// The handle on the gateway's node.
-    pub id: HandleId,
-    /// Answer with a running snapshot (`timed_out`) if this passes first.
-    pub timeout: Option<Duration>,
-}
-
-/// A kill of a remote handle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KillArgs {
-    /// The handle on the gateway's node.
-    pub id: HandleId,
-    /// Signal and grace.
-    pub request: KillRequest,
-}
-
-/// A read of a remote handle's output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReadArgs {
-    /// The handle on the gateway's node.
-    pub id: HandleId,
-    /// Stream, offset and size.
-    pub request: ReadRequest,
-}
-
-/// Bytes for a remote handle's piped stdin.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WriteArgs {
-    /// The handle on the gateway's node.
-    pub id: HandleId,
-    /// What to write.
-    pub bytes: Bytes,
-}
-
-/// A kill of everything an owner runs on the gateway's node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KillOwnerArgs {
-    /// The owner key the spawns carried.
-    pub owner: String,
-    /// Signal and grace.
-    pub request: KillRequest,
-}
-
-/// A message to a node's gateway. Every variant is a call whose payloads
-/// are plain data, so ractor_cluster can carry it between nodes; every
-/// answer is a `Result` with a [`RemoteError`].
+/// A message to a node's gateway. Every payload is plain data, so
+/// ractor_cluster can carry it between nodes; every answer is a `Result`
+/// with a [`RemoteError`]. The registry's operations all travel as one
+/// [`Execute`](Self::Execute); the others are the gateway's own (its
+/// node's info, remote subscriptions' feeds).
 ///
 /// The gateway never waits inside a handler: each request runs in a task
-/// of its own, so a pending `Wait` never delays anything else.
-// Ractor boxes every message it delivers; boxing `Spawn` would only add an
-// allocation.
+/// of its own, so a pending `wait` never delays anything else.
+// Ractor boxes every message it delivers; boxing `Execute` would only add
+// an allocation.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, RactorClusterMessage)]
 pub enum RemoteRegistryMsg {
     /// The node's name and how many processes it runs (for placement).
     #[rpc]
     Info(RpcReplyPort<Wire<NodeInfo>>),
-    /// Starts a process; see [`Registry::spawn`].
+    /// Runs one registry operation with [`Registry::execute`]: every
+    /// operation crosses the cluster as this one message. A request that
+    /// does not decode (a peer of another version, a corrupted frame) is
+    /// answered with a [`RemoteErrorKind::Protocol`] error.
     #[rpc]
-    Spawn(Wire<SpawnRequest>, RpcReplyPort<Wire<Snapshot>>),
-    /// A snapshot now; see [`Registry::poll`].
-    #[rpc]
-    Poll(Wire<HandleId>, RpcReplyPort<Wire<Snapshot>>),
-    /// Answers once terminal or when the timeout passes; see
-    /// [`Registry::wait`].
-    #[rpc]
-    Wait(Wire<WaitArgs>, RpcReplyPort<Wire<WaitOutcome>>),
-    /// Kills the tree; see [`Registry::kill`].
-    #[rpc]
-    Kill(Wire<KillArgs>, RpcReplyPort<Wire<Snapshot>>),
-    /// Forgets the handle; see [`Registry::release`].
-    #[rpc]
-    Release(Wire<HandleId>, RpcReplyPort<Wire<bool>>),
-    /// Reads output from an offset on; see [`Registry::read`].
-    #[rpc]
-    Read(Wire<ReadArgs>, RpcReplyPort<Wire<ReadChunk>>),
-    /// The handles passing the filter; see [`Registry::list_where`].
-    #[rpc]
-    List(Wire<ListFilter>, RpcReplyPort<Wire<Vec<HandleSummary>>>),
-    /// Kills every running tree of an owner; see [`Registry::kill_owner`].
-    #[rpc]
-    KillOwner(Wire<KillOwnerArgs>, RpcReplyPort<Wire<Vec<Snapshot>>>),
-    /// Releases every handle of an owner; see [`Registry::release_owner`].
-    #[rpc]
-    ReleaseOwner(Wire<String>, RpcReplyPort<Wire<usize>>),
-    /// Writes to a piped stdin; see [`Registry::write`].
-    #[rpc]
-    Write(Wire<WriteArgs>, RpcReplyPort<Wire<()>>),
-    /// Closes a piped stdin; see [`Registry::close_stdin`].
-    #[rpc]
-    CloseStdin(Wire<HandleId>, RpcReplyPort<Wire<()>>),
-    /// Stops the process tree; see [`Registry::pause`].
-    #[rpc]
-    Pause(Wire<HandleId>, RpcReplyPort<Wire<Snapshot>>),
-    /// Continues a paused tree; see [`Registry::resume`].
-    #[rpc]
-    Resume(Wire<HandleId>, RpcReplyPort<Wire<Snapshot>>),
+    Execute(Wire<Request>, RpcReplyPort<Wire<Answer>>),
     /// Starts a feed of the handle's live output and exit event for a
     /// subscriber on another node; pull it with [`Next`](Self::Next). See
     /// the `feed` module docs for how its window is acknowledged.
@@ -249,55 +166,8 @@ impl Actor for RemoteRegistryActor {
                     })
                 });
             }
-            RemoteRegistryMsg::Spawn(request, port) => answer(port, async move {
-                Ok(registry.spawn(request.into_result()?).await?)
-            }),
-            RemoteRegistryMsg::Poll(id, port) => {
-                answer(
-                    port,
-                    async move { Ok(registry.poll(id.into_result()?).await?) },
-                )
-            }
-            RemoteRegistryMsg::Wait(args, port) => answer(port, async move {
-                let args = args.into_result()?;
-                Ok(registry.wait(args.id, args.timeout).await?)
-            }),
-            RemoteRegistryMsg::Kill(args, port) => answer(port, async move {
-                let args = args.into_result()?;
-                Ok(registry.kill(args.id, args.request).await?)
-            }),
-            RemoteRegistryMsg::Release(id, port) => answer(port, async move {
-                Ok(registry.release(id.into_result()?).await?)
-            }),
-            RemoteRegistryMsg::Read(args, port) => answer(port, async move {
-                let args = args.into_result()?;
-                Ok(registry.read(args.id, args.request).await?)
-            }),
-            RemoteRegistryMsg::List(filter, port) => answer(port, async move {
-                Ok(registry.list_where(filter.into_result()?).await?)
-            }),
-            RemoteRegistryMsg::KillOwner(args, port) => answer(port, async move {
-                let args = args.into_result()?;
-                Ok(registry.kill_owner(args.owner, args.request).await?)
-            }),
-            RemoteRegistryMsg::ReleaseOwner(owner, port) => answer(port, async move {
-                Ok(registry.release_owner(owner.into_result()?).await?)
-            }),
-            RemoteRegistryMsg::Write(args, port) => answer(port, async move {
-                let args = args.into_result()?;
-                Ok(registry.write(args.id, args.bytes).await?)
-            }),
-            RemoteRegistryMsg::CloseStdin(id, port) => answer(port, async move {
-                Ok(registry.close_stdin(id.into_result()?).await?)
-            }),
-            RemoteRegistryMsg::Pause(id, port) => {
-                answer(
-                    port,
-                    async move { Ok(registry.pause(id.into_result()?).await?) },
-                )
-            }
-            RemoteRegistryMsg::Resume(id, port) => answer(port, async move {
-                Ok(registry.resume(id.into_result()?).await?)
+            RemoteRegistryMsg::Execute(request, port) => answer(port, async move {
+                Ok(registry.execute(request.into_result()?).await?)
             }),
             RemoteRegistryMsg::Subscribe(args, port) => state.subscribe(args, port),
             RemoteRegistryMsg::Next(args, port) => state.next(args, port),

@@ -11,7 +11,7 @@ use super::error::JsonError;
 use super::owned::Owned;
 use super::params::Params;
 use crate::error::Error;
-use crate::messages::{HandleId, KillRequest, Snapshot, SpawnRequest};
+use crate::messages::{self, HandleId, KillRequest, ListFilter, Request, Snapshot, SpawnRequest};
 use crate::registry::Registry;
 
 /// Runs JSON requests (`op` name + parameters object) against a
@@ -187,6 +187,67 @@ impl Dispatcher {
             return Err(Error::UnknownHandle(id).into());
         }
         Ok(Some(snapshot))
+    }
+
+    /// Runs one registry operation under this connection's rules, the
+    /// same for every op that is one: the owners `request` names are bound
+    /// to the connection's identity (see [`bound_to`](Self::bound_to));
+    /// when isolated, a handle of another identity is an unknown handle and
+    /// a listing leaves such handles out. The registry side is
+    /// [`Registry::execute`], which the cluster gateway shares.
+    pub(crate) async fn execute(&self, request: Request) -> Result<messages::Answer, JsonError> {
+        let request = self.bind(request);
+        if let Some(id) = request.handle_id() {
+            let checked = self.check_access(id).await?;
+            if let (Some(snapshot), Request::Poll { .. }) = (checked, &request) {
+                // The access check polled the handle already.
+                return Ok(messages::Answer::Snapshot(snapshot));
+            }
+        }
+        let mut answer = self.registry.execute(request).await?;
+        if let messages::Answer::Listed(handles) = &mut answer {
+            handles.retain(|summary| self.may_see(summary.owner.as_deref()));
+        }
+        Ok(answer)
+    }
+
+    /// `request` with every owner it names bound to the connection's
+    /// identity.
+    fn bind(&self, request: Request) -> Request {
+        let bound = |owner: String| self.owner_key(Some(&owner)).unwrap_or_default();
+        match request {
+            Request::Spawn(spawn) => Request::Spawn(self.bind_owner(spawn)),
+            Request::List(filter) => Request::List(ListFilter {
+                owner: filter.owner.map(bound),
+                ..filter
+            }),
+            Request::KillOwner {
+                owner,
+                request,
+                close,
+            } => Request::KillOwner {
+                owner: bound(owner),
+                request,
+                close,
+            },
+            Request::ReopenOwner { owner } => Request::ReopenOwner {
+                owner: bound(owner),
+            },
+            Request::ReleaseOwner { owner } => Request::ReleaseOwner {
+                owner: bound(owner),
+            },
+            // About one handle, which `execute` checks, or about none.
+            request @ (Request::Poll { .. }
+            | Request::Wait { .. }
+            | Request::Kill { .. }
+            | Request::Release { .. }
+            | Request::Pause { .. }
+            | Request::Resume { .. }
+            | Request::Read { .. }
+            | Request::Write { .. }
+            | Request::CloseStdin { .. }
+            | Request::Counts) => request,
+        }
     }
 
     /// A dispatcher on the same registry for one connection, tagged `tag`

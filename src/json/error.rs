@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::messages::UnexpectedAnswer;
 use crate::policy::DenyRule;
 
 /// The `kind` of an error response: what a client can branch on without
@@ -115,6 +116,14 @@ impl JsonError {
 
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         JsonError::InvalidRequest(message.into())
+    }
+}
+
+impl From<UnexpectedAnswer> for JsonError {
+    fn from(err: UnexpectedAnswer) -> Self {
+        // The registry's executor answers every request with its variant:
+        // this is a bug in procward, not in the request.
+        JsonError::Internal(err.to_string())
     }
 }
 

@@ -92,7 +92,9 @@ fn isolated_connections_see_only_their_own_handles() {
         ("wait", json!({"handle_id": id, "timeout_ms": 10})),
         ("kill", json!({"handle_id": id})),
         ("read", json!({"handle_id": id})),
+        ("read", json!({"handle_id": id, "wait_ms": 10})),
         ("pause", json!({"handle_id": id})),
+        ("resume", json!({"handle_id": id})),
         ("write", json!({"handle_id": id, "data": "x"})),
         ("close_stdin", json!({"handle_id": id})),
     ] {

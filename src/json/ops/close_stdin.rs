@@ -7,6 +7,7 @@ use crate::json::answer::Answer;
 use crate::json::dispatcher::Dispatcher;
 use crate::json::error::JsonError;
 use crate::json::params::Params;
+use crate::messages::Request;
 
 /// The parameters `close_stdin` reads; any other is refused.
 const PARAMS: &[&str] = &["handle_id"];
@@ -14,7 +15,7 @@ const PARAMS: &[&str] = &["handle_id"];
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     params.only("close_stdin", PARAMS)?;
     let id = params.handle_id()?;
-    dispatcher.check_access(id).await?;
-    dispatcher.registry().close_stdin(id).await?;
+    let closed = dispatcher.execute(Request::CloseStdin { id }).await?;
+    closed.into_done()?;
     Ok(json!({"closed": true}).into())
 }

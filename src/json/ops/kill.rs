@@ -10,7 +10,7 @@ use crate::json::dispatcher::Dispatcher;
 use crate::json::error::JsonError;
 use crate::json::params::Params;
 use crate::json::{render, signal};
-use crate::messages::{KillRequest, Signal};
+use crate::messages::{KillRequest, Request, Signal};
 
 /// The parameters `kill` reads; any other is refused.
 const PARAMS: &[&str] = &["handle_id", "signal", "grace_ms"];
@@ -18,9 +18,11 @@ const PARAMS: &[&str] = &["handle_id", "signal", "grace_ms"];
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     params.only("kill", PARAMS)?;
     let id = params.handle_id()?;
-    dispatcher.check_access(id).await?;
     let request = parse(params)?;
-    let snapshot = dispatcher.registry().kill(id, request).await?;
+    let snapshot = dispatcher
+        .execute(Request::Kill { id, request })
+        .await?
+        .into_snapshot()?;
     Ok(json!({
         "success": true,
         "status": snapshot.status.as_str(),

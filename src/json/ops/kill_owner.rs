@@ -12,6 +12,7 @@ use crate::json::error::JsonError;
 use crate::json::ops::kill;
 use crate::json::params::Params;
 use crate::json::render;
+use crate::messages::Request;
 
 /// The parameters `kill_owner` reads; any other is refused.
 const PARAMS: &[&str] = &["owner", "signal", "grace_ms", "close"];
@@ -21,14 +22,12 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<A
     let owner = params
         .str("owner")?
         .ok_or_else(|| JsonError::invalid("missing `owner`"))?;
-    let owner = dispatcher.owner_key(Some(owner)).unwrap_or_default();
-    let request = kill::parse(params)?;
-    let registry = dispatcher.registry();
-    let snapshots = if params.bool("close")?.unwrap_or(false) {
-        registry.close_owner(owner, request).await?
-    } else {
-        registry.kill_owner(owner, request).await?
+    let request = Request::KillOwner {
+        owner: owner.to_owned(),
+        request: kill::parse(params)?,
+        close: params.bool("close")?.unwrap_or(false),
     };
+    let snapshots = dispatcher.execute(request).await?.into_killed()?;
     let handles: Vec<Value> = snapshots
         .iter()
         .map(|snapshot| {

@@ -11,7 +11,7 @@ use crate::json::encoding::OutputLimit;
 use crate::json::error::{JsonError, quoted};
 use crate::json::params::Params;
 use crate::json::render::SnapshotView;
-use crate::messages::{HandleSummary, ListFilter, Status};
+use crate::messages::{HandleSummary, ListFilter, Request, Status};
 
 const STATUSES: &[Status] = &[
     Status::Running,
@@ -25,10 +25,7 @@ const PARAMS: &[&str] = &["owner", "status", "detail"];
 
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     params.only("list", PARAMS)?;
-    let owner = match params.str("owner")? {
-        Some(owner) => dispatcher.owner_key(Some(owner)),
-        None => None,
-    };
+    let owner = params.str("owner")?.map(str::to_owned);
     let status = match params.str("status")? {
         None => None,
         Some(name) => Some(
@@ -44,11 +41,8 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<A
                 })?,
         ),
     };
-    let mut handles = dispatcher
-        .registry()
-        .list_where(filter(owner, status))
-        .await?;
-    handles.retain(|summary| dispatcher.may_see(summary.owner.as_deref()));
+    let listed = dispatcher.execute(Request::List(filter(owner, status)));
+    let handles = listed.await?.into_listed()?;
     if params.bool("detail")?.unwrap_or(false) {
         return detailed(dispatcher, handles).await;
     }

@@ -4,6 +4,7 @@ use crate::json::answer::Answer;
 use crate::json::dispatcher::Dispatcher;
 use crate::json::error::JsonError;
 use crate::json::params::Params;
+use crate::messages::Request;
 
 /// The parameters `pause` reads; any other is refused.
 const PARAMS: &[&str] = &["handle_id"];
@@ -11,10 +12,9 @@ const PARAMS: &[&str] = &["handle_id"];
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     params.only("pause", PARAMS)?;
     let id = params.handle_id()?;
-    dispatcher.check_access(id).await?;
-    let snapshot = dispatcher.registry().pause(id).await?;
+    let snapshot = dispatcher.execute(Request::Pause { id }).await?;
     Ok(Answer::Snapshot(
-        snapshot,
+        snapshot.into_snapshot()?,
         dispatcher.default_output_limit(),
     ))
 }

@@ -5,6 +5,7 @@ use crate::json::answer::Answer;
 use crate::json::dispatcher::Dispatcher;
 use crate::json::error::JsonError;
 use crate::json::params::Params;
+use crate::messages::Request;
 
 /// The parameters `poll` reads; any other is refused.
 const PARAMS: &[&str] = &["handle_id", "max_bytes"];
@@ -13,9 +14,6 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<A
     params.only("poll", PARAMS)?;
     let id = params.handle_id()?;
     let limit = dispatcher.output_limit(params)?;
-    let snapshot = match dispatcher.check_access(id).await? {
-        Some(snapshot) => snapshot,
-        None => dispatcher.registry().poll(id).await?,
-    };
-    Ok(Answer::Snapshot(snapshot, limit))
+    let snapshot = dispatcher.execute(Request::Poll { id }).await?;
+    Ok(Answer::Snapshot(snapshot.into_snapshot()?, limit))
 }

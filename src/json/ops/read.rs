@@ -12,7 +12,7 @@ use crate::json::dispatcher::Dispatcher;
 use crate::json::encoding::{Encoding, incomplete_utf8_tail};
 use crate::json::error::{JsonError, quoted};
 use crate::json::params::Params;
-use crate::messages::{HandleId, OutputEvent, OutputStream, ReadChunk, ReadRequest};
+use crate::messages::{HandleId, OutputEvent, OutputStream, ReadChunk, ReadRequest, Request};
 use crate::registry::Registry;
 
 /// The longest UTF-8 character, in bytes.
@@ -31,15 +31,22 @@ const PARAMS: &[&str] = &[
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     params.only("read", PARAMS)?;
     let id = params.handle_id()?;
-    dispatcher.check_access(id).await?;
     let mut request = parse(params)?;
     // Never more than the server's cap on one response, asked or not:
     // `next_offset` tells the caller where to go on.
     request.max_bytes = Some(dispatcher.output_limit(params)?.max_bytes);
     let encoding = Encoding::from_params(params)?;
     let chunk = match params.count("wait_ms")?.filter(|ms| *ms > 0) {
-        None => dispatcher.registry().read(id, request).await?,
-        Some(ms) => read_waiting(dispatcher.registry(), id, request, ms).await?,
+        None => {
+            let read = dispatcher.execute(Request::Read { id, request }).await?;
+            read.into_read()?
+        }
+        // A subscription and reads in turn: more than one operation, under
+        // the same access check.
+        Some(ms) => {
+            dispatcher.check_access(id).await?;
+            read_waiting(dispatcher.registry(), id, request, ms).await?
+        }
     };
     let mut bytes = &chunk.bytes[..];
     let mut next_offset = chunk.next_offset;

@@ -7,6 +7,7 @@ use crate::json::answer::Answer;
 use crate::json::dispatcher::Dispatcher;
 use crate::json::error::JsonError;
 use crate::json::params::Params;
+use crate::messages::Request;
 
 /// The parameters `release_owner` reads; any other is refused.
 const PARAMS: &[&str] = &["owner"];
@@ -16,7 +17,9 @@ pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<A
     let owner = params
         .str("owner")?
         .ok_or_else(|| JsonError::invalid("missing `owner`"))?;
-    let owner = dispatcher.owner_key(Some(owner)).unwrap_or_default();
-    let released = dispatcher.registry().release_owner(owner).await?;
+    let request = Request::ReleaseOwner {
+        owner: owner.to_owned(),
+    };
+    let released = dispatcher.execute(request).await?.into_released_owner()?;
     Ok(json!({"released": released}).into())
 }

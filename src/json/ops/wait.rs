@@ -7,6 +7,7 @@ use crate::json::answer::Answer;
 use crate::json::dispatcher::Dispatcher;
 use crate::json::error::JsonError;
 use crate::json::params::Params;
+use crate::messages::Request;
 
 /// The parameters `wait` reads; any other is refused.
 const PARAMS: &[&str] = &["handle_id", "timeout", "timeout_ms", "max_bytes"];
@@ -14,9 +15,8 @@ const PARAMS: &[&str] = &["handle_id", "timeout", "timeout_ms", "max_bytes"];
 pub(crate) async fn run(dispatcher: &Dispatcher, params: Params<'_>) -> Result<Answer, JsonError> {
     params.only("wait", PARAMS)?;
     let id = params.handle_id()?;
-    dispatcher.check_access(id).await?;
     let timeout = params.millis_either("timeout", "timeout_ms")?;
     let limit = dispatcher.output_limit(params)?;
-    let outcome = dispatcher.registry().wait(id, timeout).await?;
-    Ok(Answer::Waited(outcome, limit))
+    let outcome = dispatcher.execute(Request::Wait { id, timeout }).await?;
+    Ok(Answer::Waited(outcome.into_waited()?, limit))
 }
