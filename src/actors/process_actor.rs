@@ -639,9 +639,7 @@ impl ProcessActor {
         let cgroup = child.cgroup_path().map(ToOwned::to_owned);
         (cgroup.is_some() || self.reap_orphans || self.escapee_token.is_some()).then(|| Cleanup {
             leader: child.pid(),
-            // An empty cgroup is a dead tree: no sweep of the group. Its
-            // orphans' zombies are reaped by the worker's orphan reaper.
-            sweep_group: self.reap_orphans && cgroup.is_none(),
+            sweep_group: self.reap_orphans,
             token: self.escapee_token.clone(),
             cgroup,
         })

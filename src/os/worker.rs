@@ -711,12 +711,7 @@ impl WorkerState {
     fn pass(&mut self, jobs: &mpsc::Receiver<Job>) {
         self.reap_dropped();
         self.reap_killed();
-        if self.empty_cgroups() && self.reaping_orphans {
-            // A tree in a cgroup needs no sweep (an empty cgroup is a dead
-            // tree), but the orphans it handed us are zombies to reap: a
-            // look for them is due, even in a runtime without SIGCHLD.
-            self.reap_wanted = true;
-        }
+        self.empty_cgroups();
         let needs_scan = self
             .pending
             .iter()
@@ -782,10 +777,8 @@ impl WorkerState {
     }
 
     /// Reads the usage of every pending cgroup that has emptied and removes
-    /// it; removes the emptied cgroups of dropped leaders. Returns whether
-    /// a pending tree's cgroup was found empty.
-    fn empty_cgroups(&mut self) -> bool {
-        let mut emptied = false;
+    /// it; removes the emptied cgroups of dropped leaders.
+    fn empty_cgroups(&mut self) {
         for pending in &mut self.pending {
             let Some(path) = &pending.cgroup else {
                 continue;
@@ -795,7 +788,6 @@ impl WorkerState {
                 Ok(false) => {
                     pending.usage = cgroup::usage(path).ok();
                     remove_cgroup(path);
-                    emptied = true;
                 }
                 Err(err) => {
                     tracing::warn!(cgroup = %path.display(), %err, "cannot read the cgroup's events; leaving it");
@@ -816,7 +808,6 @@ impl WorkerState {
                     false
                 }
             });
-        emptied
     }
 
     /// Reaps the dropped leaders that have died.

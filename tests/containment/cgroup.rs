@@ -269,6 +269,33 @@ async fn the_program_runs_in_its_cgroup_from_its_first_instruction() {
     registry.shutdown().await.unwrap();
 }
 
+/// A tree running as root may make cgroups below its own and move into
+/// them: its end removes those too, deepest first, before it is terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cgroups_the_tree_made_below_its_own_are_removed_too() {
+    let Some(registry) = cgroup_registry().await else {
+        return;
+    };
+    let spawned = registry
+        .spawn(SpawnRequest::argv(["sleep", "300"]))
+        .await
+        .unwrap();
+    let cgroup = cgroup_of(spawned.pid);
+    // What the tree would do for itself: a cgroup two levels below its
+    // own, with the leader moved into the deepest.
+    let deep = cgroup.join("below").join("deeper");
+    fs::create_dir_all(&deep).unwrap();
+    fs::write(deep.join("cgroup.procs"), spawned.pid.to_string()).unwrap();
+    assert_eq!(cgroup_of(spawned.pid), deep);
+    let killed = registry
+        .kill(spawned.handle_id, KillRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(killed.status, procward::Status::Killed);
+    assert!(!cgroup.exists(), "{} was left behind", cgroup.display());
+    registry.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_trees_end_and_leave_no_cgroup_behind() {
     let Some(registry) = cgroup_registry().await else {

@@ -68,11 +68,11 @@ async fn zombies_of_a_killed_escapee_are_reaped() {
     registry.shutdown().await.unwrap();
 }
 
-/// Under cgroup containment a tree's end does not sweep its group: the
-/// orphans it hands us are reaped by the orphan reaper as they come. Two
-/// hundred trees whose leader exits at once, each leaving four children
-/// that the tree's kill turns into our zombies: every one is reaped, and a
-/// shutdown right after trees were killed leaves no zombie of theirs.
+/// Under cgroup containment too, the orphans a tree hands us are reaped:
+/// two hundred trees whose leader exits at once, each leaving four
+/// children that the tree's kill turns into our zombies, and a hundred
+/// running trees killed by the registry's stop. None is left a zombie,
+/// and none at all once the shutdown returned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphans_of_trees_in_cgroups_are_reaped() {
     let config = RegistryConfig::default()
