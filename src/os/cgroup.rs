@@ -473,23 +473,55 @@ pub(crate) fn event(text: &str, key: &str) -> Option<u64> {
     })
 }
 
-/// Waits, polling with a growing pause, until the cgroup at `path` is
-/// empty or `deadline` has passed (then `TimedOut`). Blocking.
+/// Waits until the cgroup at `path` is empty or `deadline` has passed
+/// (then `TimedOut`). Blocking.
+///
+/// The kernel announces every change of `cgroup.events` to `poll` as
+/// `POLLPRI` on an open descriptor of it, so this sleeps until the
+/// `populated` line changes instead of polling with pauses; it still reads
+/// the file again at least every [`EVENTS_RECHECK`], in case a change came
+/// between a read and the `poll`.
 fn wait_empty(path: &Path, deadline: Duration) -> io::Result<()> {
     let give_up = Instant::now() + deadline;
-    let mut pause = Duration::from_micros(200);
-    while populated(path)? {
-        if Instant::now() >= give_up {
+    let mut events = match fs::File::open(path.join("cgroup.events")) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    let mut text = String::new();
+    loop {
+        text.clear();
+        rustix::fs::seek(&events, rustix::fs::SeekFrom::Start(0))?;
+        events.read_to_string(&mut text)?;
+        if event(&text, "populated") == Some(0) {
+            return Ok(());
+        }
+        let left = give_up.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("{} still has processes", path.display()),
             ));
         }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(20));
+        let wait = left.min(EVENTS_RECHECK);
+        let timeout = rustix::event::Timespec {
+            tv_sec: i64::try_from(wait.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(wait.subsec_nanos()),
+        };
+        let mut fds = [rustix::event::PollFd::new(
+            &events,
+            rustix::event::PollFlags::PRI,
+        )];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(errno) => return Err(errno.into()),
+        }
     }
-    Ok(())
 }
+
+/// How often [`wait_empty`] reads `cgroup.events` again without a change
+/// announced.
+const EVENTS_RECHECK: Duration = Duration::from_millis(50);
 
 /// Removes the cgroup at `path` and every cgroup below it (a tree running
 /// as root may have made some), deepest first. They must be empty.
