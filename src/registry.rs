@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorRef, ActorStatus, RpcReplyPort};
 
 use crate::actors::RegistryActor;
 use crate::config::RegistryConfig;
@@ -13,9 +13,9 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::messages::{
-    HandleCounts, HandleId, HandleSummary, KillRequest, ListFilter, OutputEvent, ReadChunk,
-    ReadRequest, RegistryMsg, Snapshot, SpawnRequest, SubscribeRequest, Subscribed, Subscriber,
-    WaitOutcome,
+    HandleCounts, HandleId, HandleSummary, KillRequest, ListFilter, OutputEvent, ProcessMsg,
+    ProcessReport, ReadChunk, ReadRequest, RegistryMsg, Report, Route, Routes, Snapshot,
+    SpawnRequest, SubscribeRequest, Subscribed, Subscriber, WaitOutcome,
 };
 
 /// A handle to a registry actor. Cloning it is cheap; every clone talks to
@@ -29,12 +29,34 @@ use crate::messages::{
 ///
 /// Every method converts ractor's errors into [`Error`]: a registry that is
 /// not running gives [`Error::RegistryUnavailable`].
+///
+/// # The direct route
+///
+/// A handle from [`Registry::start`] reads the registry's index of its
+/// live handles, which the registry actor alone writes, and so
+/// [`poll`](Self::poll), [`wait`](Self::wait) and [`kill`](Self::kill)
+/// skip the registry's mailbox: a finished handle is answered from the
+/// terminal snapshot the registry stored, with no message at all; a
+/// running one is asked at its process actor, one hop instead of two. The
+/// answers are the ones the registry would give (see
+/// `docs/architecture.md`, "The direct route"); a handle the index does not
+/// hold (unknown, released, evicted, or still starting) is asked of the
+/// registry as before. A handle made with [`Registry::from_actor`] sends
+/// every request through the mailbox.
 #[derive(Debug, Clone)]
 pub struct Registry {
     actor: ActorRef<RegistryMsg>,
     /// Shared by the clones of a handle from [`Registry::start`]; `None`
     /// for [`Registry::from_actor`].
-    _stop_on_drop: Option<Arc<StopOnDrop>>,
+    owned: Option<Arc<Owned>>,
+}
+
+/// What the clones of a handle from [`Registry::start`] share.
+#[derive(Debug)]
+struct Owned {
+    /// The registry's index of its live handles.
+    routes: Routes,
+    _stop_on_drop: StopOnDrop,
 }
 
 /// The registry's drop guard: stops the registry when the last clone of a
@@ -58,8 +80,20 @@ impl Registry {
         let (actor, _) = Actor::spawn(None, RegistryActor, config)
             .await
             .map_err(|err| Error::actor_start("registry", err))?;
+        // Stops the registry if the question below fails.
+        let stop_on_drop = StopOnDrop(actor.clone());
+        let (tx, rx) = ractor::concurrency::oneshot();
+        actor
+            .cast(RegistryMsg::Report(ProcessReport(Report::Routes(
+                tx.into(),
+            ))))
+            .map_err(Error::unavailable)?;
+        let routes = rx.await.map_err(|_| Error::no_reply("start"))?;
         Ok(Registry {
-            _stop_on_drop: Some(Arc::new(StopOnDrop(actor.clone()))),
+            owned: Some(Arc::new(Owned {
+                routes,
+                _stop_on_drop: stop_on_drop,
+            })),
             actor,
         })
     }
@@ -67,10 +101,7 @@ impl Registry {
     /// Wraps a registry actor started elsewhere (for example linked under
     /// your own supervisor). Dropping the handle leaves the actor running.
     pub fn from_actor(actor: ActorRef<RegistryMsg>) -> Self {
-        Registry {
-            actor,
-            _stop_on_drop: None,
-        }
+        Registry { actor, owned: None }
     }
 
     /// The registry actor, for sending [`RegistryMsg`]s directly.
@@ -110,8 +141,26 @@ impl Registry {
     }
 
     /// A snapshot of the handle now; never waits for the process.
+    ///
+    /// A finished handle is answered without any message, a running one
+    /// by its process actor without passing through the registry (see
+    /// [the direct route](Self#the-direct-route)).
     pub async fn poll(&self, id: HandleId) -> Result<Snapshot> {
-        self.call("poll", |tx| RegistryMsg::Poll(id, tx)).await?
+        let to_registry = |tx| RegistryMsg::Poll(id, tx);
+        match self.route(id) {
+            Some(Route::Finished {
+                snapshot,
+                first_sight,
+            }) => {
+                self.seen(id, first_sight);
+                Ok(snapshot)
+            }
+            Some(Route::Running(actor)) => {
+                self.ask(&actor, "poll", ProcessMsg::Poll, to_registry)
+                    .await
+            }
+            None => self.call("poll", to_registry).await?,
+        }
     }
 
     /// Waits until the handle is terminal. With a `timeout`, returns a
@@ -121,15 +170,44 @@ impl Registry {
     /// Cancel safety: dropping the future abandons the wait only; the
     /// process is not affected.
     pub async fn wait(&self, id: HandleId, timeout: Option<Duration>) -> Result<WaitOutcome> {
-        self.call("wait", |tx| RegistryMsg::Wait(id, timeout, tx))
-            .await?
+        let to_registry = |tx| RegistryMsg::Wait(id, timeout, tx);
+        match self.route(id) {
+            Some(Route::Finished {
+                snapshot,
+                first_sight,
+            }) => {
+                self.seen(id, first_sight);
+                Ok(WaitOutcome {
+                    snapshot,
+                    timed_out: false,
+                })
+            }
+            Some(Route::Running(actor)) => {
+                let to_actor = |tx| ProcessMsg::Wait(timeout, tx);
+                self.ask(&actor, "wait", to_actor, to_registry).await
+            }
+            None => self.call("wait", to_registry).await?,
+        }
     }
 
     /// Kills the process tree and returns the terminal snapshot. Killing a
     /// terminal handle is a successful no-op returning its real status.
     pub async fn kill(&self, id: HandleId, request: KillRequest) -> Result<Snapshot> {
-        self.call("kill", |tx| RegistryMsg::Kill(id, request, tx))
-            .await?
+        let to_registry = |tx| RegistryMsg::Kill(id, request, tx);
+        match self.route(id) {
+            Some(Route::Finished {
+                snapshot,
+                first_sight,
+            }) => {
+                self.seen(id, first_sight);
+                Ok(snapshot)
+            }
+            Some(Route::Running(actor)) => {
+                let to_actor = |tx| ProcessMsg::Kill(request, tx);
+                self.ask(&actor, "kill", to_actor, to_registry).await
+            }
+            None => self.call("kill", to_registry).await?,
+        }
     }
 
     /// Sends a kill and returns without waiting for the answer: `Ok` once
@@ -137,6 +215,7 @@ impl Registry {
     /// A kill sent this way does not count as a caller seeing the terminal
     /// status (for the eviction order).
     pub fn kill_nowait(&self, id: HandleId, request: KillRequest) -> Result<()> {
+        self.detour(id);
         self.cast(|tx| RegistryMsg::Kill(id, request, tx))
     }
 
@@ -151,6 +230,7 @@ impl Registry {
     /// the tree to be reaped): `Ok` once the registry has it, an error only
     /// when the registry is not running.
     pub fn release_nowait(&self, id: HandleId) -> Result<()> {
+        self.detour(id);
         self.cast(|tx| RegistryMsg::Release(id, tx))
     }
 
@@ -334,6 +414,57 @@ impl Registry {
             sent?;
             rx.await.map_err(|_| Error::no_reply("spawn"))?
         }
+    }
+
+    /// Where the index says `id` is, while the registry runs; `None`: ask
+    /// the registry. Every caller observes what it is given.
+    fn route(&self, id: HandleId) -> Option<Route> {
+        let routes = &self.owned.as_ref()?.routes;
+        // A registry draining or stopped answers `RegistryUnavailable`, as
+        // its mailbox does.
+        if self.actor.get_status() != ActorStatus::Running {
+            return None;
+        }
+        routes.get(id, true)
+    }
+
+    /// Tells the registry, the first time, that a caller was given the
+    /// handle's terminal status (it matters to the eviction order). Sent
+    /// before the caller has the answer, so that whatever the caller sends
+    /// the registry next comes after it.
+    fn seen(&self, id: HandleId, first_sight: bool) {
+        if first_sight {
+            let observed = Report::Observed(id);
+            let _ = self
+                .actor
+                .cast(RegistryMsg::Report(ProcessReport(observed)));
+        }
+    }
+
+    /// Keeps the requests this caller sends about `id` from now on behind
+    /// one it is about to send through the mailbox without waiting.
+    fn detour(&self, id: HandleId) {
+        if let Some(owned) = &self.owned {
+            owned.routes.detour(id);
+        }
+    }
+
+    /// Asks a running handle's process actor directly. An actor that takes
+    /// no more messages is draining (its handle just finished, or was
+    /// released or evicted): the registry is asked instead, and knows what
+    /// the handle became.
+    async fn ask<T: Send + 'static>(
+        &self,
+        actor: &ActorRef<ProcessMsg>,
+        operation: &'static str,
+        to_actor: impl FnOnce(RpcReplyPort<Result<T>>) -> ProcessMsg,
+        to_registry: impl FnOnce(RpcReplyPort<Result<T>>) -> RegistryMsg,
+    ) -> Result<T> {
+        let (tx, rx) = ractor::concurrency::oneshot();
+        if actor.cast(to_actor(tx.into())).is_err() {
+            return self.call(operation, to_registry).await?;
+        }
+        rx.await.map_err(|_| Error::no_reply(operation))?
     }
 
     /// Sends a request whose answer nobody waits for.
