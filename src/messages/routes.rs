@@ -41,19 +41,18 @@ pub(crate) enum Route {
 struct Slot {
     /// [`HandleId::MIN`] for a removed slot: no handle has that id.
     id: HandleId,
+    /// Set by a caller that sent a request about the handle through the
+    /// registry's mailbox without waiting for its answer
+    /// (`release_nowait`, `kill_nowait`): later requests must not overtake
+    /// it, so they take the mailbox too. Shared by the handle's running
+    /// and finished slots, so that finishing cannot lose it.
+    detour: Arc<AtomicBool>,
     way: Way,
 }
 
 #[derive(Debug)]
 enum Way {
-    Running {
-        actor: ActorRef<ProcessMsg>,
-        /// Set by a caller that sent a request about the handle through
-        /// the registry's mailbox without waiting for its answer
-        /// (`release_nowait`, `kill_nowait`): later requests must not
-        /// overtake it, so they take the mailbox too.
-        detour: AtomicBool,
-    },
+    Running(ActorRef<ProcessMsg>),
     Finished {
         snapshot: Snapshot,
         /// A caller has been given the terminal snapshot (set once; the
@@ -124,9 +123,11 @@ impl Routes {
         let slots = self.0.load();
         let index = slots.find(id)?;
         let slot = slots.cells[index].load_full()?;
+        if slot.detour.load(Ordering::Acquire) {
+            return None;
+        }
         match &slot.way {
-            Way::Running { detour, .. } if detour.load(Ordering::Acquire) => None,
-            Way::Running { actor, .. } => Some(Route::Running(actor.clone())),
+            Way::Running(actor) => Some(Route::Running(actor.clone())),
             Way::Finished { snapshot, seen } => {
                 // The swap only while unseen: a seen handle costs a load.
                 let first_sight =
@@ -142,14 +143,12 @@ impl Routes {
 
     /// Sends every later request about `id` through the registry's
     /// mailbox, behind one just sent there without waiting for its answer.
-    /// A finished handle needs nothing: requests about it change nothing.
     pub(crate) fn detour(&self, id: HandleId) {
         let slots = self.0.load();
         if let Some(index) = slots.find(id)
             && let Some(slot) = &*slots.cells[index].load()
-            && let Way::Running { detour, .. } = &slot.way
         {
-            detour.store(true, Ordering::Release);
+            slot.detour.store(true, Ordering::Release);
         }
     }
 }
@@ -177,6 +176,7 @@ impl Default for RouteBook {
             used: 0,
             removed: Arc::new(Slot {
                 id: HandleId::MIN,
+                detour: Arc::default(),
                 way: Way::Removed,
             }),
         }
@@ -202,10 +202,8 @@ impl RouteBook {
         }
         let slot = Arc::new(Slot {
             id,
-            way: Way::Running {
-                actor,
-                detour: AtomicBool::new(false),
-            },
+            detour: Arc::default(),
+            way: Way::Running(actor),
         });
         let slots = self.routes.0.load();
         let mut i = slots.start(id);
@@ -229,9 +227,12 @@ impl RouteBook {
     pub(crate) fn finish(&mut self, snapshot: &Snapshot, seen: bool) {
         let id = snapshot.handle_id;
         let slots = self.routes.0.load();
-        if let Some(i) = slots.find(id) {
+        if let Some(i) = slots.find(id)
+            && let Some(running) = &*slots.cells[i].load()
+        {
             slots.cells[i].store(Some(Arc::new(Slot {
                 id,
+                detour: running.detour.clone(),
                 way: Way::Finished {
                     snapshot: snapshot.clone(),
                     seen: AtomicBool::new(seen),
@@ -406,17 +407,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_detoured_running_handle_is_left_to_the_registry() {
+    async fn a_detoured_handle_is_left_to_the_registry_even_once_finished() {
         let mut book = RouteBook::default();
         let routes = book.routes();
         let actor = actor().await;
-        let id = HandleId::next(1);
+        let (id, other) = (HandleId::next(1), HandleId::next(1));
         book.insert(id, actor.clone());
+        book.insert(other, actor.clone());
         routes.detour(id);
         assert!(routes.get(id, true).is_none());
-        // Finishing makes a new entry: a finished handle is answered here.
+        // A release sent without waiting may still be queued behind the
+        // end: the finished entry must not answer either.
         book.finish(&finished(id), false);
-        assert!(routes.get(id, true).is_some());
+        assert!(routes.get(id, true).is_none());
+        assert!(running(routes.get(other, true)), "only that handle");
         actor.stop(None);
     }
 
