@@ -146,21 +146,14 @@ impl Registry {
     /// by its process actor without passing through the registry (see
     /// [the direct route](Self#the-direct-route)).
     pub async fn poll(&self, id: HandleId) -> Result<Snapshot> {
-        let to_registry = |tx| RegistryMsg::Poll(id, tx);
-        match self.route(id) {
-            Some(Route::Finished {
-                snapshot,
-                first_sight,
-            }) => {
-                self.seen(id, first_sight);
-                Ok(snapshot)
-            }
-            Some(Route::Running(actor)) => {
-                self.ask(&actor, "poll", ProcessMsg::Poll, to_registry)
-                    .await
-            }
-            None => self.call("poll", to_registry).await?,
-        }
+        self.routed(
+            id,
+            "poll",
+            |snapshot| snapshot,
+            ProcessMsg::Poll,
+            |tx| RegistryMsg::Poll(id, tx),
+        )
+        .await
     }
 
     /// Waits until the handle is terminal. With a `timeout`, returns a
@@ -170,44 +163,23 @@ impl Registry {
     /// Cancel safety: dropping the future abandons the wait only; the
     /// process is not affected.
     pub async fn wait(&self, id: HandleId, timeout: Option<Duration>) -> Result<WaitOutcome> {
+        let finished = |snapshot| WaitOutcome {
+            snapshot,
+            timed_out: false,
+        };
+        let to_actor = |tx| ProcessMsg::Wait(timeout, tx);
         let to_registry = |tx| RegistryMsg::Wait(id, timeout, tx);
-        match self.route(id) {
-            Some(Route::Finished {
-                snapshot,
-                first_sight,
-            }) => {
-                self.seen(id, first_sight);
-                Ok(WaitOutcome {
-                    snapshot,
-                    timed_out: false,
-                })
-            }
-            Some(Route::Running(actor)) => {
-                let to_actor = |tx| ProcessMsg::Wait(timeout, tx);
-                self.ask(&actor, "wait", to_actor, to_registry).await
-            }
-            None => self.call("wait", to_registry).await?,
-        }
+        self.routed(id, "wait", finished, to_actor, to_registry)
+            .await
     }
 
     /// Kills the process tree and returns the terminal snapshot. Killing a
     /// terminal handle is a successful no-op returning its real status.
     pub async fn kill(&self, id: HandleId, request: KillRequest) -> Result<Snapshot> {
+        let to_actor = |tx| ProcessMsg::Kill(request, tx);
         let to_registry = |tx| RegistryMsg::Kill(id, request, tx);
-        match self.route(id) {
-            Some(Route::Finished {
-                snapshot,
-                first_sight,
-            }) => {
-                self.seen(id, first_sight);
-                Ok(snapshot)
-            }
-            Some(Route::Running(actor)) => {
-                let to_actor = |tx| ProcessMsg::Kill(request, tx);
-                self.ask(&actor, "kill", to_actor, to_registry).await
-            }
-            None => self.call("kill", to_registry).await?,
-        }
+        self.routed(id, "kill", |snapshot| snapshot, to_actor, to_registry)
+            .await
     }
 
     /// Sends a kill and returns without waiting for the answer: `Ok` once
@@ -418,6 +390,7 @@ impl Registry {
 
     /// Where the index says `id` is, while the registry runs; `None`: ask
     /// the registry. Every caller observes what it is given.
+    #[inline]
     fn route(&self, id: HandleId) -> Option<Route> {
         let routes = &self.owned.as_ref()?.routes;
         // A registry draining or stopped answers `RegistryUnavailable`, as
@@ -449,22 +422,51 @@ impl Registry {
         }
     }
 
-    /// Asks a running handle's process actor directly. An actor that takes
-    /// no more messages is draining (its handle just finished, or was
-    /// released or evicted): the registry is asked instead, and knows what
-    /// the handle became.
-    async fn ask<T: Send + 'static>(
+    /// A request about one handle (poll, wait, kill) the way the index
+    /// says: answered from a finished handle's snapshot, sent to a running
+    /// handle's process actor, or else to the registry.
+    async fn routed<T: Send + 'static>(
         &self,
-        actor: &ActorRef<ProcessMsg>,
+        id: HandleId,
+        operation: &'static str,
+        finished: impl FnOnce(Snapshot) -> T,
+        to_actor: impl FnOnce(RpcReplyPort<Result<T>>) -> ProcessMsg,
+        to_registry: impl FnOnce(RpcReplyPort<Result<T>>) -> RegistryMsg,
+    ) -> Result<T> {
+        let actor = match self.route(id) {
+            Some(Route::Finished {
+                snapshot,
+                first_sight,
+            }) => {
+                self.seen(id, first_sight);
+                return Ok(finished(snapshot));
+            }
+            Some(Route::Running(actor)) => Some(actor),
+            None => None,
+        };
+        // Boxed: the answer above is the hot path, and a future as large as
+        // a round trip's would be copied on every call.
+        Box::pin(self.send(actor, operation, to_actor, to_registry)).await
+    }
+
+    /// Asks a running handle's process actor directly, or the registry.
+    /// An actor that takes no more messages is draining (its handle just
+    /// finished, or was released or evicted): the registry is asked
+    /// instead, and knows what the handle became.
+    async fn send<T: Send + 'static>(
+        &self,
+        actor: Option<ActorRef<ProcessMsg>>,
         operation: &'static str,
         to_actor: impl FnOnce(RpcReplyPort<Result<T>>) -> ProcessMsg,
         to_registry: impl FnOnce(RpcReplyPort<Result<T>>) -> RegistryMsg,
     ) -> Result<T> {
-        let (tx, rx) = ractor::concurrency::oneshot();
-        if actor.cast(to_actor(tx.into())).is_err() {
-            return self.call(operation, to_registry).await?;
+        if let Some(actor) = actor {
+            let (tx, rx) = ractor::concurrency::oneshot();
+            if actor.cast(to_actor(tx.into())).is_ok() {
+                return rx.await.map_err(|_| Error::no_reply(operation))?;
+            }
         }
-        rx.await.map_err(|_| Error::no_reply(operation))?
+        self.call(operation, to_registry).await?
     }
 
     /// Sends a request whose answer nobody waits for.

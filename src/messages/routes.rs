@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use ractor::ActorRef;
 
 use super::{HandleId, ProcessMsg, Snapshot};
@@ -54,7 +54,8 @@ struct Slot {
 enum Way {
     Running(ActorRef<ProcessMsg>),
     Finished {
-        snapshot: Snapshot,
+        /// Boxed: a running slot stays small.
+        snapshot: Box<Snapshot>,
         /// A caller has been given the terminal snapshot (set once; the
         /// one who sets it tells the registry).
         seen: AtomicBool,
@@ -83,6 +84,21 @@ impl Slots {
     fn start(&self, id: HandleId) -> usize {
         // Sequence numbers are consecutive: neighbours land side by side.
         (id.seq() as usize) & self.mask
+    }
+
+    /// `id`'s slot, loaded once, if it is in the table.
+    #[inline]
+    fn get(&self, id: HandleId) -> Option<Guard<Option<Arc<Slot>>>> {
+        let mut i = self.start(id);
+        for _ in 0..self.cells.len() {
+            let cell = self.cells[i].load();
+            match &*cell {
+                None => return None,
+                Some(slot) if slot.id == id => return Some(cell),
+                Some(_) => i = (i + 1) & self.mask,
+            }
+        }
+        None
     }
 
     /// The index of `id`'s slot, if it is in the table.
@@ -119,10 +135,11 @@ impl Routes {
     /// registry. `observes`: the answer will be given to a waiting caller
     /// as the handle's status (poll, wait, kill), so a finished handle is
     /// marked seen.
+    #[inline]
     pub(crate) fn get(&self, id: HandleId, observes: bool) -> Option<Route> {
         let slots = self.0.load();
-        let index = slots.find(id)?;
-        let slot = slots.cells[index].load_full()?;
+        let cell = slots.get(id)?;
+        let slot = cell.as_ref()?;
         if slot.detour.load(Ordering::Acquire) {
             return None;
         }
@@ -133,7 +150,7 @@ impl Routes {
                 let first_sight =
                     observes && !seen.load(Ordering::Relaxed) && !seen.swap(true, Ordering::AcqRel);
                 Some(Route::Finished {
-                    snapshot: snapshot.clone(),
+                    snapshot: Snapshot::clone(snapshot),
                     first_sight,
                 })
             }
@@ -145,8 +162,8 @@ impl Routes {
     /// mailbox, behind one just sent there without waiting for its answer.
     pub(crate) fn detour(&self, id: HandleId) {
         let slots = self.0.load();
-        if let Some(index) = slots.find(id)
-            && let Some(slot) = &*slots.cells[index].load()
+        if let Some(cell) = slots.get(id)
+            && let Some(slot) = &*cell
         {
             slot.detour.store(true, Ordering::Release);
         }
@@ -234,7 +251,7 @@ impl RouteBook {
                 id,
                 detour: running.detour.clone(),
                 way: Way::Finished {
-                    snapshot: snapshot.clone(),
+                    snapshot: Box::new(snapshot.clone()),
                     seen: AtomicBool::new(seen),
                 },
             })));
