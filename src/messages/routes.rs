@@ -23,6 +23,10 @@ use super::{HandleId, ProcessMsg, Snapshot};
 const MIN_SLOTS: usize = 64;
 
 /// What a reader learns about one handle.
+// Unboxed: a route is unpacked as soon as it is returned, and boxing the
+// snapshot would cost the hot path (a poll of a finished handle) an
+// allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Route {
     /// Running: its process actor answers for it.
