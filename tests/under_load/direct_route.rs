@@ -4,15 +4,16 @@
 //! real children. Every answer must be one the registry itself could have
 //! given at some moment during the call, no call may hang, and a caller
 //! who has seen a terminal status must be remembered for the eviction
-//! order.
+//! order. And the route must really pass the registry: a poll does not
+//! wait behind the registry's queue.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::future::join_all;
 use procward::{
-    CapPolicy, Error, HandleId, KillRequest, Registry, RegistryConfig, Snapshot, SpawnRequest,
-    Status,
+    CapPolicy, Error, HandleId, KillRequest, ListFilter, Registry, RegistryConfig, RegistryMsg,
+    Snapshot, SpawnRequest, Status,
 };
 
 /// Longer than any answer may take on two loaded cores: past it a call
@@ -262,6 +263,64 @@ async fn a_status_seen_through_the_direct_route_counts_for_the_eviction_order() 
     assert!(registry.poll(snaps[1].handle_id).await.unwrap().evicted);
     registry.shutdown().await.unwrap();
     for snap in snaps.iter().chain([&next]) {
+        crate::support::wait_group_gone(snap.pid).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_does_not_wait_for_the_registrys_queue() {
+    let registry = Registry::start(RegistryConfig::default().max_handles(300))
+        .await
+        .unwrap();
+    // 200 finished handles make each `List` below cost the registry the
+    // building of 200 summaries.
+    let spawned: Vec<Snapshot> = join_all((0..200).map(|_| async {
+        let snap = registry.spawn(SpawnRequest::argv(["true"])).await.unwrap();
+        registry.wait(snap.handle_id, None).await.unwrap();
+        snap
+    }))
+    .await;
+    let id = spawned[0].handle_id;
+    let running = registry
+        .spawn(SpawnRequest::argv(["sleep", "300"]))
+        .await
+        .unwrap();
+    // Handled after every `Finished`: each was sent before its wait's answer.
+    registry.counts().await.unwrap();
+
+    // Seconds of work queued in the registry's mailbox; only the last
+    // answer is kept (the others are built and dropped).
+    let mut last = None;
+    for _ in 0..20_000 {
+        let (tx, rx) = ractor::concurrency::oneshot();
+        registry
+            .actor()
+            .cast(RegistryMsg::List(ListFilter::default(), tx.into()))
+            .unwrap();
+        last = Some(rx);
+    }
+    let mut last = last.unwrap();
+    let polled = registry.poll(id).await.unwrap();
+    assert_eq!(polled.status, Status::Exited);
+    assert!(
+        last.try_recv().is_err(),
+        "the poll of a finished handle waited behind the registry's queue"
+    );
+    // A running handle is asked at its process actor.
+    let now = registry.poll(running.handle_id).await.unwrap();
+    assert_eq!(now.status, Status::Running);
+    assert!(
+        last.try_recv().is_err(),
+        "the poll of a running handle waited behind the registry's queue"
+    );
+    // The same poll sent to the registry is answered after the queue.
+    let through_mailbox = ractor::call!(registry.actor(), RegistryMsg::Poll, id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(through_mailbox, polled);
+    assert!(last.try_recv().is_ok(), "the mailbox kept its order");
+    registry.shutdown().await.unwrap();
+    for snap in spawned.iter().chain([&running]) {
         crate::support::wait_group_gone(snap.pid).await;
     }
 }
