@@ -193,8 +193,9 @@ pub(crate) async fn wait_for_stdout(registry: &Registry, id: HandleId, needle: &
 /// Sends a wait (no timeout) for `id` and returns once the process actor
 /// holds it: the wait is queued with a plain cast, and a poll sent after it
 /// through the same mailbox is answered only after the wait was handled
-/// (requests about one handle sent the same way are handled in order). The receiver gets the wait's answer; a receive
-/// error means the reply port was dropped unanswered.
+/// (requests about one handle sent the same way are handled in order). The
+/// receiver gets the wait's answer; a receive error means the reply port
+/// was dropped unanswered.
 pub(crate) async fn pending_wait(
     registry: &Registry,
     id: HandleId,
