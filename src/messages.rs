@@ -42,7 +42,7 @@ pub(crate) use process_msg::Event;
 pub(crate) use process_msg::{ProcessEvent, ProcessMsg};
 pub(crate) use registry_msg::Report;
 pub use registry_msg::{ProcessReport, RegistryMsg};
-pub(crate) use routes::{Route, RouteBook, Routes};
+pub(crate) use routes::{Route, RouteBook, RoutesCell};
 pub use signal::{Signal, UnknownSignal};
 pub use snapshot::{
     Containment, HandleCounts, HandleSummary, ListFilter, Snapshot, Status, StreamOutput,

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::messages::{
     HandleCounts, HandleId, HandleSummary, KillRequest, ListFilter, OutputEvent, ProcessMsg,
-    ProcessReport, ReadChunk, ReadRequest, RegistryMsg, Report, Route, Routes, Snapshot,
+    ProcessReport, ReadChunk, ReadRequest, RegistryMsg, Report, Route, RoutesCell, Snapshot,
     SpawnRequest, SubscribeRequest, Subscribed, Subscriber, WaitOutcome,
 };
 
@@ -32,8 +32,9 @@ use crate::messages::{
 ///
 /// # The direct route
 ///
-/// A handle from [`Registry::start`] reads the registry's index of its
-/// live handles, which the registry actor alone writes, and so
+/// A handle reads the registry's index of its live handles, which the
+/// registry actor alone writes (it hands the index over when it handles
+/// the request for it that making the handle sends), and so
 /// [`poll`](Self::poll), [`wait`](Self::wait) and [`kill`](Self::kill)
 /// skip the registry's mailbox: a finished handle is answered from the
 /// terminal snapshot the registry stored, with no message at all; a
@@ -41,22 +42,16 @@ use crate::messages::{
 /// answers are the ones the registry would give (see
 /// `docs/architecture.md`, "The direct route"); a handle the index does not
 /// hold (unknown, released, evicted, or still starting) is asked of the
-/// registry as before. A handle made with [`Registry::from_actor`] sends
-/// every request through the mailbox.
+/// registry as before, and so is every request until the registry has
+/// handed the index over (or when it cannot: a registry on another node).
 #[derive(Debug, Clone)]
 pub struct Registry {
     actor: ActorRef<RegistryMsg>,
+    /// The registry's index of its live handles, once it handed it over.
+    routes: RoutesCell,
     /// Shared by the clones of a handle from [`Registry::start`]; `None`
     /// for [`Registry::from_actor`].
-    owned: Option<Arc<Owned>>,
-}
-
-/// What the clones of a handle from [`Registry::start`] share.
-#[derive(Debug)]
-struct Owned {
-    /// The registry's index of its live handles.
-    routes: Routes,
-    _stop_on_drop: StopOnDrop,
+    _stop_on_drop: Option<Arc<StopOnDrop>>,
 }
 
 /// The registry's drop guard: stops the registry when the last clone of a
@@ -80,20 +75,9 @@ impl Registry {
         let (actor, _) = Actor::spawn(None, RegistryActor, config)
             .await
             .map_err(|err| Error::actor_start("registry", err))?;
-        // Stops the registry if the question below fails.
-        let stop_on_drop = StopOnDrop(actor.clone());
-        let (tx, rx) = ractor::concurrency::oneshot();
-        actor
-            .cast(RegistryMsg::Report(ProcessReport(Report::Routes(
-                tx.into(),
-            ))))
-            .map_err(Error::unavailable)?;
-        let routes = rx.await.map_err(|_| Error::no_reply("start"))?;
         Ok(Registry {
-            owned: Some(Arc::new(Owned {
-                routes,
-                _stop_on_drop: stop_on_drop,
-            })),
+            routes: ask_for_routes(&actor),
+            _stop_on_drop: Some(Arc::new(StopOnDrop(actor.clone()))),
             actor,
         })
     }
@@ -101,7 +85,11 @@ impl Registry {
     /// Wraps a registry actor started elsewhere (for example linked under
     /// your own supervisor). Dropping the handle leaves the actor running.
     pub fn from_actor(actor: ActorRef<RegistryMsg>) -> Self {
-        Registry { actor, owned: None }
+        Registry {
+            routes: ask_for_routes(&actor),
+            actor,
+            _stop_on_drop: None,
+        }
     }
 
     /// The registry actor, for sending [`RegistryMsg`]s directly.
@@ -392,7 +380,7 @@ impl Registry {
     /// the registry. Every caller observes what it is given.
     #[inline]
     fn route(&self, id: HandleId) -> Option<Route> {
-        let routes = &self.owned.as_ref()?.routes;
+        let routes = self.routes.get()?;
         // A registry draining or stopped answers `RegistryUnavailable`, as
         // its mailbox does.
         if self.actor.get_status() != ActorStatus::Running {
@@ -417,8 +405,8 @@ impl Registry {
     /// Keeps the requests this caller sends about `id` from now on behind
     /// one it is about to send through the mailbox without waiting.
     fn detour(&self, id: HandleId) {
-        if let Some(owned) = &self.owned {
-            owned.routes.detour(id);
+        if let Some(routes) = self.routes.get() {
+            routes.detour(id);
         }
     }
 
@@ -495,6 +483,19 @@ impl Registry {
             .map_err(Error::unavailable)?;
         rx.await.map_err(|_| Error::no_reply(operation))
     }
+}
+
+/// Asks the registry for its index; it arrives in the cell when the
+/// registry has handled the request. A registry that cannot take the
+/// request (stopped, or on another node, where this message does not go)
+/// leaves the cell empty: the handle then asks the registry for
+/// everything.
+fn ask_for_routes(actor: &ActorRef<RegistryMsg>) -> RoutesCell {
+    let cell = RoutesCell::default();
+    let _ = actor.cast(RegistryMsg::Report(ProcessReport(Report::Routes(
+        cell.clone(),
+    ))));
+    cell
 }
 
 /// A live feed of one process's output chunks, ending with its exit event.

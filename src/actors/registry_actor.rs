@@ -511,7 +511,10 @@ impl RegistryState {
         match report {
             Report::Forked(seq) => return Some(seq),
             Report::Observed(id) => self.observe(id),
-            Report::Routes(reply) => send(reply, self.routes.routes()),
+            Report::Routes(cell) => {
+                // Set once: a cell already set holds this same index.
+                let _ = cell.set(self.routes.routes());
+            }
             Report::Finished {
                 snapshot,
                 observed,

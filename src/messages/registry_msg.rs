@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::{
     HandleCounts, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ReadChunk,
-    ReadRequest, Routes, Snapshot, SnapshotWatch, SpawnRequest, SubscribeRequest, Subscribed,
+    ReadRequest, RoutesCell, Snapshot, SnapshotWatch, SpawnRequest, SubscribeRequest, Subscribed,
     WaitOutcome,
 };
 use crate::error::Result;
@@ -151,8 +151,9 @@ pub(crate) enum Report {
     /// registry's [`Routes`]).
     Observed(HandleId),
     /// A [`Registry`](crate::Registry) handle asks for the registry's
-    /// index of its live handles, to reach them without the mailbox.
-    Routes(RpcReplyPort<Routes>),
+    /// index of its live handles, to reach them without the mailbox: the
+    /// registry puts it in the cell.
+    Routes(RoutesCell),
     /// A spawn's fork ended (on the OS worker's thread); the registry
     /// holds the outcome under this number in its books of spawns starting,
     /// starts the process actor of the child, or passes the error on, and

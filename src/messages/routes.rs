@@ -11,8 +11,8 @@
 //! it: a look-up that finds nothing says only "ask the registry", never
 //! "unknown".
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use ractor::ActorRef;
@@ -118,6 +118,11 @@ impl Slots {
         None
     }
 }
+
+/// Where a [`Registry`](crate::Registry) handle receives the registry's
+/// index: set once, by the registry, when it handles the handle's
+/// `Report::Routes`; until then the handle asks the registry.
+pub(crate) type RoutesCell = Arc<OnceLock<Routes>>;
 
 /// The readers' side of the index: cheap to clone, every clone reads the
 /// same table. See the module docs.

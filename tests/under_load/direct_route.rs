@@ -281,6 +281,10 @@ async fn poll_does_not_wait_for_the_registrys_queue() {
     }))
     .await;
     let id = spawned[0].handle_id;
+    // A handle wrapping the actor (as under a supervisor of one's own)
+    // reads the index too, once the registry has handed it over: before
+    // the `counts` below.
+    let wrapped = Registry::from_actor(registry.actor().clone());
     let running = registry
         .spawn(SpawnRequest::argv(["sleep", "300"]))
         .await
@@ -306,12 +310,18 @@ async fn poll_does_not_wait_for_the_registrys_queue() {
         last.try_recv().is_err(),
         "the poll of a finished handle waited behind the registry's queue"
     );
+    assert_eq!(wrapped.poll(id).await.unwrap(), polled);
     // A running handle is asked at its process actor.
     let now = registry.poll(running.handle_id).await.unwrap();
     assert_eq!(now.status, Status::Running);
     assert!(
         last.try_recv().is_err(),
         "the poll of a running handle waited behind the registry's queue"
+    );
+    wrapped.poll(running.handle_id).await.unwrap();
+    assert!(
+        last.try_recv().is_err(),
+        "a wrapped handle's poll waited behind the registry's queue"
     );
     // The same poll sent to the registry is answered after the queue.
     let through_mailbox = ractor::call!(registry.actor(), RegistryMsg::Poll, id)
