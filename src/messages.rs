@@ -28,6 +28,7 @@ mod output;
 mod process_msg;
 mod registry_msg;
 mod request;
+mod routes;
 mod signal;
 mod snapshot;
 mod spawn;
@@ -47,6 +48,7 @@ pub(crate) use process_msg::{ProcessEvent, ProcessMsg};
 pub(crate) use registry_msg::Report;
 pub use registry_msg::{ProcessReport, RegistryMsg};
 pub use request::{Answer, Request, UnexpectedAnswer};
+pub(crate) use routes::{Route, RouteBook, RoutesCell};
 pub use signal::{Signal, UnknownSignal};
 pub use snapshot::{
     Containment, HandleCounts, HandleSummary, ListFilter, Snapshot, Status, StreamOutput,

@@ -6,7 +6,7 @@ mod execute;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorRef, ActorStatus, RpcReplyPort};
 
 use crate::actors::RegistryActor;
 use crate::config::RegistryConfig;
@@ -15,9 +15,9 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::messages::{
-    HandleCounts, HandleId, HandleSummary, KillRequest, ListFilter, OutputEvent, ReadChunk,
-    ReadRequest, RegistryMsg, Snapshot, SpawnRequest, SubscribeRequest, Subscribed, Subscriber,
-    WaitOutcome,
+    HandleCounts, HandleId, HandleSummary, KillRequest, ListFilter, OutputEvent, ProcessMsg,
+    ProcessReport, ReadChunk, ReadRequest, RegistryMsg, Report, Route, RoutesCell, Snapshot,
+    SpawnRequest, SubscribeRequest, Subscribed, Subscriber, WaitOutcome,
 };
 
 /// A handle to a registry actor. Cloning it is cheap; every clone talks to
@@ -31,9 +31,26 @@ use crate::messages::{
 ///
 /// Every method converts ractor's errors into [`Error`]: a registry that is
 /// not running gives [`Error::RegistryUnavailable`].
+///
+/// # The direct route
+///
+/// A handle reads the registry's index of its live handles, which the
+/// registry actor alone writes (it hands the index over when it handles
+/// the request for it that making the handle sends), and so
+/// [`poll`](Self::poll), [`wait`](Self::wait) and [`kill`](Self::kill)
+/// skip the registry's mailbox: a finished handle is answered from the
+/// terminal snapshot the registry stored, with no message at all; a
+/// running one is asked at its process actor, one hop instead of two. The
+/// answers are the ones the registry would give (see
+/// `docs/architecture.md`, "The direct route"); a handle the index does not
+/// hold (unknown, released, evicted, or still starting) is asked of the
+/// registry as before, and so is every request until the registry has
+/// handed the index over (or when it cannot: a registry on another node).
 #[derive(Debug, Clone)]
 pub struct Registry {
     actor: ActorRef<RegistryMsg>,
+    /// The registry's index of its live handles, once it handed it over.
+    routes: RoutesCell,
     /// Shared by the clones of a handle from [`Registry::start`]; `None`
     /// for [`Registry::from_actor`].
     _stop_on_drop: Option<Arc<StopOnDrop>>,
@@ -61,6 +78,7 @@ impl Registry {
             .await
             .map_err(|err| Error::actor_start("registry", err))?;
         Ok(Registry {
+            routes: ask_for_routes(&actor),
             _stop_on_drop: Some(Arc::new(StopOnDrop(actor.clone()))),
             actor,
         })
@@ -70,6 +88,7 @@ impl Registry {
     /// your own supervisor). Dropping the handle leaves the actor running.
     pub fn from_actor(actor: ActorRef<RegistryMsg>) -> Self {
         Registry {
+            routes: ask_for_routes(&actor),
             actor,
             _stop_on_drop: None,
         }
@@ -112,8 +131,19 @@ impl Registry {
     }
 
     /// A snapshot of the handle now; never waits for the process.
+    ///
+    /// A finished handle is answered without any message, a running one
+    /// by its process actor without passing through the registry (see
+    /// [the direct route](Self#the-direct-route)).
     pub async fn poll(&self, id: HandleId) -> Result<Snapshot> {
-        self.call("poll", |tx| RegistryMsg::Poll(id, tx)).await?
+        self.routed(
+            id,
+            "poll",
+            |snapshot| snapshot,
+            ProcessMsg::Poll,
+            |tx| RegistryMsg::Poll(id, tx),
+        )
+        .await
     }
 
     /// Waits until the handle is terminal. With a `timeout`, returns a
@@ -123,15 +153,23 @@ impl Registry {
     /// Cancel safety: dropping the future abandons the wait only; the
     /// process is not affected.
     pub async fn wait(&self, id: HandleId, timeout: Option<Duration>) -> Result<WaitOutcome> {
-        self.call("wait", |tx| RegistryMsg::Wait(id, timeout, tx))
-            .await?
+        let finished = |snapshot| WaitOutcome {
+            snapshot,
+            timed_out: false,
+        };
+        let to_actor = |tx| ProcessMsg::Wait(timeout, tx);
+        let to_registry = |tx| RegistryMsg::Wait(id, timeout, tx);
+        self.routed(id, "wait", finished, to_actor, to_registry)
+            .await
     }
 
     /// Kills the process tree and returns the terminal snapshot. Killing a
     /// terminal handle is a successful no-op returning its real status.
     pub async fn kill(&self, id: HandleId, request: KillRequest) -> Result<Snapshot> {
-        self.call("kill", |tx| RegistryMsg::Kill(id, request, tx))
-            .await?
+        let to_actor = |tx| ProcessMsg::Kill(request, tx);
+        let to_registry = |tx| RegistryMsg::Kill(id, request, tx);
+        self.routed(id, "kill", |snapshot| snapshot, to_actor, to_registry)
+            .await
     }
 
     /// Sends a kill and returns without waiting for the answer: `Ok` once
@@ -139,6 +177,7 @@ impl Registry {
     /// A kill sent this way does not count as a caller seeing the terminal
     /// status (for the eviction order).
     pub fn kill_nowait(&self, id: HandleId, request: KillRequest) -> Result<()> {
+        self.detour(id);
         self.cast(|tx| RegistryMsg::Kill(id, request, tx))
     }
 
@@ -153,6 +192,7 @@ impl Registry {
     /// the tree to be reaped): `Ok` once the registry has it, an error only
     /// when the registry is not running.
     pub fn release_nowait(&self, id: HandleId) -> Result<()> {
+        self.detour(id);
         self.cast(|tx| RegistryMsg::Release(id, tx))
     }
 
@@ -338,6 +378,87 @@ impl Registry {
         }
     }
 
+    /// Where the index says `id` is, while the registry runs; `None`: ask
+    /// the registry. Every caller observes what it is given.
+    #[inline]
+    fn route(&self, id: HandleId) -> Option<Route> {
+        let routes = self.routes.get()?;
+        // A registry draining or stopped answers `RegistryUnavailable`, as
+        // its mailbox does.
+        if self.actor.get_status() != ActorStatus::Running {
+            return None;
+        }
+        routes.get(id, true)
+    }
+
+    /// Tells the registry, the first time, that a caller was given the
+    /// handle's terminal status (it matters to the eviction order). Sent
+    /// before the caller has the answer, so that whatever the caller sends
+    /// the registry next comes after it.
+    fn seen(&self, id: HandleId, first_sight: bool) {
+        if first_sight {
+            let observed = Report::Observed(id);
+            let _ = self
+                .actor
+                .cast(RegistryMsg::Report(ProcessReport(observed)));
+        }
+    }
+
+    /// Keeps the requests this caller sends about `id` from now on behind
+    /// one it is about to send through the mailbox without waiting.
+    fn detour(&self, id: HandleId) {
+        if let Some(routes) = self.routes.get() {
+            routes.detour(id);
+        }
+    }
+
+    /// A request about one handle (poll, wait, kill) the way the index
+    /// says: answered from a finished handle's snapshot, sent to a running
+    /// handle's process actor, or else to the registry.
+    async fn routed<T: Send + 'static>(
+        &self,
+        id: HandleId,
+        operation: &'static str,
+        finished: impl FnOnce(Snapshot) -> T,
+        to_actor: impl FnOnce(RpcReplyPort<Result<T>>) -> ProcessMsg,
+        to_registry: impl FnOnce(RpcReplyPort<Result<T>>) -> RegistryMsg,
+    ) -> Result<T> {
+        let actor = match self.route(id) {
+            Some(Route::Finished {
+                snapshot,
+                first_sight,
+            }) => {
+                self.seen(id, first_sight);
+                return Ok(finished(snapshot));
+            }
+            Some(Route::Running(actor)) => Some(actor),
+            None => None,
+        };
+        // Boxed: the answer above is the hot path, and a future as large as
+        // a round trip's would be copied on every call.
+        Box::pin(self.send(actor, operation, to_actor, to_registry)).await
+    }
+
+    /// Asks a running handle's process actor directly, or the registry.
+    /// An actor that takes no more messages is draining (its handle just
+    /// finished, or was released or evicted): the registry is asked
+    /// instead, and knows what the handle became.
+    async fn send<T: Send + 'static>(
+        &self,
+        actor: Option<ActorRef<ProcessMsg>>,
+        operation: &'static str,
+        to_actor: impl FnOnce(RpcReplyPort<Result<T>>) -> ProcessMsg,
+        to_registry: impl FnOnce(RpcReplyPort<Result<T>>) -> RegistryMsg,
+    ) -> Result<T> {
+        if let Some(actor) = actor {
+            let (tx, rx) = ractor::concurrency::oneshot();
+            if actor.cast(to_actor(tx.into())).is_ok() {
+                return rx.await.map_err(|_| Error::no_reply(operation))?;
+            }
+        }
+        self.call(operation, to_registry).await?
+    }
+
     /// Sends a request whose answer nobody waits for.
     fn cast<T: Send + 'static>(
         &self,
@@ -364,6 +485,19 @@ impl Registry {
             .map_err(Error::unavailable)?;
         rx.await.map_err(|_| Error::no_reply(operation))
     }
+}
+
+/// Asks the registry for its index; it arrives in the cell when the
+/// registry has handled the request. A registry that cannot take the
+/// request (stopped, or on another node, where this message does not go)
+/// leaves the cell empty: the handle then asks the registry for
+/// everything.
+fn ask_for_routes(actor: &ActorRef<RegistryMsg>) -> RoutesCell {
+    let cell = RoutesCell::default();
+    let _ = actor.cast(RegistryMsg::Report(ProcessReport(Report::Routes(
+        cell.clone(),
+    ))));
+    cell
 }
 
 /// A live feed of one process's output chunks, ending with its exit event.

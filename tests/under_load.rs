@@ -15,6 +15,7 @@ mod support {
 
 mod under_load {
     mod burst_caps;
+    mod direct_route;
     mod no_lost_output;
     mod orphan_zombies;
     mod owner_fence;

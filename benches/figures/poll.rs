@@ -1,8 +1,10 @@
-//! Polls of a finished handle through the registry (5 bytes and 10 MiB of
-//! output), against the mutex registry procward replaces, and probes of
-//! what bounds them: a bare ractor round trip, and the no-hop design (a
+//! Polls of a finished handle through the `Registry` handle (5 bytes and
+//! 10 MiB of output; answered from the registry's index, with no message),
+//! against the mutex registry procward replaces; a poll of a running
+//! handle (one hop, to its process actor); and probes of what bounds them:
+//! a bare ractor round trip, and a
 //! [`SnapshotWatch`](procward::SnapshotWatch), the snapshot the process
-//! actor publishes).
+//! actor publishes.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -30,8 +32,8 @@ impl MutexRegistry {
 }
 
 /// The smallest ractor request: an actor that answers with a clone of the
-/// snapshot it holds. The registry's poll of a finished handle is this plus
-/// a table look-up.
+/// snapshot it holds. A poll of a running handle is this plus an index
+/// look-up and building the snapshot.
 struct Holder;
 
 /// Holder's one message: a reply port for the snapshot. A newtype, because
@@ -172,12 +174,17 @@ pub(crate) async fn poll(opts: &Opts) -> Vec<Row> {
     let (holder, holder_task) = Actor::spawn(None, Holder, small.clone())
         .await
         .expect("holder start");
+    let running = registry
+        .spawn(SpawnRequest::argv(["sleep", "600"]))
+        .await
+        .expect("spawn");
     let watch = registry.watch(small.handle_id).await.expect("watch");
     assert_eq!(watch.get().handle_id, small.handle_id);
 
     let n = 80_000;
     let names = [
         "reg1", "mutex1", "reg8", "mutex8", "big1", "hold1", "hold8", "watch8", "old1", "old8",
+        "run1",
     ];
     let mut samples: HashMap<&str, Samples> = HashMap::new();
     let rounds = opts.rounds(12);
@@ -189,6 +196,7 @@ pub(crate) async fn poll(opts: &Opts) -> Vec<Row> {
                 "reg1" => polls(n, 1, registry_poll(&registry, small.handle_id)).await,
                 "reg8" => polls(n, 8, registry_poll(&registry, small.handle_id)).await,
                 "big1" => polls(n, 1, registry_poll(&registry, big.handle_id)).await,
+                "run1" => polls(n / 4, 1, registry_poll(&registry, running.handle_id)).await,
                 "mutex1" => polls(n, 1, mutex_poll(&mutex, small.handle_id)).await,
                 "mutex8" => polls(n, 8, mutex_poll(&mutex, small.handle_id)).await,
                 "hold1" => polls(n, 1, holder_poll(&holder)).await,
@@ -205,6 +213,10 @@ pub(crate) async fn poll(opts: &Opts) -> Vec<Row> {
     }
     holder.stop(None);
     let _ = holder_task.await;
+    registry
+        .kill(running.handle_id, procward::KillRequest::default())
+        .await
+        .expect("kill");
     registry.shutdown().await.expect("registry shutdown");
 
     let mut take = |name: &str| samples.remove(name).unwrap_or_default();
@@ -255,11 +267,12 @@ pub(crate) async fn poll(opts: &Opts) -> Vec<Row> {
         )
         .baseline("registry poll, 8 callers", reg8)
         .paired(),
-        Row::new(
-            "probe: bare ractor call answering a snapshot, 1 caller",
-            Unit::PerSec,
-            take("hold1"),
-        ),
+        Row::new("poll, running, 1 caller", Unit::PerSec, take("run1"))
+            .baseline(
+                "probe: bare ractor call answering a snapshot, 1 caller",
+                take("hold1"),
+            )
+            .paired(),
         Row::new(
             "poll through the handle's `SnapshotWatch` (no registry hop), finished, 8 callers",
             Unit::PerSec,

@@ -26,8 +26,8 @@ use crate::error::Unavailable;
 use crate::error::{Error, Result};
 use crate::messages::{
     CapPolicy, Containment, HandleCounts, HandleId, HandleSummary, KillRequest, ListFilter,
-    ProcessMsg, ProcessReport, RegistryMsg, Report, Snapshot, SnapshotWatch, SpawnRequest, Status,
-    WaitOutcome,
+    ProcessMsg, ProcessReport, RegistryMsg, Report, RouteBook, Snapshot, SnapshotWatch,
+    SpawnRequest, Status, WaitOutcome,
 };
 use crate::os::cgroup::{self, Placement, RegistryCgroup};
 use crate::os::child::RawSpawned;
@@ -63,6 +63,9 @@ pub struct RegistryActor;
 pub struct RegistryState {
     config: RegistryConfig,
     table: HandleTable<ActorRef<ProcessMsg>>,
+    /// What `table` holds, published for the `Registry` handles to read
+    /// (the direct route): kept equal to it at every change.
+    routes: RouteBook,
     receipts: Receipts<ActorRef<ProcessMsg>>,
     /// Starts every spawn's `PROCWARD_TOKEN`: unique to this registry.
     token_prefix: String,
@@ -170,6 +173,7 @@ impl Actor for RegistryActor {
             receipts: Receipts::new(config.max_receipts),
             config,
             table: HandleTable::default(),
+            routes: RouteBook::default(),
             token_prefix,
             next_token: 1,
             guard,
@@ -310,6 +314,8 @@ impl Actor for RegistryActor {
     ) -> Result<(), ActorProcessingErr> {
         let running = state.table.running_actors().count();
         tracing::debug!(running, "registry stopping; killing every running process");
+        // A stopped registry answers nothing, not even from its index.
+        state.routes.clear();
         for queued in state.queue.drain(..) {
             send(queued.reply, Err(Error::unavailable(Unavailable::Stopping)));
         }
@@ -498,6 +504,7 @@ impl RegistryState {
     /// Records that a caller has seen the handle's terminal status.
     fn observe(&mut self, id: HandleId) {
         self.table.observe(id);
+        self.routes.observe(id);
         if let Some(receipt) = self.receipts.get_mut(&id) {
             receipt.observed = true;
         }
@@ -509,14 +516,19 @@ impl RegistryState {
         match report {
             Report::Forked(seq) => return Some(seq),
             Report::Observed(id) => self.observe(id),
+            Report::Routes(cell) => {
+                // Set once: a cell already set holds this same index.
+                let _ = cell.set(self.routes.routes());
+            }
             Report::Finished {
                 snapshot,
                 observed,
                 actor,
             } => {
                 let id = snapshot.handle_id;
-                if self.table.finish((*snapshot).clone(), observed).is_none()
-                    && let Some(receipt) = self.receipts.get_mut(&id)
+                if self.table.finish((*snapshot).clone(), observed).is_some() {
+                    self.routes.finish(&snapshot, observed);
+                } else if let Some(receipt) = self.receipts.get_mut(&id)
                     && matches!(receipt.state, ReceiptState::Pending(_))
                 {
                     receipt.summary.status = snapshot.status;
@@ -543,6 +555,7 @@ impl RegistryState {
                     self.config.clock.now(),
                     containment,
                 );
+                self.routes.finish(&snapshot, false);
                 self.table.finish(snapshot, false);
             }
         } else if let Some(id) = self.receipts.find_pending(|a| a.get_id() == actor) {
@@ -833,6 +846,7 @@ impl RegistryState {
             owner,
             self.containment(),
         );
+        self.routes.insert(handle_id, actor.clone());
         self.table.insert_running(running_summary(&snapshot), actor);
         tracing::debug!(handle = %handle_id, pid, "spawned");
         Ok(snapshot)
@@ -900,6 +914,7 @@ impl RegistryState {
             let Some(entry) = self.table.remove(&id) else {
                 return;
             };
+            self.routes.remove(id);
             let mut summary = entry.summary;
             summary.evicted = true;
             let receipt = match entry.state {
@@ -940,6 +955,7 @@ impl RegistryState {
     }
 
     fn release(&mut self, id: HandleId, reply: RpcReplyPort<Result<bool>>) {
+        self.routes.remove(id);
         let actor = match self.table.remove(&id) {
             Some(entry) => match entry.state {
                 EntryState::Running(actor) => Some(actor),
@@ -1040,6 +1056,7 @@ impl RegistryState {
         let mut dying = Vec::new();
         for id in self.table.all_of(&owner) {
             if let Some(entry) = self.table.remove(&id) {
+                self.routes.remove(id);
                 released += 1;
                 if let EntryState::Running(actor) = entry.state {
                     let _ = actor.drain();

@@ -19,7 +19,10 @@ use crate::error::Result;
 /// past the registry (`Evict`) would bypass its books.
 ///
 /// The registry forwards requests here with the caller's reply port, so the
-/// reply types match [`RegistryMsg`](super::RegistryMsg)'s.
+/// reply types match [`RegistryMsg`](super::RegistryMsg)'s. The
+/// [`Registry`](crate::Registry) handle sends `Poll`, `Wait` and `Kill`
+/// here itself, for a handle the registry's index says is running (the
+/// direct route); nothing else is sent past the registry.
 #[derive(Debug)]
 pub(crate) enum ProcessMsg {
     /// A snapshot now; never waits.

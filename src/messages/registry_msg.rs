@@ -8,7 +8,8 @@ use bytes::Bytes;
 
 use super::{
     HandleCounts, HandleId, HandleSummary, KillRequest, ListFilter, ProcessMsg, ReadChunk,
-    ReadRequest, Snapshot, SnapshotWatch, SpawnRequest, SubscribeRequest, Subscribed, WaitOutcome,
+    ReadRequest, RoutesCell, Snapshot, SnapshotWatch, SpawnRequest, SubscribeRequest, Subscribed,
+    WaitOutcome,
 };
 use crate::error::Result;
 
@@ -145,8 +146,14 @@ pub(crate) enum Report {
         observed: bool,
         actor: ActorRef<ProcessMsg>,
     },
-    /// A caller was given the terminal snapshot after `Finished`.
+    /// A caller was given the terminal snapshot after `Finished` (by the
+    /// process actor, or by a [`Registry`](crate::Registry) handle from the
+    /// registry's [`Routes`]).
     Observed(HandleId),
+    /// A [`Registry`](crate::Registry) handle asks for the registry's
+    /// index of its live handles, to reach them without the mailbox: the
+    /// registry puts it in the cell.
+    Routes(RoutesCell),
     /// A spawn's fork ended (on the OS worker's thread); the registry
     /// holds the outcome under this number in its books of spawns starting,
     /// starts the process actor of the child, or passes the error on, and

@@ -172,7 +172,8 @@ async fn concurrent_kills_get_the_same_answer() {
     // A gentle kill waiting out its grace, then a SIGKILL that overtakes it:
     // both answer once the handle is terminal, with the same snapshot. The
     // gentle one is cast directly, so it is queued before the SIGKILL is
-    // sent; requests about one handle are handled in order.
+    // sent the same way; requests about one handle sent the same way are
+    // handled in order (`Registry::kill` would go past the mailbox).
     let (tx, gentle) = ractor::concurrency::oneshot();
     registry
         .actor()
@@ -182,10 +183,14 @@ async fn concurrent_kills_get_the_same_answer() {
             tx.into(),
         ))
         .unwrap();
-    let hard = registry
-        .kill(snap.handle_id, KillRequest::default())
-        .await
-        .unwrap();
+    let hard = ractor::call!(
+        registry.actor(),
+        RegistryMsg::Kill,
+        snap.handle_id,
+        KillRequest::default()
+    )
+    .unwrap()
+    .unwrap();
     let gentle = gentle.await.unwrap().unwrap();
     assert_eq!(hard.signal, Some(9));
     assert_eq!(hard, gentle);

@@ -192,9 +192,10 @@ pub(crate) async fn wait_for_stdout(registry: &Registry, id: HandleId, needle: &
 
 /// Sends a wait (no timeout) for `id` and returns once the process actor
 /// holds it: the wait is queued with a plain cast, and a poll sent after it
-/// is answered only after the wait was handled (requests about one handle
-/// are handled in order). The receiver gets the wait's answer; a receive
-/// error means the reply port was dropped unanswered.
+/// through the same mailbox is answered only after the wait was handled
+/// (requests about one handle sent the same way are handled in order). The
+/// receiver gets the wait's answer; a receive error means the reply port
+/// was dropped unanswered.
 pub(crate) async fn pending_wait(
     registry: &Registry,
     id: HandleId,
@@ -204,9 +205,10 @@ pub(crate) async fn pending_wait(
         .actor()
         .cast(RegistryMsg::Wait(id, None, tx.into()))
         .unwrap_or_else(|err| panic!("cannot send a wait for {id}: {err}"));
-    let polled = registry
-        .poll(id)
-        .await
+    // Through the mailbox too: `Registry::poll` takes the direct route,
+    // which is ordered only with requests that take it as well.
+    let polled = ractor::call!(registry.actor(), RegistryMsg::Poll, id)
+        .unwrap_or_else(|err| panic!("poll {id} got no answer: {err}"))
         .unwrap_or_else(|err| panic!("poll {id} failed: {err}"));
     assert!(polled.running(), "{id} ended before its wait was pending");
     rx

@@ -1,0 +1,540 @@
+//! [`Routes`]: the registry's index of its live handles, which the
+//! [`Registry`](crate::Registry) handle reads to reach a handle without
+//! going through the registry's mailbox.
+//!
+//! The registry actor is the only writer ([`RouteBook`]); readers never
+//! block and never wait for it: a look-up is two atomic loads and a probe
+//! of an open-addressing table. The table holds a handle from the moment
+//! the registry stores it (running) until the registry forgets it
+//! (release, eviction, stop); a finished handle's entry holds its terminal
+//! snapshot. Receipts, spawns still starting and queued spawns are not in
+//! it: a look-up that finds nothing says only "ask the registry", never
+//! "unknown".
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use arc_swap::{ArcSwap, ArcSwapOption, Guard};
+use ractor::ActorRef;
+
+use super::{HandleId, ProcessMsg, Snapshot};
+
+/// The smallest table; it doubles (or shrinks back) when it is rebuilt.
+const MIN_SLOTS: usize = 64;
+
+/// What a reader learns about one handle.
+// Unboxed: a route is unpacked as soon as it is returned, and boxing the
+// snapshot would cost the hot path (a poll of a finished handle) an
+// allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum Route {
+    /// Running: its process actor answers for it.
+    Running(ActorRef<ProcessMsg>),
+    /// Finished: its terminal snapshot, exactly as the registry holds it.
+    /// `first_sight`: this reader is the first to be given it (and asked
+    /// for it as an answer that observes), so it must tell the registry.
+    Finished {
+        snapshot: Snapshot,
+        first_sight: bool,
+    },
+}
+
+/// One handle in the table.
+#[derive(Debug)]
+struct Slot {
+    /// [`HandleId::MIN`] for a removed slot: no handle has that id.
+    id: HandleId,
+    /// Set by a caller that sent a request about the handle through the
+    /// registry's mailbox without waiting for its answer
+    /// (`release_nowait`, `kill_nowait`): later requests must not overtake
+    /// it, so they take the mailbox too. Shared by the handle's running
+    /// and finished slots, so that finishing cannot lose it.
+    detour: Arc<AtomicBool>,
+    way: Way,
+}
+
+#[derive(Debug)]
+enum Way {
+    Running(ActorRef<ProcessMsg>),
+    Finished {
+        /// Boxed: a running slot stays small.
+        snapshot: Box<Snapshot>,
+        /// A caller has been given the terminal snapshot (set once; the
+        /// one who sets it tells the registry).
+        seen: AtomicBool,
+    },
+    /// The handle was removed; probing goes on past it.
+    Removed,
+}
+
+/// One generation of the table: a power of two of slots, probed linearly
+/// from the handle's sequence number. At most half of them are ever in use
+/// (live or removed), so a probe always ends at an empty slot.
+#[derive(Debug)]
+struct Slots {
+    mask: usize,
+    cells: Box<[ArcSwapOption<Slot>]>,
+}
+
+impl Slots {
+    fn new(len: usize) -> Self {
+        Slots {
+            mask: len - 1,
+            cells: (0..len).map(|_| ArcSwapOption::empty()).collect(),
+        }
+    }
+
+    fn start(&self, id: HandleId) -> usize {
+        // Sequence numbers are consecutive: neighbours land side by side.
+        (id.seq() as usize) & self.mask
+    }
+
+    /// `id`'s slot, loaded once, if it is in the table.
+    #[inline]
+    fn get(&self, id: HandleId) -> Option<Guard<Option<Arc<Slot>>>> {
+        let mut i = self.start(id);
+        for _ in 0..self.cells.len() {
+            let cell = self.cells[i].load();
+            match &*cell {
+                None => return None,
+                Some(slot) if slot.id == id => return Some(cell),
+                Some(_) => i = (i + 1) & self.mask,
+            }
+        }
+        None
+    }
+
+    /// The index of `id`'s slot, if it is in the table.
+    fn find(&self, id: HandleId) -> Option<usize> {
+        let mut i = self.start(id);
+        for _ in 0..self.cells.len() {
+            match &*self.cells[i].load() {
+                None => return None,
+                Some(slot) if slot.id == id => return Some(i),
+                Some(_) => i = (i + 1) & self.mask,
+            }
+        }
+        None
+    }
+}
+
+/// Where a [`Registry`](crate::Registry) handle receives the registry's
+/// index: set once, by the registry, when it handles the handle's
+/// `Report::Routes`; until then the handle asks the registry.
+pub(crate) type RoutesCell = Arc<OnceLock<Routes>>;
+
+/// The readers' side of the index: cheap to clone, every clone reads the
+/// same table. See the module docs.
+#[derive(Clone)]
+pub(crate) struct Routes(Arc<ArcSwap<Slots>>);
+
+impl std::fmt::Debug for Routes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the table: a `Registry` in a log line must stay one line.
+        f.debug_struct("Routes")
+            .field("slots", &self.0.load().cells.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Routes {
+    /// Where `id` is now, or `None` when the table does not hold it (or a
+    /// caller sent a request about it that must not be overtaken): ask the
+    /// registry. `observes`: the answer will be given to a waiting caller
+    /// as the handle's status (poll, wait, kill), so a finished handle is
+    /// marked seen.
+    #[inline]
+    pub(crate) fn get(&self, id: HandleId, observes: bool) -> Option<Route> {
+        let slots = self.0.load();
+        let cell = slots.get(id)?;
+        let slot = cell.as_ref()?;
+        if slot.detour.load(Ordering::Acquire) {
+            return None;
+        }
+        match &slot.way {
+            Way::Running(actor) => Some(Route::Running(actor.clone())),
+            Way::Finished { snapshot, seen } => {
+                // The swap only while unseen: a seen handle costs a load.
+                let first_sight =
+                    observes && !seen.load(Ordering::Relaxed) && !seen.swap(true, Ordering::AcqRel);
+                Some(Route::Finished {
+                    snapshot: Snapshot::clone(snapshot),
+                    first_sight,
+                })
+            }
+            Way::Removed => None,
+        }
+    }
+
+    /// Sends every later request about `id` through the registry's
+    /// mailbox, behind one just sent there without waiting for its answer.
+    pub(crate) fn detour(&self, id: HandleId) {
+        let slots = self.0.load();
+        if let Some(cell) = slots.get(id)
+            && let Some(slot) = &*cell
+        {
+            slot.detour.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// The writer's side of the index, owned by the registry actor: the only
+/// one that adds, finishes and removes handles. Every operation costs O(1)
+/// (amortised: the table is rebuilt, in O(its size), after as many
+/// insertions as it has slots over four).
+#[derive(Debug)]
+pub(crate) struct RouteBook {
+    routes: Routes,
+    /// Handles in the table.
+    live: usize,
+    /// Slots not empty: live or removed.
+    used: usize,
+    /// The removed marker every removed slot shares.
+    removed: Arc<Slot>,
+}
+
+impl Default for RouteBook {
+    fn default() -> Self {
+        RouteBook {
+            routes: Routes(Arc::new(ArcSwap::from_pointee(Slots::new(MIN_SLOTS)))),
+            live: 0,
+            used: 0,
+            removed: Arc::new(Slot {
+                id: HandleId::MIN,
+                detour: Arc::default(),
+                way: Way::Removed,
+            }),
+        }
+    }
+}
+
+impl RouteBook {
+    /// A reader of this table.
+    pub(crate) fn routes(&self) -> Routes {
+        self.routes.clone()
+    }
+
+    /// How many handles the table holds.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Adds a running handle.
+    pub(crate) fn insert(&mut self, id: HandleId, actor: ActorRef<ProcessMsg>) {
+        if (self.used + 1) * 2 > self.routes.0.load().cells.len() {
+            self.rebuild();
+        }
+        let slot = Arc::new(Slot {
+            id,
+            detour: Arc::default(),
+            way: Way::Running(actor),
+        });
+        let slots = self.routes.0.load();
+        let mut i = slots.start(id);
+        loop {
+            let cell = &slots.cells[i];
+            match &*cell.load() {
+                None => {
+                    self.used += 1;
+                    break;
+                }
+                Some(old) if matches!(old.way, Way::Removed) => break,
+                Some(_) => i = (i + 1) & slots.mask,
+            }
+        }
+        slots.cells[i].store(Some(slot));
+        self.live += 1;
+    }
+
+    /// Stores a handle's terminal snapshot in place of its actor.
+    /// `seen`: a caller has already been given it.
+    pub(crate) fn finish(&mut self, snapshot: &Snapshot, seen: bool) {
+        let id = snapshot.handle_id;
+        let slots = self.routes.0.load();
+        if let Some(i) = slots.find(id)
+            && let Some(running) = &*slots.cells[i].load()
+        {
+            slots.cells[i].store(Some(Arc::new(Slot {
+                id,
+                detour: running.detour.clone(),
+                way: Way::Finished {
+                    snapshot: Box::new(snapshot.clone()),
+                    seen: AtomicBool::new(seen),
+                },
+            })));
+        }
+    }
+
+    /// Records that a caller was given the handle's terminal snapshot.
+    pub(crate) fn observe(&mut self, id: HandleId) {
+        let slots = self.routes.0.load();
+        if let Some(i) = slots.find(id)
+            && let Some(slot) = &*slots.cells[i].load()
+            && let Way::Finished { seen, .. } = &slot.way
+        {
+            seen.store(true, Ordering::Release);
+        }
+    }
+
+    /// Forgets a handle.
+    pub(crate) fn remove(&mut self, id: HandleId) {
+        let slots = self.routes.0.load();
+        if let Some(i) = slots.find(id) {
+            slots.cells[i].store(Some(self.removed.clone()));
+            self.live -= 1;
+        }
+    }
+
+    /// Forgets every handle (the registry is stopping).
+    pub(crate) fn clear(&mut self) {
+        self.routes.0.store(Arc::new(Slots::new(MIN_SLOTS)));
+        self.live = 0;
+        self.used = 0;
+    }
+
+    /// Moves the live handles to a new table with room for as many again
+    /// and more (or a smaller one, when most slots held removed handles).
+    /// Readers still probing the old table see it as it was when they
+    /// loaded it; nothing writes to it any more.
+    fn rebuild(&mut self) {
+        let len = (4 * (self.live + 1)).next_power_of_two().max(MIN_SLOTS);
+        let fresh = Slots::new(len);
+        let old = self.routes.0.load();
+        for cell in old.cells.iter() {
+            let Some(slot) = cell.load_full() else {
+                continue;
+            };
+            if matches!(slot.way, Way::Removed) {
+                continue;
+            }
+            let mut i = fresh.start(slot.id);
+            while fresh.cells[i].load().is_some() {
+                i = (i + 1) & fresh.mask;
+            }
+            fresh.cells[i].store(Some(slot));
+        }
+        self.routes.0.store(Arc::new(fresh));
+        self.used = self.live;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::Containment;
+
+    /// An actor that answers nothing: the table only stores its reference.
+    struct Idle;
+
+    impl ractor::Actor for Idle {
+        type Msg = ProcessMsg;
+        type State = ();
+        type Arguments = ();
+
+        async fn pre_start(
+            &self,
+            _myself: ActorRef<ProcessMsg>,
+            _args: (),
+        ) -> Result<(), ractor::ActorProcessingErr> {
+            Ok(())
+        }
+    }
+
+    async fn actor() -> ActorRef<ProcessMsg> {
+        let (actor, _) = ractor::Actor::spawn(None, Idle, ()).await.unwrap();
+        actor
+    }
+
+    fn finished(id: HandleId) -> Snapshot {
+        let mut snapshot = Snapshot::started(
+            id,
+            id.pid(),
+            "true".into(),
+            time::OffsetDateTime::UNIX_EPOCH,
+            None,
+            Containment::ProcessGroup,
+        );
+        snapshot.status = crate::messages::Status::Exited;
+        snapshot
+    }
+
+    fn running(route: Option<Route>) -> bool {
+        matches!(route, Some(Route::Running(_)))
+    }
+
+    #[tokio::test]
+    async fn a_handle_is_found_until_removed_and_finishing_keeps_it() {
+        let mut book = RouteBook::default();
+        let routes = book.routes();
+        let actor = actor().await;
+        let id = HandleId::next(1);
+        assert!(routes.get(id, true).is_none());
+        book.insert(id, actor.clone());
+        assert!(running(routes.get(id, true)));
+        book.finish(&finished(id), false);
+        let Some(Route::Finished {
+            snapshot,
+            first_sight,
+        }) = routes.get(id, true)
+        else {
+            panic!("finished handle not found");
+        };
+        assert_eq!(snapshot.handle_id, id);
+        assert!(first_sight, "the first caller to see it is told so");
+        assert!(matches!(
+            routes.get(id, true),
+            Some(Route::Finished {
+                first_sight: false,
+                ..
+            })
+        ));
+        book.remove(id);
+        assert!(routes.get(id, true).is_none());
+        assert_eq!(book.len(), 0);
+        actor.stop(None);
+    }
+
+    #[tokio::test]
+    async fn only_an_observing_look_up_marks_a_finished_handle_seen() {
+        let mut book = RouteBook::default();
+        let routes = book.routes();
+        let actor = actor().await;
+        let (a, b) = (HandleId::next(1), HandleId::next(1));
+        book.insert(a, actor.clone());
+        book.insert(b, actor.clone());
+        book.finish(&finished(a), false);
+        book.finish(&finished(b), false);
+        assert!(matches!(
+            routes.get(a, false),
+            Some(Route::Finished {
+                first_sight: false,
+                ..
+            })
+        ));
+        assert!(matches!(
+            routes.get(a, true),
+            Some(Route::Finished {
+                first_sight: true,
+                ..
+            })
+        ));
+        // Seen through the registry: nobody reading the table tells it again.
+        book.observe(b);
+        assert!(matches!(
+            routes.get(b, true),
+            Some(Route::Finished {
+                first_sight: false,
+                ..
+            })
+        ));
+        actor.stop(None);
+    }
+
+    #[tokio::test]
+    async fn a_detoured_handle_is_left_to_the_registry_even_once_finished() {
+        let mut book = RouteBook::default();
+        let routes = book.routes();
+        let actor = actor().await;
+        let (id, other) = (HandleId::next(1), HandleId::next(1));
+        book.insert(id, actor.clone());
+        book.insert(other, actor.clone());
+        routes.detour(id);
+        assert!(routes.get(id, true).is_none());
+        // A release sent without waiting may still be queued behind the
+        // end: the finished entry must not answer either.
+        book.finish(&finished(id), false);
+        assert!(routes.get(id, true).is_none());
+        assert!(running(routes.get(other, true)), "only that handle");
+        actor.stop(None);
+    }
+
+    #[tokio::test]
+    async fn thousands_of_handles_grow_and_shrink_the_table_without_losing_one() {
+        let mut book = RouteBook::default();
+        let routes = book.routes();
+        let actor = actor().await;
+        let ids: Vec<HandleId> = (0..5_000).map(|_| HandleId::next(1)).collect();
+        for id in &ids {
+            book.insert(*id, actor.clone());
+        }
+        assert!(ids.iter().all(|id| running(routes.get(*id, true))));
+        // Remove all but every tenth, then churn: removed slots are reused
+        // or dropped at the next rebuild, and the rest stay found.
+        for (n, id) in ids.iter().enumerate() {
+            if n % 10 != 0 {
+                book.remove(*id);
+            }
+        }
+        for _ in 0..20_000 {
+            let id = HandleId::next(1);
+            book.insert(id, actor.clone());
+            book.remove(id);
+            assert!(routes.get(id, true).is_none());
+        }
+        for (n, id) in ids.iter().enumerate() {
+            assert_eq!(running(routes.get(*id, true)), n % 10 == 0, "handle {n}");
+        }
+        assert_eq!(book.len(), 500);
+        assert!(
+            routes.0.load().cells.len() <= 4096,
+            "the table shrank back after the churn"
+        );
+        book.clear();
+        assert!(routes.get(ids[0], true).is_none());
+        actor.stop(None);
+    }
+
+    #[test]
+    fn readers_on_other_threads_find_every_handle_present_throughout() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let actor = runtime.block_on(actor());
+        let mut book = RouteBook::default();
+        let routes = book.routes();
+        // These stay in the table while the writer churns around them.
+        let kept: Vec<HandleId> = (0..100).map(|_| HandleId::next(1)).collect();
+        for id in &kept {
+            book.insert(*id, actor.clone());
+        }
+        let done = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let routes = routes.clone();
+                let kept = kept.clone();
+                let done = done.clone();
+                std::thread::spawn(move || {
+                    let mut reads = 0u64;
+                    while !done.load(Ordering::Relaxed) {
+                        for id in &kept {
+                            assert!(running(routes.get(*id, true)), "lost {id}");
+                            reads += 1;
+                        }
+                    }
+                    reads
+                })
+            })
+            .collect();
+        let mut churn = Vec::new();
+        for round in 0..200 {
+            for _ in 0..100 {
+                let id = HandleId::next(1);
+                book.insert(id, actor.clone());
+                churn.push(id);
+            }
+            if round % 2 == 1 {
+                for id in churn.drain(..) {
+                    book.remove(id);
+                }
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        for reader in readers {
+            assert!(reader.join().unwrap() > 0);
+        }
+        actor.stop(None);
+    }
+}
