@@ -12,6 +12,8 @@
 //!
 //! ```sh
 //! PROPTEST_CASES=10000 cargo test --release --test lifecycle_props
+//! # only one containment mode: `cgroup` or `pg` (process groups)
+//! PROCWARD_PROPS_CONTAINMENT=pg PROPTEST_CASES=10000 cargo test --release --test lifecycle_props
 //! ```
 //!
 //! This is the only test in its binary, so the end-of-case check that no
@@ -126,12 +128,23 @@ struct Case {
     programs: Vec<Vec<Op>>,
 }
 
+/// Which containment the cases use: both, each case picking one, unless
+/// `PROCWARD_PROPS_CONTAINMENT` says `cgroup` or `pg` (to run many cases of
+/// one mode).
+fn containment() -> BoxedStrategy<bool> {
+    match std::env::var("PROCWARD_PROPS_CONTAINMENT").as_deref() {
+        Ok("cgroup") => Just(true).boxed(),
+        Ok("pg") => Just(false).boxed(),
+        _ => any::<bool>().boxed(),
+    }
+}
+
 fn case() -> impl Strategy<Value = Case> {
     (
         2usize..5,
         prop_oneof![Just(2usize), Just(1000)],
         1u64..6,
-        any::<bool>(),
+        containment(),
         prop::collection::vec(prop::collection::vec(op(), 1..7), 2..4),
     )
         .prop_map(
