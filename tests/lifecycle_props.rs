@@ -466,7 +466,10 @@ async fn run_case(case: Case) -> Result<(), String> {
             outcome = result;
         }
     }
-    registry.shutdown().await.map_err(|e| e.to_string())?;
+    tokio::time::timeout(Duration::from_secs(60), registry.shutdown())
+        .await
+        .map_err(|_| "the shutdown hung".to_string())?
+        .map_err(|e| e.to_string())?;
 
     let groups: HashSet<u32> = lock(&seen).handles.iter().map(|(_, pid)| *pid).collect();
     let mut left = leftovers(&groups);

@@ -514,6 +514,11 @@ impl WorkerState {
                     Some(at)
                 };
             }
+            // A caller of `reap_orphans_now` waits for a reap of its own,
+            // however many reaps a pass made since it asked.
+            if !self.reap_callers.is_empty() {
+                self.reap_wanted = true;
+            }
             if self.reap_wanted
                 && self.reaping_orphans
                 && self.reap_after_leader.is_none_or(|at| Instant::now() >= at)
