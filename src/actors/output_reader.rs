@@ -9,6 +9,11 @@
 //! finds it full, halve the context switches of a fast writer's capture
 //! (docs/performance.md).
 //!
+//! A reader that finds the pipe empty and must wait for the next bytes
+//! gives back a block that only it holds: a child that printed a burst and
+//! went quiet keeps no burst-sized buffer in procward beyond the output it
+//! captured.
+//!
 //! A reader ends at end of file, or when its process actor says the drain
 //! is over (the drain grace passed, or the handle is being killed after
 //! its child exited, while some descendant still holds the pipe). Then it
@@ -16,12 +21,14 @@
 //! grace stops the wait for descendants, never throws away bytes already
 //! written.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use ractor::ActorRef;
 use tokio::net::unix::pipe;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::messages::{Event, OutputStream, ProcessMsg};
 
@@ -60,17 +67,18 @@ enum Burst {
     Ended,
 }
 
-/// Reads `pipe` until end of file, or until `drain_now` turns true and what
-/// the pipe holds then has been read, sending each chunk to `actor` in
-/// order, then [`Event::StreamClosed`]. Each chunk is what one burst of
-/// reads found in the pipe, up to a block. Between bursts the reader holds
-/// at most the block its last chunk was sliced from (which that chunk pins
-/// in the capture anyway); after a short burst, or none, it holds nothing.
+/// Reads `pipe` until end of file, or until `drain_now` fires (or its
+/// sender is dropped) and what the pipe holds then has been read, sending
+/// each chunk to `actor` in order, then [`Event::StreamClosed`]. Each chunk
+/// is what one burst of reads found in the pipe, up to a block. Between
+/// bursts that follow each other the reader holds at most the block its
+/// last chunk was sliced from; when it has to wait for the pipe, or after
+/// a short burst, it holds nothing.
 pub(crate) async fn read_stream(
     pipe: pipe::Receiver,
     stream: OutputStream,
     actor: ActorRef<ProcessMsg>,
-    mut drain_now: watch::Receiver<bool>,
+    mut drain_now: oneshot::Receiver<()>,
 ) {
     let permits = Arc::new(Semaphore::new(CHUNKS_IN_FLIGHT));
     let mut final_drain = false;
@@ -81,25 +89,39 @@ pub(crate) async fn read_stream(
         // must not keep the pipe readable, and this loop going, for ever.
         let permit = tokio::select! {
             biased;
-            _ = drain_now.wait_for(|now| *now) => {
+            _ = &mut drain_now => {
                 final_drain = true;
                 break;
             }
             permit = permits.clone().acquire_owned() => permit,
         };
         let Ok(permit) = permit else { break };
-        tokio::select! {
-            biased;
-            _ = drain_now.wait_for(|now| *now) => {
-                final_drain = true;
-                break;
-            }
-            ready = pipe.readable() => {
-                if let Err(err) = ready {
-                    tracing::warn!(stream = stream.as_str(), %err, "waiting on the pipe failed; capture ends");
-                    break;
+        let mut readable = std::pin::pin!(pipe.readable());
+        let ready = match std::future::poll_fn(|cx| match readable.as_mut().poll(cx) {
+            Poll::Ready(ready) => Poll::Ready(Some(ready)),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await
+        {
+            Some(ready) => ready,
+            None => {
+                // The pipe is empty: the writer paused. The block goes
+                // back before the wait (the chunks sliced from it keep
+                // what they need of it), so a quiet child costs no block.
+                block = BytesMut::new();
+                tokio::select! {
+                    biased;
+                    _ = &mut drain_now => {
+                        final_drain = true;
+                        break;
+                    }
+                    ready = readable => ready,
                 }
             }
+        };
+        if let Err(err) = ready {
+            tracing::warn!(stream = stream.as_str(), %err, "waiting on the pipe failed; capture ends");
+            break;
         }
         let (burst, chunk) = if block.capacity() - block.len() >= MIN_READ {
             read_into_block(&pipe, stream, &mut block, &mut grown)
@@ -312,7 +334,13 @@ mod tests {
         let (actor, handle) = Actor::spawn(None, Collector, done)
             .await
             .expect("collector");
-        let (_drain_now, drain_rx) = watch::channel(drain_now);
+        let (drain_tx, drain_rx) = oneshot::channel();
+        let _drain_tx = if drain_now {
+            let _ = drain_tx.send(());
+            None
+        } else {
+            Some(drain_tx)
+        };
         read_stream(pipe, OutputStream::Stdout, actor.clone(), drain_rx).await;
         let collected = collected.await.expect("the stream closed");
         actor.stop(None);

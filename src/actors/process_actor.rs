@@ -23,9 +23,9 @@ use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rustix::process::Signal as RawSignal;
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use super::capture::Capture;
+use super::capture::Captures;
 use super::handle_table::Owner;
 use super::lifecycle::{Effect, Effects, Lifecycle};
 use super::output_reader::read_stream;
@@ -84,12 +84,13 @@ struct Waiter {
 pub(crate) struct ProcessState {
     lifecycle: Lifecycle,
     child: ChildProcess,
-    stdout: Capture,
-    stderr: Capture,
+    /// Both streams' captures; nothing until the first byte arrives.
+    output: Captures,
     stdin: StdinLink,
-    /// Turned true when the drain is over: the readers read what the pipes
-    /// hold, then close.
-    drain_now: watch::Sender<bool>,
+    /// Fired (each reader's own) when the drain is over: the readers read
+    /// what the pipes hold, then close. A one-shot each costs a sixth of a
+    /// watch channel, and the drain ends once.
+    drain_now: Option<[oneshot::Sender<()>; 2]>,
     subscribers: Subscribers,
     waiters: Vec<Waiter>,
     next_waiter: u64,
@@ -135,18 +136,19 @@ impl Actor for ProcessActor {
             };
             let _ = watcher.cast(event.into());
         }));
-        let (drain_now, drain_rx) = watch::channel(false);
+        let (drain_stdout, stdout_rx) = oneshot::channel();
+        let (drain_stderr, stderr_rx) = oneshot::channel();
         tasks.push(tokio::spawn(read_stream(
             stdout,
             OutputStream::Stdout,
             myself.clone(),
-            drain_rx.clone(),
+            stdout_rx,
         )));
         tasks.push(tokio::spawn(read_stream(
             stderr,
             OutputStream::Stderr,
             myself.clone(),
-            drain_rx,
+            stderr_rx,
         )));
         if let Some(timeout) = args.timeout {
             tasks.push(timer(&myself, timeout, Event::TimeoutExpired));
@@ -173,10 +175,9 @@ impl Actor for ProcessActor {
         Ok(ProcessState {
             lifecycle: Lifecycle::new(self.cleanup(&child).is_some()),
             child,
-            stdout: Capture::new(args.output_cap),
-            stderr: Capture::new(args.output_cap),
+            output: Captures::new(args.output_cap),
             stdin,
-            drain_now,
+            drain_now: Some([drain_stdout, drain_stderr]),
             subscribers,
             waiters: Vec::new(),
             next_waiter: 0,
@@ -275,20 +276,16 @@ fn subscribe(
         return exit_only(request, terminal);
     }
     let totals = Offsets {
-        stdout: state.stdout.total(),
-        stderr: state.stderr.total(),
+        stdout: state.output.total(OutputStream::Stdout),
+        stderr: state.output.total(OutputStream::Stderr),
     };
-    let (stdout, stderr) = (&state.stdout, &state.stderr);
+    let output = &state.output;
     let read = |request: &ReadRequest| {
-        let capture = match request.stream {
-            OutputStream::Stdout => stdout,
-            OutputStream::Stderr => stderr,
-        };
-        capture.read(request, false).ok_or(Error::OffsetOutOfRange {
+        output.read(request, false).ok_or(Error::OffsetOutOfRange {
             handle: id,
             stream: request.stream.as_str().into(),
             offset: request.offset,
-            total: capture.total(),
+            total: output.total(request.stream),
         })
     };
     state.subscribers.subscribe(id, request, totals, read)
@@ -308,8 +305,8 @@ impl ProcessActor {
             self.owner.clone(),
             state.child.containment(),
         );
-        snapshot.stdout = state.stdout.view();
-        snapshot.stderr = state.stderr.view();
+        snapshot.stdout = state.output.view(OutputStream::Stdout);
+        snapshot.stderr = state.output.view(OutputStream::Stderr);
         snapshot.paused = state.lifecycle.paused();
         if state.evicted {
             snapshot.into_receipt()
@@ -345,7 +342,9 @@ impl ProcessActor {
                         .push(timer(myself, self.drain_grace, Event::DrainExpired));
                 }
                 Effect::FlushPipes => {
-                    state.drain_now.send_replace(true);
+                    for drain_now in state.drain_now.take().into_iter().flatten() {
+                        let _ = drain_now.send(());
+                    }
                 }
                 Effect::Sweep => {
                     let Some(cleanup) = self.cleanup(&state.child) else {
@@ -422,16 +421,15 @@ impl ProcessActor {
         if let Some(terminal) = state.lifecycle.terminal() {
             return terminal.read(request);
         }
-        let capture = match request.stream {
-            OutputStream::Stdout => &state.stdout,
-            OutputStream::Stderr => &state.stderr,
-        };
-        capture.read(request, false).ok_or(Error::OffsetOutOfRange {
-            handle: self.id,
-            stream: request.stream.as_str().into(),
-            offset: request.offset,
-            total: capture.total(),
-        })
+        state
+            .output
+            .read(request, false)
+            .ok_or(Error::OffsetOutOfRange {
+                handle: self.id,
+                stream: request.stream.as_str().into(),
+                offset: request.offset,
+                total: state.output.total(request.stream),
+            })
     }
 
     /// Hands a write or close to the stdin writer, which answers it.
@@ -529,12 +527,8 @@ impl ProcessActor {
         }
         let effects = match event {
             Event::Output { stream, chunk, .. } => {
-                let capture = match stream {
-                    OutputStream::Stdout => &mut state.stdout,
-                    OutputStream::Stderr => &mut state.stderr,
-                };
-                let offset = capture.total();
-                capture.push(chunk.clone());
+                let offset = state.output.total(stream);
+                state.output.push(stream, chunk.clone());
                 state.subscribers.chunk(self.id, stream, offset, &chunk);
                 if state.watch.is_some() && !state.publish_pending {
                     // Publishing joins the kept output: at most once per
@@ -725,8 +719,7 @@ impl ProcessActor {
             "process terminal"
         );
         // The snapshot now holds the kept output; the capture buffers go.
-        state.stdout = Capture::new(1);
-        state.stderr = Capture::new(1);
+        state.output = Captures::new(1);
         // A kill sent without waiting for its answer observes nothing.
         let observed = !state.waiters.is_empty() || state.killers.iter().any(|k| !k.is_closed());
         state.lifecycle.end(snapshot.clone(), observed);
