@@ -1,8 +1,9 @@
 //! The process actor: one per OS process. It owns the child, its captured
 //! output and its lifecycle, and answers Poll / Wait / Kill with snapshots.
 //!
-//! The actor never awaits inside a message handler. Its own tasks (one
-//! reader per pipe, one exit watcher, timers) report to it as
+//! The actor never awaits inside a message handler. Its own tasks (one I/O
+//! task that reads both pipes and watches for the exit, timers) report to
+//! it as
 //! [`ProcessMsg::Event`]s, so a pending wait never delays a kill or a poll.
 //!
 //! The lifecycle itself (which status settles, when the drain ends, when
@@ -28,7 +29,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::capture::Captures;
 use super::handle_table::Owner;
 use super::lifecycle::{Effect, Effects, Lifecycle};
-use super::output_reader::read_stream;
+use super::output_reader::run_io;
 use super::stdin_writer::{StdinCommand, write_stdin};
 use super::subscribers::{Subscribers, exit_only};
 use crate::clock::Clock;
@@ -87,15 +88,15 @@ pub(crate) struct ProcessState {
     /// Both streams' captures; nothing until the first byte arrives.
     output: Captures,
     stdin: StdinLink,
-    /// Fired (each reader's own) when the drain is over: the readers read
-    /// what the pipes hold, then close. A one-shot each costs a sixth of a
-    /// watch channel, and the drain ends once.
-    drain_now: Option<[oneshot::Sender<()>; 2]>,
+    /// Fired when the drain is over: the I/O task reads what the pipes
+    /// hold, then closes them. A one-shot costs a sixth of a watch
+    /// channel, and the drain ends once.
+    drain_now: Option<oneshot::Sender<()>>,
     subscribers: Subscribers,
     waiters: Vec<Waiter>,
     next_waiter: u64,
     killers: Vec<RpcReplyPort<Result<Snapshot>>>,
-    /// Readers, the exit watcher and timers: aborted when terminal.
+    /// The I/O task and timers: aborted when terminal.
     tasks: Vec<JoinHandle<()>>,
     /// The published snapshot, made on the first `Watch`: processes nobody
     /// watches publish nothing.
@@ -127,28 +128,14 @@ impl Actor for ProcessActor {
         // On any error below, `child` is dropped: its group is killed and it
         // is reaped, so a failed start leaks nothing.
         let exited = child.exited()?;
-        let mut tasks = Vec::with_capacity(4);
-        let watcher = myself.clone();
-        tasks.push(tokio::spawn(async move {
-            let event = match exited.await {
-                Ok(()) => Event::LeaderExited,
-                Err(err) => Event::WatchFailed(err),
-            };
-            let _ = watcher.cast(event.into());
-        }));
-        let (drain_stdout, stdout_rx) = oneshot::channel();
-        let (drain_stderr, stderr_rx) = oneshot::channel();
-        tasks.push(tokio::spawn(read_stream(
+        let mut tasks = Vec::with_capacity(2);
+        let (drain_now, drain_rx) = oneshot::channel();
+        tasks.push(tokio::spawn(run_io(
+            exited,
             stdout,
-            OutputStream::Stdout,
-            myself.clone(),
-            stdout_rx,
-        )));
-        tasks.push(tokio::spawn(read_stream(
             stderr,
-            OutputStream::Stderr,
             myself.clone(),
-            stderr_rx,
+            drain_rx,
         )));
         if let Some(timeout) = args.timeout {
             tasks.push(timer(&myself, timeout, Event::TimeoutExpired));
@@ -177,7 +164,7 @@ impl Actor for ProcessActor {
             child,
             output: Captures::new(args.output_cap),
             stdin,
-            drain_now: Some([drain_stdout, drain_stderr]),
+            drain_now: Some(drain_now),
             subscribers,
             waiters: Vec::new(),
             next_waiter: 0,
@@ -342,7 +329,7 @@ impl ProcessActor {
                         .push(timer(myself, self.drain_grace, Event::DrainExpired));
                 }
                 Effect::FlushPipes => {
-                    for drain_now in state.drain_now.take().into_iter().flatten() {
+                    if let Some(drain_now) = state.drain_now.take() {
                         let _ = drain_now.send(());
                     }
                 }
