@@ -64,6 +64,7 @@ pub(crate) fn probe(side: &str) {
 /// [`run_probe`] reads: RSS and descriptor deltas, heap bytes and
 /// allocations per handle.
 fn report(rss: (u64, u64), fds: (usize, usize), heap: (heap::Live, heap::Live)) {
+    report_kernel();
     let (bytes, allocations, sizes) = heap.1.per_handle(&heap.0, CHILDREN);
     let sizes: Vec<String> = sizes
         .iter()
@@ -77,6 +78,38 @@ fn report(rss: (u64, u64), fds: (usize, usize), heap: (heap::Live, heap::Live)) 
         "{} {} {bytes} {allocations}",
         rss.1 as i64 - rss.0 as i64,
         fds.1 as i64 - fds.0 as i64
+    );
+}
+
+/// Kernel memory taken at the first call, the second prints what grew
+/// since, per handle (the whole machine's slab caches: other work moves it
+/// too; the children's own kernel memory is in it).
+fn report_kernel() {
+    static BEFORE: std::sync::OnceLock<std::collections::BTreeMap<String, i64>> =
+        std::sync::OnceLock::new();
+    let Some(before) = BEFORE.get() else {
+        let _ = BEFORE.set(procfs::kernel_memory());
+        return;
+    };
+    let mut grown: Vec<(String, i64)> = procfs::kernel_memory()
+        .into_iter()
+        .map(|(cache, bytes)| {
+            let delta = bytes - before.get(&cache).copied().unwrap_or(0);
+            (cache, delta)
+        })
+        .filter(|(_, delta)| delta.abs() >= (CHILDREN * 16) as i64)
+        .collect();
+    grown.sort_by_key(|(_, delta)| -delta);
+    let total: i64 = grown.iter().map(|(_, d)| d).sum();
+    let caches: Vec<String> = grown
+        .iter()
+        .take(12)
+        .map(|(cache, d)| format!("{cache} {}", d / CHILDREN as i64))
+        .collect();
+    eprintln!(
+        "    kernel memory per handle: {} B ({})",
+        total / CHILDREN as i64,
+        caches.join(", ")
     );
 }
 
@@ -131,6 +164,7 @@ async fn actor_side() {
     }
     tokio::time::sleep(SETTLE).await;
     let mut actors = Vec::with_capacity(CHILDREN);
+    report_kernel();
     let (rss0, fds0, heap0) = (procfs::rss_bytes(), procfs::open_fds(), heap::live());
     actors.extend(start(CHILDREN).await);
     tokio::time::sleep(SETTLE).await;
@@ -162,6 +196,7 @@ async fn procward_side() {
         registry.release(spawned.handle_id).await.expect("release");
     }
     tokio::time::sleep(SETTLE).await;
+    report_kernel();
     let (rss0, fds0, heap0) = (procfs::rss_bytes(), procfs::open_fds(), heap::live());
     for _ in 0..CHILDREN {
         registry
@@ -186,6 +221,7 @@ async fn raw_side() {
         child.kill().await;
     }
     tokio::time::sleep(SETTLE).await;
+    report_kernel();
     let (rss0, fds0, heap0) = (procfs::rss_bytes(), procfs::open_fds(), heap::live());
     let children: Vec<raw::Running> = (0..CHILDREN)
         .map(|_| raw::Running::spawn(raw::command(&["sleep", "30"])))
@@ -224,7 +260,10 @@ fn run_probe(side: &str, into: &mut Probe) {
         output.status.success(),
         "memory probe {side} failed: {stderr}\n{stdout}",
     );
-    for line in stderr.lines().filter(|l| l.contains("live allocations")) {
+    for line in stderr
+        .lines()
+        .filter(|l| l.contains("live allocations") || l.contains("kernel memory"))
+    {
         eprintln!("  {side}:{line}");
     }
     let mut numbers = stdout
