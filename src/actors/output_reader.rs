@@ -82,9 +82,9 @@ enum Burst {
 ///
 /// One task instead of one per pipe and one for the exit: a running
 /// process costs one task's allocation, not three (docs/performance.md).
-/// The drain comes first, then the exit, then stdout before stderr: a
-/// reader that finds its pipe ready again at once delays the other pipe's
-/// next burst by one burst at most, as the chunks in flight are bounded.
+/// The drain comes first, then the exit, then the two readers, which take
+/// turns in first place: a pipe that is ready again at once cannot keep
+/// the other one waiting for more than one burst.
 pub(crate) async fn run_io(
     exited: impl Future<Output = std::io::Result<()>>,
     stdout: pipe::Receiver,
@@ -96,15 +96,21 @@ pub(crate) async fn run_io(
     let mut exit_seen = false;
     let mut stdout = Some(Reader::new(stdout, OutputStream::Stdout));
     let mut stderr = Some(Reader::new(stderr, OutputStream::Stderr));
+    let mut stderr_first = false;
     loop {
         let open = stdout.is_some() || stderr.is_some();
+        let (first, second) = if stderr_first {
+            (&mut stderr, &mut stdout)
+        } else {
+            (&mut stdout, &mut stderr)
+        };
         tokio::select! {
             biased;
             // The drain's end is checked first: a writer that never pauses
             // must not keep its pipe readable, and this loop going, for
             // ever.
             _ = &mut drain_now, if open => {
-                for reader in [stdout.take(), stderr.take()].into_iter().flatten() {
+                for reader in [first.take(), second.take()].into_iter().flatten() {
                     if !reader.drain(&actor).await {
                         return;
                     }
@@ -120,13 +126,14 @@ pub(crate) async fn run_io(
                     return;
                 }
             }
-            step = step(&mut stdout, &actor), if stdout.is_some() => {
-                if !went_on(&mut stdout, step, &actor) {
+            step = step(first, &actor), if first.is_some() => {
+                if !went_on(first, step, &actor) {
                     return;
                 }
+                stderr_first = !stderr_first;
             }
-            step = step(&mut stderr, &actor), if stderr.is_some() => {
-                if !went_on(&mut stderr, step, &actor) {
+            step = step(second, &actor), if second.is_some() => {
+                if !went_on(second, step, &actor) {
                     return;
                 }
             }
