@@ -31,11 +31,11 @@ pub(crate) const PROBE_FLAG: &str = "--probe-memory";
 const SETTLE: Duration = Duration::from_millis(300);
 
 /// Runs in the probe process: starts [`CHILDREN`] children on `side`
-/// (`procward` or `raw`), prints `rss_delta fds_delta`, kills and reaps
-/// them all.
+/// (`procward` or `raw`, or as many idle actors for `actor`), prints what
+/// they cost ([`report`]), kills and reaps them all.
 pub(crate) fn probe(side: &str) {
-    // procward holds 4 descriptors per child (2 pipes, the pidfd and the
-    // watcher's duplicate of it); raw tokio::process 3 at most.
+    // procward holds 3 descriptors per child (2 pipes and the pidfd); raw
+    // tokio::process 3 at most. Room for more, should that grow.
     let (before, now) = procfs::ensure_fd_limit((CHILDREN * 5 + 256) as u64);
     if before != now {
         eprintln!("  raised RLIMIT_NOFILE from {before:?} to {now:?}");
