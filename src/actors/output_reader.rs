@@ -510,6 +510,84 @@ mod tests {
         total
     }
 
+    /// Stands in for the process actor of both streams: records which
+    /// stream each chunk came from, in order, until both streams close.
+    struct OrderCollector;
+
+    impl Actor for OrderCollector {
+        type Msg = ProcessMsg;
+        type State = (
+            Vec<OutputStream>,
+            u8,
+            Option<oneshot::Sender<Vec<OutputStream>>>,
+        );
+        type Arguments = oneshot::Sender<Vec<OutputStream>>;
+
+        async fn pre_start(
+            &self,
+            _: ActorRef<ProcessMsg>,
+            done: oneshot::Sender<Vec<OutputStream>>,
+        ) -> Result<Self::State, ActorProcessingErr> {
+            Ok((Vec::new(), 0, Some(done)))
+        }
+
+        async fn handle(
+            &self,
+            _: ActorRef<ProcessMsg>,
+            message: ProcessMsg,
+            state: &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            match message {
+                ProcessMsg::Event(ProcessEvent(Event::Output { stream, .. })) => {
+                    state.0.push(stream)
+                }
+                ProcessMsg::Event(ProcessEvent(Event::StreamClosed(_))) => {
+                    state.1 += 1;
+                    if state.1 == 2
+                        && let Some(done) = state.2.take()
+                    {
+                        let _ = done.send(std::mem::take(&mut state.0));
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+    }
+
+    /// stdout holds 1 MiB (four blocks, ready after every burst) and stderr
+    /// three bytes: stderr's chunk comes second, not after the 4 stdout
+    /// chunks a reader may have in flight. One thread, so the collector
+    /// runs only when the I/O task waits.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_two_streams_take_turns() {
+        let (out_read, out_write): (OwnedFd, OwnedFd) = rustix::pipe::pipe().expect("a pipe");
+        let (err_read, err_write): (OwnedFd, OwnedFd) = rustix::pipe::pipe().expect("a pipe");
+        rustix::pipe::fcntl_setpipe_size(&out_write, 1 << 20).expect("a 1 MiB pipe");
+        write_all(&out_write, &vec![b'o'; 1 << 20]);
+        write_all(&err_write, b"err");
+        drop((out_write, err_write));
+        let (done, order) = oneshot::channel();
+        let (actor, handle) = Actor::spawn(None, OrderCollector, done)
+            .await
+            .expect("collector");
+        let (_drain_tx, drain_rx) = oneshot::channel();
+        run_io(
+            std::future::ready(Ok(())),
+            pipe::Receiver::from_owned_fd(out_read).expect("registering stdout"),
+            pipe::Receiver::from_owned_fd(err_read).expect("registering stderr"),
+            actor.clone(),
+            drain_rx,
+        )
+        .await;
+        let order = order.await.expect("both streams closed");
+        actor.stop(None);
+        let _ = handle.await;
+        let stderr_at = order.iter().position(|s| *s == OutputStream::Stderr);
+        assert_eq!(stderr_at, Some(1), "chunks in order: {order:?}");
+        assert!(order.iter().filter(|s| **s == OutputStream::Stdout).count() >= 4);
+    }
+
     #[tokio::test]
     async fn a_final_drain_reads_what_the_pipe_holds() {
         assert_eq!(drain_of(60_000).await, 60_000);
