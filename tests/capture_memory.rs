@@ -1,7 +1,16 @@
 //! A child that writes 1 GiB is captured within the default cap, and this
-//! process's peak memory grows by far less than what the child wrote.
+//! process's peak memory grows by far less than what the child wrote; a
+//! handle that printed a burst and went quiet holds no read block.
 //!
-//! This is the only test in its binary, so nothing else moves the peak.
+//! The tests take turns ([`SERIAL`]), so nothing else moves the peak the
+//! first one measures, nor the allocations the second counts.
+
+mod capture_memory {
+    mod quiet_handle;
+}
+
+/// Held by each test for its whole run.
+pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 use procward::{DEFAULT_OUTPUT_CAP, Registry, RegistryConfig, SpawnRequest, Status};
 
@@ -17,6 +26,7 @@ fn peak_rss_kib() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_gib_of_output_costs_less_than_64_mib() {
+    let _turn = SERIAL.lock().await;
     const GIB: u64 = 1 << 30;
     let registry = Registry::start(RegistryConfig::default().reap_orphans(true))
         .await

@@ -20,6 +20,7 @@
 mod capture;
 mod cgroup;
 mod harness;
+mod heap;
 mod kill;
 mod memory;
 mod plot;
@@ -35,6 +36,10 @@ mod spawn;
 use std::time::{Duration, Instant};
 
 use harness::Row;
+
+/// Counts the live heap for the memory probe (off until it starts).
+#[global_allocator]
+static ALLOCATOR: heap::Counting = heap::Counting;
 
 /// What the command line asked for.
 #[derive(Debug)]

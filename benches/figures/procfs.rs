@@ -158,3 +158,39 @@ pub(crate) fn kill_and_reap_children() -> usize {
     }
     left.len()
 }
+
+/// Kernel memory by slab cache (`/proc/slabinfo`, readable by root only:
+/// empty otherwise), in bytes of active objects, plus `Percpu` of
+/// `/proc/meminfo` as `percpu`.
+pub(crate) fn kernel_memory() -> std::collections::BTreeMap<String, i64> {
+    let mut caches = std::collections::BTreeMap::new();
+    for line in fs::read_to_string("/proc/slabinfo")
+        .unwrap_or_default()
+        .lines()
+        .skip(2)
+    {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if let (Some(name), Some(Ok(active)), Some(Ok(size))) = (
+            fields.first(),
+            fields.get(1).map(|n| n.parse::<i64>()),
+            fields.get(3).map(|n| n.parse::<i64>()),
+        ) {
+            caches.insert((*name).to_owned(), active * size);
+        }
+    }
+    let percpu = fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("Percpu:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<i64>()
+                .ok()
+        });
+    if let Some(kib) = percpu {
+        caches.insert("percpu".to_owned(), kib * 1024);
+    }
+    caches
+}

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::messages::{Kept, ReadChunk, ReadRequest, StreamOutput};
+use crate::messages::{Kept, OutputStream, ReadChunk, ReadRequest, StreamOutput};
 
 /// One stream's captured bytes, never more than `cap` of them.
 ///
@@ -174,6 +174,65 @@ impl Capture {
     }
 }
 
+/// Both streams of one process, captured: nothing is allocated for them
+/// until the first byte arrives, so a silent process pays for no capture.
+#[derive(Debug)]
+pub(crate) struct Captures {
+    cap: usize,
+    /// stdout and stderr, once either has written.
+    streams: Option<Box<[Capture; 2]>>,
+}
+
+fn index(stream: OutputStream) -> usize {
+    match stream {
+        OutputStream::Stdout => 0,
+        OutputStream::Stderr => 1,
+    }
+}
+
+impl Captures {
+    /// Captures of at most `cap` bytes per stream.
+    pub(crate) fn new(cap: usize) -> Self {
+        Captures { cap, streams: None }
+    }
+
+    /// Appends a chunk to `stream`.
+    pub(crate) fn push(&mut self, stream: OutputStream, chunk: Bytes) {
+        if chunk.is_empty() {
+            return;
+        }
+        let cap = self.cap;
+        let streams = self
+            .streams
+            .get_or_insert_with(|| Box::new([Capture::new(cap), Capture::new(cap)]));
+        streams[index(stream)].push(chunk);
+    }
+
+    /// Bytes written to `stream` in all.
+    pub(crate) fn total(&self, stream: OutputStream) -> u64 {
+        self.streams
+            .as_ref()
+            .map_or(0, |streams| streams[index(stream)].total())
+    }
+
+    /// The kept bytes of `stream`; see [`Capture::view`].
+    pub(crate) fn view(&mut self, stream: OutputStream) -> StreamOutput {
+        match &mut self.streams {
+            Some(streams) => streams[index(stream)].view(),
+            None => StreamOutput::default(),
+        }
+    }
+
+    /// Reads `request.stream` from an offset on; see [`Capture::read`].
+    pub(crate) fn read(&self, request: &ReadRequest, complete: bool) -> Option<ReadChunk> {
+        match &self.streams {
+            Some(streams) => streams[index(request.stream)].read(request, complete),
+            // Nothing written: what an empty capture answers, without one.
+            None => Capture::new(self.cap).read(request, complete),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +369,29 @@ mod tests {
             max_bytes: None,
         };
         assert!(capture.read(&request, false).is_none());
+    }
+
+    #[test]
+    fn captures_hold_nothing_until_the_first_byte() {
+        let mut captures = Captures::new(64);
+        assert!(captures.streams.is_none());
+        assert_eq!(captures.view(OutputStream::Stdout), StreamOutput::default());
+        let at = |offset| ReadRequest {
+            stream: OutputStream::Stdout,
+            offset,
+            max_bytes: None,
+        };
+        assert_eq!(captures.read(&at(0), false).map(|c| c.bytes.len()), Some(0));
+        assert!(captures.read(&at(1), false).is_none());
+        captures.push(OutputStream::Stderr, Bytes::new());
+        assert!(
+            captures.streams.is_none(),
+            "an empty chunk allocates nothing"
+        );
+        captures.push(OutputStream::Stderr, Bytes::from_static(b"err"));
+        assert_eq!(captures.total(OutputStream::Stderr), 3);
+        assert_eq!(captures.total(OutputStream::Stdout), 0);
+        assert_eq!(&captures.view(OutputStream::Stderr).bytes[..], b"err");
     }
 
     #[test]

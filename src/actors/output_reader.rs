@@ -1,5 +1,6 @@
-//! The task that reads one of a child's pipes and sends the bytes to the
-//! process actor, with bounded memory in flight.
+//! The one task per process that reads the child's stdout and stderr
+//! pipes and sends the bytes to the process actor, with bounded memory in
+//! flight, and tells it when the child exits ([`run_io`]).
 //!
 //! A busy pipe (64 KiB or more waiting when the reader wakes) is read in
 //! bursts: the reader reads until the pipe is empty or its block is full,
@@ -9,6 +10,11 @@
 //! finds it full, halve the context switches of a fast writer's capture
 //! (docs/performance.md).
 //!
+//! A reader that finds the pipe empty and must wait for the next bytes
+//! gives back a block that only it holds: a child that printed a burst and
+//! went quiet keeps no burst-sized buffer in procward beyond the output it
+//! captured.
+//!
 //! A reader ends at end of file, or when its process actor says the drain
 //! is over (the drain grace passed, or the handle is being killed after
 //! its child exited, while some descendant still holds the pipe). Then it
@@ -16,12 +22,14 @@
 //! grace stops the wait for descendants, never throws away bytes already
 //! written.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use ractor::ActorRef;
 use tokio::net::unix::pipe;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::messages::{Event, OutputStream, ProcessMsg};
 
@@ -60,72 +68,202 @@ enum Burst {
     Ended,
 }
 
-/// Reads `pipe` until end of file, or until `drain_now` turns true and what
-/// the pipe holds then has been read, sending each chunk to `actor` in
-/// order, then [`Event::StreamClosed`]. Each chunk is what one burst of
-/// reads found in the pipe, up to a block. Between bursts the reader holds
-/// at most the block its last chunk was sliced from (which that chunk pins
-/// in the capture anyway); after a short burst, or none, it holds nothing.
-pub(crate) async fn read_stream(
-    pipe: pipe::Receiver,
-    stream: OutputStream,
+/// One process's I/O task: reads its stdout and stderr pipes and watches
+/// for its exit, until both pipes are closed and the exit seen.
+///
+/// Each pipe's chunks go to `actor` in order, then
+/// [`Event::StreamClosed`] when the pipe reaches end of file, or when
+/// `drain_now` fires (or its sender is dropped) and what the pipe holds
+/// then has been read. The exit is sent as [`Event::LeaderExited`] (or
+/// [`Event::WatchFailed`]). Each chunk is what one burst of reads found in
+/// the pipe, up to a block. Between bursts that follow each other a reader
+/// holds at most the block its last chunk was sliced from; when it has to
+/// wait for the pipe, or after a short burst, it holds nothing.
+///
+/// One task instead of one per pipe and one for the exit: a running
+/// process costs one task's allocation, not three (docs/performance.md).
+/// The drain comes first, then the exit, then the two readers, which take
+/// turns in first place: a pipe that is ready again at once cannot keep
+/// the other one waiting for more than one burst.
+pub(crate) async fn run_io(
+    exited: impl Future<Output = std::io::Result<()>>,
+    stdout: pipe::Receiver,
+    stderr: pipe::Receiver,
     actor: ActorRef<ProcessMsg>,
-    mut drain_now: watch::Receiver<bool>,
+    mut drain_now: oneshot::Receiver<()>,
 ) {
-    let permits = Arc::new(Semaphore::new(CHUNKS_IN_FLIGHT));
-    let mut final_drain = false;
-    let mut grown = false;
-    let mut block = BytesMut::new();
+    let mut exited = std::pin::pin!(exited);
+    let mut exit_seen = false;
+    let mut stdout = Some(Reader::new(stdout, OutputStream::Stdout));
+    let mut stderr = Some(Reader::new(stderr, OutputStream::Stderr));
+    let mut stderr_first = false;
     loop {
-        // The drain's end is checked first: a writer that never pauses
-        // must not keep the pipe readable, and this loop going, for ever.
-        let permit = tokio::select! {
-            biased;
-            _ = drain_now.wait_for(|now| *now) => {
-                final_drain = true;
-                break;
-            }
-            permit = permits.clone().acquire_owned() => permit,
+        let open = stdout.is_some() || stderr.is_some();
+        let (first, second) = if stderr_first {
+            (&mut stderr, &mut stdout)
+        } else {
+            (&mut stdout, &mut stderr)
         };
-        let Ok(permit) = permit else { break };
         tokio::select! {
             biased;
-            _ = drain_now.wait_for(|now| *now) => {
-                final_drain = true;
-                break;
-            }
-            ready = pipe.readable() => {
-                if let Err(err) = ready {
-                    tracing::warn!(stream = stream.as_str(), %err, "waiting on the pipe failed; capture ends");
-                    break;
+            // The drain's end is checked first: a writer that never pauses
+            // must not keep its pipe readable, and this loop going, for
+            // ever.
+            _ = &mut drain_now, if open => {
+                for reader in [first.take(), second.take()].into_iter().flatten() {
+                    if !reader.drain(&actor).await {
+                        return;
+                    }
                 }
             }
+            result = &mut exited, if !exit_seen => {
+                exit_seen = true;
+                let event = match result {
+                    Ok(()) => Event::LeaderExited,
+                    Err(err) => Event::WatchFailed(err),
+                };
+                if actor.cast(event.into()).is_err() {
+                    return;
+                }
+            }
+            step = step(first, &actor), if first.is_some() => {
+                if !went_on(first, step, &actor) {
+                    return;
+                }
+                stderr_first = !stderr_first;
+            }
+            step = step(second, &actor), if second.is_some() => {
+                if !went_on(second, step, &actor) {
+                    return;
+                }
+            }
+            else => return,
         }
-        let (burst, chunk) = if block.capacity() - block.len() >= MIN_READ {
-            read_into_block(&pipe, stream, &mut block, &mut grown)
+    }
+}
+
+/// What one step of a reader came to.
+enum Step {
+    /// A burst was read (or nothing was there); the pipe stays open.
+    Going,
+    /// End of file, or a read failed: capture of this stream ends.
+    Ended,
+    /// The actor is gone: nobody to send to.
+    ActorGone,
+}
+
+/// One step of `reader`, if it is still open.
+async fn step(reader: &mut Option<Reader>, actor: &ActorRef<ProcessMsg>) -> Step {
+    match reader {
+        Some(reader) => reader.step(actor).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Carries out `step` of the reader in `slot`: at the end of its stream
+/// the reader goes and the actor is told. `false` if the actor is gone.
+fn went_on(slot: &mut Option<Reader>, step: Step, actor: &ActorRef<ProcessMsg>) -> bool {
+    match step {
+        Step::Going => true,
+        Step::Ended => {
+            if let Some(reader) = slot.take() {
+                let _ = actor.cast(Event::StreamClosed(reader.stream).into());
+            }
+            true
+        }
+        Step::ActorGone => false,
+    }
+}
+
+/// The reader of one pipe.
+struct Reader {
+    pipe: pipe::Receiver,
+    stream: OutputStream,
+    /// Chunks this reader may have in flight: the actor's store of each
+    /// gives its permit back.
+    permits: Arc<Semaphore>,
+    /// The block bursts are read into, while bursts follow each other.
+    block: BytesMut,
+    /// The pipe was grown to [`BUSY_PIPE_SIZE`].
+    grown: bool,
+}
+
+impl Reader {
+    fn new(pipe: pipe::Receiver, stream: OutputStream) -> Self {
+        Reader {
+            pipe,
+            stream,
+            permits: Arc::new(Semaphore::new(CHUNKS_IN_FLIGHT)),
+            block: BytesMut::new(),
+            grown: false,
+        }
+    }
+
+    /// Waits for a chunk permit and for the pipe, then reads one burst and
+    /// sends it. Cancel safe: cancelled while it waits, it has read
+    /// nothing, and what it will read next is still in the pipe.
+    async fn step(&mut self, actor: &ActorRef<ProcessMsg>) -> Step {
+        let Ok(permit) = self.permits.clone().acquire_owned().await else {
+            return Step::Ended;
+        };
+        let mut readable = std::pin::pin!(self.pipe.readable());
+        let ready = match std::future::poll_fn(|cx| match readable.as_mut().poll(cx) {
+            Poll::Ready(ready) => Poll::Ready(Some(ready)),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await
+        {
+            Some(ready) => ready,
+            None => {
+                // The pipe is empty: the writer paused. The block goes
+                // back before the wait (the chunks sliced from it keep
+                // what they need of it), so a quiet child costs no block.
+                self.block = BytesMut::new();
+                readable.await
+            }
+        };
+        if let Err(err) = ready {
+            tracing::warn!(stream = self.stream.as_str(), %err, "waiting on the pipe failed; capture ends");
+            return Step::Ended;
+        }
+        let (pipe, stream) = (&self.pipe, self.stream);
+        let (burst, chunk) = if self.block.capacity() - self.block.len() >= MIN_READ {
+            read_into_block(pipe, stream, &mut self.block, &mut self.grown)
         } else {
             // No block with room: ask the pipe how much it holds, so a slow
             // writer's bytes get a chunk of their own size and no block.
-            let held = rustix::io::ioctl_fionread(&pipe).map_or(0, |n| n as usize);
-            block = BytesMut::new();
+            let held = rustix::io::ioctl_fionread(pipe).map_or(0, |n| n as usize);
+            self.block = BytesMut::new();
             if held >= MIN_SHARED_CHUNK {
-                block = BytesMut::with_capacity(BLOCK_SIZE);
-                read_into_block(&pipe, stream, &mut block, &mut grown)
+                self.block = BytesMut::with_capacity(BLOCK_SIZE);
+                read_into_block(pipe, stream, &mut self.block, &mut self.grown)
             } else {
-                read_small(&pipe, stream, held, &mut grown)
+                read_small(pipe, stream, held, &mut self.grown)
             }
         };
         if let Some(chunk) = chunk
-            && !send(&actor, stream, chunk, permit)
+            && !send(actor, stream, chunk, permit)
         {
-            return;
+            return Step::ActorGone;
         }
-        if let Burst::Ended = burst {
-            break;
+        match burst {
+            Burst::Paused => Step::Going,
+            Burst::Ended => Step::Ended,
         }
     }
-    drop(block);
-    if final_drain {
+
+    /// The drain is over: reads what the pipe holds now, without waiting,
+    /// sends it, and tells the actor the stream is closed. `false` if the
+    /// actor is gone.
+    async fn drain(self, actor: &ActorRef<ProcessMsg>) -> bool {
+        let Reader {
+            pipe,
+            stream,
+            permits,
+            block,
+            ..
+        } = self;
+        drop(block);
         let mut left = FINAL_DRAIN_MAX;
         while left > 0 {
             let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -151,12 +289,12 @@ pub(crate) async fn read_stream(
             } else {
                 Bytes::copy_from_slice(&buf)
             };
-            if !send(&actor, stream, chunk, permit) {
-                return;
+            if !send(actor, stream, chunk, permit) {
+                return false;
             }
         }
+        actor.cast(Event::StreamClosed(stream).into()).is_ok()
     }
-    let _ = actor.cast(Event::StreamClosed(stream).into());
 }
 
 /// What a burst read into `block`, as a chunk. A burst of at least
@@ -304,6 +442,33 @@ mod tests {
         }
     }
 
+    /// Reads one pipe as [`run_io`] does, until end of file or until
+    /// `drain_now` fires and the pipe's bytes are read.
+    async fn read_stream(
+        pipe: pipe::Receiver,
+        stream: OutputStream,
+        actor: ActorRef<ProcessMsg>,
+        mut drain_now: oneshot::Receiver<()>,
+    ) {
+        let mut reader = Some(Reader::new(pipe, stream));
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut drain_now => {
+                    if let Some(reader) = reader.take() {
+                        reader.drain(&actor).await;
+                    }
+                    return;
+                }
+                step = step(&mut reader, &actor) => {
+                    if !went_on(&mut reader, step, &actor) || reader.is_none() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
     /// Runs a reader on `read_end` into a collector until the stream closes
     /// and returns what it collected.
     async fn collect(read_end: OwnedFd, drain_now: bool) -> Vec<u8> {
@@ -312,7 +477,13 @@ mod tests {
         let (actor, handle) = Actor::spawn(None, Collector, done)
             .await
             .expect("collector");
-        let (_drain_now, drain_rx) = watch::channel(drain_now);
+        let (drain_tx, drain_rx) = oneshot::channel();
+        let _drain_tx = if drain_now {
+            let _ = drain_tx.send(());
+            None
+        } else {
+            Some(drain_tx)
+        };
         read_stream(pipe, OutputStream::Stdout, actor.clone(), drain_rx).await;
         let collected = collected.await.expect("the stream closed");
         actor.stop(None);
@@ -337,6 +508,84 @@ mod tests {
         let total = collect(read_end, true).await.len();
         drop(write_end);
         total
+    }
+
+    /// Stands in for the process actor of both streams: records which
+    /// stream each chunk came from, in order, until both streams close.
+    struct OrderCollector;
+
+    impl Actor for OrderCollector {
+        type Msg = ProcessMsg;
+        type State = (
+            Vec<OutputStream>,
+            u8,
+            Option<oneshot::Sender<Vec<OutputStream>>>,
+        );
+        type Arguments = oneshot::Sender<Vec<OutputStream>>;
+
+        async fn pre_start(
+            &self,
+            _: ActorRef<ProcessMsg>,
+            done: oneshot::Sender<Vec<OutputStream>>,
+        ) -> Result<Self::State, ActorProcessingErr> {
+            Ok((Vec::new(), 0, Some(done)))
+        }
+
+        async fn handle(
+            &self,
+            _: ActorRef<ProcessMsg>,
+            message: ProcessMsg,
+            state: &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            match message {
+                ProcessMsg::Event(ProcessEvent(Event::Output { stream, .. })) => {
+                    state.0.push(stream)
+                }
+                ProcessMsg::Event(ProcessEvent(Event::StreamClosed(_))) => {
+                    state.1 += 1;
+                    if state.1 == 2
+                        && let Some(done) = state.2.take()
+                    {
+                        let _ = done.send(std::mem::take(&mut state.0));
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+    }
+
+    /// stdout holds 1 MiB (four blocks, ready after every burst) and stderr
+    /// three bytes: stderr's chunk comes second, not after the 4 stdout
+    /// chunks a reader may have in flight. One thread, so the collector
+    /// runs only when the I/O task waits.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_two_streams_take_turns() {
+        let (out_read, out_write): (OwnedFd, OwnedFd) = rustix::pipe::pipe().expect("a pipe");
+        let (err_read, err_write): (OwnedFd, OwnedFd) = rustix::pipe::pipe().expect("a pipe");
+        rustix::pipe::fcntl_setpipe_size(&out_write, 1 << 20).expect("a 1 MiB pipe");
+        write_all(&out_write, &vec![b'o'; 1 << 20]);
+        write_all(&err_write, b"err");
+        drop((out_write, err_write));
+        let (done, order) = oneshot::channel();
+        let (actor, handle) = Actor::spawn(None, OrderCollector, done)
+            .await
+            .expect("collector");
+        let (_drain_tx, drain_rx) = oneshot::channel();
+        run_io(
+            std::future::ready(Ok(())),
+            pipe::Receiver::from_owned_fd(out_read).expect("registering stdout"),
+            pipe::Receiver::from_owned_fd(err_read).expect("registering stderr"),
+            actor.clone(),
+            drain_rx,
+        )
+        .await;
+        let order = order.await.expect("both streams closed");
+        actor.stop(None);
+        let _ = handle.await;
+        let stderr_at = order.iter().position(|s| *s == OutputStream::Stderr);
+        assert_eq!(stderr_at, Some(1), "chunks in order: {order:?}");
+        assert!(order.iter().filter(|s| **s == OutputStream::Stdout).count() >= 4);
     }
 
     #[tokio::test]

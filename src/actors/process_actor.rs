@@ -1,8 +1,9 @@
 //! The process actor: one per OS process. It owns the child, its captured
 //! output and its lifecycle, and answers Poll / Wait / Kill with snapshots.
 //!
-//! The actor never awaits inside a message handler. Its own tasks (one
-//! reader per pipe, one exit watcher, timers) report to it as
+//! The actor never awaits inside a message handler. Its own tasks (one I/O
+//! task that reads both pipes and watches for the exit, timers) report to
+//! it as
 //! [`ProcessMsg::Event`]s, so a pending wait never delays a kill or a poll.
 //!
 //! The lifecycle itself (which status settles, when the drain ends, when
@@ -23,12 +24,12 @@ use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rustix::process::Signal as RawSignal;
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use super::capture::Capture;
+use super::capture::Captures;
 use super::handle_table::Owner;
 use super::lifecycle::{Effect, Effects, Lifecycle};
-use super::output_reader::read_stream;
+use super::output_reader::run_io;
 use super::stdin_writer::{StdinCommand, write_stdin};
 use super::subscribers::{Subscribers, exit_only};
 use crate::clock::Clock;
@@ -84,17 +85,18 @@ struct Waiter {
 pub(crate) struct ProcessState {
     lifecycle: Lifecycle,
     child: ChildProcess,
-    stdout: Capture,
-    stderr: Capture,
+    /// Both streams' captures; nothing until the first byte arrives.
+    output: Captures,
     stdin: StdinLink,
-    /// Turned true when the drain is over: the readers read what the pipes
-    /// hold, then close.
-    drain_now: watch::Sender<bool>,
+    /// Fired when the drain is over: the I/O task reads what the pipes
+    /// hold, then closes them. A one-shot costs a sixth of a watch
+    /// channel, and the drain ends once.
+    drain_now: Option<oneshot::Sender<()>>,
     subscribers: Subscribers,
     waiters: Vec<Waiter>,
     next_waiter: u64,
     killers: Vec<RpcReplyPort<Result<Snapshot>>>,
-    /// Readers, the exit watcher and timers: aborted when terminal.
+    /// The I/O task and timers: aborted when terminal.
     tasks: Vec<JoinHandle<()>>,
     /// The published snapshot, made on the first `Watch`: processes nobody
     /// watches publish nothing.
@@ -126,25 +128,12 @@ impl Actor for ProcessActor {
         // On any error below, `child` is dropped: its group is killed and it
         // is reaped, so a failed start leaks nothing.
         let exited = child.exited()?;
-        let mut tasks = Vec::with_capacity(4);
-        let watcher = myself.clone();
-        tasks.push(tokio::spawn(async move {
-            let event = match exited.await {
-                Ok(()) => Event::LeaderExited,
-                Err(err) => Event::WatchFailed(err),
-            };
-            let _ = watcher.cast(event.into());
-        }));
-        let (drain_now, drain_rx) = watch::channel(false);
-        tasks.push(tokio::spawn(read_stream(
+        let mut tasks = Vec::with_capacity(2);
+        let (drain_now, drain_rx) = oneshot::channel();
+        tasks.push(tokio::spawn(run_io(
+            exited,
             stdout,
-            OutputStream::Stdout,
-            myself.clone(),
-            drain_rx.clone(),
-        )));
-        tasks.push(tokio::spawn(read_stream(
             stderr,
-            OutputStream::Stderr,
             myself.clone(),
             drain_rx,
         )));
@@ -173,10 +162,9 @@ impl Actor for ProcessActor {
         Ok(ProcessState {
             lifecycle: Lifecycle::new(self.cleanup(&child).is_some()),
             child,
-            stdout: Capture::new(args.output_cap),
-            stderr: Capture::new(args.output_cap),
+            output: Captures::new(args.output_cap),
             stdin,
-            drain_now,
+            drain_now: Some(drain_now),
             subscribers,
             waiters: Vec::new(),
             next_waiter: 0,
@@ -275,20 +263,16 @@ fn subscribe(
         return exit_only(request, terminal);
     }
     let totals = Offsets {
-        stdout: state.stdout.total(),
-        stderr: state.stderr.total(),
+        stdout: state.output.total(OutputStream::Stdout),
+        stderr: state.output.total(OutputStream::Stderr),
     };
-    let (stdout, stderr) = (&state.stdout, &state.stderr);
+    let output = &state.output;
     let read = |request: &ReadRequest| {
-        let capture = match request.stream {
-            OutputStream::Stdout => stdout,
-            OutputStream::Stderr => stderr,
-        };
-        capture.read(request, false).ok_or(Error::OffsetOutOfRange {
+        output.read(request, false).ok_or(Error::OffsetOutOfRange {
             handle: id,
             stream: request.stream.as_str().into(),
             offset: request.offset,
-            total: capture.total(),
+            total: output.total(request.stream),
         })
     };
     state.subscribers.subscribe(id, request, totals, read)
@@ -308,8 +292,8 @@ impl ProcessActor {
             self.owner.clone(),
             state.child.containment(),
         );
-        snapshot.stdout = state.stdout.view();
-        snapshot.stderr = state.stderr.view();
+        snapshot.stdout = state.output.view(OutputStream::Stdout);
+        snapshot.stderr = state.output.view(OutputStream::Stderr);
         snapshot.paused = state.lifecycle.paused();
         if state.evicted {
             snapshot.into_receipt()
@@ -345,7 +329,9 @@ impl ProcessActor {
                         .push(timer(myself, self.drain_grace, Event::DrainExpired));
                 }
                 Effect::FlushPipes => {
-                    state.drain_now.send_replace(true);
+                    if let Some(drain_now) = state.drain_now.take() {
+                        let _ = drain_now.send(());
+                    }
                 }
                 Effect::Sweep => {
                     let Some(cleanup) = self.cleanup(&state.child) else {
@@ -422,16 +408,15 @@ impl ProcessActor {
         if let Some(terminal) = state.lifecycle.terminal() {
             return terminal.read(request);
         }
-        let capture = match request.stream {
-            OutputStream::Stdout => &state.stdout,
-            OutputStream::Stderr => &state.stderr,
-        };
-        capture.read(request, false).ok_or(Error::OffsetOutOfRange {
-            handle: self.id,
-            stream: request.stream.as_str().into(),
-            offset: request.offset,
-            total: capture.total(),
-        })
+        state
+            .output
+            .read(request, false)
+            .ok_or(Error::OffsetOutOfRange {
+                handle: self.id,
+                stream: request.stream.as_str().into(),
+                offset: request.offset,
+                total: state.output.total(request.stream),
+            })
     }
 
     /// Hands a write or close to the stdin writer, which answers it.
@@ -529,12 +514,8 @@ impl ProcessActor {
         }
         let effects = match event {
             Event::Output { stream, chunk, .. } => {
-                let capture = match stream {
-                    OutputStream::Stdout => &mut state.stdout,
-                    OutputStream::Stderr => &mut state.stderr,
-                };
-                let offset = capture.total();
-                capture.push(chunk.clone());
+                let offset = state.output.total(stream);
+                state.output.push(stream, chunk.clone());
                 state.subscribers.chunk(self.id, stream, offset, &chunk);
                 if state.watch.is_some() && !state.publish_pending {
                     // Publishing joins the kept output: at most once per
@@ -723,8 +704,7 @@ impl ProcessActor {
             "process terminal"
         );
         // The snapshot now holds the kept output; the capture buffers go.
-        state.stdout = Capture::new(1);
-        state.stderr = Capture::new(1);
+        state.output = Captures::new(1);
         // A kill sent without waiting for its answer observes nothing.
         let observed = !state.waiters.is_empty() || state.killers.iter().any(|k| !k.is_closed());
         state.lifecycle.end(snapshot.clone(), observed);

@@ -50,7 +50,7 @@ pub(crate) enum ProcessMsg {
     /// The registry evicted this running handle to stay under its cap: kill
     /// the tree; from now on answer with receipts (no output, `evicted`).
     Evict,
-    /// Sent by the actor's own reader, watcher and timer tasks. It cannot be
+    /// Sent by the actor's own I/O and timer tasks. It cannot be
     /// built outside procward.
     Event(ProcessEvent),
 }

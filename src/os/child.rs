@@ -4,8 +4,8 @@
 //! [`spawn`] forks on the [OS worker](super::worker)'s thread and needs no
 //! runtime; [`RawSpawned::register`] then hands the pipes and the pidfd to
 //! the tokio reactor of the caller. A child holds three descriptors here
-//! (its stdout and stderr pipes and one pidfd, shared by the exit watcher
-//! and the reaper), four with a piped stdin.
+//! (its stdout and stderr pipes and one pidfd, shared by the exit watch of
+//! its I/O task and the reaper), four with a piped stdin.
 //!
 //! Under cgroup containment the child also joins a cgroup of its own
 //! before it executes the program ([`super::cgroup`]), and a SIGKILL of the
