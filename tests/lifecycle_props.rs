@@ -206,6 +206,11 @@ impl Checker {
                 ));
             }
         }
+        if snapshot.status == Status::Exited && snapshot.exit_code.is_none() {
+            // Its leader was reaped by someone else than its process actor
+            // (the orphan reaper), and the status went with it.
+            return Err(format!("{id} exited with no exit code: {snapshot:?}"));
+        }
         if snapshot.running() {
             if was_terminal {
                 return Err(format!("{id} answered running after it was seen terminal"));

@@ -16,6 +16,7 @@ mod support {
 mod under_load {
     mod burst_caps;
     mod direct_route;
+    mod exit_status;
     mod no_lost_output;
     mod orphan_zombies;
     mod owner_fence;

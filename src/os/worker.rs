@@ -557,16 +557,23 @@ impl WorkerState {
         }
     }
 
-    /// Takes every job queued now, and every note of leaders.
+    /// Takes every job queued now, then every note of leaders.
+    ///
+    /// Jobs first: a job about a leader (its cleanup) is sent after the
+    /// note of its fork, so the notes read after the jobs include the
+    /// forks of every leader a job taken here names. The other order let a
+    /// cleanup sent between the two reads name a leader not yet known as
+    /// one, and the group sweep reaped that leader behind its process
+    /// actor's back (its exit status lost).
     fn drain(&mut self, jobs: &mpsc::Receiver<Job>) {
+        while let Ok(job) = jobs.try_recv() {
+            self.absorb(job);
+        }
         while let Ok(note) = self.notes.try_recv() {
             match note {
                 LeaderNote::Forked(pid) => *self.leaders.entry(pid).or_default() += 1,
                 LeaderNote::Reaped(pid) => self.forget(pid),
             }
-        }
-        while let Ok(job) = jobs.try_recv() {
-            self.absorb(job);
         }
     }
 
