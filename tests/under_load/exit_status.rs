@@ -23,7 +23,7 @@ async fn run(mode: CgroupMode) {
             .max_handles(4 * CALLERS),
     )
     .await
-    .unwrap();
+    .expect("a registry");
     let lost = Arc::new(AtomicUsize::new(0));
     let callers = (0..CALLERS).map(|_| {
         let registry = registry.clone();
@@ -33,22 +33,22 @@ async fn run(mode: CgroupMode) {
                 let spawned = registry
                     .spawn(SpawnRequest::argv(["/bin/true"]))
                     .await
-                    .unwrap();
+                    .expect("spawn /bin/true");
                 let done = registry
                     .wait(spawned.handle_id, None)
                     .await
-                    .unwrap()
+                    .expect("wait")
                     .snapshot;
                 assert_eq!(done.status, Status::Exited, "{done:?}");
                 if done.exit_code != Some(0) {
                     lost.fetch_add(1, Ordering::Relaxed);
                 }
-                registry.release(spawned.handle_id).await.unwrap();
+                registry.release(spawned.handle_id).await.expect("release");
             }
         }
     });
     join_all(callers).await;
-    registry.shutdown().await.unwrap();
+    registry.shutdown().await.expect("shutdown");
     let lost = lost.load(Ordering::Relaxed);
     assert_eq!(
         lost,
