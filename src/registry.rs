@@ -136,14 +136,34 @@ impl Registry {
     /// by its process actor without passing through the registry (see
     /// [the direct route](Self#the-direct-route)).
     pub async fn poll(&self, id: HandleId) -> Result<Snapshot> {
-        self.routed(
-            id,
-            "poll",
-            |snapshot| snapshot,
-            ProcessMsg::Poll,
-            |tx| RegistryMsg::Poll(id, tx),
-        )
+        self.routed(id, "poll", Arc::unwrap_or_clone, ProcessMsg::Poll, |tx| {
+            RegistryMsg::Poll(id, tx)
+        })
         .await
+    }
+
+    /// [`poll`](Self::poll), answered as a shared snapshot: the same
+    /// answer, but a finished handle's costs a reference count instead of a
+    /// copy of the snapshot (its command, its output's handles). For
+    /// callers that poll finished handles often; a running handle's
+    /// snapshot is built fresh either way.
+    pub async fn poll_shared(&self, id: HandleId) -> Result<Arc<Snapshot>> {
+        let to_actor = |tx: RpcReplyPort<Result<Snapshot>>| ProcessMsg::Poll(tx);
+        let to_registry = |tx: RpcReplyPort<Result<Snapshot>>| RegistryMsg::Poll(id, tx);
+        let actor = match self.route(id) {
+            Some(Route::Finished {
+                snapshot,
+                first_sight,
+            }) => {
+                self.seen(id, first_sight);
+                return Ok(snapshot);
+            }
+            Some(Route::Running(actor)) => Some(actor),
+            None => None,
+        };
+        Box::pin(self.send(actor, "poll", to_actor, to_registry))
+            .await
+            .map(Arc::new)
     }
 
     /// Waits until the handle is terminal. With a `timeout`, returns a
@@ -154,7 +174,7 @@ impl Registry {
     /// process is not affected.
     pub async fn wait(&self, id: HandleId, timeout: Option<Duration>) -> Result<WaitOutcome> {
         let finished = |snapshot| WaitOutcome {
-            snapshot,
+            snapshot: Arc::unwrap_or_clone(snapshot),
             timed_out: false,
         };
         let to_actor = |tx| ProcessMsg::Wait(timeout, tx);
@@ -168,7 +188,7 @@ impl Registry {
     pub async fn kill(&self, id: HandleId, request: KillRequest) -> Result<Snapshot> {
         let to_actor = |tx| ProcessMsg::Kill(request, tx);
         let to_registry = |tx| RegistryMsg::Kill(id, request, tx);
-        self.routed(id, "kill", |snapshot| snapshot, to_actor, to_registry)
+        self.routed(id, "kill", Arc::unwrap_or_clone, to_actor, to_registry)
             .await
     }
 
@@ -419,7 +439,7 @@ impl Registry {
         &self,
         id: HandleId,
         operation: &'static str,
-        finished: impl FnOnce(Snapshot) -> T,
+        finished: impl FnOnce(Arc<Snapshot>) -> T,
         to_actor: impl FnOnce(RpcReplyPort<Result<T>>) -> ProcessMsg,
         to_registry: impl FnOnce(RpcReplyPort<Result<T>>) -> RegistryMsg,
     ) -> Result<T> {

@@ -91,6 +91,19 @@ fn registry_poll(registry: &Registry, id: HandleId) -> impl Fn() -> Op + Clone +
     }
 }
 
+fn registry_poll_shared(
+    registry: &Registry,
+    id: HandleId,
+) -> impl Fn() -> Op + Clone + Send + 'static {
+    let registry = registry.clone();
+    move || {
+        let registry = registry.clone();
+        Box::pin(async move {
+            black_box(registry.poll_shared(id).await.expect("poll_shared"));
+        })
+    }
+}
+
 fn mutex_poll(table: &MutexRegistry, id: HandleId) -> impl Fn() -> Op + Clone + Send + 'static {
     let table = table.clone();
     move || {
@@ -184,7 +197,7 @@ pub(crate) async fn poll(opts: &Opts) -> Vec<Row> {
     let n = 80_000;
     let names = [
         "reg1", "mutex1", "reg8", "mutex8", "big1", "hold1", "hold8", "watch8", "old1", "old8",
-        "run1",
+        "run1", "shared1",
     ];
     let mut samples: HashMap<&str, Samples> = HashMap::new();
     let rounds = opts.rounds(12);
@@ -194,6 +207,7 @@ pub(crate) async fn poll(opts: &Opts) -> Vec<Row> {
             let name = names[(k + round) % names.len()];
             let value = match name {
                 "reg1" => polls(n, 1, registry_poll(&registry, small.handle_id)).await,
+                "shared1" => polls(n, 1, registry_poll_shared(&registry, small.handle_id)).await,
                 "reg8" => polls(n, 8, registry_poll(&registry, small.handle_id)).await,
                 "big1" => polls(n, 1, registry_poll(&registry, big.handle_id)).await,
                 "run1" => polls(n / 4, 1, registry_poll(&registry, running.handle_id)).await,
@@ -233,11 +247,20 @@ pub(crate) async fn poll(opts: &Opts) -> Vec<Row> {
     let reg8 = take("reg8");
     let mutex8 = take("mutex8");
     replaced.release(old_id);
+    let old1 = take("old1");
     vec![
         Row::new("poll, finished, 5 B, 1 caller", Unit::PerSec, reg1.clone())
-            .baseline("replaced registry, 1 caller", take("old1"))
+            .baseline("replaced registry, 1 caller", old1.clone())
             .paired()
             .target(Target::Ratio(1.0), "≥ 1.0×"),
+        Row::new(
+            "poll_shared (`Arc<Snapshot>`), finished, 5 B, 1 caller",
+            Unit::PerSec,
+            take("shared1"),
+        )
+        .baseline("replaced registry, 1 caller", old1)
+        .paired()
+        .target(Target::Ratio(1.0), "≥ 1.0×"),
         Row::new("poll, finished, 5 B, 1 caller", Unit::PerSec, reg1.clone())
             .baseline("mutex map of snapshots, 1 caller", take("mutex1"))
             .paired(),

@@ -34,8 +34,9 @@ pub(crate) enum Route {
     /// Finished: its terminal snapshot, exactly as the registry holds it.
     /// `first_sight`: this reader is the first to be given it (and asked
     /// for it as an answer that observes), so it must tell the registry.
+    /// Shared: a look-up costs a reference count, not a copy.
     Finished {
-        snapshot: Snapshot,
+        snapshot: Arc<Snapshot>,
         first_sight: bool,
     },
 }
@@ -58,8 +59,9 @@ struct Slot {
 enum Way {
     Running(ActorRef<ProcessMsg>),
     Finished {
-        /// Boxed: a running slot stays small.
-        snapshot: Box<Snapshot>,
+        /// Behind an `Arc`: a running slot stays small, and a reader
+        /// shares it instead of copying it.
+        snapshot: Arc<Snapshot>,
         /// A caller has been given the terminal snapshot (set once; the
         /// one who sets it tells the registry).
         seen: AtomicBool,
@@ -159,7 +161,7 @@ impl Routes {
                 let first_sight =
                     observes && !seen.load(Ordering::Relaxed) && !seen.swap(true, Ordering::AcqRel);
                 Some(Route::Finished {
-                    snapshot: Snapshot::clone(snapshot),
+                    snapshot: Arc::clone(snapshot),
                     first_sight,
                 })
             }
@@ -260,7 +262,7 @@ impl RouteBook {
                 id,
                 detour: running.detour.clone(),
                 way: Way::Finished {
-                    snapshot: Box::new(snapshot.clone()),
+                    snapshot: Arc::new(snapshot.clone()),
                     seen: AtomicBool::new(seen),
                 },
             })));

@@ -334,3 +334,49 @@ async fn poll_does_not_wait_for_the_registrys_queue() {
         crate::support::wait_group_gone(snap.pid).await;
     }
 }
+
+/// `poll_shared` answers what `poll` answers: a running handle's fresh
+/// snapshot, a finished handle's terminal one (the same shared value on
+/// every call, no copy), and the same errors for a released handle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_shared_answers_as_poll_does() {
+    let registry = Registry::start(RegistryConfig::default()).await.unwrap();
+    let running = registry
+        .spawn(SpawnRequest::argv(["sleep", "30"]))
+        .await
+        .unwrap();
+    let shared = registry.poll_shared(running.handle_id).await.unwrap();
+    assert!(shared.running(), "{shared:?}");
+    assert_eq!(shared.handle_id, running.handle_id);
+
+    let quick = registry
+        .spawn(SpawnRequest::shell("echo shared; exit 3"))
+        .await
+        .unwrap();
+    let done = registry.wait(quick.handle_id, None).await.unwrap().snapshot;
+    let first = registry.poll_shared(quick.handle_id).await.unwrap();
+    let again = registry.poll_shared(quick.handle_id).await.unwrap();
+    assert_eq!(*first, done);
+    assert_eq!(first.exit_code, Some(3));
+    assert_eq!(first.stdout.text(), "shared\n");
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &again),
+        "a finished handle's snapshot was copied"
+    );
+    assert_eq!(registry.poll(quick.handle_id).await.unwrap(), *first);
+
+    registry.release(quick.handle_id).await.unwrap();
+    let polled = registry.poll(quick.handle_id).await.map(|s| s.status);
+    let shared = registry
+        .poll_shared(quick.handle_id)
+        .await
+        .map(|s| s.status);
+    assert_eq!(format!("{polled:?}"), format!("{shared:?}"));
+    assert!(shared.is_err(), "a released handle answered {shared:?}");
+
+    registry
+        .kill(running.handle_id, KillRequest::default())
+        .await
+        .unwrap();
+    registry.shutdown().await.unwrap();
+}
