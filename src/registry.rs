@@ -3,6 +3,7 @@
 
 mod execute;
 
+use std::convert::identity;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,10 +137,9 @@ impl Registry {
     /// by its process actor without passing through the registry (see
     /// [the direct route](Self#the-direct-route)).
     pub async fn poll(&self, id: HandleId) -> Result<Snapshot> {
-        self.routed(id, "poll", Arc::unwrap_or_clone, ProcessMsg::Poll, |tx| {
-            RegistryMsg::Poll(id, tx)
-        })
-        .await
+        // The `Arc` of an answer that was not shared is unwrapped, not
+        // copied.
+        self.poll_shared(id).await.map(Arc::unwrap_or_clone)
     }
 
     /// [`poll`](Self::poll), answered as a shared snapshot: the same
@@ -148,22 +148,16 @@ impl Registry {
     /// callers that poll finished handles often; a running handle's
     /// snapshot is built fresh either way.
     pub async fn poll_shared(&self, id: HandleId) -> Result<Arc<Snapshot>> {
-        let to_actor = |tx: RpcReplyPort<Result<Snapshot>>| ProcessMsg::Poll(tx);
-        let to_registry = |tx: RpcReplyPort<Result<Snapshot>>| RegistryMsg::Poll(id, tx);
-        let actor = match self.route(id) {
-            Some(Route::Finished {
-                snapshot,
-                first_sight,
-            }) => {
-                self.seen(id, first_sight);
-                return Ok(snapshot);
-            }
-            Some(Route::Running(actor)) => Some(actor),
-            None => None,
-        };
-        Box::pin(self.send(actor, "poll", to_actor, to_registry))
-            .await
-            .map(Arc::new)
+        let to_registry = |tx| RegistryMsg::Poll(id, tx);
+        self.routed(
+            id,
+            "poll",
+            identity,
+            Arc::new,
+            ProcessMsg::Poll,
+            to_registry,
+        )
+        .await
     }
 
     /// Waits until the handle is terminal. With a `timeout`, returns a
@@ -179,7 +173,7 @@ impl Registry {
         };
         let to_actor = |tx| ProcessMsg::Wait(timeout, tx);
         let to_registry = |tx| RegistryMsg::Wait(id, timeout, tx);
-        self.routed(id, "wait", finished, to_actor, to_registry)
+        self.routed(id, "wait", finished, identity, to_actor, to_registry)
             .await
     }
 
@@ -188,7 +182,8 @@ impl Registry {
     pub async fn kill(&self, id: HandleId, request: KillRequest) -> Result<Snapshot> {
         let to_actor = |tx| ProcessMsg::Kill(request, tx);
         let to_registry = |tx| RegistryMsg::Kill(id, request, tx);
-        self.routed(id, "kill", Arc::unwrap_or_clone, to_actor, to_registry)
+        let finished = Arc::unwrap_or_clone;
+        self.routed(id, "kill", finished, identity, to_actor, to_registry)
             .await
     }
 
@@ -433,16 +428,18 @@ impl Registry {
     }
 
     /// A request about one handle (poll, wait, kill) the way the index
-    /// says: answered from a finished handle's snapshot, sent to a running
-    /// handle's process actor, or else to the registry.
-    async fn routed<T: Send + 'static>(
+    /// says: answered from a finished handle's snapshot (`finished`), sent
+    /// to a running handle's process actor, or else to the registry (their
+    /// answer through `answered`).
+    async fn routed<T: Send + 'static, U>(
         &self,
         id: HandleId,
         operation: &'static str,
-        finished: impl FnOnce(Arc<Snapshot>) -> T,
+        finished: impl FnOnce(Arc<Snapshot>) -> U,
+        answered: impl FnOnce(T) -> U,
         to_actor: impl FnOnce(RpcReplyPort<Result<T>>) -> ProcessMsg,
         to_registry: impl FnOnce(RpcReplyPort<Result<T>>) -> RegistryMsg,
-    ) -> Result<T> {
+    ) -> Result<U> {
         let actor = match self.route(id) {
             Some(Route::Finished {
                 snapshot,
@@ -456,7 +453,9 @@ impl Registry {
         };
         // Boxed: the answer above is the hot path, and a future as large as
         // a round trip's would be copied on every call.
-        Box::pin(self.send(actor, operation, to_actor, to_registry)).await
+        Box::pin(self.send(actor, operation, to_actor, to_registry))
+            .await
+            .map(answered)
     }
 
     /// Asks a running handle's process actor directly, or the registry.
