@@ -588,14 +588,14 @@ impl WorkerState {
             return;
         }
         let looked_before = self.reap_after_leader.take().is_some();
-        match zombie_child() {
+        let zombie = zombie_child();
+        if let ZombieChild::Pid(_) = zombie {
+            // Every leader forked before the zombie was seen is known now.
+            self.drain(jobs);
+        }
+        match zombie {
             ZombieChild::None => self.reap_wanted = false,
-            ZombieChild::Pid(pid)
-                if !looked_before && {
-                    self.drain(jobs);
-                    self.is_leader(pid)
-                } =>
-            {
+            ZombieChild::Pid(pid) if !looked_before && self.is_leader(pid) => {
                 self.reap_after_leader = Some(Instant::now() + LEADER_REAP_WAIT);
             }
             ZombieChild::Pid(_) | ZombieChild::Unknown => {
