@@ -49,24 +49,41 @@ use crate::messages::{
 /// handed the index over (or when it cannot: a registry on another node).
 #[derive(Debug, Clone)]
 pub struct Registry {
+    /// One reference count per clone: a caller that clones the handle into
+    /// every task (or every request) pays one atomic increment.
+    inner: Arc<Handle>,
+}
+
+/// What every clone of a [`Registry`] shares.
+#[derive(Debug)]
+struct Handle {
     actor: ActorRef<RegistryMsg>,
     /// The registry's index of its live handles, once it handed it over.
     routes: RoutesCell,
-    /// Shared by the clones of a handle from [`Registry::start`]; `None`
-    /// for [`Registry::from_actor`].
-    _stop_on_drop: Option<Arc<StopOnDrop>>,
+    /// Set for a handle from [`Registry::start`]: the registry is stopped
+    /// when the last clone goes. (Not to be confused with a spawn's
+    /// `owner` key.)
+    stops_registry: bool,
 }
 
-/// The registry's drop guard: stops the registry when the last clone of a
-/// handle from [`Registry::start`] goes. (Not to be confused with a
-/// spawn's `owner` key.)
-#[derive(Debug)]
-struct StopOnDrop(ActorRef<RegistryMsg>);
-
-impl Drop for StopOnDrop {
+impl Drop for Handle {
     fn drop(&mut self) {
-        // Requests already sent are handled first, as by `shutdown`.
-        let _ = self.0.drain();
+        if self.stops_registry {
+            // Requests already sent are handled first, as by `shutdown`.
+            let _ = self.actor.drain();
+        }
+    }
+}
+
+impl Handle {
+    fn new(actor: ActorRef<RegistryMsg>, stops_registry: bool) -> Registry {
+        Registry {
+            inner: Arc::new(Handle {
+                routes: ask_for_routes(&actor),
+                actor,
+                stops_registry,
+            }),
+        }
     }
 }
 
@@ -78,26 +95,18 @@ impl Registry {
         let (actor, _) = Actor::spawn(None, RegistryActor, config)
             .await
             .map_err(|err| Error::actor_start("registry", err))?;
-        Ok(Registry {
-            routes: ask_for_routes(&actor),
-            _stop_on_drop: Some(Arc::new(StopOnDrop(actor.clone()))),
-            actor,
-        })
+        Ok(Handle::new(actor, true))
     }
 
     /// Wraps a registry actor started elsewhere (for example linked under
     /// your own supervisor). Dropping the handle leaves the actor running.
     pub fn from_actor(actor: ActorRef<RegistryMsg>) -> Self {
-        Registry {
-            routes: ask_for_routes(&actor),
-            actor,
-            _stop_on_drop: None,
-        }
+        Handle::new(actor, false)
     }
 
     /// The registry actor, for sending [`RegistryMsg`]s directly.
     pub fn actor(&self) -> &ActorRef<RegistryMsg> {
-        &self.actor
+        &self.inner.actor
     }
 
     /// Starts a process; see [`RegistryMsg::Spawn`]. Returns once it has
@@ -367,7 +376,8 @@ impl Registry {
     /// sent after, from other clones of this handle, get
     /// [`Error::RegistryUnavailable`].
     pub async fn shutdown(&self) -> Result<()> {
-        self.actor
+        self.inner
+            .actor
             .drain_and_wait(None)
             .await
             .map_err(Error::unavailable)
@@ -384,6 +394,7 @@ impl Registry {
     ) -> impl Future<Output = Result<Snapshot>> + Send + 'static + use<> {
         let (tx, rx) = ractor::concurrency::oneshot();
         let sent = self
+            .inner
             .actor
             .cast(RegistryMsg::Spawn(request, tx.into()))
             .map_err(Error::unavailable);
@@ -397,10 +408,10 @@ impl Registry {
     /// the registry. Every caller observes what it is given.
     #[inline]
     fn route(&self, id: HandleId) -> Option<Route> {
-        let routes = self.routes.get()?;
+        let routes = self.inner.routes.get()?;
         // A registry draining or stopped answers `RegistryUnavailable`, as
         // its mailbox does.
-        if self.actor.get_status() != ActorStatus::Running {
+        if self.inner.actor.get_status() != ActorStatus::Running {
             return None;
         }
         routes.get(id, true)
@@ -414,6 +425,7 @@ impl Registry {
         if first_sight {
             let observed = Report::Observed(id);
             let _ = self
+                .inner
                 .actor
                 .cast(RegistryMsg::Report(ProcessReport(observed)));
         }
@@ -422,7 +434,7 @@ impl Registry {
     /// Keeps the requests this caller sends about `id` from now on behind
     /// one it is about to send through the mailbox without waiting.
     fn detour(&self, id: HandleId) {
-        if let Some(routes) = self.routes.get() {
+        if let Some(routes) = self.inner.routes.get() {
             routes.detour(id);
         }
     }
@@ -486,7 +498,8 @@ impl Registry {
         let (tx, rx) = ractor::concurrency::oneshot();
         // Closed before it is sent: whoever handles it sees nobody waits.
         drop(rx);
-        self.actor
+        self.inner
+            .actor
             .cast(build(tx.into()))
             .map_err(Error::unavailable)
     }
@@ -499,7 +512,8 @@ impl Registry {
         // What `ActorRef::call` does without a timeout, in a smaller future:
         // ractor's carries its timeout machinery even when there is none.
         let (tx, rx) = ractor::concurrency::oneshot();
-        self.actor
+        self.inner
+            .actor
             .cast(build(tx.into()))
             .map_err(Error::unavailable)?;
         rx.await.map_err(|_| Error::no_reply(operation))
