@@ -3,24 +3,20 @@
 //! going through the registry's mailbox.
 //!
 //! The registry actor is the only writer ([`RouteBook`]); readers never
-//! block and never wait for it: a look-up is two atomic loads and a probe
-//! of an open-addressing table. The table holds a handle from the moment
-//! the registry stores it (running) until the registry forgets it
-//! (release, eviction, stop); a finished handle's entry holds its terminal
-//! snapshot. Receipts, spawns still starting and queued spawns are not in
-//! it: a look-up that finds nothing says only "ask the registry", never
-//! "unknown".
+//! block and never wait for it: a look-up is one probe of a lock-free hash
+//! map ([`papaya`], whose removed entries are freed once no reader can
+//! still see them). The map holds a handle from the moment the registry
+//! stores it (running) until the registry forgets it (release, eviction,
+//! stop); a finished handle's entry holds its terminal snapshot. Receipts,
+//! spawns still starting and queued spawns are not in it: a look-up that
+//! finds nothing says only "ask the registry", never "unknown".
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use ractor::ActorRef;
 
 use super::{HandleId, ProcessMsg, Snapshot};
-
-/// The smallest table; it doubles (or shrinks back) when it is rebuilt.
-const MIN_SLOTS: usize = 64;
 
 /// What a reader learns about one handle.
 // Unboxed: a route is unpacked as soon as it is returned, and boxing the
@@ -41,16 +37,14 @@ pub(crate) enum Route {
     },
 }
 
-/// One handle in the table.
+/// One handle in the map.
 #[derive(Debug)]
 struct Slot {
-    /// [`HandleId::MIN`] for a removed slot: no handle has that id.
-    id: HandleId,
     /// Set by a caller that sent a request about the handle through the
     /// registry's mailbox without waiting for its answer
     /// (`release_nowait`, `kill_nowait`): later requests must not overtake
     /// it, so they take the mailbox too. Shared by the handle's running
-    /// and finished slots, so that finishing cannot lose it.
+    /// and finished entries, so that finishing cannot lose it.
     detour: Arc<AtomicBool>,
     way: Way,
 }
@@ -59,67 +53,17 @@ struct Slot {
 enum Way {
     Running(ActorRef<ProcessMsg>),
     Finished {
-        /// Behind an `Arc`: a running slot stays small, and a reader
-        /// shares it instead of copying it.
+        /// Behind an `Arc`: a reader shares it instead of copying it.
         snapshot: Arc<Snapshot>,
         /// A caller has been given the terminal snapshot (set once; the
         /// one who sets it tells the registry).
         seen: AtomicBool,
     },
-    /// The handle was removed; probing goes on past it.
-    Removed,
 }
 
-/// One generation of the table: a power of two of slots, probed linearly
-/// from the handle's sequence number. At most half of them are ever in use
-/// (live or removed), so a probe always ends at an empty slot.
-#[derive(Debug)]
-struct Slots {
-    mask: usize,
-    cells: Box<[ArcSwapOption<Slot>]>,
-}
-
-impl Slots {
-    fn new(len: usize) -> Self {
-        Slots {
-            mask: len - 1,
-            cells: (0..len).map(|_| ArcSwapOption::empty()).collect(),
-        }
-    }
-
-    fn start(&self, id: HandleId) -> usize {
-        // Sequence numbers are consecutive: neighbours land side by side.
-        (id.seq() as usize) & self.mask
-    }
-
-    /// `id`'s slot, loaded once, if it is in the table.
-    #[inline]
-    fn get(&self, id: HandleId) -> Option<Guard<Option<Arc<Slot>>>> {
-        let mut i = self.start(id);
-        for _ in 0..self.cells.len() {
-            let cell = self.cells[i].load();
-            match &*cell {
-                None => return None,
-                Some(slot) if slot.id == id => return Some(cell),
-                Some(_) => i = (i + 1) & self.mask,
-            }
-        }
-        None
-    }
-
-    /// The index of `id`'s slot, if it is in the table.
-    fn find(&self, id: HandleId) -> Option<usize> {
-        let mut i = self.start(id);
-        for _ in 0..self.cells.len() {
-            match &*self.cells[i].load() {
-                None => return None,
-                Some(slot) if slot.id == id => return Some(i),
-                Some(_) => i = (i + 1) & self.mask,
-            }
-        }
-        None
-    }
-}
+/// The map. Handle ids are not chosen by callers (the registry numbers
+/// them), so a fast unkeyed-quality hash is enough.
+type Map = papaya::HashMap<HandleId, Slot, foldhash::fast::RandomState>;
 
 /// Where a [`Registry`](crate::Registry) handle receives the registry's
 /// index: set once, by the registry, when it handles the handle's
@@ -127,30 +71,29 @@ impl Slots {
 pub(crate) type RoutesCell = Arc<OnceLock<Routes>>;
 
 /// The readers' side of the index: cheap to clone, every clone reads the
-/// same table. See the module docs.
+/// same map. See the module docs.
 #[derive(Clone)]
-pub(crate) struct Routes(Arc<ArcSwap<Slots>>);
+pub(crate) struct Routes(Arc<Map>);
 
 impl std::fmt::Debug for Routes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Not the table: a `Registry` in a log line must stay one line.
+        // Not the map: a `Registry` in a log line must stay one line.
         f.debug_struct("Routes")
-            .field("slots", &self.0.load().cells.len())
+            .field("handles", &self.0.len())
             .finish_non_exhaustive()
     }
 }
 
 impl Routes {
-    /// Where `id` is now, or `None` when the table does not hold it (or a
+    /// Where `id` is now, or `None` when the map does not hold it (or a
     /// caller sent a request about it that must not be overtaken): ask the
     /// registry. `observes`: the answer will be given to a waiting caller
     /// as the handle's status (poll, wait, kill), so a finished handle is
     /// marked seen.
     #[inline]
     pub(crate) fn get(&self, id: HandleId, observes: bool) -> Option<Route> {
-        let slots = self.0.load();
-        let cell = slots.get(id)?;
-        let slot = cell.as_ref()?;
+        let guard = self.0.guard();
+        let slot = self.0.get(&id, &guard)?;
         if slot.detour.load(Ordering::Acquire) {
             return None;
         }
@@ -165,116 +108,82 @@ impl Routes {
                     first_sight,
                 })
             }
-            Way::Removed => None,
         }
     }
 
     /// Sends every later request about `id` through the registry's
     /// mailbox, behind one just sent there without waiting for its answer.
     pub(crate) fn detour(&self, id: HandleId) {
-        let slots = self.0.load();
-        if let Some(cell) = slots.get(id)
-            && let Some(slot) = &*cell
-        {
+        if let Some(slot) = self.0.pin().get(&id) {
             slot.detour.store(true, Ordering::Release);
         }
     }
 }
 
 /// The writer's side of the index, owned by the registry actor: the only
-/// one that adds, finishes and removes handles. Every operation costs O(1)
-/// (amortised: the table is rebuilt, in O(its size), after as many
-/// insertions as it has slots over four).
+/// one that adds, finishes and removes handles.
 #[derive(Debug)]
 pub(crate) struct RouteBook {
     routes: Routes,
-    /// Handles in the table.
-    live: usize,
-    /// Slots not empty: live or removed.
-    used: usize,
-    /// The removed marker every removed slot shares.
-    removed: Arc<Slot>,
 }
 
 impl Default for RouteBook {
     fn default() -> Self {
         RouteBook {
-            routes: Routes(Arc::new(ArcSwap::from_pointee(Slots::new(MIN_SLOTS)))),
-            live: 0,
-            used: 0,
-            removed: Arc::new(Slot {
-                id: HandleId::MIN,
-                detour: Arc::default(),
-                way: Way::Removed,
-            }),
+            routes: Routes(Arc::new(Map::with_hasher(Default::default()))),
         }
     }
 }
 
 impl RouteBook {
-    /// A reader of this table.
+    /// A reader of this map.
     pub(crate) fn routes(&self) -> Routes {
         self.routes.clone()
     }
 
-    /// How many handles the table holds.
+    /// How many handles the map holds.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.live
+        self.routes.0.len()
     }
 
     /// Adds a running handle.
     pub(crate) fn insert(&mut self, id: HandleId, actor: ActorRef<ProcessMsg>) {
-        if (self.used + 1) * 2 > self.routes.0.load().cells.len() {
-            self.rebuild();
-        }
-        let slot = Arc::new(Slot {
-            id,
+        let slot = Slot {
             detour: Arc::default(),
             way: Way::Running(actor),
-        });
-        let slots = self.routes.0.load();
-        let mut i = slots.start(id);
-        loop {
-            let cell = &slots.cells[i];
-            match &*cell.load() {
-                None => {
-                    self.used += 1;
-                    break;
-                }
-                Some(old) if matches!(old.way, Way::Removed) => break,
-                Some(_) => i = (i + 1) & slots.mask,
-            }
-        }
-        slots.cells[i].store(Some(slot));
-        self.live += 1;
+        };
+        self.routes.0.pin().insert(id, slot);
     }
 
     /// Stores a handle's terminal snapshot in place of its actor.
     /// `seen`: a caller has already been given it.
     pub(crate) fn finish(&mut self, snapshot: &Snapshot, seen: bool) {
         let id = snapshot.handle_id;
-        let slots = self.routes.0.load();
-        if let Some(i) = slots.find(id)
-            && let Some(running) = &*slots.cells[i].load()
-        {
-            slots.cells[i].store(Some(Arc::new(Slot {
-                id,
-                detour: running.detour.clone(),
+        let map = self.routes.0.pin();
+        // The registry is the only writer: nothing changes the entry
+        // between this read and the insert.
+        let Some(detour) = map.get(&id).map(|running| running.detour.clone()) else {
+            return;
+        };
+        map.insert(
+            id,
+            Slot {
+                detour,
                 way: Way::Finished {
                     snapshot: Arc::new(snapshot.clone()),
                     seen: AtomicBool::new(seen),
                 },
-            })));
-        }
+            },
+        );
     }
 
     /// Records that a caller was given the handle's terminal snapshot.
     pub(crate) fn observe(&mut self, id: HandleId) {
-        let slots = self.routes.0.load();
-        if let Some(i) = slots.find(id)
-            && let Some(slot) = &*slots.cells[i].load()
-            && let Way::Finished { seen, .. } = &slot.way
+        if let Some(Slot {
+            way: Way::Finished { seen, .. },
+            ..
+        }) = self.routes.0.pin().get(&id)
         {
             seen.store(true, Ordering::Release);
         }
@@ -282,43 +191,12 @@ impl RouteBook {
 
     /// Forgets a handle.
     pub(crate) fn remove(&mut self, id: HandleId) {
-        let slots = self.routes.0.load();
-        if let Some(i) = slots.find(id) {
-            slots.cells[i].store(Some(self.removed.clone()));
-            self.live -= 1;
-        }
+        self.routes.0.pin().remove(&id);
     }
 
     /// Forgets every handle (the registry is stopping).
     pub(crate) fn clear(&mut self) {
-        self.routes.0.store(Arc::new(Slots::new(MIN_SLOTS)));
-        self.live = 0;
-        self.used = 0;
-    }
-
-    /// Moves the live handles to a new table with room for as many again
-    /// and more (or a smaller one, when most slots held removed handles).
-    /// Readers still probing the old table see it as it was when they
-    /// loaded it; nothing writes to it any more.
-    fn rebuild(&mut self) {
-        let len = (4 * (self.live + 1)).next_power_of_two().max(MIN_SLOTS);
-        let fresh = Slots::new(len);
-        let old = self.routes.0.load();
-        for cell in old.cells.iter() {
-            let Some(slot) = cell.load_full() else {
-                continue;
-            };
-            if matches!(slot.way, Way::Removed) {
-                continue;
-            }
-            let mut i = fresh.start(slot.id);
-            while fresh.cells[i].load().is_some() {
-                i = (i + 1) & fresh.mask;
-            }
-            fresh.cells[i].store(Some(slot));
-        }
-        self.routes.0.store(Arc::new(fresh));
-        self.used = self.live;
+        self.routes.0.pin().clear();
     }
 }
 
@@ -479,10 +357,6 @@ mod tests {
             assert_eq!(running(routes.get(*id, true)), n % 10 == 0, "handle {n}");
         }
         assert_eq!(book.len(), 500);
-        assert!(
-            routes.0.load().cells.len() <= 4096,
-            "the table shrank back after the churn"
-        );
         book.clear();
         assert!(routes.get(ids[0], true).is_none());
         actor.stop(None);
