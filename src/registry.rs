@@ -75,8 +75,9 @@ impl Drop for Handle {
     }
 }
 
-impl Handle {
-    fn new(actor: ActorRef<RegistryMsg>, stops_registry: bool) -> Registry {
+impl Registry {
+    /// A handle on `actor`; `stops_registry`: see [`Handle`].
+    fn wrap(actor: ActorRef<RegistryMsg>, stops_registry: bool) -> Registry {
         Registry {
             inner: Arc::new(Handle {
                 routes: ask_for_routes(&actor),
@@ -95,13 +96,13 @@ impl Registry {
         let (actor, _) = Actor::spawn(None, RegistryActor, config)
             .await
             .map_err(|err| Error::actor_start("registry", err))?;
-        Ok(Handle::new(actor, true))
+        Ok(Registry::wrap(actor, true))
     }
 
     /// Wraps a registry actor started elsewhere (for example linked under
     /// your own supervisor). Dropping the handle leaves the actor running.
     pub fn from_actor(actor: ActorRef<RegistryMsg>) -> Self {
-        Handle::new(actor, false)
+        Registry::wrap(actor, false)
     }
 
     /// The registry actor, for sending [`RegistryMsg`]s directly.
