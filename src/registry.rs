@@ -147,9 +147,10 @@ impl Registry {
     /// by its process actor without passing through the registry (see
     /// [the direct route](Self#the-direct-route)).
     pub async fn poll(&self, id: HandleId) -> Result<Snapshot> {
-        // The `Arc` of an answer that was not shared is unwrapped, not
-        // copied.
-        self.poll_shared(id).await.map(Arc::unwrap_or_clone)
+        let copy = |snapshot: &Arc<Snapshot>| Snapshot::clone(snapshot);
+        let to_registry = |tx| RegistryMsg::Poll(id, tx);
+        self.routed(id, "poll", copy, identity, ProcessMsg::Poll, to_registry)
+            .await
     }
 
     /// [`poll`](Self::poll), answered as a shared snapshot: the same
@@ -162,7 +163,7 @@ impl Registry {
         self.routed(
             id,
             "poll",
-            identity,
+            Arc::clone,
             Arc::new,
             ProcessMsg::Poll,
             to_registry,
@@ -177,8 +178,8 @@ impl Registry {
     /// Cancel safety: dropping the future abandons the wait only; the
     /// process is not affected.
     pub async fn wait(&self, id: HandleId, timeout: Option<Duration>) -> Result<WaitOutcome> {
-        let finished = |snapshot| WaitOutcome {
-            snapshot: Arc::unwrap_or_clone(snapshot),
+        let finished = |snapshot: &Arc<Snapshot>| WaitOutcome {
+            snapshot: Snapshot::clone(snapshot),
             timed_out: false,
         };
         let to_actor = |tx| ProcessMsg::Wait(timeout, tx);
@@ -192,7 +193,7 @@ impl Registry {
     pub async fn kill(&self, id: HandleId, request: KillRequest) -> Result<Snapshot> {
         let to_actor = |tx| ProcessMsg::Kill(request, tx);
         let to_registry = |tx| RegistryMsg::Kill(id, request, tx);
-        let finished = Arc::unwrap_or_clone;
+        let finished = |snapshot: &Arc<Snapshot>| Snapshot::clone(snapshot);
         self.routed(id, "kill", finished, identity, to_actor, to_registry)
             .await
     }
@@ -408,14 +409,18 @@ impl Registry {
     /// Where the index says `id` is, while the registry runs; `None`: ask
     /// the registry. Every caller observes what it is given.
     #[inline]
-    fn route(&self, id: HandleId) -> Option<Route> {
+    fn route<F>(
+        &self,
+        id: HandleId,
+        finished: impl FnOnce(&Arc<Snapshot>) -> F,
+    ) -> Option<Route<F>> {
         let routes = self.inner.routes.get()?;
         // A registry draining or stopped answers `RegistryUnavailable`, as
         // its mailbox does.
         if self.inner.actor.get_status() != ActorStatus::Running {
             return None;
         }
-        routes.get(id, true)
+        routes.get(id, true, finished)
     }
 
     /// Tells the registry, the first time, that a caller was given the
@@ -441,25 +446,26 @@ impl Registry {
     }
 
     /// A request about one handle (poll, wait, kill) the way the index
-    /// says: answered from a finished handle's snapshot (`finished`), sent
+    /// says: answered from a finished handle's snapshot (`finished`, given
+    /// the index's own, to share or copy), sent
     /// to a running handle's process actor, or else to the registry (their
     /// answer through `answered`).
     async fn routed<T: Send + 'static, U>(
         &self,
         id: HandleId,
         operation: &'static str,
-        finished: impl FnOnce(Arc<Snapshot>) -> U,
+        finished: impl FnOnce(&Arc<Snapshot>) -> U,
         answered: impl FnOnce(T) -> U,
         to_actor: impl FnOnce(RpcReplyPort<Result<T>>) -> ProcessMsg,
         to_registry: impl FnOnce(RpcReplyPort<Result<T>>) -> RegistryMsg,
     ) -> Result<U> {
-        let actor = match self.route(id) {
+        let actor = match self.route(id, finished) {
             Some(Route::Finished {
-                snapshot,
+                answer,
                 first_sight,
             }) => {
                 self.seen(id, first_sight);
-                return Ok(finished(snapshot));
+                return Ok(answer);
             }
             Some(Route::Running(actor)) => Some(actor),
             None => None,

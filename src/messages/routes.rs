@@ -18,23 +18,17 @@ use ractor::ActorRef;
 
 use super::{HandleId, ProcessMsg, Snapshot};
 
-/// What a reader learns about one handle.
-// Unboxed: a route is unpacked as soon as it is returned, and boxing the
-// snapshot would cost the hot path (a poll of a finished handle) an
-// allocation.
-#[allow(clippy::large_enum_variant)]
+/// What a reader learns about one handle: `F` is what it made of a
+/// finished handle's snapshot.
 #[derive(Debug)]
-pub(crate) enum Route {
+pub(crate) enum Route<F> {
     /// Running: its process actor answers for it.
     Running(ActorRef<ProcessMsg>),
-    /// Finished: its terminal snapshot, exactly as the registry holds it.
-    /// `first_sight`: this reader is the first to be given it (and asked
-    /// for it as an answer that observes), so it must tell the registry.
-    /// Shared: a look-up costs a reference count, not a copy.
-    Finished {
-        snapshot: Arc<Snapshot>,
-        first_sight: bool,
-    },
+    /// Finished: the answer made from its terminal snapshot, exactly as
+    /// the registry holds it. `first_sight`: this reader is the first to
+    /// be given it (and asked for it as an answer that observes), so it
+    /// must tell the registry.
+    Finished { answer: F, first_sight: bool },
 }
 
 /// One handle in the map.
@@ -89,9 +83,16 @@ impl Routes {
     /// caller sent a request about it that must not be overtaken): ask the
     /// registry. `observes`: the answer will be given to a waiting caller
     /// as the handle's status (poll, wait, kill), so a finished handle is
-    /// marked seen.
+    /// marked seen. A finished handle's answer is `finished` of its
+    /// snapshot, made while the entry is held: a caller that wants a copy
+    /// makes it from the map's own, without a reference count in between.
     #[inline]
-    pub(crate) fn get(&self, id: HandleId, observes: bool) -> Option<Route> {
+    pub(crate) fn get<F>(
+        &self,
+        id: HandleId,
+        observes: bool,
+        finished: impl FnOnce(&Arc<Snapshot>) -> F,
+    ) -> Option<Route<F>> {
         let guard = self.0.guard();
         let slot = self.0.get(&id, &guard)?;
         if slot.detour.load(Ordering::Acquire) {
@@ -104,7 +105,7 @@ impl Routes {
                 let first_sight =
                     observes && !seen.load(Ordering::Relaxed) && !seen.swap(true, Ordering::AcqRel);
                 Some(Route::Finished {
-                    snapshot: Arc::clone(snapshot),
+                    answer: finished(snapshot),
                     first_sight,
                 })
             }
@@ -240,7 +241,7 @@ mod tests {
         snapshot
     }
 
-    fn running(route: Option<Route>) -> bool {
+    fn running(route: Option<Route<Arc<Snapshot>>>) -> bool {
         matches!(route, Some(Route::Running(_)))
     }
 
@@ -250,28 +251,28 @@ mod tests {
         let routes = book.routes();
         let actor = actor().await;
         let id = HandleId::next(1);
-        assert!(routes.get(id, true).is_none());
+        assert!(routes.get(id, true, Arc::clone).is_none());
         book.insert(id, actor.clone());
-        assert!(running(routes.get(id, true)));
+        assert!(running(routes.get(id, true, Arc::clone)));
         book.finish(&finished(id), false);
         let Some(Route::Finished {
-            snapshot,
+            answer: snapshot,
             first_sight,
-        }) = routes.get(id, true)
+        }) = routes.get(id, true, Arc::clone)
         else {
             panic!("finished handle not found");
         };
         assert_eq!(snapshot.handle_id, id);
         assert!(first_sight, "the first caller to see it is told so");
         assert!(matches!(
-            routes.get(id, true),
+            routes.get(id, true, Arc::clone),
             Some(Route::Finished {
                 first_sight: false,
                 ..
             })
         ));
         book.remove(id);
-        assert!(routes.get(id, true).is_none());
+        assert!(routes.get(id, true, Arc::clone).is_none());
         assert_eq!(book.len(), 0);
         actor.stop(None);
     }
@@ -287,14 +288,14 @@ mod tests {
         book.finish(&finished(a), false);
         book.finish(&finished(b), false);
         assert!(matches!(
-            routes.get(a, false),
+            routes.get(a, false, Arc::clone),
             Some(Route::Finished {
                 first_sight: false,
                 ..
             })
         ));
         assert!(matches!(
-            routes.get(a, true),
+            routes.get(a, true, Arc::clone),
             Some(Route::Finished {
                 first_sight: true,
                 ..
@@ -303,7 +304,7 @@ mod tests {
         // Seen through the registry: nobody reading the table tells it again.
         book.observe(b);
         assert!(matches!(
-            routes.get(b, true),
+            routes.get(b, true, Arc::clone),
             Some(Route::Finished {
                 first_sight: false,
                 ..
@@ -321,12 +322,15 @@ mod tests {
         book.insert(id, actor.clone());
         book.insert(other, actor.clone());
         routes.detour(id);
-        assert!(routes.get(id, true).is_none());
+        assert!(routes.get(id, true, Arc::clone).is_none());
         // A release sent without waiting may still be queued behind the
         // end: the finished entry must not answer either.
         book.finish(&finished(id), false);
-        assert!(routes.get(id, true).is_none());
-        assert!(running(routes.get(other, true)), "only that handle");
+        assert!(routes.get(id, true, Arc::clone).is_none());
+        assert!(
+            running(routes.get(other, true, Arc::clone)),
+            "only that handle"
+        );
         actor.stop(None);
     }
 
@@ -339,7 +343,10 @@ mod tests {
         for id in &ids {
             book.insert(*id, actor.clone());
         }
-        assert!(ids.iter().all(|id| running(routes.get(*id, true))));
+        assert!(
+            ids.iter()
+                .all(|id| running(routes.get(*id, true, Arc::clone)))
+        );
         // Remove all but every tenth, then churn: removed slots are reused
         // or dropped at the next rebuild, and the rest stay found.
         for (n, id) in ids.iter().enumerate() {
@@ -351,14 +358,18 @@ mod tests {
             let id = HandleId::next(1);
             book.insert(id, actor.clone());
             book.remove(id);
-            assert!(routes.get(id, true).is_none());
+            assert!(routes.get(id, true, Arc::clone).is_none());
         }
         for (n, id) in ids.iter().enumerate() {
-            assert_eq!(running(routes.get(*id, true)), n % 10 == 0, "handle {n}");
+            assert_eq!(
+                running(routes.get(*id, true, Arc::clone)),
+                n % 10 == 0,
+                "handle {n}"
+            );
         }
         assert_eq!(book.len(), 500);
         book.clear();
-        assert!(routes.get(ids[0], true).is_none());
+        assert!(routes.get(ids[0], true, Arc::clone).is_none());
         actor.stop(None);
     }
 
@@ -386,7 +397,7 @@ mod tests {
                     let mut reads = 0u64;
                     while !done.load(Ordering::Relaxed) {
                         for id in &kept {
-                            assert!(running(routes.get(*id, true)), "lost {id}");
+                            assert!(running(routes.get(*id, true, Arc::clone)), "lost {id}");
                             reads += 1;
                         }
                     }
