@@ -57,9 +57,9 @@ const RAW_AFTER: Duration = Duration::from_secs(3);
 /// Descriptors kept for everything but the children (runtime, pipes to
 /// the server, the guard, libraries).
 const RESERVE_FDS: u64 = 512;
-/// Descriptors per child procward holds today (two pipes, the pidfd and
-/// the exit watcher's duplicate of it), until a step measures them.
-const ASSUMED_FDS_PER_CHILD: f64 = 4.0;
+/// Descriptors per child procward holds today (two pipes and the pidfd;
+/// the "descriptors per child" row checks it), until a step measures them.
+const ASSUMED_FDS_PER_CHILD: f64 = 3.0;
 /// The server's `--shutdown-grace-ms` (its default, given explicitly so
 /// that the shutdown target is computed from what the server ran with).
 const SHUTDOWN_GRACE_MS: u64 = 500;
