@@ -131,7 +131,17 @@ pub(crate) struct RouteBook {
 impl Default for RouteBook {
     fn default() -> Self {
         RouteBook {
-            routes: Routes(Arc::new(Map::with_hasher(Default::default()))),
+            routes: Routes(Arc::new(
+                papaya::HashMap::builder()
+                    .hasher(Default::default())
+                    // An entry the registry replaces or removes is freed
+                    // as soon as no reader holds it, not once a batch of
+                    // 32 has gathered: a finished entry holds the handle's
+                    // output, which a release must free. The cost is a
+                    // barrier per replacement (about 0.2 µs).
+                    .collector(seize::Collector::new().batch_size(1))
+                    .build(),
+            )),
         }
     }
 }

@@ -2,74 +2,12 @@
 //! its output is captured, procward holds no buffer of the burst's reader
 //! (a 256 KiB block) beyond the kept output itself.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use procward::{KillRequest, Registry, RegistryConfig, SpawnRequest};
 
-/// Allocations at least this large: a reader's block (256 KiB), never the
-/// 64 KiB of output the test's child prints, nor its copy in the capture.
-const LARGE: usize = 192 * 1024;
-
-/// Live allocations of at least [`LARGE`] bytes, in this whole process.
-static LIVE_LARGE: AtomicIsize = AtomicIsize::new(0);
-
-/// The system allocator, counting the large allocations alive.
-struct CountingLarge;
-
-fn count(size: usize, sign: isize) {
-    if size >= LARGE {
-        LIVE_LARGE.fetch_add(sign, Relaxed);
-    }
-}
-
-// SAFETY: every call is passed to `System` unchanged; the counter is an
-// atomic and allocates nothing.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for CountingLarge {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size(), 1);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        count(layout.size(), -1);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count(layout.size(), 1);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(layout.size(), -1);
-        count(new_size, 1);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingLarge = CountingLarge;
-
-/// Waits until `done` holds, or `within` passes; whether it held.
-async fn eventually(within: Duration, mut done: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if done().await {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+use crate::{LIVE_LARGE, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quiet_handle_holds_no_read_block() {
