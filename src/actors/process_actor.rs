@@ -127,7 +127,7 @@ impl Actor for ProcessActor {
         } = args.spawned;
         // On any error below, `child` is dropped: its group is killed and it
         // is reaped, so a failed start leaks nothing.
-        let exited = child.exited()?;
+        let exited = child.exit_watch()?;
         let mut tasks = Vec::with_capacity(2);
         let (drain_now, drain_rx) = oneshot::channel();
         tasks.push(tokio::spawn(run_io(
