@@ -95,7 +95,7 @@ struct Waiter {
 /// ractor's own ports: what every process needs is here, what only some
 /// need (a caller waiting, a piped stdin, a timer) is in [`Extras`], made
 /// on first use. A quiet `sleep` then costs a 896-byte task cell instead
-/// of 1,152 (docs/performance.md).
+/// of 1,152 (measured by the `memory` bench group).
 pub(crate) struct ProcessState {
     lifecycle: Lifecycle,
     child: ChildProcess,
