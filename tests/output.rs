@@ -19,6 +19,7 @@ mod support {
 mod output {
     mod cap;
     mod capture_live;
+    mod quiet_then_writing;
     mod subscribe;
     mod subscribe_at_spawn;
     mod truncation;

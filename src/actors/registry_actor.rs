@@ -18,7 +18,7 @@ use ractor::{
 };
 
 use super::handle_table::{EntryState, HandleTable, Owner, RunningActor, running_summary};
-use super::process_actor::{ProcessActor, ProcessArgs};
+use super::process_actor::{ProcessActor, ProcessArgs, ProcessSettings};
 use super::receipts::{Receipt, ReceiptState, Receipts};
 use super::subscribers::exit_only;
 use crate::config::{CgroupMode, RegistryConfig};
@@ -93,6 +93,8 @@ pub struct RegistryState {
     /// The registry's own cgroup, parent of one cgroup per spawn, under
     /// cgroup containment.
     cgroup: Option<RegistryCgroup>,
+    /// What every process actor of this registry reads, shared by all.
+    process_settings: Arc<ProcessSettings>,
 }
 
 /// A spawn waiting in the queue for a place.
@@ -146,7 +148,7 @@ impl Actor for RegistryActor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<RegistryMsg>,
+        myself: ActorRef<RegistryMsg>,
         config: RegistryConfig,
     ) -> Result<RegistryState, ActorProcessingErr> {
         config.validate()?;
@@ -169,7 +171,15 @@ impl Actor for RegistryActor {
         } else {
             None
         };
+        let process_settings = Arc::new(ProcessSettings {
+            drain_grace: config.drain_grace,
+            kill_grace: config.kill_grace,
+            reap_orphans: config.reap_orphans,
+            clock: config.clock.clone(),
+            registry: myself,
+        });
         Ok(RegistryState {
+            process_settings,
             receipts: Receipts::new(config.max_receipts),
             config,
             table: HandleTable::default(),
@@ -816,12 +826,8 @@ impl RegistryState {
             command: command.clone(),
             owner: owner.clone(),
             started_at,
-            drain_grace: self.config.drain_grace,
-            kill_grace: self.config.kill_grace,
-            reap_orphans: self.config.reap_orphans,
-            escapee_token,
-            clock: self.config.clock.clone(),
-            registry: myself.clone(),
+            escapee_token: escapee_token.map(String::into_boxed_str),
+            settings: self.process_settings.clone(),
         };
         let args = ProcessArgs {
             spawned,

@@ -306,6 +306,29 @@ fn register_pidfd(pidfd: OwnedFd) -> Result<AsyncFd<OwnedFd>, (OwnedFd, io::Erro
         .map_err(|err| err.into_parts())
 }
 
+/// Resolves once the child has exited ([`ChildProcess::exit_watch`]).
+///
+/// It polls the pidfd's readiness with `poll_read_ready`, whose waker slot
+/// holds one task: only one task may poll it (the I/O task). Others use
+/// [`ChildProcess::exited`], which waits in the readiness's waiter list.
+#[derive(Debug)]
+pub(crate) struct ExitWatch(Arc<AsyncFd<OwnedFd>>);
+
+impl Future for ExitWatch {
+    type Output = io::Result<()>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        // The readiness is kept: a pidfd stays readable once its process
+        // exited, and `exited` must see it too.
+        self.0
+            .poll_read_ready(cx)
+            .map_ok(|mut guard| guard.retain_ready())
+    }
+}
+
 /// The one owner of a child's pid: it signals the child's group while the
 /// child is unreaped and reaps it exactly once.
 ///
@@ -414,6 +437,18 @@ impl ChildProcess {
             watched.readable().await?.retain_ready();
             Ok(())
         })
+    }
+
+    /// The same as [`exited`](Self::exited), as a future of one pointer
+    /// that holds no waiter of its own: the I/O task polls it by hand, so a
+    /// running process does not carry a readiness future for its exit.
+    pub(crate) fn exit_watch(&self) -> io::Result<ExitWatch> {
+        match &self.pidfd {
+            Some(Pidfd::Watched(watched)) => Ok(ExitWatch(watched.clone())),
+            _ => Err(io::Error::other(
+                "the child is already reaped, or its pidfd is not registered",
+            )),
+        }
     }
 
     /// How the child ended, without reaping it; `None` while it runs.
