@@ -304,16 +304,19 @@ impl Actor for RegistryActor {
         state: &mut RegistryState,
     ) -> Result<(), ActorProcessingErr> {
         // Never stop because a child did (ractor's default would).
-        let (cell, reason) = match event {
-            SupervisionEvent::ActorFailed(cell, err) => (cell, err.to_string()),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                (cell, reason.unwrap_or_else(|| "stopped".to_owned()))
-            }
-            _ => return Ok(()),
-        };
         // A process actor that ends after reporting its handle terminal is
-        // the normal case: it is no longer running anywhere.
-        state.on_actor_gone(cell.get_id(), &reason);
+        // the normal case (one per process): it is no longer running
+        // anywhere, and its end costs no text.
+        match event {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                state.on_actor_gone(cell.get_id(), || err.to_string())
+            }
+            SupervisionEvent::ActorTerminated(cell, _, reason) => state
+                .on_actor_gone(cell.get_id(), || {
+                    reason.unwrap_or_else(|| "stopped".to_owned())
+                }),
+            _ => {}
+        }
         Ok(())
     }
 
@@ -553,10 +556,15 @@ impl RegistryState {
         None
     }
 
-    fn on_actor_gone(&mut self, actor: ActorId, reason: &str) {
-        let failure = format!("the process actor ended unexpectedly: {reason}");
+    /// A process actor ended. If its handle is still running (or pending
+    /// as a receipt), the actor died without finishing: the handle turns
+    /// terminal as `killed`, with `reason` (built only then) as its
+    /// failure.
+    fn on_actor_gone(&mut self, actor: ActorId, reason: impl FnOnce() -> String) {
         let containment = self.containment();
         if let Some(id) = self.table.running_handle(&actor) {
+            let reason = reason();
+            let failure = format!("the process actor ended unexpectedly: {reason}");
             tracing::error!(handle = %id, %reason, "process actor ended without finishing; its tree was killed");
             if let Some(entry) = self.table.get(&id) {
                 let snapshot = failed_snapshot(
@@ -569,6 +577,8 @@ impl RegistryState {
                 self.table.finish(snapshot, false);
             }
         } else if let Some(id) = self.receipts.find_pending(|a| a.get_id() == actor) {
+            let reason = reason();
+            let failure = format!("the process actor ended unexpectedly: {reason}");
             tracing::error!(handle = %id, %reason, "evicted process actor ended without finishing");
             if let Some(receipt) = self.receipts.get_mut(&id) {
                 let snapshot = failed_snapshot(

@@ -70,6 +70,37 @@ pub(crate) struct RawSpawned {
 }
 
 impl RawSpawned {
+    /// A forked child with our ends of its pipes, which are made
+    /// non-blocking here, on the spawner thread, so that
+    /// [`register`](Self::register) has only the reactor's registration
+    /// left to do on the runtime (tokio's checked conversion would add a
+    /// `fstat` and a read of the flags per pipe there). On error the child
+    /// is dropped: killed and reaped.
+    fn new(
+        child: ChildProcess,
+        stdin: Option<OwnedFd>,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    ) -> Result<RawSpawned, Error> {
+        for pipe in stdin.iter().chain([&stdout, &stderr]) {
+            // Our ends were made by `pipe2` with no status flag but
+            // close-on-exec (a descriptor flag), so setting the status
+            // flags to non-blocking alone changes nothing else.
+            rustix::fs::fcntl_setfl(pipe, rustix::fs::OFlags::NONBLOCK).map_err(|errno| {
+                Error::Os {
+                    operation: "making the child's pipes non-blocking".into(),
+                    source: io::Error::from(errno).into(),
+                }
+            })?;
+        }
+        Ok(RawSpawned {
+            child,
+            stdin,
+            stdout,
+            stderr,
+        })
+    }
+
     /// Registers the pipes and the pidfd with the current tokio runtime's
     /// reactor. Must run inside a runtime. On error the child is dropped:
     /// killed and reaped.
@@ -84,18 +115,25 @@ impl RawSpawned {
             operation: "registering the child's pidfd".into(),
             source: source.into(),
         })?;
+        // Each descriptor is our end of a pipe we made, in the right
+        // direction, and non-blocking since `new`: what the unchecked
+        // conversions leave to us.
         let receiver = |fd| {
-            pipe::Receiver::from_owned_fd(fd).map_err(|source| Error::Os {
+            pipe::Receiver::from_owned_fd_unchecked(fd).map_err(|source| Error::Os {
                 operation: "registering the child's pipes".into(),
                 source: source.into(),
             })
         };
         let stdin = match stdin {
             None => None,
-            Some(fd) => Some(pipe::Sender::from_owned_fd(fd).map_err(|source| Error::Os {
-                operation: "registering the child's stdin pipe".into(),
-                source: source.into(),
-            })?),
+            Some(fd) => {
+                Some(
+                    pipe::Sender::from_owned_fd_unchecked(fd).map_err(|source| Error::Os {
+                        operation: "registering the child's stdin pipe".into(),
+                        source: source.into(),
+                    })?,
+                )
+            }
         };
         Ok(Spawned {
             stdout: receiver(stdout)?,
@@ -157,16 +195,17 @@ fn command(req: &SpawnRequest) -> Result<std::process::Command, Error> {
 /// after the fork instead. On a failure the cgroup is removed.
 fn spawn_into(req: &SpawnRequest, cgroup: &std::path::Path) -> Result<Option<RawSpawned>, Error> {
     match super::fork_into::fork_into(req, Some(cgroup)) {
-        Ok(Some(forked)) => Ok(Some(RawSpawned {
-            child: ChildProcess {
+        Ok(Some(forked)) => RawSpawned::new(
+            ChildProcess {
                 pid: forked.pid,
                 pidfd: Some(Pidfd::Raw(forked.pidfd)),
                 cgroup: Some(cgroup.to_owned()),
             },
-            stdin: forked.stdin,
-            stdout: forked.stdout,
-            stderr: forked.stderr,
-        })),
+            forked.stdin,
+            forked.stdout,
+            forked.stderr,
+        )
+        .map(Some),
         Ok(None) => Ok(None),
         Err(source) => {
             // The child never ran the program and was reaped: the cgroup
@@ -268,12 +307,7 @@ pub(crate) fn spawn(
             source: io::Error::other("stdout or stderr was not piped").into(),
         });
     };
-    Ok(RawSpawned {
-        child,
-        stdin,
-        stdout,
-        stderr,
-    })
+    RawSpawned::new(child, stdin, stdout, stderr)
 }
 
 /// A child's pidfd: plain until [`ChildProcess::watch`] registers it with
@@ -595,5 +629,56 @@ pub(crate) struct DroppedChild(Pidfd);
 impl AsFd for DroppedChild {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Waits for the child to exit, then reaps it: its exit code.
+    fn reap(child: &mut ChildProcess) -> Option<i32> {
+        child
+            .wait_with(WaitIdOptions::EXITED | WaitIdOptions::NOWAIT)
+            .expect("waitid")
+            .expect("an exit");
+        let (exit, _) = child.reap().expect("wait4").expect("exited");
+        exit.code
+    }
+
+    #[test]
+    fn our_pipe_ends_are_non_blocking_and_the_childs_are_not() {
+        // The child's ends are other open files of the same pipes: a
+        // program reading its stdin must still block, not get EAGAIN.
+        let req = SpawnRequest::shell(
+            "for fd in 0 1 2; do grep '^flags' /proc/$$/fdinfo/$fd; done; printf y >&2",
+        )
+        .stdin(Stdin::Pipe);
+        let mut raw = spawn(&req, None).expect("spawn");
+        let ours = [
+            raw.stdin.as_ref().expect("stdin piped"),
+            &raw.stdout,
+            &raw.stderr,
+        ];
+        for pipe in ours {
+            let flags = rustix::fs::fcntl_getfl(pipe).expect("F_GETFL");
+            assert!(flags.contains(rustix::fs::OFlags::NONBLOCK), "{flags:?}");
+        }
+        assert_eq!(reap(&mut raw.child), Some(0));
+        let mut buf = [0u8; 256];
+        let n = rustix::io::read(&raw.stdout, &mut buf).expect("read stdout");
+        let theirs = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let flags: Vec<u32> = theirs
+            .lines()
+            .map(|line| {
+                let octal = line.split_whitespace().last().expect("flags: <octal>");
+                u32::from_str_radix(octal, 8).expect("octal flags")
+            })
+            .collect();
+        assert_eq!(flags.len(), 3, "{theirs}");
+        let nonblock = rustix::fs::OFlags::NONBLOCK.bits();
+        assert!(flags.iter().all(|f| f & nonblock == 0), "{theirs}");
+        let n = rustix::io::read(&raw.stderr, &mut buf).expect("read stderr");
+        assert_eq!(&buf[..n], b"y");
     }
 }
