@@ -1,7 +1,7 @@
 //! Receipts: what is left of evicted handles, so that poll, wait and kill
 //! still answer for them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::handle_table::Owner;
 use crate::messages::{HandleId, HandleSummary, ListFilter, Snapshot};
@@ -27,12 +27,17 @@ pub(crate) struct Receipt<R> {
 }
 
 /// The receipts of one registry, at most `cap` of them; the oldest goes
-/// first. Every operation is O(log n) but owner-wide ones, which scan.
+/// first. Every operation is O(log n) but owner-wide ones, which scan, and
+/// [`find_pending`](Self::find_pending), which looks only at the receipts
+/// still pending (none, unless handles were evicted while running).
 #[derive(Debug)]
 pub(crate) struct Receipts<R> {
     cap: usize,
     map: HashMap<HandleId, Receipt<R>>,
     order: BTreeSet<HandleId>,
+    /// The receipts in [`ReceiptState::Pending`]: a pending one turns
+    /// `Done` only through [`settle`](Self::settle).
+    pending: HashSet<HandleId>,
 }
 
 impl<R> Receipts<R> {
@@ -41,6 +46,7 @@ impl<R> Receipts<R> {
             cap,
             map: HashMap::new(),
             order: BTreeSet::new(),
+            pending: HashSet::new(),
         }
     }
 
@@ -52,8 +58,24 @@ impl<R> Receipts<R> {
         self.map.get(id)
     }
 
-    pub(crate) fn get_mut(&mut self, id: &HandleId) -> Option<&mut Receipt<R>> {
-        self.map.get_mut(id)
+    /// Records that a caller was given the receipt's terminal status.
+    pub(crate) fn observe(&mut self, id: &HandleId) {
+        if let Some(receipt) = self.map.get_mut(id) {
+            receipt.observed = true;
+        }
+    }
+
+    /// A pending receipt's handle ended with `snapshot` (already without
+    /// output); `observed`: a caller was given it. A receipt that is not
+    /// pending is left as it is.
+    pub(crate) fn settle(&mut self, id: &HandleId, snapshot: Snapshot, observed: bool) {
+        if self.pending.remove(id)
+            && let Some(receipt) = self.map.get_mut(id)
+        {
+            receipt.summary.status = snapshot.status;
+            receipt.observed |= observed;
+            receipt.state = ReceiptState::Done(Box::new(snapshot));
+        }
     }
 
     /// Adds a receipt and returns those pushed out by the cap (all of them,
@@ -61,12 +83,16 @@ impl<R> Receipts<R> {
     pub(crate) fn insert(&mut self, receipt: Receipt<R>) -> Vec<Receipt<R>> {
         let id = receipt.summary.handle_id;
         self.order.insert(id);
+        if matches!(receipt.state, ReceiptState::Pending(_)) {
+            self.pending.insert(id);
+        }
         self.map.insert(id, receipt);
         let mut dropped = Vec::new();
         while self.map.len() > self.cap {
             let Some(oldest) = self.order.pop_first() else {
                 break;
             };
+            self.pending.remove(&oldest);
             if let Some(receipt) = self.map.remove(&oldest) {
                 dropped.push(receipt);
             }
@@ -76,6 +102,7 @@ impl<R> Receipts<R> {
 
     pub(crate) fn remove(&mut self, id: &HandleId) -> Option<Receipt<R>> {
         self.order.remove(id);
+        self.pending.remove(id);
         self.map.remove(id)
     }
 
@@ -88,11 +115,12 @@ impl<R> Receipts<R> {
             .collect()
     }
 
-    /// The receipt whose pending actor matches.
+    /// The pending receipt whose actor matches. Looks at the pending
+    /// receipts only: every process actor's end asks, and most registries
+    /// have none.
     pub(crate) fn find_pending(&self, mut is_it: impl FnMut(&R) -> bool) -> Option<HandleId> {
-        self.map.iter().find_map(|(id, r)| match &r.state {
-            ReceiptState::Pending(actor) if is_it(actor) => Some(*id),
-            _ => None,
+        self.pending.iter().copied().find(|id| {
+            matches!(self.map.get(id), Some(Receipt { state: ReceiptState::Pending(actor), .. }) if is_it(actor))
         })
     }
 
@@ -163,5 +191,41 @@ mod tests {
         assert!(receipts.all_of(&Some("a".into())).is_empty());
         assert_eq!(receipts.len(), 1);
         assert!(receipts.find_pending(|_| true).is_some());
+    }
+
+    #[test]
+    fn only_pending_receipts_are_found_and_settling_ends_that() {
+        let mut receipts = Receipts::new(2);
+        let pending = receipt(None);
+        let pending_id = pending.summary.handle_id;
+        receipts.insert(pending);
+        let mut done = receipt(None);
+        done.state = ReceiptState::Done(Box::new(finished(done.summary.handle_id)));
+        receipts.insert(done);
+        assert_eq!(receipts.find_pending(|_| true), Some(pending_id));
+        receipts.settle(&pending_id, finished(pending_id), true);
+        assert_eq!(receipts.find_pending(|_| true), None);
+        let settled = receipts.get(&pending_id).expect("kept");
+        assert!(matches!(settled.state, ReceiptState::Done(_)));
+        assert!(settled.observed);
+        // A pending receipt pushed out by the cap is not found either.
+        receipts.insert(receipt(None));
+        receipts.insert(receipt(None));
+        receipts.insert(receipt(None));
+        assert_eq!(receipts.len(), 2);
+        assert_eq!(receipts.pending.len(), 2);
+    }
+
+    fn finished(id: HandleId) -> Snapshot {
+        let mut snapshot = Snapshot::started(
+            id,
+            1,
+            "x".into(),
+            OffsetDateTime::UNIX_EPOCH,
+            None,
+            crate::messages::Containment::ProcessGroup,
+        );
+        snapshot.status = Status::Exited;
+        snapshot
     }
 }

@@ -518,9 +518,7 @@ impl RegistryState {
     fn observe(&mut self, id: HandleId) {
         self.table.observe(id);
         self.routes.observe(id);
-        if let Some(receipt) = self.receipts.get_mut(&id) {
-            receipt.observed = true;
-        }
+        self.receipts.observe(&id);
     }
 
     /// Handles a report; the number of a forked spawn is handed back to
@@ -541,12 +539,8 @@ impl RegistryState {
                 let id = snapshot.handle_id;
                 if self.table.finish((*snapshot).clone(), observed).is_some() {
                     self.routes.finish(&snapshot, observed);
-                } else if let Some(receipt) = self.receipts.get_mut(&id)
-                    && matches!(receipt.state, ReceiptState::Pending(_))
-                {
-                    receipt.summary.status = snapshot.status;
-                    receipt.observed |= observed;
-                    receipt.state = ReceiptState::Done(Box::new(snapshot.into_receipt()));
+                } else {
+                    self.receipts.settle(&id, snapshot.into_receipt(), observed);
                 }
                 // Answer what is queued for it, then stop. Also for a handle
                 // released or expired meanwhile: its actor must not linger.
@@ -580,7 +574,7 @@ impl RegistryState {
             let reason = reason();
             let failure = format!("the process actor ended unexpectedly: {reason}");
             tracing::error!(handle = %id, %reason, "evicted process actor ended without finishing");
-            if let Some(receipt) = self.receipts.get_mut(&id) {
+            if let Some(receipt) = self.receipts.get(&id) {
                 let snapshot = failed_snapshot(
                     &receipt.summary,
                     failure,
@@ -588,8 +582,7 @@ impl RegistryState {
                     containment,
                 )
                 .into_receipt();
-                receipt.summary.status = snapshot.status;
-                receipt.state = ReceiptState::Done(Box::new(snapshot));
+                self.receipts.settle(&id, snapshot, false);
             }
         }
     }
