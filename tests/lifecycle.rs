@@ -23,6 +23,7 @@ mod lifecycle {
     mod concurrent_spawns;
     mod drain_grace;
     mod external_signal;
+    mod kill_escapee_output;
     mod kill_tree;
     mod pending_wait_kill;
     mod process_actor_failure;
