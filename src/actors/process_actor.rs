@@ -138,6 +138,11 @@ impl ProcessState {
         self.extras.get_or_insert_with(Box::default)
     }
 
+    /// The published snapshot's watch, if someone asked for one.
+    fn watch(&self) -> Option<&SnapshotWatch> {
+        self.extras.as_ref()?.watch.as_ref()
+    }
+
     /// A timer or the sweep, aborted when terminal.
     fn add_task(&mut self, task: JoinHandle<()>) {
         self.extras().tasks.push(task);
@@ -408,7 +413,7 @@ impl ProcessActor {
 
     /// The handle's watch, made now if nobody asked before.
     fn watch(&self, state: &mut ProcessState) -> SnapshotWatch {
-        if let Some(watch) = state.extras.as_ref().and_then(|e| e.watch.as_ref()) {
+        if let Some(watch) = state.watch() {
             return watch.clone();
         }
         let watch = SnapshotWatch::new(self.snapshot(state));
@@ -418,9 +423,9 @@ impl ProcessActor {
 
     /// Publishes the current snapshot to the watch, if there is one.
     fn publish(&self, state: &mut ProcessState) {
-        if state.extras.as_ref().is_some_and(|e| e.watch.is_some()) {
+        if state.watch().is_some() {
             let snapshot = self.snapshot(state);
-            if let Some(watch) = state.extras.as_ref().and_then(|e| e.watch.as_ref()) {
+            if let Some(watch) = state.watch() {
                 watch.publish(snapshot);
             }
         }
